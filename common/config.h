@@ -1,0 +1,68 @@
+/* config: the postroom.conf parser ("key = value", # comments). Unknown keys
+   and bad values are errors naming file and line. config_parse() is pure
+   (no I/O) so it can be fuzzed. */
+#ifndef POSTROOM_CONFIG_H
+#define POSTROOM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config {
+	char *path;                 /* the file read; owned */
+	char *hostname;             /* default: gethostname() at load time */
+	char *data_dir;             /* default /var/lib/postroom */
+	char *tls_cert, *tls_key;   /* NULL: no TLS */
+	char *user;                 /* NULL: do not drop privileges */
+
+	/* Listen lists, verbatim ("0.0.0.0:25, [::]:25"); "" or NULL = off.
+	   Validated by config_parse (listen_list_parse). */
+	char *smtp_listen, *submission_listen, *smtps_listen;
+	char *pop3_listen, *pop3s_listen;
+	char *imap_listen, *imaps_listen;
+
+	uint64_t max_message_size;      /* default 50M */
+	bool allow_plaintext_auth;      /* default no */
+	bool log_debug;                 /* log_level = info|debug */
+
+	unsigned max_connections;       /* per daemon, default 1000 */
+	unsigned max_connections_per_ip;/* default 100 */
+	unsigned max_recipients;        /* per message, default 1000 */
+	unsigned worker_threads;        /* default 8 */
+
+	double preauth_timeout;         /* before login, default 60s */
+	double smtp_timeout;            /* default 300s (RFC 5321 4.5.3.2) */
+	double pop3_timeout;            /* default 600s (RFC 1939) */
+	double imap_timeout;            /* authenticated, default 30m */
+	double imap_idle_timeout;       /* in IDLE, default 30m */
+};
+
+/* Sets every field to its default (strings NULL except data_dir and
+   hostname). */
+void config_init(struct config *cfg);
+void config_free(struct config *cfg);
+
+/* Parses text[0..len) into cfg (which config_init prepared). name is used in
+   error messages. Returns 0, or -1 with "NAME:LINE: reason" in err. */
+int config_parse(struct config *cfg, const char *text, size_t len,
+    const char *name, char *err, size_t errlen);
+
+/* Reads and parses a file (config_init first is done here). 0 or -1 with
+   err. */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* The file to read: cli_path if not NULL, else $POSTROOM_CONF, else
+   /etc/postroom/postroom.conf. Borrowed. */
+const char *config_default_path(const char *cli_path);
+
+/* One host:port of a listen list. */
+struct listen_addr {
+	char host[64];      /* "0.0.0.0", "::", "127.0.0.1", "localhost" */
+	char port[8];
+};
+/* Parses "a:1, [::1]:2"; empty or NULL gives *n_r = 0. Owned array in
+   *addrs_r (free()). 0 or -1 with err. Pure. */
+int listen_list_parse(const char *s, struct listen_addr **addrs_r, size_t *n_r,
+    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Postroom needs (as root) or prints the exact
+# apt-get line to run. Usage: deps.sh build|test|bench
+set -euo pipefail
+BUILD_PKGS="gcc make pkg-config libev-dev libssl-dev liblmdb-dev libsodium-dev zlib1g-dev openssl"
+TEST_PKGS="$BUILD_PKGS clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest swaks curl fetchmail isync getmail6 lmdb-utils procps"
+BENCH_PKGS="$BUILD_PKGS procps"
+case "${1:-build}" in
+  build) want=$BUILD_PKGS ;;
+  test)  want=$TEST_PKGS ;;
+  bench) want=$BENCH_PKGS ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+missing=()
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+else
+  echo "deps: missing Debian packages. Run:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi

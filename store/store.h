@@ -1,0 +1,315 @@
+/* store: the mail store. One LMDB environment (data_dir/index) holds domains,
+   users, aliases, mailboxes and message records; bodies are immutable
+   maildir files under data_dir/mail/DOMAIN/LOCAL/<mailbox-id>/cur, stored
+   with CRLF line ends so that a message's size is its file's size.
+   Every function is thread-safe and may block (disk, fsync, LMDB write
+   lock): daemons call the writing ones from worker threads only. Errors come
+   back as enum store_err with detail in store_last_error() (per thread).
+   The store never logs above debug and never exits. */
+#ifndef POSTROOM_STORE_H
+#define POSTROOM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_ENOTFOUND,   /* no such user / mailbox / message / domain */
+	STORE_EEXISTS,     /* already exists; also: lock held (IN-USE) */
+	STORE_EPERM,       /* not allowed (bad name, non-local domain, INBOX delete) */
+	STORE_EQUOTA,      /* over quota */
+	STORE_ELIMIT,      /* a store limit (keywords per mailbox, name length) */
+	STORE_ETEMP,       /* temporary: disk full, I/O error, map full; retry */
+	STORE_ECORRUPT,    /* index and files disagree in a way we cannot fix */
+	STORE_EINTERNAL,
+};
+
+#define STORE_ADDRESS_MAX      254
+#define STORE_MAILBOX_NAME_MAX 255    /* bytes of UTF-8 */
+#define STORE_MAX_KEYWORDS     26     /* per mailbox: mirrored as a-z in file names */
+#define STORE_KEYWORD_MAX      64
+
+/* System flags (\Recent is per session, not stored). */
+enum store_flag {
+	STORE_F_SEEN     = 1 << 0,
+	STORE_F_ANSWERED = 1 << 1,
+	STORE_F_FLAGGED  = 1 << 2,
+	STORE_F_DELETED  = 1 << 3,
+	STORE_F_DRAFT    = 1 << 4,
+};
+
+/* RFC 6154 special-use attributes of a mailbox. */
+enum store_special_use {
+	STORE_SU_ALL     = 1 << 0,
+	STORE_SU_ARCHIVE = 1 << 1,
+	STORE_SU_DRAFTS  = 1 << 2,
+	STORE_SU_FLAGGED = 1 << 3,
+	STORE_SU_JUNK    = 1 << 4,
+	STORE_SU_SENT    = 1 << 5,
+	STORE_SU_TRASH   = 1 << 6,
+};
+
+struct store;
+
+/* Opens (creating if need be) the store under data_dir. Several processes
+   may open the same data_dir at once. Owned; close with store_close. */
+enum store_err store_open(const char *data_dir, struct store **st_r);
+void store_close(struct store **st);
+/* Detail of this thread's last error. Borrowed, valid until the next call. */
+const char *store_last_error(void);
+const char *store_err_str(enum store_err e);
+
+/* ---- domains, users, aliases (mailctl; also read by the daemons) ---- */
+
+struct store_user {
+	uint32_t id;
+	char address[STORE_ADDRESS_MAX + 1];   /* lowercase local@domain */
+	uint64_t quota;                        /* bytes, 0 = unlimited */
+	uint64_t used;                         /* bytes of mail stored */
+};
+
+/* Each callback returns 0 to go on, non-zero to stop. */
+typedef int store_str_cb(void *arg, const char *a, const char *b);
+
+enum store_err store_domain_add(struct store *st, const char *domain);
+/* Fails with STORE_EPERM while users or aliases of the domain exist. */
+enum store_err store_domain_del(struct store *st, const char *domain);
+enum store_err store_domain_list(struct store *st, store_str_cb *cb, void *arg);
+bool store_domain_is_local(struct store *st, const char *domain);
+
+/* pw_hash: an Argon2id string from pw_hash() (auth.h). Creates the maildir
+   and INBOX, Drafts, Sent, Trash, Junk, Archive (with special-use).
+   STORE_EPERM if the domain is not local or the local part is invalid
+   ([a-z0-9._-], no leading dot), STORE_EEXISTS if taken by a user or alias. */
+enum store_err store_user_add(struct store *st, const char *address,
+    const char *pw_hash, uint64_t quota, struct store_user *user_r);
+enum store_err store_user_set_password(struct store *st, const char *address,
+    const char *pw_hash);
+enum store_err store_user_set_quota(struct store *st, const char *address,
+    uint64_t quota);
+/* Removes the user, its index entries and its maildir. */
+enum store_err store_user_del(struct store *st, const char *address);
+enum store_err store_user_get(struct store *st, const char *address,
+    struct store_user *user_r);
+enum store_err store_user_get_by_id(struct store *st, uint32_t id,
+    struct store_user *user_r);
+/* cb(arg, address, NULL) for each user, of one domain if domain != NULL. */
+enum store_err store_user_list(struct store *st, const char *domain,
+    store_str_cb *cb, void *arg);
+
+/* Looks up the user and checks the password (Argon2id, slow: worker thread
+   only). Unknown users cost the same time. STORE_ENOTFOUND for an unknown
+   user or a wrong password alike. */
+enum store_err store_authenticate(struct store *st, const char *address,
+    const char *password, struct store_user *user_r);
+
+/* targets: comma-separated local addresses (users or other aliases).
+   STORE_EEXISTS if a user or alias has that address already. */
+enum store_err store_alias_add(struct store *st, const char *alias,
+    const char *targets);
+enum store_err store_alias_del(struct store *st, const char *alias);
+/* cb(arg, alias, targets). */
+enum store_err store_alias_list(struct store *st, store_str_cb *cb, void *arg);
+
+/* Resolves a recipient: case-insensitive, "user+tag@domain" as
+   "user@domain", aliases expanded recursively (depth 8). STORE_OK with an
+   owned array of unique user ids; STORE_ENOTFOUND if the domain is local but
+   no user or alias matches; STORE_EPERM if the domain is not local. */
+enum store_err store_resolve(struct store *st, const char *address,
+    uint32_t **user_ids_r, size_t *n_r);
+/* Whether user may send as address: its own address, its +tag forms, and
+   aliases that resolve to it. */
+bool store_user_owns_address(struct store *st, uint32_t user_id,
+    const char *address);
+
+/* An exclusive advisory lock per user and purpose (POP3 maildrop), across
+   processes. STORE_OK with an fd to close to unlock; STORE_EEXISTS if held. */
+enum store_err store_user_lock(struct store *st, uint32_t user_id,
+    const char *purpose, int *fd_r);
+
+/* ---- mailboxes ---- */
+
+struct store_mailbox {
+	uint32_t id;                        /* unique in the store, never reused */
+	uint32_t user_id;
+	char name[STORE_MAILBOX_NAME_MAX + 1];  /* UTF-8, '/' separated; "INBOX" */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages;
+	uint32_t unseen;
+	uint32_t recent;                    /* messages with uid >= first_recent_uid */
+	uint32_t first_recent_uid;
+	uint32_t deleted;                   /* messages with \Deleted */
+	uint64_t size;                      /* sum of message sizes */
+	uint32_t special_use;               /* enum store_special_use bits */
+	bool subscribed;
+	unsigned nkeywords;                 /* keyword i is bit i of store_msg.keywords */
+	char keywords[STORE_MAX_KEYWORDS][STORE_KEYWORD_MAX + 1];
+};
+
+/* Names are validated here: non-empty UTF-8, no control characters, no
+   empty, "." or ".." component, no leading '/', <= 255 bytes; a trailing '/'
+   is stripped; "inbox" in any case is INBOX. Directories are named by id, so
+   a name can never reach outside the user's maildir. */
+enum store_err store_mailbox_get(struct store *st, uint32_t user_id,
+    const char *name, struct store_mailbox *mb_r);
+enum store_err store_mailbox_get_by_id(struct store *st, uint32_t mbox_id,
+    struct store_mailbox *mb_r);
+/* Owned array sorted by name. */
+enum store_err store_mailbox_list(struct store *st, uint32_t user_id,
+    struct store_mailbox **mbs_r, size_t *n_r);
+/* special_use may be 0. Parents are not created implicitly. */
+enum store_err store_mailbox_create(struct store *st, uint32_t user_id,
+    const char *name, uint32_t special_use, struct store_mailbox *mb_r);
+/* Removes the mailbox and its messages (not its children). INBOX: EPERM. */
+enum store_err store_mailbox_delete(struct store *st, uint32_t user_id,
+    const char *name);
+/* Renames the mailbox and its children ("old/..."), keeping UIDVALIDITY.
+   Renaming INBOX moves its messages into a new mailbox and leaves INBOX
+   empty (RFC 3501 6.3.5). */
+enum store_err store_mailbox_rename(struct store *st, uint32_t user_id,
+    const char *old_name, const char *new_name);
+/* Subscriptions are kept by name and may name mailboxes that do not exist. */
+enum store_err store_subscription_set(struct store *st, uint32_t user_id,
+    const char *name, bool subscribed);
+/* Owned array of owned names (free each, then the array). */
+enum store_err store_subscription_list(struct store *st, uint32_t user_id,
+    char ***names_r, size_t *n_r);
+/* Claims \Recent (RFC 3501): returns the first uid that is recent for the
+   calling session and moves the mailbox's mark to uidnext, so no other
+   session sees those messages as recent. Write transaction. */
+enum store_err store_mailbox_claim_recent(struct store *st, uint32_t mbox_id,
+    uint32_t *first_recent_uid_r);
+/* The file that is modified after every committed change of the mailbox
+   (delivery, flags, expunge, rename); watch it with fswatch. */
+void store_mailbox_notify_path(struct store *st, uint32_t mbox_id,
+    char *buf, size_t size);
+
+/* ---- messages ---- */
+
+struct store_msg {
+	uint32_t uid;
+	uint32_t flags;         /* enum store_flag bits */
+	uint32_t keywords;      /* bit i: the mailbox's keyword i */
+	uint64_t modseq;
+	uint64_t size;          /* octets, CRLF line ends: RFC822.SIZE */
+	int64_t internaldate;   /* unix time */
+	int32_t internal_tz;    /* minutes east of UTC of the INTERNALDATE */
+};
+
+/* The messages with uid >= min_uid and modseq > min_modseq, in uid order.
+   Owned array (free()); *n_r may be 0 with *msgs_r NULL. One read
+   snapshot: also fills *mb_r if mb_r is not NULL, consistently. */
+enum store_err store_msg_list(struct store *st, uint32_t mbox_id,
+    uint32_t min_uid, uint64_t min_modseq, struct store_msg **msgs_r,
+    size_t *n_r, struct store_mailbox *mb_r);
+enum store_err store_msg_get(struct store *st, uint32_t mbox_id, uint32_t uid,
+    struct store_msg *msg_r);
+/* Opens the message file read-only. STORE_OK with an fd the caller closes. */
+enum store_err store_msg_open(struct store *st, uint32_t mbox_id, uint32_t uid,
+    int *fd_r);
+
+/* What mime_parse() computed at delivery (mime.h). All owned; free with
+   store_msg_cache_free. */
+struct store_msg_cache {
+	char *envelope;         /* "(date subject from ...)" */
+	char *bodystructure;    /* with extension data */
+	char *body;             /* BODY: without extension data */
+	void *parts;            /* part table for mime_section_find() */
+	size_t parts_len;
+};
+enum store_err store_msg_cache_get(struct store *st, uint32_t mbox_id,
+    uint32_t uid, struct store_msg_cache *cache_r);
+void store_msg_cache_free(struct store_msg_cache *cache);
+
+enum store_flag_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+
+struct store_flag_change {
+	uint32_t uid;           /* in: the message */
+	bool exists;            /* out: false if no such uid (ignored) */
+	bool changed;           /* out: flags changed (modseq bumped) */
+	bool conflict;          /* out: modseq > unchangedsince, not changed */
+	uint32_t flags;         /* out: flags after the operation */
+	uint32_t keywords;      /* out: keyword bits after */
+	uint64_t modseq;        /* out: the message's modseq after */
+};
+/* Applies op to every uid in ch[0..n) in one transaction. keywords are
+   names (case-insensitive; new ones are added to the mailbox, STORE_ELIMIT
+   past STORE_MAX_KEYWORDS). unchangedsince: 0 = no condition (RFC 7162). */
+enum store_err store_msg_set_flags(struct store *st, uint32_t mbox_id,
+    enum store_flag_op op, uint32_t flags, const char *const *keywords,
+    size_t nkeywords, uint64_t unchangedsince, struct store_flag_change *ch,
+    size_t n);
+
+/* Copies (hard links) uids[0..n) into dst with their flags and keywords,
+   new UIDs in ascending order; move also expunges them from src in the same
+   transaction (RFC 6851). dst_uids_r[i] is 0 for a uid that did not exist.
+   Quota is checked for copies. */
+enum store_err store_msg_copy(struct store *st, uint32_t src_mbox,
+    const uint32_t *uids, size_t n, uint32_t dst_mbox, bool move,
+    uint32_t *dst_uids_r, uint32_t *dst_uidvalidity_r);
+
+/* Expunges messages of mbox: those in uids[0..n) (all if uids is NULL),
+   and if only_deleted, only those with \Deleted at commit time. The uids
+   really expunged are returned as an owned sorted array. Files are
+   removed after the commit. */
+enum store_err store_msg_expunge(struct store *st, uint32_t mbox_id,
+    const uint32_t *uids, size_t n, bool only_deleted,
+    uint32_t **expunged_r, size_t *nexpunged_r);
+/* UIDs expunged with a modseq > since (QRESYNC VANISHED), owned sorted. */
+enum store_err store_expunged_since(struct store *st, uint32_t mbox_id,
+    uint64_t since, uint32_t **uids_r, size_t *n_r);
+
+/* ---- delivery and append ---- */
+
+struct store_delivery;
+
+/* Starts a message in data_dir/tmp. Owned; free with store_delivery_free
+   (which removes an uncommitted file). */
+enum store_err store_delivery_new(struct store *st, struct store_delivery **d_r);
+/* Appends body bytes; bare LF becomes CRLF. Writes go to the page cache
+   (no fsync). STORE_ETEMP on a write error. */
+enum store_err store_delivery_write(struct store_delivery *d, const void *p,
+    size_t n);
+/* Octets written so far, after CRLF normalisation. */
+uint64_t store_delivery_size(const struct store_delivery *d);
+/* Adds a destination: mbox_id 0 means the user's INBOX. internaldate 0
+   means now. Up to 1000 targets. */
+enum store_err store_delivery_add_target(struct store_delivery *d,
+    uint32_t user_id, uint32_t mbox_id, uint32_t flags,
+    const char *const *keywords, size_t nkeywords, int64_t internaldate,
+    int32_t internal_tz);
+
+#define STORE_DELIVER_NOQUOTA 1   /* smtpd: quota was checked at RCPT */
+
+struct store_delivery_result {
+	uint32_t mbox_id;
+	uint32_t uid;
+	uint32_t uidvalidity;
+};
+/* Makes the message durable in every target: fsync the file, link it into
+   each mailbox with its UID in the name, fsync the directories, one LMDB
+   transaction; concurrent commits from several threads are batched into one
+   transaction (group commit). Returns only when all is on disk. res_r has
+   one entry per target, in order (may be NULL). Blocking: worker thread. */
+enum store_err store_delivery_commit(struct store_delivery *d, unsigned opts,
+    struct store_delivery_result *res_r);
+void store_delivery_free(struct store_delivery **d);
+
+/* Turns group commit off (bench: the same load without batching). */
+void store_set_group_commit(struct store *st, bool on);
+
+/* ---- maintenance ---- */
+
+struct store_reindex_stats {
+	unsigned mailboxes, messages, recovered;   /* recovered: files without entry */
+};
+/* Rebuilds the index entries of one user from the maildir files: every
+   message with its UID, flags and keywords; UIDVALIDITY kept; UIDNEXT and
+   HIGHESTMODSEQ never go back. */
+enum store_err store_reindex_user(struct store *st, const char *address,
+    struct store_reindex_stats *stats_r);
+
+#endif
