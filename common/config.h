@@ -48,7 +48,8 @@ int config_parse(struct config *cfg, const char *text, size_t len,
     const char *name, char *err, size_t errlen);
 
 /* Reads and parses a file (config_init first is done here). 0 or -1 with
-   err. */
+   err. On -1 cfg holds nothing to free (config_free on it is harmless).
+   config_parse, by contrast, leaves cfg for the caller to config_free. */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
 /* The file to read: cli_path if not NULL, else $POSTROOM_CONF, else

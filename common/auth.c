@@ -1,0 +1,245 @@
+/* auth: Argon2id password hashes through libsodium's crypto_pwhash_str and
+   the per-address failed-login throttle. pw_* burn tens of milliseconds of
+   CPU and memory on purpose: call them from a worker thread, never from the
+   event loop. The throttle is single-threaded (one per loop). */
+#include "auth.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "util.h"
+
+_Static_assert(PW_HASH_MAX >= crypto_pwhash_STRBYTES,
+    "PW_HASH_MAX too small for crypto_pwhash_str");
+
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static char dummy_hash[crypto_pwhash_STRBYTES];
+
+static void
+sodium_setup(void)
+{
+	if (sodium_init() < 0)
+		fatalx("auth: sodium_init failed");
+	/* A real hash with the same parameters as user hashes, so verifying
+	   an unknown user costs exactly what verifying a known one does. */
+	if (crypto_pwhash_str(dummy_hash, "postroom-dummy-password",
+	    strlen("postroom-dummy-password"),
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	    crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		fatalx("auth: cannot compute the dummy hash (out of memory?)");
+}
+
+static void
+auth_init_once(void)
+{
+	pthread_once(&sodium_once, sodium_setup);
+}
+
+int
+pw_hash(const char *password, char out[PW_HASH_MAX])
+{
+	auth_init_once();
+	memset(out, 0, PW_HASH_MAX);
+	if (crypto_pwhash_str(out, password, strlen(password),
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	    crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return -1;
+	return 0;
+}
+
+bool
+pw_verify(const char *hash, const char *password)
+{
+	auth_init_once();
+	if (hash == NULL || password == NULL ||
+	    strnlen(hash, PW_HASH_MAX) >= PW_HASH_MAX)
+		return false;
+	return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+}
+
+void
+pw_verify_dummy(const char *password)
+{
+	/* volatile: the result is meaningless but the work must happen. */
+	volatile int r;
+
+	auth_init_once();
+	r = crypto_pwhash_str_verify(dummy_hash, password != NULL ?
+	    password : "", password != NULL ? strlen(password) : 0);
+	(void)r;
+}
+
+/* ---- failed-login throttle ---- */
+
+#define THROTTLE_BUCKETS 1024
+#define THROTTLE_FORGET_SECS (15.0 * 60)
+#define THROTTLE_MAX_DELAY 15.0
+/* Bounds the memory a flood from many addresses can take. */
+#define THROTTLE_MAX_ENTRIES 65536
+
+struct throttle_entry {
+	struct throttle_entry *next;
+	double last;            /* CLOCK_MONOTONIC seconds of the last failure */
+	unsigned count;
+	char addr[];
+};
+
+struct auth_throttle {
+	struct throttle_entry *buckets[THROTTLE_BUCKETS];
+	size_t n_entries;
+	unsigned ops_since_sweep;
+};
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint32_t
+addr_hash(const char *s)
+{
+	uint32_t h = 2166136261u;   /* FNV-1a */
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+struct auth_throttle *
+auth_throttle_new(void)
+{
+	return xcalloc(1, sizeof(struct auth_throttle));
+}
+
+void
+auth_throttle_free(struct auth_throttle **tp)
+{
+	struct auth_throttle *t = *tp;
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < THROTTLE_BUCKETS; i++) {
+		struct throttle_entry *e = t->buckets[i], *next;
+		for (; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	free(t);
+	*tp = NULL;
+}
+
+/* Drops entries quiet for longer than the window. */
+static void
+throttle_sweep(struct auth_throttle *t, double now)
+{
+	size_t i;
+
+	for (i = 0; i < THROTTLE_BUCKETS; i++) {
+		struct throttle_entry **pp = &t->buckets[i];
+		while (*pp != NULL) {
+			struct throttle_entry *e = *pp;
+			if (now - e->last > THROTTLE_FORGET_SECS) {
+				*pp = e->next;
+				free(e);
+				t->n_entries--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+	t->ops_since_sweep = 0;
+}
+
+/* Finds addr's live entry; a stale one is treated as absent and removed. */
+static struct throttle_entry *
+throttle_find(struct auth_throttle *t, const char *addr, double now)
+{
+	struct throttle_entry **pp = &t->buckets[addr_hash(addr) %
+	    THROTTLE_BUCKETS];
+
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		struct throttle_entry *e = *pp;
+		if (strcmp(e->addr, addr) != 0)
+			continue;
+		if (now - e->last > THROTTLE_FORGET_SECS) {
+			*pp = e->next;
+			free(e);
+			t->n_entries--;
+			return NULL;
+		}
+		return e;
+	}
+	return NULL;
+}
+
+double
+auth_throttle_fail(struct auth_throttle *t, const char *addr)
+{
+	double now = mono_now(), delay;
+	struct throttle_entry *e;
+	size_t len;
+	unsigned shift;
+
+	if (++t->ops_since_sweep >= 1024 ||
+	    t->n_entries >= THROTTLE_MAX_ENTRIES)
+		throttle_sweep(t, now);
+	e = throttle_find(t, addr, now);
+	if (e == NULL) {
+		if (t->n_entries >= THROTTLE_MAX_ENTRIES)
+			return THROTTLE_MAX_DELAY;  /* flooded: be slow to all */
+		len = strlen(addr);
+		e = xmalloc(sizeof(*e) + len + 1);
+		memcpy(e->addr, addr, len + 1);
+		e->count = 0;
+		uint32_t b = addr_hash(addr) % THROTTLE_BUCKETS;
+		e->next = t->buckets[b];
+		t->buckets[b] = e;
+		t->n_entries++;
+	}
+	if (e->count < UINT_MAX)
+		e->count++;
+	e->last = now;
+	shift = e->count - 1 < 4 ? e->count - 1 : 4;
+	delay = (double)(1u << shift);
+	return delay < THROTTLE_MAX_DELAY ? delay : THROTTLE_MAX_DELAY;
+}
+
+unsigned
+auth_throttle_count(struct auth_throttle *t, const char *addr)
+{
+	struct throttle_entry *e = throttle_find(t, addr, mono_now());
+
+	return e != NULL ? e->count : 0;
+}
+
+void
+auth_throttle_success(struct auth_throttle *t, const char *addr)
+{
+	struct throttle_entry **pp = &t->buckets[addr_hash(addr) %
+	    THROTTLE_BUCKETS];
+
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		struct throttle_entry *e = *pp;
+		if (strcmp(e->addr, addr) == 0) {
+			*pp = e->next;
+			free(e);
+			t->n_entries--;
+			return;
+		}
+	}
+}

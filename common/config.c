@@ -1,0 +1,497 @@
+/* config: parses postroom.conf ("key = value", '#' comments, blank lines)
+   into struct config. config_parse() and listen_list_parse() are pure (no
+   I/O, no logging) so they can be fuzzed; config_load() only adds reading
+   the file. Unknown keys, repeated keys and bad values are errors that name
+   the file and line. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* A config file is a few KiB; anything far bigger is a mistake. */
+#define CONFIG_MAX_SIZE (1024 * 1024)
+#define CONFIG_LINE_MAX 4096
+
+enum key_type { K_STR, K_LISTEN, K_SIZE, K_BOOL, K_LEVEL, K_UINT, K_DURATION };
+
+struct key_def {
+	const char *name;
+	enum key_type type;
+	size_t off;
+};
+
+#define F(field) offsetof(struct config, field)
+static const struct key_def config_keys[] = {
+	{ "hostname", K_STR, F(hostname) },
+	{ "data_dir", K_STR, F(data_dir) },
+	{ "tls_cert", K_STR, F(tls_cert) },
+	{ "tls_key", K_STR, F(tls_key) },
+	{ "user", K_STR, F(user) },
+	{ "smtp_listen", K_LISTEN, F(smtp_listen) },
+	{ "submission_listen", K_LISTEN, F(submission_listen) },
+	{ "smtps_listen", K_LISTEN, F(smtps_listen) },
+	{ "pop3_listen", K_LISTEN, F(pop3_listen) },
+	{ "pop3s_listen", K_LISTEN, F(pop3s_listen) },
+	{ "imap_listen", K_LISTEN, F(imap_listen) },
+	{ "imaps_listen", K_LISTEN, F(imaps_listen) },
+	{ "max_message_size", K_SIZE, F(max_message_size) },
+	{ "allow_plaintext_auth", K_BOOL, F(allow_plaintext_auth) },
+	{ "log_level", K_LEVEL, F(log_debug) },
+	{ "max_connections", K_UINT, F(max_connections) },
+	{ "max_connections_per_ip", K_UINT, F(max_connections_per_ip) },
+	{ "max_recipients", K_UINT, F(max_recipients) },
+	{ "worker_threads", K_UINT, F(worker_threads) },
+	{ "preauth_timeout", K_DURATION, F(preauth_timeout) },
+	{ "smtp_timeout", K_DURATION, F(smtp_timeout) },
+	{ "pop3_timeout", K_DURATION, F(pop3_timeout) },
+	{ "imap_timeout", K_DURATION, F(imap_timeout) },
+	{ "imap_idle_timeout", K_DURATION, F(imap_idle_timeout) },
+};
+#undef F
+
+void
+config_init(struct config *cfg)
+{
+	char host[256];
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+		str_copy(host, "localhost", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	cfg->hostname = xstrdup(host);
+	cfg->data_dir = xstrdup("/var/lib/postroom");
+	cfg->max_message_size = 50ULL * 1024 * 1024;
+	cfg->allow_plaintext_auth = false;
+	cfg->log_debug = false;
+	cfg->max_connections = 1000;
+	cfg->max_connections_per_ip = 100;
+	cfg->max_recipients = 1000;
+	cfg->worker_threads = 8;
+	cfg->preauth_timeout = 60;
+	cfg->smtp_timeout = 300;
+	cfg->pop3_timeout = 600;
+	cfg->imap_timeout = 30 * 60;
+	cfg->imap_idle_timeout = 30 * 60;
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t i;
+
+	free(cfg->path);
+	cfg->path = NULL;
+	for (i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		const struct key_def *k = &config_keys[i];
+		if (k->type == K_STR || k->type == K_LISTEN) {
+			char **sp = (char **)((char *)cfg + k->off);
+			free(*sp);
+			*sp = NULL;
+		}
+	}
+}
+
+static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+static int
+parse_one_addr(const char *s, size_t len, struct listen_addr *a,
+    char *err, size_t errlen)
+{
+	const char *host, *port;
+	size_t hlen, plen, i;
+	unsigned long pv = 0;
+
+	if (len == 0) {
+		snprintf(err, errlen, "empty address in listen list");
+		return -1;
+	}
+	if (s[0] == '[') {
+		const char *end = memchr(s, ']', len);
+		if (end == NULL || (size_t)(end - s) + 1 >= len ||
+		    end[1] != ':') {
+			snprintf(err, errlen,
+			    "bad address (want [v6]:port)");
+			return -1;
+		}
+		host = s + 1;
+		hlen = (size_t)(end - host);
+		port = end + 2;
+		plen = len - (size_t)(port - s);
+		if (hlen == 0 || memchr(host, ':', hlen) == NULL) {
+			snprintf(err, errlen, "bad IPv6 address in brackets");
+			return -1;
+		}
+		for (i = 0; i < hlen; i++) {
+			char c = host[i];
+			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			    (c >= 'A' && c <= 'F') || c == ':' || c == '.')) {
+				snprintf(err, errlen,
+				    "bad IPv6 address in brackets");
+				return -1;
+			}
+		}
+	} else {
+		const char *colon = NULL;
+		for (i = 0; i < len; i++) {
+			if (s[i] == ':') {
+				if (colon != NULL) {
+					snprintf(err, errlen, "bad address "
+					    "(IPv6 needs brackets: [::]:port)");
+					return -1;
+				}
+				colon = s + i;
+			}
+		}
+		if (colon == NULL) {
+			snprintf(err, errlen, "bad address (want host:port)");
+			return -1;
+		}
+		host = s;
+		hlen = (size_t)(colon - s);
+		port = colon + 1;
+		plen = len - hlen - 1;
+		if (hlen == 0) {
+			snprintf(err, errlen, "missing host (want host:port)");
+			return -1;
+		}
+		for (i = 0; i < hlen; i++) {
+			char c = host[i];
+			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+			    (c >= 'A' && c <= 'Z') || c == '.' || c == '-' ||
+			    c == '_')) {
+				snprintf(err, errlen, "bad host in address");
+				return -1;
+			}
+		}
+	}
+	if (hlen >= sizeof(a->host)) {
+		snprintf(err, errlen, "host too long in address");
+		return -1;
+	}
+	if (plen == 0 || plen > 5) {
+		snprintf(err, errlen, "bad port (want 0..65535)");
+		return -1;
+	}
+	for (i = 0; i < plen; i++) {
+		if (port[i] < '0' || port[i] > '9') {
+			snprintf(err, errlen, "bad port (want 0..65535)");
+			return -1;
+		}
+		pv = pv * 10 + (unsigned long)(port[i] - '0');
+	}
+	if (pv > 65535) {
+		snprintf(err, errlen, "bad port (want 0..65535)");
+		return -1;
+	}
+	memcpy(a->host, host, hlen);
+	a->host[hlen] = '\0';
+	memcpy(a->port, port, plen);
+	a->port[plen] = '\0';
+	return 0;
+}
+
+int
+listen_list_parse(const char *s, struct listen_addr **addrs_r, size_t *n_r,
+    char *err, size_t errlen)
+{
+	struct listen_addr *addrs = NULL;
+	size_t n = 0, cap = 0;
+	const char *p = s;
+
+	*addrs_r = NULL;
+	*n_r = 0;
+	if (s == NULL)
+		return 0;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return 0;
+	for (;;) {
+		const char *end = strchr(p, ',');
+		const char *stop = end != NULL ? end : p + strlen(p);
+		const char *a = p, *b = stop;
+
+		while (a < b && is_space(*a))
+			a++;
+		while (b > a && is_space(b[-1]))
+			b--;
+		if (n == cap) {
+			/* Bounded by the input length, never by a count the
+			   text declares. */
+			cap = cap ? cap * 2 : 4;
+			addrs = xrealloc(addrs, cap * sizeof(*addrs));
+		}
+		if (parse_one_addr(a, (size_t)(b - a), &addrs[n], err,
+		    errlen) < 0) {
+			free(addrs);
+			return -1;
+		}
+		n++;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	*addrs_r = addrs;
+	*n_r = n;
+	return 0;
+}
+
+static int
+parse_value(struct config *cfg, const struct key_def *k, const char *v,
+    char *why, size_t whylen)
+{
+	void *field = (char *)cfg + k->off;
+	struct listen_addr *addrs;
+	size_t n;
+	uint64_t u;
+	double d;
+
+	switch (k->type) {
+	case K_STR:
+		if (*v == '\0') {
+			/* Empty means "not set" for the optional ones. */
+			if (strcmp(k->name, "hostname") == 0 ||
+			    strcmp(k->name, "data_dir") == 0) {
+				snprintf(why, whylen, "empty value");
+				return -1;
+			}
+			free(*(char **)field);
+			*(char **)field = NULL;
+			return 0;
+		}
+		free(*(char **)field);
+		*(char **)field = xstrdup(v);
+		return 0;
+	case K_LISTEN:
+		if (listen_list_parse(v, &addrs, &n, why, whylen) < 0)
+			return -1;
+		free(addrs);
+		free(*(char **)field);
+		*(char **)field = xstrdup(v);
+		return 0;
+	case K_SIZE:
+		if (parse_size(v, &u) < 0) {
+			snprintf(why, whylen, "bad size (want e.g. 50M)");
+			return -1;
+		}
+		*(uint64_t *)field = u;
+		return 0;
+	case K_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+			*(bool *)field = true;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
+			*(bool *)field = false;
+		else {
+			snprintf(why, whylen, "bad boolean (want yes or no)");
+			return -1;
+		}
+		return 0;
+	case K_LEVEL:
+		if (strcmp(v, "debug") == 0)
+			*(bool *)field = true;
+		else if (strcmp(v, "info") == 0)
+			*(bool *)field = false;
+		else {
+			snprintf(why, whylen,
+			    "bad log level (want info or debug)");
+			return -1;
+		}
+		return 0;
+	case K_UINT:
+		if (parse_size(v, &u) < 0 || strspn(v, "0123456789") !=
+		    strlen(v) || u == 0 || u > 10000000) {
+			snprintf(why, whylen,
+			    "bad number (want 1..10000000)");
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)u;
+		return 0;
+	case K_DURATION:
+		if (parse_duration(v, &d) < 0 || d <= 0) {
+			snprintf(why, whylen,
+			    "bad duration (want e.g. 30s, 5m, 2h)");
+			return -1;
+		}
+		*(double *)field = d;
+		return 0;
+	}
+	snprintf(why, whylen, "internal error");
+	return -1;
+}
+
+/* Parses one line (NUL-terminated, comment already cut) into cfg. */
+static int
+parse_line(struct config *cfg, char *line, unsigned char *seen,
+    char *why, size_t whylen)
+{
+	char *p = line, *key, *val, *end;
+	char vwhy[160];
+	size_t i;
+
+	while (is_space(*p))
+		p++;
+	if (*p == '\0')
+		return 0;
+	key = p;
+	while (*p != '\0' && *p != '=' && !is_space(*p))
+		p++;
+	end = p;
+	while (is_space(*p))
+		p++;
+	if (*p != '=') {
+		snprintf(why, whylen, "expected 'key = value'");
+		return -1;
+	}
+	*end = '\0';
+	val = p + 1;
+	while (is_space(*val))
+		val++;
+	end = val + strlen(val);
+	while (end > val && is_space(end[-1]))
+		end--;
+	*end = '\0';
+	if (*key == '\0') {
+		snprintf(why, whylen, "missing key before '='");
+		return -1;
+	}
+	for (i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		if (strcmp(config_keys[i].name, key) == 0)
+			break;
+	}
+	if (i == ARRAY_SIZE(config_keys)) {
+		char esc[80];
+		size_t k, o = 0;
+		/* Echo the key safely: it is arbitrary file content. */
+		for (k = 0; key[k] != '\0' && o + 2 < sizeof(esc) && k < 64;
+		    k++) {
+			unsigned char c = (unsigned char)key[k];
+			esc[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+		}
+		esc[o] = '\0';
+		snprintf(why, whylen, "unknown key '%s'", esc);
+		return -1;
+	}
+	if (seen[i]) {
+		snprintf(why, whylen, "duplicate key '%s'",
+		    config_keys[i].name);
+		return -1;
+	}
+	seen[i] = 1;
+	if (parse_value(cfg, &config_keys[i], val, vwhy, sizeof(vwhy)) < 0) {
+		snprintf(why, whylen, "%s: %s", config_keys[i].name, vwhy);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_parse(struct config *cfg, const char *text, size_t len,
+    const char *name, char *err, size_t errlen)
+{
+	unsigned char seen[ARRAY_SIZE(config_keys)] = { 0 };
+	char line[CONFIG_LINE_MAX + 1];
+	char why[256];
+	size_t pos = 0;
+	unsigned lineno = 0;
+
+	if (name == NULL)
+		name = "config";
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t ll = nl != NULL ? (size_t)(nl - (text + pos)) : len - pos;
+		char *hash;
+
+		lineno++;
+		if (ll > CONFIG_LINE_MAX) {
+			snprintf(err, errlen, "%s:%u: line too long", name,
+			    lineno);
+			return -1;
+		}
+		memcpy(line, text + pos, ll);
+		line[ll] = '\0';
+		pos += ll + (nl != NULL ? 1 : 0);
+		if (memchr(line, '\0', ll) != NULL) {
+			snprintf(err, errlen, "%s:%u: NUL byte in line", name,
+			    lineno);
+			return -1;
+		}
+		/* '#' starts a comment anywhere: no value needs a '#'. */
+		hash = strchr(line, '#');
+		if (hash != NULL)
+			*hash = '\0';
+		if (parse_line(cfg, line, seen, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s:%u: %s", name, lineno, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct buf b;
+	char chunk[8192];
+	int fd, ret = -1;
+	ssize_t n;
+
+	config_init(cfg);
+	buf_init(&b);
+	cfg->path = xstrdup(path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (b.len + (size_t)n > CONFIG_MAX_SIZE) {
+			snprintf(err, errlen, "%s: file too large", path);
+			goto out;
+		}
+		buf_append(&b, chunk, (size_t)n);
+	}
+	ret = config_parse(cfg, b.data != NULL ? b.data : "", b.len, path, err,
+	    errlen);
+out:
+	if (fd >= 0)
+		close(fd);
+	buf_free(&b);
+	/* On failure nothing is left to free, whether or not the caller
+	   calls config_free() (which stays harmless). */
+	if (ret < 0)
+		config_free(cfg);
+	return ret;
+}
+
+const char *
+config_default_path(const char *cli_path)
+{
+	const char *env;
+
+	if (cli_path != NULL)
+		return cli_path;
+	env = getenv("POSTROOM_CONF");
+	if (env != NULL && *env != '\0')
+		return env;
+	return "/etc/postroom/postroom.conf";
+}
