@@ -21,6 +21,7 @@ A session file (tests/clients/*.imap) is a list of steps, one per line:
                         logged-in session with INBOX selected), set NAME VALUE,
                         data NAME ... @end (a message; lines joined with CRLF),
                         if CAP... / else / endif (by the post-login capabilities),
+                        deliversize OCTETS [subject] (one message of that size),
                         reconnect (a fresh connection; the greeting is expected next)
 
 After a C: line the S: lines up to the next C: or @ form one group. The driver
@@ -408,6 +409,7 @@ class Runner:
             parts = [self.compile_pattern(t, False) for t in text.split(" && ")]
             names = [n for _, caps in parts for n in caps]
             return AllOf([c for c, _ in parts]), names
+        text = re.sub(r"%#\{(\w+)\}", lambda m: str(len(self.data[m.group(1)])), text)
         captures = []
         if is_regex:
             rx = re.sub(r"\$\{(\w+)\}",
@@ -532,6 +534,23 @@ class Runner:
                 self.vars[n] = m.group(n)
 
     def expect_group(self, group):
+        """Pipelined commands: a group with several tagged lines is split after
+        each; the tag of each part is the first token of its tagged pattern."""
+        finals = [st for st in group if st.kind != "S!"
+                  and _pattern_kind(st.text, st.kind == "S~") == "tagged"]
+        if len(finals) <= 1:
+            return self.expect_segment(group)
+        seg = []
+        for st in group:
+            seg.append(st)
+            if st in finals:
+                self.tag = st.text.split(" ", 1)[0]
+                self.expect_segment(seg)
+                seg = []
+        if seg:
+            self.expect_segment(seg)
+
+    def expect_segment(self, group):
         pats = []
         for st in group:
             cre, caps = self.compile_pattern(st.text, st.kind == "S~")
@@ -584,6 +603,16 @@ class Runner:
             if kind == "cont":
                 self.expect_cont_next = True
             matched = self.match_untagged(untagged_p, untagged, partial=False)
+            while matched is None and kind == "cont":
+                # after '+' (IDLE) the listed untagged lines may still come
+                try:
+                    r = self.conn.read_response().decode("latin-1")
+                except (socket.timeout, ConnectionError, OSError):
+                    break
+                if not r.startswith("* "):
+                    self.fail(st, f"unexpected {r!r} after the continuation")
+                untagged.append(r)
+                matched = self.match_untagged(untagged_p, untagged, partial=False)
             if matched is None:
                 missing = self.missing_untagged(untagged_p, untagged)
                 self.fail(missing[0], f"no untagged response matches {missing[0].text!r}; "
@@ -638,6 +667,10 @@ class Runner:
             subj = parts[1] if len(parts) > 1 else "delivered"
             for k in range(n):
                 self.t.deliver(make_message(f"{subj} {k + 1}", to=self.t.user))
+        elif name == "deliversize":
+            parts = arg.split(None, 1)
+            subj = parts[1] if len(parts) > 1 else "big"
+            self.t.deliver(make_message(subj, to=self.t.user, size=int(parts[0])))
         elif name == "append":
             parts = arg.split(None, 1)
             box = parts[0]
