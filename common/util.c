@@ -118,6 +118,8 @@ buf_reserve(struct buf *b, size_t extra)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
+	/* Keeps "NUL-terminated once allocated" true even before an append. */
+	b->data[b->len] = '\0';
 }
 
 void
@@ -335,8 +337,6 @@ base64_encode(const void *in, size_t len, struct buf *out)
 		}
 		q[3] = '=';
 		buf_append(out, q, 4);
-	} else if (out->data == NULL) {
-		buf_append(out, "", 0);
 	}
 }
 
