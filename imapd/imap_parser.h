@@ -96,8 +96,10 @@ const char *imap_parser_cur_tag(const struct imap_parser *p);
 const char *imap_parser_cur_name(const struct imap_parser *p);
 /* Number of complete top-level arguments seen so far in this command. */
 size_t imap_parser_cur_nargs(const struct imap_parser *p);
-/* Read the literal into the argument tree (the caller checked its size
-   against literal_total). */
+/* Whether the announced literal fits the limits for reading it into the
+   tree (literal_total, args_max). */
+bool imap_parser_literal_fits(const struct imap_parser *p);
+/* Read the literal into the argument tree; only if literal_fits. */
 void imap_parser_literal_read(struct imap_parser *p);
 /* The caller consumes the literal bytes itself (streamed APPEND); the
    parser records an IMAP_ARG_LITERAL with str NULL and resumes after it. */

@@ -1,0 +1,88 @@
+// LINK: imapd/imap_parser.c imapd/imap_seqset.c imapd/imap_utf7.c
+/* Fuzz target: the IMAP command parser fed in random chunks, with literal
+   decisions taken from the input, plus sequence sets and mUTF-7 names of
+   every argument. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "imap_parser.h"
+#include "imap_seqset.h"
+#include "imap_utf7.h"
+
+static void
+walk(const struct imap_arg *a, const struct imap_arg *end)
+{
+	for (; a < end; a = imap_arg_next(a)) {
+		if (a->type == IMAP_ARG_LIST) {
+			walk(a + 1, imap_arg_list_end(a));
+		} else if (a->str != NULL) {
+			struct imap_seqset set;
+			const char *err;
+			struct buf b;
+
+			if (imap_seqset_parse(a->str, a->len, 1000, &set, &err) == 0) {
+				imap_seqset_resolve(&set, 1000);
+				(void)imap_seqset_has(&set, 7);
+				imap_seqset_free(&set);
+			}
+			buf_init(&b);
+			if (imap_utf7_to_utf8(a->str, a->len, &b) == 0 && b.data) {
+				struct buf b2;
+
+				buf_init(&b2);
+				if (imap_utf8_to_utf7(b.data, &b2) != 0)
+					__builtin_trap();
+				buf_free(&b2);
+			}
+			buf_free(&b);
+		}
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct imap_parser_limits lim = {
+		.line_max = 4096, .hard_max = 8192, .literal_total = 4096,
+		.depth_max = 16, .args_max = 500,
+	};
+	struct imap_parser *p = imap_parser_new(&lim);
+	size_t pos = 0, step = 1;
+
+	if (size > 0) {
+		step = 1 + data[0] % 64;
+		pos = 1;
+	}
+	while (pos < size && !imap_parser_is_fatal(p)) {
+		size_t n = size - pos, used;
+		enum imap_pev ev;
+		struct imap_cmd cmd;
+		const char *tag, *err;
+		int r;
+
+		if (n > step)
+			n = step;
+		r = imap_parser_next(p, (const char *)data + pos, n, &used, &ev,
+		    &cmd, &tag, &err);
+		pos += used;
+		if (r == 1 && ev == IMAP_PEV_LITERAL) {
+			uint64_t sz = imap_parser_lit_size(p);
+
+			if (sz % 3 == 0 && imap_parser_literal_fits(p))
+				imap_parser_literal_read(p);
+			else if (sz % 3 == 1) {
+				imap_parser_literal_external(p);
+				pos += sz < size - pos ? sz : size - pos;
+			} else
+				imap_parser_literal_reject(p);
+		} else if (r == 1) {
+			walk(cmd.args, cmd.args_end);
+		} else if (r == 0 && used == 0 && n > 0) {
+			__builtin_trap();   /* no progress */
+		}
+	}
+	imap_parser_trim(p);
+	imap_parser_free(&p);
+	return 0;
+}
