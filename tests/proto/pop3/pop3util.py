@@ -1,0 +1,109 @@
+"""Helpers for the pop3d end-to-end tests: delivering mail through smtpd,
+and a raw POP3 client that reads multi-line replies byte-exactly (poplib
+strips and unstuffs lines, which hides exactly what these tests check)."""
+import os
+import smtplib
+import socket
+import ssl
+
+import pytest
+
+from conftest import BIN, PASSWORD, client_tls_context
+
+HAVE_SMTPD = os.path.exists(os.path.join(BIN, "smtpd"))
+HAVE_IMAPD = os.path.exists(os.path.join(BIN, "imapd"))
+
+
+def need_smtpd():
+    if not HAVE_SMTPD:
+        pytest.skip(f"needs smtpd to deliver the test mail ({BIN}/smtpd not built yet)")
+
+
+def deliver(inst, rcpt, body, sender="sender@example.org"):
+    """Delivers body (bytes, CRLF line ends) to rcpt over SMTP (port 25
+    role, no auth). Returns nothing; raises on a refusal."""
+    with smtplib.SMTP("127.0.0.1", inst.port("smtp"), timeout=30) as s:
+        s.ehlo("client.test")
+        refused = s.sendmail(sender, [rcpt], body)
+        assert not refused, refused
+
+
+def simple_msg(n, extra=b""):
+    return (b"From: Sender <sender@example.org>\r\n"
+            b"To: rcpt@example.test\r\n"
+            b"Subject: message %d\r\n"
+            b"\r\n"
+            b"Body of message %d.\r\n" % (n, n)) + extra
+
+
+class Raw:
+    """A line-level POP3 client over a plain or TLS socket."""
+
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+
+    @classmethod
+    def connect(cls, inst, tls=False, stls=False, timeout=20):
+        r = cls(inst.connect("pop3s" if tls else "pop3", tls=tls, timeout=timeout))
+        greeting = r.line()
+        assert greeting.startswith(b"+OK"), greeting
+        if stls:
+            assert r.cmd("STLS").startswith(b"+OK")
+            r.s = client_tls_context().wrap_socket(r.s, server_hostname="mail.example.test")
+        return r
+
+    def _fill(self):
+        data = self.s.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        ln, self.buf = self.buf.split(b"\r\n", 1)
+        return ln
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.s.sendall(data)
+
+    def cmd(self, c):
+        self.send(c + "\r\n" if isinstance(c, str) else c + b"\r\n")
+        return self.line()
+
+    def multi(self):
+        """The body of a multi-line reply, unstuffed, CRLF kept."""
+        out = []
+        while True:
+            ln = self.line()
+            if ln == b".":
+                return b"".join(out)
+            if ln.startswith(b"."):
+                ln = ln[1:]
+            out.append(ln + b"\r\n")
+
+    def login(self, user, password=PASSWORD):
+        assert self.cmd("USER " + user).startswith(b"+OK")
+        r = self.cmd("PASS " + password)
+        assert r.startswith(b"+OK"), r
+        return r
+
+    def is_closed(self, timeout=10):
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                if not self.s.recv(4096):
+                    return True
+        except (ConnectionResetError, ssl.SSLError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
