@@ -1,0 +1,344 @@
+/* mime_envelope: the IMAP ENVELOPE of a message header (RFC 3501 7.4.2),
+   with RFC 5322 address lists (groups, routes, quoted and commented
+   display names) parsed the way Dovecot 2.3 answers: encoded words are
+   left as sent, repeated address fields are concatenated, a repeated
+   string field is the last one, a missing local part or domain is
+   MISSING_MAILBOX / MISSING_DOMAIN. Pure; writes only into the caller's
+   buf. */
+#include <string.h>
+
+#include "mime_private.h"
+
+struct aparse {
+	const char *p, *end;
+	struct buf phrase;      /* display name: words joined by a space */
+	struct buf local;       /* the same words joined without spaces */
+	struct buf domain, route, comment;
+	struct buf *out;
+	size_t count;
+};
+
+static bool
+is_atext(unsigned char c)
+{
+	return c > ' ' && c != 0x7f && strchr("()<>[]:;@\\,.\"", c) == NULL;
+}
+
+/* Skips whitespace and comments, keeping the first comment's text. */
+static void
+a_cfws(struct aparse *a)
+{
+	while (a->p < a->end) {
+		char c = *a->p;
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			a->p++;
+		} else if (c == '(') {
+			bool keep = a->comment.len == 0;
+			struct buf tmp;
+
+			buf_init(&tmp);
+			mime_skip_comment(&a->p, a->end, &tmp);
+			if (keep && tmp.len > 0)
+				buf_append(&a->comment, tmp.data, tmp.len);
+			buf_free(&tmp);
+		} else {
+			break;
+		}
+	}
+}
+
+/* Reads words and dots into phrase and local; true if any. */
+static bool
+a_words(struct aparse *a)
+{
+	bool any = false, glue = true;
+
+	for (;;) {
+		a_cfws(a);
+		if (a->p >= a->end)
+			break;
+		if (*a->p == '.') {
+			buf_putc(&a->phrase, '.');
+			buf_putc(&a->local, '.');
+			a->p++;
+			glue = false;
+			any = true;
+			continue;
+		}
+		if (*a->p != '"' && !is_atext((unsigned char)*a->p))
+			break;
+		if (a->phrase.len > 0 && glue)
+			buf_putc(&a->phrase, ' ');
+		glue = true;
+		if (*a->p == '"') {
+			size_t s = a->local.len;
+
+			mime_read_quoted(&a->p, a->end, &a->local);
+			buf_append(&a->phrase, a->local.data + s,
+			    a->local.len - s);
+		} else {
+			const char *s = a->p;
+
+			while (a->p < a->end && is_atext((unsigned char)*a->p))
+				a->p++;
+			buf_append(&a->phrase, s, (size_t)(a->p - s));
+			buf_append(&a->local, s, (size_t)(a->p - s));
+		}
+		any = true;
+	}
+	return any;
+}
+
+static void
+a_domain(struct aparse *a)
+{
+	for (;;) {
+		a_cfws(a);
+		if (a->p >= a->end)
+			return;
+		if (*a->p == '[') {
+			const char *s = a->p;
+
+			while (a->p < a->end && *a->p != ']')
+				a->p++;
+			if (a->p < a->end)
+				a->p++;
+			buf_append(&a->domain, s, (size_t)(a->p - s));
+		} else if (*a->p == '.') {
+			buf_putc(&a->domain, '.');
+			a->p++;
+		} else if (is_atext((unsigned char)*a->p)) {
+			const char *s = a->p;
+
+			while (a->p < a->end && is_atext((unsigned char)*a->p))
+				a->p++;
+			buf_append(&a->domain, s, (size_t)(a->p - s));
+		} else {
+			return;
+		}
+	}
+}
+
+static void
+put_nstr(struct buf *out, const struct buf *b, const char *dflt)
+{
+	if (b != NULL && b->len > 0)
+		mime_imap_str(out, b->data, b->len);
+	else if (dflt != NULL)
+		mime_imap_str(out, dflt, strlen(dflt));
+	else
+		buf_puts(out, "NIL");
+}
+
+static void
+a_emit(struct aparse *a, const struct buf *name, const struct buf *adl,
+    const struct buf *mbox, const struct buf *host, bool group)
+{
+	buf_putc(a->out, '(');
+	put_nstr(a->out, name, NULL);
+	buf_putc(a->out, ' ');
+	put_nstr(a->out, adl, NULL);
+	buf_putc(a->out, ' ');
+	put_nstr(a->out, mbox, group ? NULL : "MISSING_MAILBOX");
+	buf_putc(a->out, ' ');
+	put_nstr(a->out, host, group ? NULL : "MISSING_DOMAIN");
+	buf_putc(a->out, ')');
+	a->count++;
+}
+
+/* "<" [route ":"] addr-spec ">" with a->p just past '<'. */
+static void
+a_angle(struct aparse *a, const struct buf *name)
+{
+	buf_reset(&a->local);
+	buf_reset(&a->domain);
+	buf_reset(&a->route);
+	a_cfws(a);
+	if (a->p < a->end && *a->p == '@') {
+		/* obs-route: kept as written, minus whitespace */
+		while (a->p < a->end && *a->p != ':' && *a->p != '>') {
+			if (*a->p == '(')
+				mime_skip_comment(&a->p, a->end, NULL);
+			else if (*a->p == ' ' || *a->p == '\t' ||
+			    *a->p == '\r' || *a->p == '\n')
+				a->p++;
+			else
+				buf_putc(&a->route, *a->p++);
+		}
+		if (a->p < a->end && *a->p == ':')
+			a->p++;
+	}
+	a_words(a);     /* a->phrase is scratch here: the name is apart */
+	a_cfws(a);
+	if (a->p < a->end && *a->p == '@') {
+		a->p++;
+		a_domain(a);
+	}
+	while (a->p < a->end && *a->p != '>' && *a->p != ',' && *a->p != ';')
+		a->p++;
+	if (a->p < a->end && *a->p == '>')
+		a->p++;
+	a_emit(a, name, &a->route, &a->local, &a->domain, false);
+}
+
+static void
+a_element(struct aparse *a, bool in_group)
+{
+	buf_reset(&a->phrase);
+	buf_reset(&a->local);
+	buf_reset(&a->domain);
+	buf_reset(&a->comment);
+	a_words(a);
+	if (a->p >= a->end || *a->p == ',' || *a->p == ';') {
+		if (a->local.len > 0)
+			a_emit(a, NULL, NULL, &a->local, NULL, false);
+		return;
+	}
+	switch (*a->p) {
+	case '<': {
+		struct buf name = a->phrase;
+
+		a->p++;
+		buf_init(&a->phrase);
+		a_angle(a, &name);
+		buf_free(&a->phrase);
+		a->phrase = name;
+		break;
+	}
+	case ':':
+		a->p++;
+		if (in_group)
+			break;  /* no nested groups: ignore the colon */
+		a_emit(a, NULL, NULL, &a->phrase, NULL, true);
+		for (;;) {
+			a_cfws(a);
+			if (a->p >= a->end)
+				break;
+			if (*a->p == ';') {
+				a->p++;
+				break;
+			}
+			if (*a->p == ',') {
+				a->p++;
+				continue;
+			}
+			a_element(a, true);
+		}
+		a_emit(a, NULL, NULL, NULL, NULL, true);
+		break;
+	case '@':
+		a->p++;
+		a_domain(a);
+		a_cfws(a);
+		a_emit(a, &a->comment, NULL, &a->local, &a->domain, false);
+		break;
+	default:
+		a->p++;         /* junk: skip it */
+		break;
+	}
+}
+
+/* Appends every address of value[0..n) to a->out. */
+static void
+a_list(struct aparse *a, const char *v, size_t n)
+{
+	a->p = v;
+	a->end = v + n;
+	for (;;) {
+		a_cfws(a);
+		if (a->p >= a->end)
+			return;
+		if (*a->p == ',' || *a->p == ';') {
+			a->p++;
+			continue;
+		}
+		a_element(a, false);
+	}
+}
+
+/* The address list of every field called name: "(...)" or NIL. */
+static bool
+addr_field(struct buf *out, const char *hdr, size_t len, const char *name)
+{
+	struct mime_hdr_iter it;
+	struct mime_field f;
+	struct aparse a;
+	size_t start = out->len;
+
+	memset(&a, 0, sizeof(a));
+	buf_init(&a.phrase);
+	buf_init(&a.local);
+	buf_init(&a.domain);
+	buf_init(&a.route);
+	buf_init(&a.comment);
+	a.out = out;
+	buf_putc(out, '(');
+	mime_hdr_iter_init(&it, hdr, len);
+	while (mime_hdr_next(&it, &f) == 1)
+		if (mime_field_is(&f, name))
+			a_list(&a, f.value, f.value_len);
+	if (a.count > 0) {
+		buf_putc(out, ')');
+	} else {
+		out->len = start;
+		buf_puts(out, "NIL");
+	}
+	buf_free(&a.phrase);
+	buf_free(&a.local);
+	buf_free(&a.domain);
+	buf_free(&a.route);
+	buf_free(&a.comment);
+	return a.count > 0;
+}
+
+void
+mime_envelope_write(struct buf *out, const char *hdr, size_t len)
+{
+	static const char *const strs[] = {
+		"Date", "Subject", "In-Reply-To", "Message-ID"
+	};
+	struct mime_field last[4];
+	struct mime_hdr_iter it;
+	struct mime_field f;
+	size_t from_off, from_len, i;
+
+	memset(last, 0, sizeof(last));
+	mime_hdr_iter_init(&it, hdr, len);
+	while (mime_hdr_next(&it, &f) == 1)
+		for (i = 0; i < 4; i++)
+			if (mime_field_is(&f, strs[i]))
+				last[i] = f;
+	buf_putc(out, '(');
+	for (i = 0; i < 2; i++) {
+		mime_imap_unfolded(out, last[i].value, last[i].value_len);
+		buf_putc(out, ' ');
+	}
+	from_off = out->len;
+	addr_field(out, hdr, len, "From");
+	from_len = out->len - from_off;
+	buf_putc(out, ' ');
+	/* Sender and Reply-To default to From (RFC 3501 7.4.2). */
+	if (!addr_field(out, hdr, len, "Sender")) {
+		out->len -= 3;
+		buf_reserve(out, from_len);     /* the source must not move */
+		buf_append(out, out->data + from_off, from_len);
+	}
+	buf_putc(out, ' ');
+	if (!addr_field(out, hdr, len, "Reply-To")) {
+		out->len -= 3;
+		buf_reserve(out, from_len);     /* the source must not move */
+		buf_append(out, out->data + from_off, from_len);
+	}
+	buf_putc(out, ' ');
+	addr_field(out, hdr, len, "To");
+	buf_putc(out, ' ');
+	addr_field(out, hdr, len, "Cc");
+	buf_putc(out, ' ');
+	addr_field(out, hdr, len, "Bcc");
+	for (i = 2; i < 4; i++) {
+		buf_putc(out, ' ');
+		mime_imap_unfolded(out, last[i].value, last[i].value_len);
+	}
+	buf_putc(out, ')');
+}

@@ -1,0 +1,204 @@
+/* mime_lex: the small lexing pieces the MIME parser is built from: header
+   field iteration, unfolding, RFC 822 comments and quoted strings, and IMAP
+   string output. Pure functions over caller memory; no allocation except
+   through the caller's bufs. */
+#include <string.h>
+
+#include "mime_private.h"
+
+void
+mime_hdr_iter_init(struct mime_hdr_iter *it, const char *hdr, size_t len)
+{
+	it->p = hdr;
+	it->end = hdr + len;
+}
+
+static const char *
+line_end(const char *p, const char *end)
+{
+	const char *e = memchr(p, '\n', (size_t)(end - p));
+
+	return e != NULL ? e + 1 : end;
+}
+
+int
+mime_hdr_next(struct mime_hdr_iter *it, struct mime_field *f)
+{
+	for (;;) {
+		const char *p = it->p, *e, *colon, *ne;
+
+		if (p >= it->end || *p == '\n' ||
+		    (*p == '\r' && p + 1 < it->end && p[1] == '\n') ||
+		    (*p == '\r' && p + 1 == it->end))
+			return 0;
+		/* The field is this line plus every continuation line. */
+		e = line_end(p, it->end);
+		while (e < it->end && (*e == ' ' || *e == '\t'))
+			e = line_end(e, it->end);
+		it->p = e;
+		colon = memchr(p, ':', (size_t)(e - p));
+		if (colon == NULL)
+			continue;   /* not a field (Dovecot skips it too) */
+		ne = colon;
+		while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
+			ne--;
+		if (ne == p)
+			continue;
+		f->name = p;
+		f->name_len = (size_t)(ne - p);
+		f->value = colon + 1;
+		/* The value ends before the field's final line break. */
+		if (e > f->value && e[-1] == '\n')
+			e--;
+		if (e > f->value && e[-1] == '\r')
+			e--;
+		f->value_len = (size_t)(e - f->value);
+		return 1;
+	}
+}
+
+bool
+mime_field_is(const struct mime_field *f, const char *name)
+{
+	size_t n = strlen(name);
+
+	return f->name_len == n && strncasecmp(f->name, name, n) == 0;
+}
+
+void
+mime_unfold(const char *v, size_t n, struct buf *out)
+{
+	const char *end = v + n, *p = v, *run;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	while (end > p && (end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	buf_reserve(out, (size_t)(end - p));
+	run = p;
+	while (p < end) {
+		if (*p != '\r' && *p != '\n') {
+			p++;
+			continue;
+		}
+		buf_append(out, run, (size_t)(p - run));
+		while (p < end && (*p == '\r' || *p == '\n'))
+			p++;
+		if (p < end && (*p == ' ' || *p == '\t')) {
+			while (p < end && (*p == ' ' || *p == '\t'))
+				p++;
+			buf_putc(out, ' ');
+		}
+		run = p;
+	}
+	buf_append(out, run, (size_t)(p - run));
+}
+
+void
+mime_imap_str(struct buf *out, const char *p, size_t n)
+{
+	bool literal = false;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '\r' || c == '\n' || c >= 0x80 || c == 0) {
+			literal = true;
+			break;
+		}
+	}
+	if (literal) {
+		buf_printf(out, "{%zu}\r\n", n);
+		buf_reserve(out, n);
+		for (i = 0; i < n; i++)
+			buf_putc(out, p[i] == 0 ? ' ' : p[i]);
+		return;
+	}
+	buf_reserve(out, n + 2);
+	buf_putc(out, '"');
+	for (i = 0; i < n; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			buf_putc(out, '\\');
+		buf_putc(out, p[i]);
+	}
+	buf_putc(out, '"');
+}
+
+void
+mime_imap_unfolded(struct buf *out, const char *v, size_t n)
+{
+	struct buf tmp;
+
+	if (v == NULL) {
+		buf_puts(out, "NIL");
+		return;
+	}
+	buf_init(&tmp);
+	mime_unfold(v, n, &tmp);
+	mime_imap_str(out, tmp.data != NULL ? tmp.data : "", tmp.len);
+	buf_free(&tmp);
+}
+
+void
+mime_skip_comment(const char **pp, const char *end, struct buf *out)
+{
+	const char *p = *pp + 1;
+	int level = 1;
+
+	while (p < end) {
+		char c = *p;
+
+		if (c == '\\' && p + 1 < end) {
+			if (out != NULL)
+				buf_putc(out, p[1]);
+			p += 2;
+			continue;
+		}
+		p++;
+		if (c == '(')
+			level++;
+		else if (c == ')' && --level == 0)
+			break;
+		if (out != NULL && c != '\r' && c != '\n')
+			buf_putc(out, c);
+	}
+	*pp = p;
+}
+
+void
+mime_skip_cfws(const char **pp, const char *end)
+{
+	const char *p = *pp;
+
+	while (p < end) {
+		if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		else if (*p == '(')
+			mime_skip_comment(&p, end, NULL);
+		else
+			break;
+	}
+	*pp = p;
+}
+
+void
+mime_read_quoted(const char **pp, const char *end, struct buf *out)
+{
+	const char *p = *pp + 1;
+
+	while (p < end && *p != '"') {
+		if (*p == '\\' && p + 1 < end) {
+			buf_putc(out, p[1]);
+			p += 2;
+			continue;
+		}
+		/* Folding inside a quoted string: the line break goes. */
+		if (*p != '\r' && *p != '\n')
+			buf_putc(out, *p);
+		p++;
+	}
+	if (p < end)
+		p++;
+	*pp = p;
+}
