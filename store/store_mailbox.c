@@ -1,0 +1,1029 @@
+/* store_mailbox: mailbox records, names, rename/delete, subscriptions,
+   \Recent claims and change notification files. Each mailbox directory is
+   named by its numeric id and carries a postroom-mailbox file mirroring its
+   name, UIDVALIDITY, keywords and reserved uid/modseq marks, so the index
+   can be rebuilt from the files without ever reusing a UID. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store_private.h"
+
+/* ---- names ---- */
+
+static bool
+utf8_is_valid(const unsigned char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (i + n >= len)
+			return false;
+		for (size_t j = 1; j <= n; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + j] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		if (cp >= 0x80 && cp < 0xa0)   /* C1 controls */
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/* out: STORE_MAILBOX_NAME_MAX + 1 bytes. 0 or -1. */
+int
+mailbox_name_normalize(const char *in, char *out)
+{
+	size_t len;
+
+	if (in == NULL)
+		return -1;
+	len = strlen(in);
+	while (len > 0 && in[len - 1] == '/')
+		len--;
+	if (len == 0 || len > STORE_MAILBOX_NAME_MAX || in[0] == '/')
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)in[i] < 0x20 || in[i] == 0x7f)
+			return -1;
+	if (!utf8_is_valid((const unsigned char *)in, len))
+		return -1;
+	memcpy(out, in, len);
+	out[len] = '\0';
+	/* Components: none empty, "." or "..". */
+	for (const char *p = out; ;) {
+		const char *slash = strchr(p, '/');
+		size_t cl = slash ? (size_t)(slash - p) : strlen(p);
+		if (cl == 0 || (cl == 1 && p[0] == '.') ||
+		    (cl == 2 && p[0] == '.' && p[1] == '.'))
+			return -1;
+		if (slash == NULL)
+			break;
+		p = slash + 1;
+	}
+	if (strncasecmp(out, "INBOX", 5) == 0 &&
+	    (out[5] == '\0' || out[5] == '/'))
+		memcpy(out, "INBOX", 5);
+	return 0;
+}
+
+static void
+name_key(unsigned char *key, size_t *len_r, uint32_t user_id, const char *name)
+{
+	size_t nl = strlen(name);
+
+	be32_put(key, user_id);
+	memcpy(key + 4, name, nl);
+	*len_r = 4 + nl;
+}
+
+/* ---- records ---- */
+
+enum store_err
+mbox_rec_get(struct store *st, MDB_txn *txn, uint32_t id, struct mbox_rec *mb_r)
+{
+	MDB_val k = { sizeof(id), &id }, v;
+	int rc = mdb_get(txn, st->db_mboxes, &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return store_set_error(STORE_ENOTFOUND, "no mailbox id %u", id);
+	if (rc != 0)
+		return store_mdb_err(rc, "mailbox get");
+	if (v.mv_size != sizeof(*mb_r))
+		return store_set_error(STORE_ECORRUPT, "bad mailbox record");
+	memcpy(mb_r, v.mv_data, sizeof(*mb_r));
+	return STORE_OK;
+}
+
+enum store_err
+mbox_rec_put(struct store *st, MDB_txn *txn, const struct mbox_rec *mb)
+{
+	MDB_val k = { sizeof(mb->id), (void *)&mb->id };
+	MDB_val v = { sizeof(*mb), (void *)mb };
+	int rc = mdb_put(txn, st->db_mboxes, &k, &v, 0);
+
+	return rc ? store_mdb_err(rc, "mailbox put") : STORE_OK;
+}
+
+enum store_err
+mbox_lookup(struct store *st, MDB_txn *txn, uint32_t user_id, const char *name,
+    uint32_t *id_r)
+{
+	char norm[STORE_MAILBOX_NAME_MAX + 1];
+	unsigned char key[4 + STORE_MAILBOX_NAME_MAX];
+	size_t kl;
+	MDB_val k, v;
+	int rc;
+
+	if (mailbox_name_normalize(name, norm) < 0)
+		return store_set_error(STORE_ENOTFOUND, "no such mailbox");
+	name_key(key, &kl, user_id, norm);
+	k.mv_size = kl;
+	k.mv_data = key;
+	rc = mdb_get(txn, st->db_mbox_names, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return store_set_error(STORE_ENOTFOUND, "no such mailbox");
+	if (rc != 0)
+		return store_mdb_err(rc, "mailbox name get");
+	memcpy(id_r, v.mv_data, sizeof(*id_r));
+	return STORE_OK;
+}
+
+enum store_err
+mbox_dir(struct store *st, MDB_txn *txn, const struct mbox_rec *mb, char *buf,
+    size_t size)
+{
+	struct user_rec u;
+	char udir[4096];
+	enum store_err e;
+
+	if ((e = user_rec_get(st, txn, mb->user_id, &u)) != STORE_OK)
+		return e;
+	user_dir(st, u.address, udir, sizeof(udir));
+	snprintf(buf, size, "%s/%u", udir, mb->id);
+	return STORE_OK;
+}
+
+static bool
+is_subscribed(struct store *st, MDB_txn *txn, uint32_t user_id,
+    const char *name)
+{
+	unsigned char key[4 + STORE_MAILBOX_NAME_MAX];
+	size_t kl;
+	MDB_val k, v;
+
+	name_key(key, &kl, user_id, name);
+	k.mv_size = kl;
+	k.mv_data = key;
+	return mdb_get(txn, st->db_subs, &k, &v) == 0;
+}
+
+void
+mbox_to_public(struct store *st, MDB_txn *txn, const struct mbox_rec *r,
+    struct store_mailbox *mb)
+{
+	mb->id = r->id;
+	mb->user_id = r->user_id;
+	str_copy(mb->name, r->name, sizeof(mb->name));
+	mb->uidvalidity = r->uidvalidity;
+	mb->uidnext = r->uidnext;
+	mb->highestmodseq = r->highestmodseq;
+	mb->messages = r->messages;
+	mb->unseen = r->unseen;
+	mb->recent = r->recent;
+	mb->first_recent_uid = r->first_recent_uid;
+	mb->deleted = r->deleted;
+	mb->size = r->size;
+	mb->special_use = r->special_use;
+	mb->subscribed = is_subscribed(st, txn, r->user_id, r->name);
+	mb->nkeywords = r->nkeywords;
+	memcpy(mb->keywords, r->keywords, sizeof(mb->keywords));
+}
+
+/* ---- postroom-mailbox file ---- */
+
+int
+mbox_file_write(const char *dir, const struct mbox_rec *mb)
+{
+	char path[4200];
+	struct buf b;
+	int ret;
+
+	buf_init(&b);
+	buf_printf(&b, "name %s\nuidvalidity %u\nspecial_use %u\n"
+	    "reserved_uid %u\nreserved_modseq %llu\n", mb->name,
+	    mb->uidvalidity, mb->special_use, mb->reserved_uid,
+	    (unsigned long long)mb->reserved_modseq);
+	for (uint32_t i = 0; i < mb->nkeywords; i++)
+		buf_printf(&b, "keyword %s\n", mb->keywords[i]);
+	snprintf(path, sizeof(path), "%s/" STORE_MBOX_FILE, dir);
+	ret = write_file_atomic(path, b.data, b.len);
+	buf_free(&b);
+	return ret;
+}
+
+int
+mbox_file_read(const char *dir, struct mbox_rec *mb)
+{
+	char path[4200];
+	char *s, *line, *save = NULL;
+	bool have_name = false;
+
+	snprintf(path, sizeof(path), "%s/" STORE_MBOX_FILE, dir);
+	if ((s = read_file_str(path)) == NULL)
+		return -1;
+	mb->nkeywords = 0;
+	for (line = strtok_r(s, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(line, ' ');
+		if (sp == NULL)
+			continue;
+		*sp++ = '\0';
+		if (strcmp(line, "name") == 0) {
+			have_name = mailbox_name_normalize(sp, mb->name) == 0;
+		} else if (strcmp(line, "uidvalidity") == 0) {
+			mb->uidvalidity = (uint32_t)strtoul(sp, NULL, 10);
+		} else if (strcmp(line, "special_use") == 0) {
+			mb->special_use = (uint32_t)strtoul(sp, NULL, 10);
+		} else if (strcmp(line, "reserved_uid") == 0) {
+			mb->reserved_uid = (uint32_t)strtoul(sp, NULL, 10);
+		} else if (strcmp(line, "reserved_modseq") == 0) {
+			mb->reserved_modseq = strtoull(sp, NULL, 10);
+		} else if (strcmp(line, "keyword") == 0 &&
+		    mb->nkeywords < STORE_MAX_KEYWORDS &&
+		    strlen(sp) <= STORE_KEYWORD_MAX) {
+			str_copy(mb->keywords[mb->nkeywords++], sp,
+			    STORE_KEYWORD_MAX + 1);
+		}
+	}
+	free(s);
+	return have_name ? 0 : -1;
+}
+
+static enum store_err
+mbox_file_sync(struct store *st, MDB_txn *txn, const struct mbox_rec *mb,
+    const char *dir)
+{
+	char buf[4096];
+
+	if (dir == NULL) {
+		enum store_err e = mbox_dir(st, txn, mb, buf, sizeof(buf));
+		if (e != STORE_OK)
+			return e;
+		dir = buf;
+	}
+	if (mbox_file_write(dir, mb) < 0)
+		return store_errno_err("mailbox file");
+	return STORE_OK;
+}
+
+enum store_err
+mbox_next_uid(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
+    const char *dir, uint32_t *uid_r)
+{
+	if (mb->uidnext >= UINT32_MAX - STORE_RESERVE_CHUNK)
+		return store_set_error(STORE_ELIMIT, "uid space exhausted");
+	*uid_r = mb->uidnext++;
+	if (mb->uidnext >= mb->reserved_uid) {
+		/* The mark must be on disk before any uid past it is. */
+		mb->reserved_uid = mb->uidnext + STORE_RESERVE_CHUNK;
+		return mbox_file_sync(st, txn, mb, dir);
+	}
+	return STORE_OK;
+}
+
+enum store_err
+mbox_next_modseq(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
+    const char *dir, uint64_t *modseq_r)
+{
+	*modseq_r = ++mb->highestmodseq;
+	if (mb->highestmodseq + 1 >= mb->reserved_modseq) {
+		mb->reserved_modseq = mb->highestmodseq + 1 + STORE_RESERVE_CHUNK;
+		return mbox_file_sync(st, txn, mb, dir);
+	}
+	return STORE_OK;
+}
+
+static bool
+keyword_is_valid(const char *k)
+{
+	size_t len = strlen(k);
+
+	if (len == 0 || len > STORE_KEYWORD_MAX || k[0] == '\\')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = k[i];
+		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c) != NULL)
+			return false;
+	}
+	return true;
+}
+
+enum store_err
+mbox_keywords_bits(struct mbox_rec *mb, const char *const *kw, size_t n,
+    bool add, uint32_t *bits_r, bool *added_r)
+{
+	uint32_t bits = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t j;
+		if (kw[i] == NULL || !keyword_is_valid(kw[i]))
+			return store_set_error(STORE_EPERM, "invalid keyword");
+		for (j = 0; j < mb->nkeywords; j++)
+			if (strcasecmp(mb->keywords[j], kw[i]) == 0)
+				break;
+		if (j == mb->nkeywords) {
+			if (!add)
+				continue;
+			if (mb->nkeywords >= STORE_MAX_KEYWORDS)
+				return store_set_error(STORE_ELIMIT,
+				    "too many keywords in mailbox");
+			str_copy(mb->keywords[j], kw[i], STORE_KEYWORD_MAX + 1);
+			mb->nkeywords++;
+			if (added_r != NULL)
+				*added_r = true;
+		}
+		bits |= 1u << j;
+	}
+	*bits_r = bits;
+	return STORE_OK;
+}
+
+void
+notify_touch(struct store *st, uint32_t mbox_id)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/notify/%u", st->data_dir, mbox_id);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (pwrite(fd, "x", 1, 0) < 0) {
+		/* Nothing to do: a watcher will see the next change. */
+	}
+	close(fd);
+}
+
+void
+store_mailbox_notify_path(struct store *st, uint32_t mbox_id, char *buf,
+    size_t size)
+{
+	snprintf(buf, size, "%s/notify/%u", st->data_dir, mbox_id);
+}
+
+enum store_err
+mbox_create_txn(struct store *st, MDB_txn *txn, struct user_rec *u,
+    const char *name, uint32_t special_use, struct mbox_rec *mb)
+{
+	unsigned char key[4 + STORE_MAILBOX_NAME_MAX];
+	char dir[4096], sub[4200];
+	size_t kl;
+	enum store_err e;
+	int rc;
+
+	memset(mb, 0, sizeof(*mb));
+	if (mailbox_name_normalize(name, mb->name) < 0)
+		return store_set_error(STORE_EPERM, "invalid mailbox name");
+	if ((e = meta_next_id(st, txn, "next_mbox_id", &mb->id)) != STORE_OK)
+		return e;
+	mb->user_id = u->id;
+	uint32_t now = (uint32_t)time(NULL);
+	mb->uidvalidity = now > u->last_uidvalidity ? now :
+	    u->last_uidvalidity + 1;
+	u->last_uidvalidity = mb->uidvalidity;
+	mb->uidnext = 1;
+	mb->first_recent_uid = 1;
+	mb->highestmodseq = 1;
+	mb->reserved_uid = 1 + STORE_RESERVE_CHUNK;
+	mb->reserved_modseq = 2 + STORE_RESERVE_CHUNK;
+	mb->special_use = special_use;
+	name_key(key, &kl, u->id, mb->name);
+	MDB_val k = { kl, key }, v = { sizeof(mb->id), &mb->id };
+	rc = mdb_put(txn, st->db_mbox_names, &k, &v, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST)
+		return store_set_error(STORE_EEXISTS, "mailbox exists");
+	if (rc != 0)
+		return store_mdb_err(rc, "mailbox name put");
+	if ((e = mbox_rec_put(st, txn, mb)) != STORE_OK)
+		return e;
+	if ((e = mbox_dir(st, txn, mb, dir, sizeof(dir))) != STORE_OK) {
+		/* The user record may not be written yet (user_add). */
+		char udir[4096];
+		user_dir(st, u->address, udir, sizeof(udir));
+		snprintf(dir, sizeof(dir), "%s/%u", udir, mb->id);
+	}
+	static const char *const subs[] = { "cur", "new", "tmp" };
+	for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
+		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
+		if (mkdir_p(sub, 0700) < 0)
+			return store_errno_err(sub);
+	}
+	if (mbox_file_write(dir, mb) < 0)
+		return store_errno_err("mailbox file");
+	notify_touch(st, mb->id);
+	return STORE_OK;
+}
+
+/* ---- public: lookup and listing ---- */
+
+enum store_err
+store_mailbox_get(struct store *st, uint32_t user_id, const char *name,
+    struct store_mailbox *mb_r)
+{
+	MDB_txn *txn;
+	struct mbox_rec r;
+	uint32_t id;
+	enum store_err e;
+
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	if ((e = mbox_lookup(st, txn, user_id, name, &id)) == STORE_OK &&
+	    (e = mbox_rec_get(st, txn, id, &r)) == STORE_OK && mb_r != NULL)
+		mbox_to_public(st, txn, &r, mb_r);
+	mdb_txn_abort(txn);
+	return e;
+}
+
+enum store_err
+store_mailbox_get_by_id(struct store *st, uint32_t mbox_id,
+    struct store_mailbox *mb_r)
+{
+	MDB_txn *txn;
+	struct mbox_rec r;
+	enum store_err e;
+
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	if ((e = mbox_rec_get(st, txn, mbox_id, &r)) == STORE_OK && mb_r)
+		mbox_to_public(st, txn, &r, mb_r);
+	mdb_txn_abort(txn);
+	return e;
+}
+
+/* Collects the mailbox ids of a user, in name order, from txn. */
+static enum store_err
+user_mbox_ids(struct store *st, MDB_txn *txn, uint32_t user_id,
+    uint32_t **ids_r, size_t *n_r)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char prefix[4];
+	uint32_t *ids = NULL;
+	size_t n = 0;
+
+	be32_put(prefix, user_id);
+	if (mdb_cursor_open(txn, st->db_mbox_names, &c) != 0)
+		return store_set_error(STORE_EINTERNAL, "cursor");
+	k.mv_size = 4;
+	k.mv_data = prefix;
+	for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < 4 || memcmp(k.mv_data, prefix, 4) != 0)
+			break;
+		ids = xrealloc(ids, (n + 1) * sizeof(*ids));
+		memcpy(&ids[n++], v.mv_data, sizeof(uint32_t));
+	}
+	mdb_cursor_close(c);
+	*ids_r = ids;
+	*n_r = n;
+	return STORE_OK;
+}
+
+enum store_err
+store_mailbox_list(struct store *st, uint32_t user_id,
+    struct store_mailbox **mbs_r, size_t *n_r)
+{
+	MDB_txn *txn;
+	uint32_t *ids = NULL;
+	size_t n = 0;
+	struct store_mailbox *mbs = NULL;
+	enum store_err e;
+
+	*mbs_r = NULL;
+	*n_r = 0;
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	if ((e = user_mbox_ids(st, txn, user_id, &ids, &n)) != STORE_OK)
+		goto out;
+	mbs = n ? xcalloc(n, sizeof(*mbs)) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		struct mbox_rec r;
+		if ((e = mbox_rec_get(st, txn, ids[i], &r)) != STORE_OK) {
+			free(mbs);
+			mbs = NULL;
+			goto out;
+		}
+		mbox_to_public(st, txn, &r, &mbs[i]);
+	}
+	*mbs_r = mbs;
+	*n_r = n;
+out:
+	mdb_txn_abort(txn);
+	free(ids);
+	return e;
+}
+
+enum store_err
+store_mailbox_create(struct store *st, uint32_t user_id, const char *name,
+    uint32_t special_use, struct store_mailbox *mb_r)
+{
+	MDB_txn *txn;
+	struct user_rec u;
+	struct mbox_rec r;
+	char norm[STORE_MAILBOX_NAME_MAX + 1];
+	enum store_err e;
+
+	if (mailbox_name_normalize(name, norm) < 0)
+		return store_set_error(STORE_EPERM, "invalid mailbox name");
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	if ((e = user_rec_get(st, txn, user_id, &u)) != STORE_OK)
+		goto fail;
+	if ((e = mbox_create_txn(st, txn, &u, norm, special_use, &r)))
+		goto fail;
+	if ((e = user_rec_put(st, txn, &u)) != STORE_OK)
+		goto fail;
+	if (mb_r != NULL)
+		mbox_to_public(st, txn, &r, mb_r);
+	return store_txn_commit(txn);
+fail:
+	mdb_txn_abort(txn);
+	return e;
+}
+
+enum store_err
+mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id,
+    const char *dir, char ***paths, size_t *npaths)
+{
+	static const int which[] = { 0, 1, 2 };
+	unsigned char prefix[4];
+	MDB_val k, v;
+
+	be32_put(prefix, mbox_id);
+	for (size_t w = 0; w < ARRAY_SIZE(which); w++) {
+		MDB_dbi dbi = w == 0 ? st->db_msgs : w == 1 ? st->db_cache :
+		    st->db_tombs;
+		MDB_cursor *c;
+		if (mdb_cursor_open(txn, dbi, &c) != 0)
+			return store_set_error(STORE_EINTERNAL, "cursor");
+		k.mv_size = 4;
+		k.mv_data = prefix;
+		for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != 8 || memcmp(k.mv_data, prefix, 4) != 0)
+				break;
+			if (w == 0 && paths != NULL && dir != NULL) {
+				struct msg_rec m;
+				if (msg_rec_decode(&v, &m) == 0) {
+					*paths = xrealloc(*paths,
+					    (*npaths + 1) * sizeof(char *));
+					(*paths)[(*npaths)++] = xasprintf(
+					    "%s/cur/%s", dir, m.base);
+				}
+			}
+			int drc = mdb_cursor_del(c, 0);
+			if (drc != 0) {
+				mdb_cursor_close(c);
+				return store_mdb_err(drc, "purge");
+			}
+		}
+		mdb_cursor_close(c);
+	}
+	return STORE_OK;
+}
+
+enum store_err
+store_mailbox_delete(struct store *st, uint32_t user_id, const char *name)
+{
+	MDB_txn *txn;
+	struct mbox_rec r;
+	struct user_rec u;
+	unsigned char key[4 + STORE_MAILBOX_NAME_MAX];
+	size_t kl;
+	uint32_t id;
+	char dir[4096];
+	enum store_err e;
+
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	if ((e = mbox_lookup(st, txn, user_id, name, &id)) != STORE_OK ||
+	    (e = mbox_rec_get(st, txn, id, &r)) != STORE_OK ||
+	    (e = user_rec_get(st, txn, user_id, &u)) != STORE_OK)
+		goto fail;
+	if (strcmp(r.name, "INBOX") == 0) {
+		e = store_set_error(STORE_EPERM, "INBOX cannot be deleted");
+		goto fail;
+	}
+	if ((e = mbox_dir(st, txn, &r, dir, sizeof(dir))) != STORE_OK)
+		goto fail;
+	if ((e = mbox_purge_txn(st, txn, id, NULL, NULL, NULL)) != STORE_OK)
+		goto fail;
+	u.used = u.used > r.size ? u.used - r.size : 0;
+	if ((e = user_rec_put(st, txn, &u)) != STORE_OK)
+		goto fail;
+	name_key(key, &kl, user_id, r.name);
+	MDB_val k = { kl, key }, mk = { sizeof(id), &id };
+	mdb_del(txn, st->db_mbox_names, &k, NULL);
+	mdb_del(txn, st->db_mboxes, &mk, NULL);
+	/* Remove the mirror first: a crash now must not resurrect it. */
+	char mf[4200];
+	snprintf(mf, sizeof(mf), "%s/" STORE_MBOX_FILE, dir);
+	unlink(mf);
+	if ((e = store_txn_commit(txn)) != STORE_OK)
+		return e;
+	rm_rf(dir);
+	notify_touch(st, id);
+	snprintf(dir, sizeof(dir), "%s/notify/%u", st->data_dir, id);
+	unlink(dir);
+	return STORE_OK;
+fail:
+	mdb_txn_abort(txn);
+	return e;
+}
+
+/* Moves every message of src into dst (same user), keeping UIDs: used for
+   RENAME INBOX, where dst is brand new with its own UIDVALIDITY. */
+static enum store_err
+move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
+    const char *sdir, struct mbox_rec *dst, const char *ddir)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char prefix[4];
+	enum store_err e = STORE_OK;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	uint64_t ms;
+
+	if ((e = mbox_next_modseq(st, txn, src, sdir, &ms)) != STORE_OK)
+		return e;
+	be32_put(prefix, src->id);
+	if (mdb_cursor_open(txn, st->db_msgs, &c) != 0)
+		return store_set_error(STORE_EINTERNAL, "cursor");
+	k.mv_size = 4;
+	k.mv_data = prefix;
+	for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8 || memcmp(k.mv_data, prefix, 4) != 0)
+			break;
+		uids = xrealloc(uids, (n + 1) * sizeof(*uids));
+		uids[n++] = be32_get((unsigned char *)k.mv_data + 4);
+	}
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < n && e == STORE_OK; i++) {
+		struct msg_rec m;
+		unsigned char ok[8], nk[8];
+		char from[4200], to[4200], fname[512];
+		uint32_t uid = uids[i];
+		MDB_val okv = { 8, ok }, nkv = { 8, nk }, cv;
+		struct buf b;
+		int prc;
+
+		msg_key(ok, src->id, uid);
+		msg_key(nk, dst->id, uid);
+		if (mdb_get(txn, st->db_msgs, &okv, &v) != 0 ||
+		    msg_rec_decode(&v, &m) < 0)
+			continue;
+		/* Keywords keep their bit: dst starts with src's list. */
+		m.h.modseq = dst->highestmodseq;
+		if (msg_find_path(sdir, src, &m, from, sizeof(from)) == 0) {
+			msg_file_name(dst, &m, fname, sizeof(fname));
+			snprintf(to, sizeof(to), "%s/cur/%s", ddir, fname);
+			if (rename(from, to) < 0) {
+				e = store_errno_err("rename message");
+				break;
+			}
+		}
+		buf_init(&b);
+		msg_rec_encode(&m, &b);
+		MDB_val nv = { b.len, b.data };
+		prc = mdb_put(txn, st->db_msgs, &nkv, &nv, 0);
+		buf_free(&b);
+		if (prc == 0 && mdb_get(txn, st->db_cache, &okv, &cv) == 0) {
+			buf_init(&b);
+			buf_append(&b, cv.mv_data, cv.mv_size);
+			MDB_val ncv = { b.len, b.data };
+			prc = mdb_put(txn, st->db_cache, &nkv, &ncv, 0);
+			buf_free(&b);
+			mdb_del(txn, st->db_cache, &okv, NULL);
+		}
+		if (prc == 0)
+			prc = mdb_del(txn, st->db_msgs, &okv, NULL);
+		/* Tombstone for QRESYNC clients of INBOX. */
+		MDB_val tv = { sizeof(ms), &ms };
+		if (prc == 0)
+			prc = mdb_put(txn, st->db_tombs, &okv, &tv, 0);
+		if (prc != 0) {
+			e = store_mdb_err(prc, "move message");
+			break;
+		}
+		mbox_counters_add(dst, &m, 1);
+		if (uid >= dst->uidnext)
+			dst->uidnext = uid + 1;
+	}
+	free(uids);
+	if (e != STORE_OK)
+		return e;
+	if (dst->uidnext >= dst->reserved_uid)
+		dst->reserved_uid = dst->uidnext + STORE_RESERVE_CHUNK;
+	src->messages = src->unseen = src->recent = src->deleted = 0;
+	src->size = 0;
+	return STORE_OK;
+}
+
+static enum store_err
+rename_inbox(struct store *st, MDB_txn *txn, struct user_rec *u,
+    const char *new_name)
+{
+	struct mbox_rec inbox, dst;
+	char sdir[4096], ddir[4096];
+	uint32_t id;
+	enum store_err e;
+
+	if ((e = mbox_lookup(st, txn, u->id, "INBOX", &id)) != STORE_OK ||
+	    (e = mbox_rec_get(st, txn, id, &inbox)) != STORE_OK)
+		return e;
+	if ((e = mbox_create_txn(st, txn, u, new_name, 0, &dst)) != STORE_OK)
+		return e;
+	dst.nkeywords = inbox.nkeywords;
+	memcpy(dst.keywords, inbox.keywords, sizeof(dst.keywords));
+	dst.uidnext = inbox.uidnext;
+	dst.reserved_uid = inbox.uidnext + STORE_RESERVE_CHUNK;
+	if ((e = mbox_dir(st, txn, &inbox, sdir, sizeof(sdir))) != STORE_OK ||
+	    (e = mbox_dir(st, txn, &dst, ddir, sizeof(ddir))) != STORE_OK)
+		return e;
+	if ((e = move_all_messages(st, txn, &inbox, sdir, &dst, ddir)))
+		return e;
+	if (mbox_file_write(ddir, &dst) < 0)
+		return store_errno_err("mailbox file");
+	fsync_dir(sdir);
+	char cur[4200];
+	snprintf(cur, sizeof(cur), "%s/cur", ddir);
+	fsync_dir(cur);
+	if ((e = mbox_rec_put(st, txn, &inbox)) != STORE_OK ||
+	    (e = mbox_rec_put(st, txn, &dst)) != STORE_OK)
+		return e;
+	return user_rec_put(st, txn, u);
+}
+
+enum store_err
+store_mailbox_rename(struct store *st, uint32_t user_id, const char *old_name,
+    const char *new_name)
+{
+	char on[STORE_MAILBOX_NAME_MAX + 1], nn[STORE_MAILBOX_NAME_MAX + 1];
+	MDB_txn *txn;
+	struct user_rec u;
+	uint32_t *ids = NULL, *moved = NULL;
+	size_t n = 0, nmoved = 0;
+	enum store_err e;
+	uint32_t id;
+
+	if (mailbox_name_normalize(old_name, on) < 0)
+		return store_set_error(STORE_ENOTFOUND, "no such mailbox");
+	if (mailbox_name_normalize(new_name, nn) < 0)
+		return store_set_error(STORE_EPERM, "invalid mailbox name");
+	size_t ol = strlen(on), nl = strlen(nn);
+	if (strcmp(on, nn) == 0)
+		return store_set_error(STORE_EEXISTS, "same name");
+	if (nl > ol && strncmp(nn, on, ol) == 0 && nn[ol] == '/')
+		return store_set_error(STORE_EPERM,
+		    "cannot rename a mailbox into itself");
+	if (strcmp(nn, "INBOX") == 0)
+		return store_set_error(STORE_EEXISTS, "INBOX exists");
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	if ((e = user_rec_get(st, txn, user_id, &u)) != STORE_OK)
+		goto fail;
+	if ((e = mbox_lookup(st, txn, user_id, on, &id)) != STORE_OK)
+		goto fail;
+	if (mbox_lookup(st, txn, user_id, nn, &id) == STORE_OK) {
+		e = store_set_error(STORE_EEXISTS, "mailbox exists");
+		goto fail;
+	}
+	if (strcmp(on, "INBOX") == 0) {
+		if ((e = rename_inbox(st, txn, &u, nn)) != STORE_OK)
+			goto fail;
+		mbox_lookup(st, txn, user_id, "INBOX", &id);
+		moved = xmalloc(sizeof(*moved));
+		moved[nmoved++] = id;
+		goto commit;
+	}
+	if ((e = user_mbox_ids(st, txn, user_id, &ids, &n)) != STORE_OK)
+		goto fail;
+	/* First check every target name is free, then move. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			struct mbox_rec r;
+			char newn[STORE_MAILBOX_NAME_MAX + 2];
+			unsigned char key[4 + STORE_MAILBOX_NAME_MAX];
+			size_t kl;
+			if ((e = mbox_rec_get(st, txn, ids[i], &r)) != STORE_OK)
+				goto fail;
+			size_t rl = strlen(r.name);
+			if (!(strcmp(r.name, on) == 0 || (rl > ol &&
+			    strncmp(r.name, on, ol) == 0 && r.name[ol] == '/')))
+				continue;
+			if (nl + (rl - ol) > STORE_MAILBOX_NAME_MAX) {
+				e = store_set_error(STORE_ELIMIT, "name too long");
+				goto fail;
+			}
+			snprintf(newn, sizeof(newn), "%s%s", nn, r.name + ol);
+			uint32_t other;
+			if (pass == 0) {
+				if (mbox_lookup(st, txn, user_id, newn,
+				    &other) == STORE_OK) {
+					e = store_set_error(STORE_EEXISTS,
+					    "mailbox %s exists", newn);
+					goto fail;
+				}
+				continue;
+			}
+			name_key(key, &kl, user_id, r.name);
+			MDB_val k = { kl, key };
+			mdb_del(txn, st->db_mbox_names, &k, NULL);
+			str_copy(r.name, newn, sizeof(r.name));
+			name_key(key, &kl, user_id, r.name);
+			MDB_val k2 = { kl, key }, v = { sizeof(r.id), &r.id };
+			int rc = mdb_put(txn, st->db_mbox_names, &k2, &v, 0);
+			if (rc != 0) {
+				e = store_mdb_err(rc, "name put");
+				goto fail;
+			}
+			if ((e = mbox_rec_put(st, txn, &r)) != STORE_OK ||
+			    (e = mbox_file_sync(st, txn, &r, NULL)) != STORE_OK)
+				goto fail;
+			moved = xrealloc(moved, (nmoved + 1) * sizeof(*moved));
+			moved[nmoved++] = r.id;
+		}
+	}
+commit:
+	if ((e = store_txn_commit(txn)) != STORE_OK)
+		goto out;
+	for (size_t i = 0; i < nmoved; i++)
+		notify_touch(st, moved[i]);
+	goto out;
+fail:
+	mdb_txn_abort(txn);
+out:
+	free(ids);
+	free(moved);
+	return e;
+}
+
+/* ---- subscriptions ---- */
+
+static void
+subs_file_write(struct store *st, MDB_txn *txn, uint32_t user_id)
+{
+	struct user_rec u;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char prefix[4];
+	char dir[4096], path[4200];
+	struct buf b;
+
+	if (user_rec_get(st, txn, user_id, &u) != STORE_OK)
+		return;
+	buf_init(&b);
+	be32_put(prefix, user_id);
+	if (mdb_cursor_open(txn, st->db_subs, &c) == 0) {
+		k.mv_size = 4;
+		k.mv_data = prefix;
+		for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			if (k.mv_size < 4 || memcmp(k.mv_data, prefix, 4) != 0)
+				break;
+			buf_append(&b, (char *)k.mv_data + 4, k.mv_size - 4);
+			buf_putc(&b, '\n');
+		}
+		mdb_cursor_close(c);
+	}
+	user_dir(st, u.address, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/" STORE_SUBS_FILE, dir);
+	write_file_atomic(path, b.data ? b.data : "", b.len);
+	buf_free(&b);
+}
+
+enum store_err
+store_subscription_set(struct store *st, uint32_t user_id, const char *name,
+    bool subscribed)
+{
+	char norm[STORE_MAILBOX_NAME_MAX + 1];
+	unsigned char key[4 + STORE_MAILBOX_NAME_MAX];
+	size_t kl;
+	MDB_txn *txn;
+	enum store_err e;
+	int rc;
+
+	if (mailbox_name_normalize(name, norm) < 0)
+		return store_set_error(STORE_EPERM, "invalid mailbox name");
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	name_key(key, &kl, user_id, norm);
+	MDB_val k = { kl, key }, v = { 0, "" };
+	rc = subscribed ? mdb_put(txn, st->db_subs, &k, &v, 0) :
+	    mdb_del(txn, st->db_subs, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return store_mdb_err(rc, "subscription");
+	}
+	subs_file_write(st, txn, user_id);
+	return store_txn_commit(txn);
+}
+
+enum store_err
+store_subscription_list(struct store *st, uint32_t user_id, char ***names_r,
+    size_t *n_r)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char prefix[4];
+	char **names = NULL;
+	size_t n = 0;
+	enum store_err e;
+
+	*names_r = NULL;
+	*n_r = 0;
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	be32_put(prefix, user_id);
+	if (mdb_cursor_open(txn, st->db_subs, &c) != 0) {
+		mdb_txn_abort(txn);
+		return store_set_error(STORE_EINTERNAL, "cursor");
+	}
+	k.mv_size = 4;
+	k.mv_data = prefix;
+	for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < 4 || memcmp(k.mv_data, prefix, 4) != 0)
+			break;
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrndup((char *)k.mv_data + 4, k.mv_size - 4);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	*names_r = names;
+	*n_r = n;
+	return STORE_OK;
+}
+
+/* Restores subscriptions from the mirror file (reindex). */
+void
+subs_restore_txn(struct store *st, MDB_txn *txn, uint32_t user_id,
+    const char *udir)
+{
+	char path[4200];
+	char *s, *line, *save = NULL;
+
+	snprintf(path, sizeof(path), "%s/" STORE_SUBS_FILE, udir);
+	if ((s = read_file_str(path)) == NULL)
+		return;
+	for (line = strtok_r(s, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char norm[STORE_MAILBOX_NAME_MAX + 1];
+		unsigned char key[4 + STORE_MAILBOX_NAME_MAX];
+		size_t kl;
+		if (mailbox_name_normalize(line, norm) < 0)
+			continue;
+		name_key(key, &kl, user_id, norm);
+		MDB_val k = { kl, key }, v = { 0, "" };
+		mdb_put(txn, st->db_subs, &k, &v, 0);
+	}
+	free(s);
+}
+
+enum store_err
+store_mailbox_claim_recent(struct store *st, uint32_t mbox_id,
+    uint32_t *first_recent_uid_r)
+{
+	MDB_txn *txn;
+	struct mbox_rec r;
+	enum store_err e;
+
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	if ((e = mbox_rec_get(st, txn, mbox_id, &r)) != STORE_OK)
+		goto fail;
+	*first_recent_uid_r = r.first_recent_uid;
+	if (r.first_recent_uid == r.uidnext) {
+		mdb_txn_abort(txn);
+		return STORE_OK;
+	}
+	r.first_recent_uid = r.uidnext;
+	r.recent = 0;
+	if ((e = mbox_rec_put(st, txn, &r)) != STORE_OK)
+		goto fail;
+	return store_txn_commit(txn);
+fail:
+	mdb_txn_abort(txn);
+	return e;
+}

@@ -1,0 +1,864 @@
+/* store_msg: message records (list, get, open, cache), flag changes,
+   copy/move and expunge. Every change is one LMDB write transaction; file
+   renames and links happen inside it (serialized by the writer lock), and
+   files are unlinked only after the commit, so a crash never loses mail. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store_private.h"
+
+int
+msg_rec_decode(const MDB_val *v, struct msg_rec *m)
+{
+	if (v->mv_size < sizeof(m->h))
+		return -1;
+	memcpy(&m->h, v->mv_data, sizeof(m->h));
+	if (m->h.base_len > MSG_BASE_MAX ||
+	    v->mv_size != sizeof(m->h) + m->h.base_len)
+		return -1;
+	memcpy(m->base, (char *)v->mv_data + sizeof(m->h), m->h.base_len);
+	m->base[m->h.base_len] = '\0';
+	return 0;
+}
+
+void
+msg_rec_encode(const struct msg_rec *m, struct buf *out)
+{
+	struct msg_head h = m->h;
+
+	h.base_len = (uint32_t)strlen(m->base);
+	buf_append(out, &h, sizeof(h));
+	buf_append(out, m->base, h.base_len);
+}
+
+void
+msg_letters(uint32_t flags, uint32_t keywords, char *buf)
+{
+	char *p = buf;
+
+	/* Maildir wants the info letters in ASCII order. */
+	if (flags & STORE_F_DRAFT)
+		*p++ = 'D';
+	if (flags & STORE_F_FLAGGED)
+		*p++ = 'F';
+	if (flags & STORE_F_ANSWERED)
+		*p++ = 'R';
+	if (flags & STORE_F_SEEN)
+		*p++ = 'S';
+	if (flags & STORE_F_DELETED)
+		*p++ = 'T';
+	for (int i = 0; i < STORE_MAX_KEYWORDS; i++)
+		if (keywords & (1u << i))
+			*p++ = (char)('a' + i);
+	*p = '\0';
+}
+
+void
+msg_file_name(const struct mbox_rec *mb, const struct msg_rec *m, char *buf,
+    size_t size)
+{
+	char letters[40];
+
+	(void)mb;
+	msg_letters(m->h.flags, m->h.keywords, letters);
+	snprintf(buf, size, "%s:2,%s", m->base, letters);
+}
+
+static int
+scan_for_base(const char *dir, const char *base, char *buf, size_t size)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t bl = strlen(base);
+	int ret = -1;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, base, bl) == 0 &&
+		    (de->d_name[bl] == ':' || de->d_name[bl] == '\0')) {
+			snprintf(buf, size, "%s/%s", dir, de->d_name);
+			ret = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+int
+msg_find_path(const char *dir, const struct mbox_rec *mb,
+    const struct msg_rec *m, char *buf, size_t size)
+{
+	char name[512], sub[4200];
+
+	msg_file_name(mb, m, name, sizeof(name));
+	snprintf(buf, size, "%s/cur/%s", dir, name);
+	if (access(buf, F_OK) == 0)
+		return 0;
+	/* A crash between a rename and its commit leaves other letters. */
+	snprintf(sub, sizeof(sub), "%s/cur", dir);
+	if (scan_for_base(sub, m->base, buf, size) == 0)
+		return 0;
+	snprintf(sub, sizeof(sub), "%s/new", dir);
+	return scan_for_base(sub, m->base, buf, size);
+}
+
+void
+mbox_counters_add(struct mbox_rec *mb, const struct msg_rec *m, int sign)
+{
+	uint32_t d = sign > 0 ? 1 : (uint32_t)-1;
+
+	mb->messages += d;
+	if (!(m->h.flags & STORE_F_SEEN))
+		mb->unseen += d;
+	if (m->h.flags & STORE_F_DELETED)
+		mb->deleted += d;
+	if (m->uid >= mb->first_recent_uid)
+		mb->recent += d;
+	if (sign > 0)
+		mb->size += m->h.size;
+	else
+		mb->size = mb->size > m->h.size ? mb->size - m->h.size : 0;
+}
+
+static void
+msg_to_public(const struct msg_rec *m, struct store_msg *out)
+{
+	out->uid = m->uid;
+	out->flags = m->h.flags;
+	out->keywords = m->h.keywords;
+	out->modseq = m->h.modseq;
+	out->size = m->h.size;
+	out->internaldate = m->h.internaldate;
+	out->internal_tz = m->h.internal_tz;
+}
+
+enum store_err
+msg_rec_get(struct store *st, MDB_txn *txn, uint32_t mbox, uint32_t uid,
+    struct msg_rec *m)
+{
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v;
+	int rc;
+
+	msg_key(key, mbox, uid);
+	rc = mdb_get(txn, st->db_msgs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return store_set_error(STORE_ENOTFOUND, "no such message");
+	if (rc != 0)
+		return store_mdb_err(rc, "msg get");
+	if (msg_rec_decode(&v, m) < 0)
+		return store_set_error(STORE_ECORRUPT, "bad message record");
+	m->uid = uid;
+	return STORE_OK;
+}
+
+enum store_err
+msg_rec_put(struct store *st, MDB_txn *txn, uint32_t mbox,
+    const struct msg_rec *m)
+{
+	unsigned char key[8];
+	struct buf b;
+	int rc;
+
+	msg_key(key, mbox, m->uid);
+	buf_init(&b);
+	msg_rec_encode(m, &b);
+	MDB_val k = { 8, key }, v = { b.len, b.data };
+	rc = mdb_put(txn, st->db_msgs, &k, &v, 0);
+	buf_free(&b);
+	return rc ? store_mdb_err(rc, "msg put") : STORE_OK;
+}
+
+enum store_err
+store_msg_list(struct store *st, uint32_t mbox_id, uint32_t min_uid,
+    uint64_t min_modseq, struct store_msg **msgs_r, size_t *n_r,
+    struct store_mailbox *mb_r)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	struct mbox_rec r;
+	unsigned char key[8];
+	struct store_msg *msgs = NULL;
+	size_t n = 0, cap = 0;
+	enum store_err e;
+
+	*msgs_r = NULL;
+	*n_r = 0;
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	if ((e = mbox_rec_get(st, txn, mbox_id, &r)) != STORE_OK)
+		goto out;
+	if (mb_r != NULL)
+		mbox_to_public(st, txn, &r, mb_r);
+	if (mdb_cursor_open(txn, st->db_msgs, &c) != 0) {
+		e = store_set_error(STORE_EINTERNAL, "cursor");
+		goto out;
+	}
+	cap = r.messages < 16 ? 16 : r.messages;
+	msgs = xmalloc(cap * sizeof(*msgs));
+	msg_key(key, mbox_id, min_uid);
+	k.mv_size = 8;
+	k.mv_data = key;
+	for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct msg_head h;
+		if (k.mv_size != 8 || memcmp(k.mv_data, key, 4) != 0)
+			break;
+		if (v.mv_size < sizeof(h))
+			continue;
+		/* Only the fixed head: this loop is the FLAGS-fetch hot path. */
+		memcpy(&h, v.mv_data, sizeof(h));
+		if (h.modseq <= min_modseq)
+			continue;
+		if (n == cap) {
+			cap *= 2;
+			msgs = xrealloc(msgs, cap * sizeof(*msgs));
+		}
+		msgs[n].uid = be32_get((unsigned char *)k.mv_data + 4);
+		msgs[n].flags = h.flags;
+		msgs[n].keywords = h.keywords;
+		msgs[n].modseq = h.modseq;
+		msgs[n].size = h.size;
+		msgs[n].internaldate = h.internaldate;
+		msgs[n].internal_tz = h.internal_tz;
+		n++;
+	}
+	mdb_cursor_close(c);
+	if (n == 0) {
+		free(msgs);
+		msgs = NULL;
+	}
+	*msgs_r = msgs;
+	*n_r = n;
+out:
+	mdb_txn_abort(txn);
+	return e;
+}
+
+enum store_err
+store_msg_get(struct store *st, uint32_t mbox_id, uint32_t uid,
+    struct store_msg *msg_r)
+{
+	MDB_txn *txn;
+	struct msg_rec m;
+	enum store_err e;
+
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	e = msg_rec_get(st, txn, mbox_id, uid, &m);
+	mdb_txn_abort(txn);
+	if (e == STORE_OK && msg_r != NULL)
+		msg_to_public(&m, msg_r);
+	return e;
+}
+
+enum store_err
+store_msg_open(struct store *st, uint32_t mbox_id, uint32_t uid, int *fd_r)
+{
+	MDB_txn *txn;
+	struct msg_rec m;
+	struct mbox_rec r;
+	char dir[4096], path[4200];
+	enum store_err e;
+	int fd;
+
+	*fd_r = -1;
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	if ((e = mbox_rec_get(st, txn, mbox_id, &r)) != STORE_OK ||
+	    (e = msg_rec_get(st, txn, mbox_id, uid, &m)) != STORE_OK ||
+	    (e = mbox_dir(st, txn, &r, dir, sizeof(dir))) != STORE_OK) {
+		mdb_txn_abort(txn);
+		return e;
+	}
+	mdb_txn_abort(txn);
+	/* A concurrent flag change may rename the file between the lookup
+	   and the open: look again a few times. */
+	for (int tries = 0; tries < 5; tries++) {
+		if (msg_find_path(dir, &r, &m, path, sizeof(path)) < 0)
+			continue;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			*fd_r = fd;
+			return STORE_OK;
+		}
+		if (errno != ENOENT)
+			return store_errno_err("open message");
+	}
+	return store_set_error(STORE_ECORRUPT, "message file of uid %u missing",
+	    uid);
+}
+
+/* ---- cache ---- */
+
+static void
+put_field(struct buf *out, const void *p, size_t len)
+{
+	uint32_t l = (uint32_t)len;
+
+	buf_append(out, &l, sizeof(l));
+	if (len > 0)
+		buf_append(out, p, len);
+}
+
+void
+cache_encode(const struct store_msg_cache *c, struct buf *out)
+{
+	put_field(out, c->envelope, c->envelope ? strlen(c->envelope) : 0);
+	put_field(out, c->bodystructure,
+	    c->bodystructure ? strlen(c->bodystructure) : 0);
+	put_field(out, c->body, c->body ? strlen(c->body) : 0);
+	put_field(out, c->parts, c->parts_len);
+}
+
+static int
+get_field(const unsigned char **p, const unsigned char *end, char **s_r,
+    size_t *len_r)
+{
+	uint32_t l;
+
+	if ((size_t)(end - *p) < sizeof(l))
+		return -1;
+	memcpy(&l, *p, sizeof(l));
+	*p += sizeof(l);
+	if ((size_t)(end - *p) < l)
+		return -1;
+	*s_r = xmalloc(l + 1);
+	memcpy(*s_r, *p, l);
+	(*s_r)[l] = '\0';
+	*p += l;
+	if (len_r != NULL)
+		*len_r = l;
+	return 0;
+}
+
+enum store_err
+store_msg_cache_get(struct store *st, uint32_t mbox_id, uint32_t uid,
+    struct store_msg_cache *cache_r)
+{
+	MDB_txn *txn;
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v;
+	enum store_err e;
+	int rc;
+
+	memset(cache_r, 0, sizeof(*cache_r));
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	msg_key(key, mbox_id, uid);
+	rc = mdb_get(txn, st->db_cache, &k, &v);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		if (rc == MDB_NOTFOUND)
+			return store_set_error(STORE_ENOTFOUND, "no cache entry");
+		return store_mdb_err(rc, "cache get");
+	}
+	const unsigned char *p = v.mv_data, *end = p + v.mv_size;
+	char *parts = NULL;
+	if (get_field(&p, end, &cache_r->envelope, NULL) < 0 ||
+	    get_field(&p, end, &cache_r->bodystructure, NULL) < 0 ||
+	    get_field(&p, end, &cache_r->body, NULL) < 0 ||
+	    get_field(&p, end, &parts, &cache_r->parts_len) < 0) {
+		mdb_txn_abort(txn);
+		store_msg_cache_free(cache_r);
+		return store_set_error(STORE_ECORRUPT, "bad cache entry");
+	}
+	cache_r->parts = parts;
+	mdb_txn_abort(txn);
+	return STORE_OK;
+}
+
+void
+store_msg_cache_free(struct store_msg_cache *cache)
+{
+	free(cache->envelope);
+	free(cache->bodystructure);
+	free(cache->body);
+	free(cache->parts);
+	memset(cache, 0, sizeof(*cache));
+}
+
+/* ---- flags ---- */
+
+enum store_err
+store_msg_set_flags(struct store *st, uint32_t mbox_id, enum store_flag_op op,
+    uint32_t flags, const char *const *keywords, size_t nkeywords,
+    uint64_t unchangedsince, struct store_flag_change *ch, size_t n)
+{
+	MDB_txn *txn;
+	struct mbox_rec mb;
+	char dir[4096];
+	uint32_t kbits = 0;
+	uint64_t modseq = 0;
+	bool added = false, any = false;
+	enum store_err e;
+
+	flags &= STORE_F_SEEN | STORE_F_ANSWERED | STORE_F_FLAGGED |
+	    STORE_F_DELETED | STORE_F_DRAFT;
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	if ((e = mbox_rec_get(st, txn, mbox_id, &mb)) != STORE_OK ||
+	    (e = mbox_dir(st, txn, &mb, dir, sizeof(dir))) != STORE_OK)
+		goto fail;
+	if ((e = mbox_keywords_bits(&mb, keywords, nkeywords,
+	    op != STORE_FLAGS_REMOVE, &kbits, &added)) != STORE_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		struct msg_rec m, nm;
+		ch[i].exists = ch[i].changed = ch[i].conflict = false;
+		ch[i].flags = ch[i].keywords = 0;
+		ch[i].modseq = 0;
+		e = msg_rec_get(st, txn, mbox_id, ch[i].uid, &m);
+		if (e == STORE_ENOTFOUND)
+			continue;
+		if (e != STORE_OK)
+			goto fail;
+		ch[i].exists = true;
+		nm = m;
+		switch (op) {
+		case STORE_FLAGS_SET:
+			nm.h.flags = flags;
+			nm.h.keywords = kbits;
+			break;
+		case STORE_FLAGS_ADD:
+			nm.h.flags |= flags;
+			nm.h.keywords |= kbits;
+			break;
+		case STORE_FLAGS_REMOVE:
+			nm.h.flags &= ~flags;
+			nm.h.keywords &= ~kbits;
+			break;
+		}
+		if (unchangedsince != 0 && m.h.modseq > unchangedsince) {
+			ch[i].conflict = true;
+			nm = m;
+		} else if (nm.h.flags != m.h.flags ||
+		    nm.h.keywords != m.h.keywords) {
+			char from[4200], to[4200], name[512];
+			if (modseq == 0 && (e = mbox_next_modseq(st, txn, &mb,
+			    dir, &modseq)) != STORE_OK)
+				goto fail;
+			nm.h.modseq = modseq;
+			if (msg_find_path(dir, &mb, &m, from, sizeof(from)) == 0) {
+				msg_file_name(&mb, &nm, name, sizeof(name));
+				snprintf(to, sizeof(to), "%s/cur/%s", dir, name);
+				if (strcmp(from, to) != 0 && rename(from, to) < 0) {
+					e = store_errno_err("rename message");
+					goto fail;
+				}
+			}
+			mbox_counters_add(&mb, &m, -1);
+			mbox_counters_add(&mb, &nm, 1);
+			if ((e = msg_rec_put(st, txn, mbox_id, &nm)) != STORE_OK)
+				goto fail;
+			ch[i].changed = true;
+			any = true;
+		}
+		ch[i].flags = nm.h.flags;
+		ch[i].keywords = nm.h.keywords;
+		ch[i].modseq = nm.h.modseq;
+	}
+	if (!any && !added) {
+		mdb_txn_abort(txn);
+		return STORE_OK;
+	}
+	if (added && mbox_file_write(dir, &mb) < 0) {
+		e = store_errno_err("mailbox file");
+		goto fail;
+	}
+	if ((e = mbox_rec_put(st, txn, &mb)) != STORE_OK)
+		goto fail;
+	if ((e = store_txn_commit(txn)) != STORE_OK)
+		return e;
+	notify_touch(st, mbox_id);
+	return STORE_OK;
+fail:
+	mdb_txn_abort(txn);
+	return e;
+}
+
+/* ---- copy, move ---- */
+
+static size_t
+stem_len(const char *base)
+{
+	const char *s = strstr(base, ",S=");
+
+	return s ? (size_t)(s - base) : strlen(base);
+}
+
+struct uid_idx { uint32_t uid; size_t i; };
+
+static int
+uid_idx_cmp(const void *a, const void *b)
+{
+	const struct uid_idx *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static void
+free_paths(char **p, size_t n, bool do_unlink)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (do_unlink)
+			unlink(p[i]);
+		free(p[i]);
+	}
+	free(p);
+}
+
+static enum store_err
+cache_copy(struct store *st, MDB_txn *txn, uint32_t smbox, uint32_t suid,
+    uint32_t dmbox, uint32_t duid)
+{
+	unsigned char sk[8], dk[8];
+	MDB_val k = { 8, sk }, v, dkv = { 8, dk };
+	struct buf b;
+	int rc;
+
+	msg_key(sk, smbox, suid);
+	msg_key(dk, dmbox, duid);
+	if (mdb_get(txn, st->db_cache, &k, &v) != 0)
+		return STORE_OK;
+	/* The value lives in the map and mdb_put may move it: copy first. */
+	buf_init(&b);
+	buf_append(&b, v.mv_data, v.mv_size);
+	MDB_val nv = { b.len, b.data };
+	rc = mdb_put(txn, st->db_cache, &dkv, &nv, 0);
+	buf_free(&b);
+	return rc ? store_mdb_err(rc, "cache put") : STORE_OK;
+}
+
+/* Removes one message from mb in txn: record, cache, tombstone. */
+static enum store_err
+msg_remove_txn(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
+    const struct msg_rec *m, uint64_t modseq)
+{
+	unsigned char key[8];
+	MDB_val k = { 8, key }, tv = { sizeof(modseq), &modseq };
+	int rc;
+
+	msg_key(key, mb->id, m->uid);
+	if ((rc = mdb_del(txn, st->db_msgs, &k, NULL)) != 0)
+		return store_mdb_err(rc, "msg del");
+	mdb_del(txn, st->db_cache, &k, NULL);
+	if ((rc = mdb_put(txn, st->db_tombs, &k, &tv, 0)) != 0)
+		return store_mdb_err(rc, "tombstone put");
+	mbox_counters_add(mb, m, -1);
+	return STORE_OK;
+}
+
+enum store_err
+store_msg_copy(struct store *st, uint32_t src_mbox, const uint32_t *uids,
+    size_t n, uint32_t dst_mbox, bool move, uint32_t *dst_uids_r,
+    uint32_t *dst_uidvalidity_r)
+{
+	MDB_txn *txn;
+	struct mbox_rec src, dst_store, *dst;
+	struct user_rec su, du_store, *du;
+	char sdir[4096], ddir[4096], cur[4200];
+	struct uid_idx *order = NULL;
+	char **created = NULL, **removed = NULL;
+	size_t ncreated = 0, nremoved = 0;
+	uint64_t dmodseq = 0, smodseq = 0, total = 0, moved = 0;
+	bool added = false;
+	enum store_err e;
+
+	for (size_t i = 0; i < n; i++)
+		dst_uids_r[i] = 0;
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	if ((e = mbox_rec_get(st, txn, src_mbox, &src)) != STORE_OK)
+		goto fail;
+	dst = &dst_store;
+	if (dst_mbox == src_mbox)
+		dst = &src;
+	else if ((e = mbox_rec_get(st, txn, dst_mbox, dst)) != STORE_OK)
+		goto fail;
+	if ((e = user_rec_get(st, txn, src.user_id, &su)) != STORE_OK)
+		goto fail;
+	du = &du_store;
+	if (dst->user_id == src.user_id)
+		du = &su;
+	else if ((e = user_rec_get(st, txn, dst->user_id, du)) != STORE_OK)
+		goto fail;
+	if ((e = mbox_dir(st, txn, &src, sdir, sizeof(sdir))) != STORE_OK ||
+	    (e = mbox_dir(st, txn, dst, ddir, sizeof(ddir))) != STORE_OK)
+		goto fail;
+	order = xcalloc(n ? n : 1, sizeof(*order));
+	for (size_t i = 0; i < n; i++) {
+		struct msg_rec m;
+		order[i].uid = uids[i];
+		order[i].i = i;
+		if (msg_rec_get(st, txn, src_mbox, uids[i], &m) == STORE_OK)
+			total += m.h.size;
+	}
+	qsort(order, n, sizeof(*order), uid_idx_cmp);
+	if (!(move && du == &su) && du->quota != 0 &&
+	    du->used + total > du->quota) {
+		e = store_set_error(STORE_EQUOTA, "over quota");
+		goto fail;
+	}
+	for (size_t j = 0; j < n; j++) {
+		struct msg_rec m, nm;
+		char from[4200], to[4200], name[512];
+		size_t i = order[j].i;
+		if (j > 0 && order[j].uid == order[j - 1].uid)
+			continue;
+		e = msg_rec_get(st, txn, src_mbox, order[j].uid, &m);
+		if (e == STORE_ENOTFOUND)
+			continue;
+		if (e != STORE_OK)
+			goto fail;
+		if (msg_find_path(sdir, &src, &m, from, sizeof(from)) < 0)
+			continue;   /* the file is gone: nothing to copy */
+		nm = m;
+		/* Keyword bits are per mailbox: map them by name. */
+		nm.h.keywords = 0;
+		for (uint32_t b = 0; b < src.nkeywords; b++) {
+			const char *kw = src.keywords[b];
+			uint32_t bits;
+			if (!(m.h.keywords & (1u << b)))
+				continue;
+			if ((e = mbox_keywords_bits(dst, &kw, 1, true, &bits,
+			    &added)) != STORE_OK)
+				goto fail;
+			nm.h.keywords |= bits;
+		}
+		if (dmodseq == 0 && (e = mbox_next_modseq(st, txn, dst, ddir,
+		    &dmodseq)) != STORE_OK)
+			goto fail;
+		if ((e = mbox_next_uid(st, txn, dst, ddir, &nm.uid)) != STORE_OK)
+			goto fail;
+		nm.h.modseq = dmodseq;
+		snprintf(nm.base, sizeof(nm.base), "%.*s,S=%llu,U=%u",
+		    (int)stem_len(m.base), m.base,
+		    (unsigned long long)m.h.size, nm.uid);
+		msg_file_name(dst, &nm, name, sizeof(name));
+		snprintf(to, sizeof(to), "%s/cur/%s", ddir, name);
+		if (link(from, to) < 0) {
+			e = store_errno_err("link message");
+			goto fail;
+		}
+		created = xrealloc(created, (ncreated + 1) * sizeof(char *));
+		created[ncreated++] = xstrdup(to);
+		if ((e = msg_rec_put(st, txn, dst->id, &nm)) != STORE_OK ||
+		    (e = cache_copy(st, txn, src_mbox, m.uid, dst->id,
+		    nm.uid)) != STORE_OK)
+			goto fail;
+		mbox_counters_add(dst, &nm, 1);
+		du->used += m.h.size;
+		dst_uids_r[i] = nm.uid;
+		if (move) {
+			if (smodseq == 0 && (e = mbox_next_modseq(st, txn, &src,
+			    sdir, &smodseq)) != STORE_OK)
+				goto fail;
+			if ((e = msg_remove_txn(st, txn, &src, &m, smodseq)))
+				goto fail;
+			su.used = su.used > m.h.size ? su.used - m.h.size : 0;
+			moved += m.h.size;
+			removed = xrealloc(removed, (nremoved + 1) * sizeof(char *));
+			removed[nremoved++] = xstrdup(from);
+		}
+	}
+	if (added && mbox_file_write(ddir, dst) < 0) {
+		e = store_errno_err("mailbox file");
+		goto fail;
+	}
+	snprintf(cur, sizeof(cur), "%s/cur", ddir);
+	if (ncreated > 0 && fsync_dir(cur) < 0) {
+		e = store_errno_err("fsync dir");
+		goto fail;
+	}
+	if ((e = mbox_rec_put(st, txn, &src)) != STORE_OK ||
+	    (dst != &src && (e = mbox_rec_put(st, txn, dst)) != STORE_OK) ||
+	    (e = user_rec_put(st, txn, &su)) != STORE_OK ||
+	    (du != &su && (e = user_rec_put(st, txn, du)) != STORE_OK))
+		goto fail;
+	if (dst_uidvalidity_r != NULL)
+		*dst_uidvalidity_r = dst->uidvalidity;
+	if ((e = store_txn_commit(txn)) != STORE_OK) {
+		free_paths(created, ncreated, true);
+		free_paths(removed, nremoved, false);
+		free(order);
+		return e;
+	}
+	free_paths(created, ncreated, false);
+	free_paths(removed, nremoved, true);
+	free(order);
+	notify_touch(st, dst_mbox);
+	if (move)
+		notify_touch(st, src_mbox);
+	return STORE_OK;
+fail:
+	mdb_txn_abort(txn);
+	free_paths(created, ncreated, true);
+	free_paths(removed, nremoved, false);
+	free(order);
+	for (size_t i = 0; i < n; i++)
+		dst_uids_r[i] = 0;
+	return e;
+}
+
+/* ---- expunge ---- */
+
+static int
+u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+enum store_err
+store_msg_expunge(struct store *st, uint32_t mbox_id, const uint32_t *uids,
+    size_t n, bool only_deleted, uint32_t **expunged_r, size_t *nexpunged_r)
+{
+	MDB_txn *txn;
+	struct mbox_rec mb;
+	struct user_rec u;
+	char dir[4096];
+	uint32_t *cand = NULL, *out = NULL;
+	size_t ncand = 0, nout = 0;
+	char **paths = NULL;
+	size_t npaths = 0;
+	uint64_t modseq = 0;
+	enum store_err e;
+
+	*expunged_r = NULL;
+	*nexpunged_r = 0;
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	if ((e = mbox_rec_get(st, txn, mbox_id, &mb)) != STORE_OK ||
+	    (e = user_rec_get(st, txn, mb.user_id, &u)) != STORE_OK ||
+	    (e = mbox_dir(st, txn, &mb, dir, sizeof(dir))) != STORE_OK)
+		goto fail;
+	if (uids != NULL) {
+		cand = xmalloc((n ? n : 1) * sizeof(*cand));
+		memcpy(cand, uids, n * sizeof(*cand));
+		ncand = n;
+		qsort(cand, ncand, sizeof(*cand), u32_cmp);
+	} else {
+		MDB_cursor *c;
+		MDB_val k, v;
+		unsigned char prefix[4];
+		be32_put(prefix, mbox_id);
+		if (mdb_cursor_open(txn, st->db_msgs, &c) != 0) {
+			e = store_set_error(STORE_EINTERNAL, "cursor");
+			goto fail;
+		}
+		k.mv_size = 4;
+		k.mv_data = prefix;
+		for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != 8 || memcmp(k.mv_data, prefix, 4) != 0)
+				break;
+			cand = xrealloc(cand, (ncand + 1) * sizeof(*cand));
+			cand[ncand++] = be32_get((unsigned char *)k.mv_data + 4);
+		}
+		mdb_cursor_close(c);
+	}
+	out = xmalloc((ncand ? ncand : 1) * sizeof(*out));
+	for (size_t i = 0; i < ncand; i++) {
+		struct msg_rec m;
+		char path[4200];
+		if (i > 0 && cand[i] == cand[i - 1])
+			continue;
+		e = msg_rec_get(st, txn, mbox_id, cand[i], &m);
+		if (e == STORE_ENOTFOUND)
+			continue;
+		if (e != STORE_OK)
+			goto fail;
+		if (only_deleted && !(m.h.flags & STORE_F_DELETED))
+			continue;
+		if (modseq == 0 && (e = mbox_next_modseq(st, txn, &mb, dir,
+		    &modseq)) != STORE_OK)
+			goto fail;
+		if ((e = msg_remove_txn(st, txn, &mb, &m, modseq)) != STORE_OK)
+			goto fail;
+		u.used = u.used > m.h.size ? u.used - m.h.size : 0;
+		out[nout++] = m.uid;
+		if (msg_find_path(dir, &mb, &m, path, sizeof(path)) == 0) {
+			paths = xrealloc(paths, (npaths + 1) * sizeof(char *));
+			paths[npaths++] = xstrdup(path);
+		}
+	}
+	free(cand);
+	cand = NULL;
+	if (nout == 0) {
+		mdb_txn_abort(txn);
+		free(out);
+		return STORE_OK;
+	}
+	if ((e = mbox_rec_put(st, txn, &mb)) != STORE_OK ||
+	    (e = user_rec_put(st, txn, &u)) != STORE_OK)
+		goto fail;
+	if ((e = store_txn_commit(txn)) != STORE_OK) {
+		free(out);
+		free_paths(paths, npaths, false);
+		return e;
+	}
+	free_paths(paths, npaths, true);
+	notify_touch(st, mbox_id);
+	*expunged_r = out;
+	*nexpunged_r = nout;
+	return STORE_OK;
+fail:
+	mdb_txn_abort(txn);
+	free(cand);
+	free(out);
+	free_paths(paths, npaths, false);
+	return e;
+}
+
+enum store_err
+store_expunged_since(struct store *st, uint32_t mbox_id, uint64_t since,
+    uint32_t **uids_r, size_t *n_r)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char prefix[4];
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	enum store_err e;
+
+	*uids_r = NULL;
+	*n_r = 0;
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	if (mdb_cursor_open(txn, st->db_tombs, &c) != 0) {
+		mdb_txn_abort(txn);
+		return store_set_error(STORE_EINTERNAL, "cursor");
+	}
+	be32_put(prefix, mbox_id);
+	k.mv_size = 4;
+	k.mv_data = prefix;
+	for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint64_t ms;
+		if (k.mv_size != 8 || memcmp(k.mv_data, prefix, 4) != 0)
+			break;
+		if (v.mv_size != sizeof(ms))
+			continue;
+		memcpy(&ms, v.mv_data, sizeof(ms));
+		if (ms <= since)
+			continue;
+		uids = xrealloc(uids, (n + 1) * sizeof(*uids));
+		uids[n++] = be32_get((unsigned char *)k.mv_data + 4);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	*uids_r = uids;
+	*n_r = n;
+	return STORE_OK;
+}

@@ -1,0 +1,203 @@
+/* store_private: what the store's .c files share and nothing outside
+   store/ may include. The LMDB schema (one environment, named DBs), the
+   packed record layouts, error helpers and the maildir path helpers. */
+#ifndef POSTROOM_STORE_PRIVATE_H
+#define POSTROOM_STORE_PRIVATE_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include "store.h"
+#include "util.h"
+
+/* Paths are built in PATH_MAX-sized buffers from the administrator's
+   data_dir plus short generated names; snprintf truncation there is not a
+   concern worth a check at every call, and GCC cannot see the bounds. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+#define STORE_MAP_SIZE      ((size_t)32 << 30)
+#define STORE_RESERVE_CHUNK 1024     /* uid/modseq marks in postroom-mailbox */
+#define STORE_MBOX_FILE     "postroom-mailbox"
+#define STORE_USER_FILE     "postroom-user"
+#define STORE_SUBS_FILE     "postroom-subscriptions"
+#define STORE_MAX_TARGETS   1000
+#define STORE_ALIAS_DEPTH   8
+#define STORE_PW_HASH_MAX   128
+
+struct gc_req;
+
+struct store {
+	char *data_dir;
+	MDB_env *env;
+	/* meta: "next_user_id", "next_mbox_id" -> u32 */
+	MDB_dbi db_meta;
+	MDB_dbi db_domains;    /* domain -> "" */
+	MDB_dbi db_users;      /* u32 id -> struct user_rec */
+	MDB_dbi db_addrs;      /* address -> u32 user id */
+	MDB_dbi db_aliases;    /* alias -> targets */
+	MDB_dbi db_mboxes;     /* u32 mbox id -> struct mbox_rec */
+	MDB_dbi db_mbox_names; /* be32 user id + name -> u32 mbox id */
+	MDB_dbi db_msgs;       /* be32 mbox + be32 uid -> packed msg record */
+	MDB_dbi db_cache;      /* be32 mbox + be32 uid -> packed mime cache */
+	MDB_dbi db_tombs;      /* be32 mbox + be32 uid -> u64 modseq */
+	MDB_dbi db_subs;       /* be32 user id + name -> "" */
+	char host[64];
+	atomic_bool group_commit;
+	atomic_uint unique;
+	pthread_mutex_t gc_mu;
+	pthread_cond_t gc_cv;
+	struct gc_req *gc_head, *gc_tail;
+	bool gc_busy;
+};
+
+struct user_rec {
+	uint32_t id;
+	uint32_t last_uidvalidity;
+	uint64_t quota;
+	uint64_t used;
+	char address[STORE_ADDRESS_MAX + 1];
+	char hash[STORE_PW_HASH_MAX];
+};
+
+struct mbox_rec {
+	uint32_t id;
+	uint32_t user_id;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t first_recent_uid;
+	uint32_t messages, unseen, recent, deleted;
+	uint32_t special_use;
+	uint32_t reserved_uid;      /* no uid >= this was ever handed out */
+	uint32_t nkeywords;
+	uint64_t highestmodseq;
+	uint64_t reserved_modseq;   /* no modseq >= this was ever handed out */
+	uint64_t size;
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	char keywords[STORE_MAX_KEYWORDS][STORE_KEYWORD_MAX + 1];
+};
+
+/* A message record: fixed head followed by the base file name. */
+struct msg_head {
+	uint32_t flags;
+	uint32_t keywords;
+	uint64_t modseq;
+	uint64_t size;
+	int64_t internaldate;
+	int32_t internal_tz;
+	uint32_t base_len;
+};
+#define MSG_BASE_MAX 255
+
+struct msg_rec {
+	uint32_t uid;           /* from the key, not encoded in the value */
+	struct msg_head h;
+	char base[MSG_BASE_MAX + 1];
+};
+
+/* ---- store.c ---- */
+enum store_err store_set_error(enum store_err e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+enum store_err store_mdb_err(int rc, const char *what);
+enum store_err store_errno_err(const char *what);
+
+enum store_err store_txn_begin(struct store *st, bool write, MDB_txn **txn_r);
+enum store_err store_txn_commit(MDB_txn *txn);
+
+void be32_put(unsigned char *p, uint32_t v);
+uint32_t be32_get(const unsigned char *p);
+void msg_key(unsigned char key[8], uint32_t mbox, uint32_t uid);
+
+enum store_err meta_next_id(struct store *st, MDB_txn *txn, const char *name,
+    uint32_t *id_r);
+void meta_bump_id(struct store *st, MDB_txn *txn, const char *name,
+    uint32_t at_least);
+
+int mkdir_p(const char *path, mode_t mode);
+int rm_rf(const char *path);
+int fsync_dir(const char *path);
+/* Writes data to path atomically (tmp + fsync + rename + dir fsync). */
+int write_file_atomic(const char *path, const char *data, size_t len);
+char *read_file_str(const char *path);
+
+/* ---- users (store_user.c) ---- */
+enum store_err user_rec_get(struct store *st, MDB_txn *txn, uint32_t id,
+    struct user_rec *u_r);
+enum store_err user_rec_put(struct store *st, MDB_txn *txn,
+    const struct user_rec *u);
+/* data_dir/mail/DOMAIN/LOCAL */
+void user_dir(struct store *st, const char *address, char *buf, size_t size);
+int user_file_write(struct store *st, const struct user_rec *u);
+bool local_part_is_valid(const char *s, size_t len);
+bool domain_is_valid(const char *d);
+/* Creates the user record (id want_id if free, else a new one) and maildir;
+   the caller adds mailboxes and puts the record again. */
+enum store_err user_create_txn(struct store *st, MDB_txn *txn,
+    const char *addr, const char *pw_hash, uint64_t quota, uint32_t want_id,
+    struct user_rec *u);
+
+/* ---- mailboxes (store_mailbox.c) ---- */
+enum store_err mbox_rec_get(struct store *st, MDB_txn *txn, uint32_t id,
+    struct mbox_rec *mb_r);
+enum store_err mbox_rec_put(struct store *st, MDB_txn *txn,
+    const struct mbox_rec *mb);
+enum store_err mbox_lookup(struct store *st, MDB_txn *txn, uint32_t user_id,
+    const char *name, uint32_t *id_r);
+/* Returns the mailbox directory (data_dir/mail/D/L/<id>). */
+enum store_err mbox_dir(struct store *st, MDB_txn *txn,
+    const struct mbox_rec *mb, char *buf, size_t size);
+void mbox_to_public(struct store *st, MDB_txn *txn, const struct mbox_rec *r,
+    struct store_mailbox *mb);
+/* Rewrites postroom-mailbox from mb (fsync'd). */
+int mbox_file_write(const char *dir, const struct mbox_rec *mb);
+/* Parses a postroom-mailbox file into mb (name, uidvalidity, special use,
+   marks, keywords). 0 or -1. */
+int mbox_file_read(const char *dir, struct mbox_rec *mb);
+/* Hands out the next uid / modseq, moving the reserved marks (and writing
+   the mailbox file) when they are reached. dir may be NULL to look it up. */
+enum store_err mbox_next_uid(struct store *st, MDB_txn *txn,
+    struct mbox_rec *mb, const char *dir, uint32_t *uid_r);
+enum store_err mbox_next_modseq(struct store *st, MDB_txn *txn,
+    struct mbox_rec *mb, const char *dir, uint64_t *modseq_r);
+enum store_err mbox_create_txn(struct store *st, MDB_txn *txn,
+    struct user_rec *u, const char *name, uint32_t special_use,
+    struct mbox_rec *mb_r);
+/* Resolves keyword names to bits in mb, adding new ones if add. */
+enum store_err mbox_keywords_bits(struct mbox_rec *mb,
+    const char *const *kw, size_t n, bool add, uint32_t *bits_r,
+    bool *added_r);
+int mailbox_name_normalize(const char *in, char *out);
+void notify_touch(struct store *st, uint32_t mbox_id);
+void subs_restore_txn(struct store *st, MDB_txn *txn, uint32_t user_id,
+    const char *udir);
+/* Deletes every message record, cache entry and tombstone of a mailbox;
+   adds the (cur/) file names to *paths if paths != NULL. */
+enum store_err mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id,
+    const char *dir, char ***paths, size_t *npaths);
+
+/* ---- messages (store_msg.c) ---- */
+int msg_rec_decode(const MDB_val *v, struct msg_rec *m);
+void msg_rec_encode(const struct msg_rec *m, struct buf *out);
+/* "<base>:2,<letters>" */
+void msg_file_name(const struct mbox_rec *mb, const struct msg_rec *m,
+    char *buf, size_t size);
+void msg_letters(uint32_t flags, uint32_t keywords, char *buf);
+/* Finds the file of a message in dir/cur (derived name, else a scan for the
+   base). 0 with the full path in buf, or -1. */
+int msg_find_path(const char *dir, const struct mbox_rec *mb,
+    const struct msg_rec *m, char *buf, size_t size);
+void mbox_counters_add(struct mbox_rec *mb, const struct msg_rec *m, int sign);
+void cache_encode(const struct store_msg_cache *c, struct buf *out);
+enum store_err msg_rec_get(struct store *st, MDB_txn *txn, uint32_t mbox,
+    uint32_t uid, struct msg_rec *m);
+enum store_err msg_rec_put(struct store *st, MDB_txn *txn, uint32_t mbox,
+    const struct msg_rec *m);
+
+/* ---- delivery (store_delivery.c) ---- */
+void gc_init(struct store *st);
+void gc_deinit(struct store *st);
+
+#endif

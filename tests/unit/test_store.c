@@ -1,0 +1,789 @@
+/* Unit tests of the store over a real LMDB in a mkdtemp data dir: users,
+   domains, aliases, resolution, authentication, mailboxes, delivery, flags,
+   copy/move, expunge, tombstones, UIDs never reused, quota, concurrent
+   delivery from two processes, and reindex after the index is lost. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "store.h"
+#include "util.h"
+
+struct fx {
+	char dir[64];
+	char data[128];
+	struct store *st;
+	struct store_user alice, bob;
+};
+
+static char alice_hash[PW_HASH_MAX];
+
+static void
+rm_tree(const char *path)
+{
+	char *cmd = xasprintf("rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "rm failed\n");
+	free(cmd);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+
+	strcpy(f->dir, "/tmp/test_store.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
+	assert_int_equal(store_open(f->data, &f->st), STORE_OK);
+	assert_int_equal(store_domain_add(f->st, "Example.TEST"), STORE_OK);
+	if (!alice_hash[0])
+		assert_int_equal(pw_hash("alice-pw", alice_hash), 0);
+	assert_int_equal(store_user_add(f->st, "Alice@example.test", alice_hash,
+	    0, &f->alice), STORE_OK);
+	assert_int_equal(store_user_add(f->st, "bob@example.test", alice_hash,
+	    0, &f->bob), STORE_OK);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	store_close(&f->st);
+	rm_tree(f->dir);
+	free(f);
+	return 0;
+}
+
+static uint32_t
+deliver(struct store *st, uint32_t user, uint32_t mbox, const char *body,
+    uint32_t flags, const char *kw)
+{
+	struct store_delivery *d;
+	struct store_delivery_result res;
+	const char *kws[1] = { kw };
+
+	assert_int_equal(store_delivery_new(st, &d), STORE_OK);
+	assert_int_equal(store_delivery_write(d, body, strlen(body)), STORE_OK);
+	assert_int_equal(store_delivery_add_target(d, user, mbox, flags, kws,
+	    kw ? 1 : 0, 0, 0), STORE_OK);
+	assert_int_equal(store_delivery_commit(d, 0, &res), STORE_OK);
+	store_delivery_free(&d);
+	return res.uid;
+}
+
+static uint32_t
+mbox_id(struct store *st, uint32_t user, const char *name)
+{
+	struct store_mailbox mb;
+
+	assert_int_equal(store_mailbox_get(st, user, name, &mb), STORE_OK);
+	return mb.id;
+}
+
+static int
+count_cb(void *arg, const char *a, const char *b)
+{
+	(void)a;
+	(void)b;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void
+test_domains_users(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	int n = 0;
+
+	assert_string_equal(f->alice.address, "alice@example.test");
+	assert_int_equal(store_domain_add(f->st, "example.test"), STORE_EEXISTS);
+	assert_int_equal(store_domain_add(f->st, "bad..domain"), STORE_EPERM);
+	assert_true(store_domain_is_local(f->st, "EXAMPLE.test"));
+	assert_false(store_domain_is_local(f->st, "other.test"));
+	assert_int_equal(store_user_add(f->st, "x@other.test", alice_hash, 0,
+	    NULL), STORE_EPERM);
+	assert_int_equal(store_user_add(f->st, "a+b@example.test", alice_hash,
+	    0, NULL), STORE_EPERM);
+	assert_int_equal(store_user_add(f->st, ".a@example.test", alice_hash,
+	    0, NULL), STORE_EPERM);
+	assert_int_equal(store_user_add(f->st, "ALICE@example.test", alice_hash,
+	    0, NULL), STORE_EEXISTS);
+	assert_int_equal(store_user_get(f->st, "alice@EXAMPLE.test", &u),
+	    STORE_OK);
+	assert_int_equal(u.id, f->alice.id);
+	assert_int_equal(store_user_get_by_id(f->st, f->bob.id, &u), STORE_OK);
+	assert_string_equal(u.address, "bob@example.test");
+	assert_int_equal(store_user_list(f->st, NULL, count_cb, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	n = 0;
+	assert_int_equal(store_domain_list(f->st, count_cb, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_domain_del(f->st, "example.test"), STORE_EPERM);
+	assert_int_equal(store_user_set_quota(f->st, "bob@example.test", 1000),
+	    STORE_OK);
+	assert_int_equal(store_user_get(f->st, "bob@example.test", &u),
+	    STORE_OK);
+	assert_int_equal(u.quota, 1000);
+	assert_int_equal(store_user_del(f->st, "bob@example.test"), STORE_OK);
+	assert_int_equal(store_user_get(f->st, "bob@example.test", &u),
+	    STORE_ENOTFOUND);
+	assert_int_equal(store_user_del(f->st, "alice@example.test"), STORE_OK);
+	assert_int_equal(store_domain_del(f->st, "example.test"), STORE_OK);
+	assert_int_equal(store_domain_del(f->st, "example.test"),
+	    STORE_ENOTFOUND);
+}
+
+static void
+test_default_mailboxes(void **state)
+{
+	struct fx *f = *state;
+	struct store_mailbox *mbs;
+	size_t n;
+
+	assert_int_equal(store_mailbox_list(f->st, f->alice.id, &mbs, &n),
+	    STORE_OK);
+	assert_int_equal(n, 6);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(mbs[i].name, "Sent") == 0)
+			assert_int_equal(mbs[i].special_use, STORE_SU_SENT);
+		if (strcmp(mbs[i].name, "INBOX") == 0)
+			assert_int_equal(mbs[i].special_use, 0);
+		if (i > 0)
+			assert_true(strcmp(mbs[i - 1].name, mbs[i].name) < 0);
+		assert_int_equal(mbs[i].uidnext, 1);
+	}
+	free(mbs);
+}
+
+static void
+test_aliases_resolve(void **state)
+{
+	struct fx *f = *state;
+	uint32_t *ids;
+	size_t n;
+	int cnt = 0;
+
+	assert_int_equal(store_alias_add(f->st, "team@example.test",
+	    "alice@example.test, Bob@Example.test"), STORE_OK);
+	assert_int_equal(store_alias_add(f->st, "all@example.test",
+	    "team@example.test,alice@example.test"), STORE_OK);
+	assert_int_equal(store_alias_add(f->st, "loop1@example.test",
+	    "loop2@example.test"), STORE_OK);
+	assert_int_equal(store_alias_add(f->st, "loop2@example.test",
+	    "loop1@example.test"), STORE_OK);
+	assert_int_equal(store_alias_add(f->st, "alice@example.test",
+	    "bob@example.test"), STORE_EEXISTS);
+	assert_int_equal(store_alias_add(f->st, "team@example.test",
+	    "bob@example.test"), STORE_EEXISTS);
+	assert_int_equal(store_alias_add(f->st, "ext@example.test",
+	    "x@elsewhere.test"), STORE_EPERM);
+	assert_int_equal(store_user_add(f->st, "team@example.test", alice_hash,
+	    0, NULL), STORE_EEXISTS);
+
+	assert_int_equal(store_resolve(f->st, "ALICE+news@Example.Test", &ids,
+	    &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], f->alice.id);
+	free(ids);
+	assert_int_equal(store_resolve(f->st, "all@example.test", &ids, &n),
+	    STORE_OK);
+	assert_int_equal(n, 2);
+	free(ids);
+	assert_int_equal(store_resolve(f->st, "loop1@example.test", &ids, &n),
+	    STORE_ENOTFOUND);
+	assert_int_equal(store_resolve(f->st, "nobody@example.test", &ids, &n),
+	    STORE_ENOTFOUND);
+	assert_int_equal(store_resolve(f->st, "alice@other.test", &ids, &n),
+	    STORE_EPERM);
+	assert_true(store_user_owns_address(f->st, f->alice.id,
+	    "alice+x@example.test"));
+	assert_true(store_user_owns_address(f->st, f->bob.id,
+	    "team@example.test"));
+	assert_false(store_user_owns_address(f->st, f->bob.id,
+	    "alice@example.test"));
+	assert_int_equal(store_alias_list(f->st, count_cb, &cnt), STORE_OK);
+	assert_int_equal(cnt, 4);
+	assert_int_equal(store_alias_del(f->st, "team@example.test"), STORE_OK);
+	assert_int_equal(store_alias_del(f->st, "team@example.test"),
+	    STORE_ENOTFOUND);
+	assert_int_equal(store_resolve(f->st, "all@example.test", &ids, &n),
+	    STORE_OK);
+	assert_int_equal(n, 1);
+	free(ids);
+}
+
+static void
+test_authenticate(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	char h[PW_HASH_MAX];
+
+	assert_int_equal(store_authenticate(f->st, "alice@example.test",
+	    "alice-pw", &u), STORE_OK);
+	assert_int_equal(u.id, f->alice.id);
+	assert_int_equal(store_authenticate(f->st, "alice@example.test",
+	    "wrong", &u), STORE_ENOTFOUND);
+	assert_int_equal(store_authenticate(f->st, "nobody@example.test",
+	    "alice-pw", &u), STORE_ENOTFOUND);
+	assert_int_equal(pw_hash("new-pw", h), 0);
+	assert_int_equal(store_user_set_password(f->st, "alice@example.test",
+	    h), STORE_OK);
+	assert_int_equal(store_authenticate(f->st, "alice@example.test",
+	    "new-pw", &u), STORE_OK);
+}
+
+static void
+test_mailboxes(void **state)
+{
+	struct fx *f = *state;
+	struct store_mailbox mb, mb2;
+	uint32_t a = f->alice.id;
+	char **names;
+	size_t n;
+
+	assert_int_equal(store_mailbox_create(f->st, a, "Work", 0, &mb),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_create(f->st, a, "Work/", 0, NULL),
+	    STORE_EEXISTS);
+	assert_int_equal(store_mailbox_create(f->st, a, "Work/2026", 0, &mb2),
+	    STORE_OK);
+	assert_true(mb2.uidvalidity > mb.uidvalidity);
+	assert_int_equal(store_mailbox_create(f->st, a, "inbox", 0, NULL),
+	    STORE_EEXISTS);
+	static const char *const bad[] = { "", "/x", "a//b", "a/./b", "../x",
+	    "a/..", "x\001y", "\xff\xfe" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(store_mailbox_create(f->st, a, bad[i], 0, NULL),
+		    STORE_EPERM);
+	assert_int_equal(store_mailbox_create(f->st, a, "Büro", 0, NULL),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, a, "iNbOx", &mb2), STORE_OK);
+	assert_string_equal(mb2.name, "INBOX");
+
+	/* Rename with children keeps UIDVALIDITY and ids. */
+	uint32_t uid = deliver(f->st, a, mb.id, "Subject: w\n\nwork\n", 0, NULL);
+	assert_int_equal(store_mailbox_rename(f->st, a, "Work", "Job"),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, a, "Work", &mb2),
+	    STORE_ENOTFOUND);
+	assert_int_equal(store_mailbox_get(f->st, a, "Job", &mb2), STORE_OK);
+	assert_int_equal(mb2.id, mb.id);
+	assert_int_equal(mb2.uidvalidity, mb.uidvalidity);
+	assert_int_equal(mb2.messages, 1);
+	assert_int_equal(store_mailbox_get(f->st, a, "Job/2026", &mb2),
+	    STORE_OK);
+	int fd;
+	assert_int_equal(store_msg_open(f->st, mb.id, uid, &fd), STORE_OK);
+	close(fd);
+	assert_int_equal(store_mailbox_rename(f->st, a, "Job", "Job/x"),
+	    STORE_EPERM);
+	assert_int_equal(store_mailbox_rename(f->st, a, "Job", "Sent"),
+	    STORE_EEXISTS);
+	assert_int_equal(store_mailbox_rename(f->st, a, "Nope", "X"),
+	    STORE_ENOTFOUND);
+
+	/* Rename INBOX: messages move, INBOX stays and is empty. */
+	struct store_mailbox in;
+	assert_int_equal(store_mailbox_get(f->st, a, "INBOX", &in), STORE_OK);
+	uint32_t u1 = deliver(f->st, a, 0, "Subject: 1\n\none\n", 0, "$Work");
+	deliver(f->st, a, 0, "Subject: 2\n\ntwo\n", STORE_F_SEEN, NULL);
+	assert_int_equal(store_mailbox_rename(f->st, a, "INBOX", "Old"),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, a, "INBOX", &mb2), STORE_OK);
+	assert_int_equal(mb2.id, in.id);
+	assert_int_equal(mb2.uidvalidity, in.uidvalidity);
+	assert_int_equal(mb2.messages, 0);
+	assert_true(mb2.uidnext >= 3);
+	assert_int_equal(store_mailbox_get(f->st, a, "Old", &mb2), STORE_OK);
+	assert_int_equal(mb2.messages, 2);
+	assert_int_equal(mb2.unseen, 1);
+	assert_int_equal(store_msg_open(f->st, mb2.id, u1, &fd), STORE_OK);
+	close(fd);
+	struct store_msg m;
+	assert_int_equal(store_msg_get(f->st, mb2.id, u1, &m), STORE_OK);
+	assert_int_equal(m.keywords, 1);
+	assert_string_equal(mb2.keywords[0], "$Work");
+
+	/* Delete: not INBOX, children stay. */
+	assert_int_equal(store_mailbox_delete(f->st, a, "INBOX"), STORE_EPERM);
+	assert_int_equal(store_mailbox_delete(f->st, a, "Job"), STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, a, "Job", &mb2),
+	    STORE_ENOTFOUND);
+	assert_int_equal(store_mailbox_get(f->st, a, "Job/2026", &mb2),
+	    STORE_OK);
+	assert_int_equal(store_msg_open(f->st, mb.id, uid, &fd),
+	    STORE_ENOTFOUND);
+
+	/* Subscriptions by name, also for mailboxes that do not exist. */
+	assert_int_equal(store_subscription_set(f->st, a, "Ghost", true),
+	    STORE_OK);
+	assert_int_equal(store_subscription_set(f->st, a, "inbox", true),
+	    STORE_OK);
+	assert_int_equal(store_subscription_list(f->st, a, &names, &n),
+	    STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[0], "Ghost");
+	assert_string_equal(names[1], "INBOX");
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	assert_int_equal(store_mailbox_get(f->st, a, "INBOX", &mb2), STORE_OK);
+	assert_true(mb2.subscribed);
+	assert_int_equal(store_subscription_set(f->st, a, "Ghost", false),
+	    STORE_OK);
+	assert_int_equal(store_subscription_list(f->st, a, &names, &n),
+	    STORE_OK);
+	assert_int_equal(n, 1);
+	free(names[0]);
+	free(names);
+}
+
+static void
+test_deliver_read(void **state)
+{
+	struct fx *f = *state;
+	struct store_delivery *d;
+	struct store_delivery_result res[2];
+	struct store_msg *msgs;
+	struct store_mailbox mb;
+	struct store_msg_cache c;
+	size_t n;
+	char buf[256];
+	int fd;
+
+	assert_int_equal(store_delivery_new(f->st, &d), STORE_OK);
+	/* Bare LF across write boundaries; CRLF split across writes too. */
+	const char *parts[] = { "Subject: hi\n", "From: a@b.test\r", "\nTo: x",
+	    "@y.test\n\n", "body\n", "line2" };
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(store_delivery_write(d, parts[i],
+		    strlen(parts[i])), STORE_OK);
+	const char *want = "Subject: hi\r\nFrom: a@b.test\r\nTo: x@y.test\r\n"
+	    "\r\nbody\r\nline2";
+	assert_int_equal(store_delivery_size(d), strlen(want));
+	assert_int_equal(store_delivery_add_target(d, f->alice.id, 0, 0, NULL,
+	    0, 1700000000, 60), STORE_OK);
+	assert_int_equal(store_delivery_add_target(d, f->bob.id, 0,
+	    STORE_F_FLAGGED, NULL, 0, 0, 0), STORE_OK);
+	assert_int_equal(store_delivery_commit(d, 0, res), STORE_OK);
+	store_delivery_free(&d);
+	assert_int_equal(res[0].uid, 1);
+	assert_int_equal(res[1].uid, 1);
+	assert_int_not_equal(res[0].mbox_id, res[1].mbox_id);
+
+	assert_int_equal(store_msg_list(f->st, res[0].mbox_id, 1, 0, &msgs, &n,
+	    &mb), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(msgs[0].uid, 1);
+	assert_int_equal(msgs[0].size, strlen(want));
+	assert_int_equal(msgs[0].internaldate, 1700000000);
+	assert_int_equal(msgs[0].internal_tz, 60);
+	assert_int_equal(mb.messages, 1);
+	assert_int_equal(mb.unseen, 1);
+	assert_int_equal(mb.recent, 1);
+	assert_int_equal(mb.uidnext, 2);
+	assert_int_equal(mb.size, strlen(want));
+	assert_int_equal(mb.uidvalidity, res[0].uidvalidity);
+	free(msgs);
+	assert_int_equal(store_msg_list(f->st, res[0].mbox_id, 2, 0, &msgs, &n,
+	    NULL), STORE_OK);
+	assert_int_equal(n, 0);
+	assert_null(msgs);
+
+	assert_int_equal(store_msg_open(f->st, res[1].mbox_id, 1, &fd),
+	    STORE_OK);
+	ssize_t r = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(r, strlen(want));
+	assert_memory_equal(buf, want, strlen(want));
+
+	assert_int_equal(store_msg_cache_get(f->st, res[0].mbox_id, 1, &c),
+	    STORE_OK);
+	assert_non_null(c.envelope);
+	assert_non_null(strstr(c.envelope, "hi"));
+	assert_non_null(c.bodystructure);
+	assert_true(c.parts_len > 0);
+	store_msg_cache_free(&c);
+	assert_int_equal(store_msg_cache_get(f->st, res[0].mbox_id, 9, &c),
+	    STORE_ENOTFOUND);
+
+	struct store_user u;
+	assert_int_equal(store_user_get_by_id(f->st, f->alice.id, &u), STORE_OK);
+	assert_int_equal(u.used, strlen(want));
+
+	/* \Recent is claimed once. */
+	uint32_t first;
+	assert_int_equal(store_mailbox_claim_recent(f->st, res[0].mbox_id,
+	    &first), STORE_OK);
+	assert_int_equal(first, 1);
+	assert_int_equal(store_mailbox_claim_recent(f->st, res[0].mbox_id,
+	    &first), STORE_OK);
+	assert_int_equal(first, 2);
+	assert_int_equal(store_mailbox_get_by_id(f->st, res[0].mbox_id, &mb),
+	    STORE_OK);
+	assert_int_equal(mb.recent, 0);
+
+	/* Errors: no target, unknown mailbox. */
+	assert_int_equal(store_delivery_new(f->st, &d), STORE_OK);
+	assert_int_equal(store_delivery_commit(d, 0, NULL), STORE_EPERM);
+	assert_int_equal(store_delivery_add_target(d, f->alice.id, 9999, 0,
+	    NULL, 0, 0, 0), STORE_OK);
+	assert_int_equal(store_delivery_commit(d, 0, NULL), STORE_ENOTFOUND);
+	store_delivery_free(&d);
+	/* No file left behind in tmp/. */
+	char tmp[256];
+	snprintf(tmp, sizeof(tmp), "%s/tmp", f->data);
+	DIR *dd = opendir(tmp);
+	struct dirent *de;
+	int files = 0;
+	while ((de = readdir(dd)) != NULL)
+		if (de->d_name[0] != '.')
+			files++;
+	closedir(dd);
+	assert_int_equal(files, 0);
+}
+
+static void
+test_flags(void **state)
+{
+	struct fx *f = *state;
+	uint32_t a = f->alice.id, in = mbox_id(f->st, a, "INBOX");
+	struct store_flag_change ch[3];
+	struct store_mailbox mb;
+	struct store_msg m;
+	const char *kw[] = { "$Label1", "Junk" };
+	int fd;
+
+	for (int i = 0; i < 3; i++)
+		deliver(f->st, a, 0, "Subject: x\n\nx\n", 0, NULL);
+	assert_int_equal(store_mailbox_get_by_id(f->st, in, &mb), STORE_OK);
+	uint64_t hms = mb.highestmodseq;
+	memset(ch, 0, sizeof(ch));
+	ch[0].uid = 1;
+	ch[1].uid = 2;
+	ch[2].uid = 77;
+	assert_int_equal(store_msg_set_flags(f->st, in, STORE_FLAGS_ADD,
+	    STORE_F_SEEN | STORE_F_DELETED, kw, 2, 0, ch, 3), STORE_OK);
+	assert_true(ch[0].exists && ch[0].changed);
+	assert_false(ch[2].exists);
+	assert_int_equal(ch[0].flags, STORE_F_SEEN | STORE_F_DELETED);
+	assert_int_equal(ch[0].keywords, 3);
+	assert_true(ch[0].modseq > hms);
+	assert_int_equal(store_mailbox_get_by_id(f->st, in, &mb), STORE_OK);
+	assert_int_equal(mb.unseen, 1);
+	assert_int_equal(mb.deleted, 2);
+	assert_int_equal(mb.nkeywords, 2);
+	assert_string_equal(mb.keywords[1], "Junk");
+	assert_int_equal(mb.highestmodseq, ch[0].modseq);
+	/* The file follows the flags, and still opens. */
+	assert_int_equal(store_msg_open(f->st, in, 1, &fd), STORE_OK);
+	close(fd);
+
+	/* No-op change: no modseq bump. */
+	uint64_t ms = ch[0].modseq;
+	assert_int_equal(store_msg_set_flags(f->st, in, STORE_FLAGS_ADD,
+	    STORE_F_SEEN, NULL, 0, 0, ch, 1), STORE_OK);
+	assert_false(ch[0].changed);
+	assert_int_equal(ch[0].modseq, ms);
+
+	/* UNCHANGEDSINCE: 1 was changed after hms, 3 was not. */
+	ch[0].uid = 1;
+	ch[1].uid = 3;
+	assert_int_equal(store_msg_set_flags(f->st, in, STORE_FLAGS_SET,
+	    STORE_F_FLAGGED, NULL, 0, hms, ch, 2), STORE_OK);
+	assert_true(ch[0].conflict);
+	assert_false(ch[0].changed);
+	assert_int_equal(ch[0].flags, STORE_F_SEEN | STORE_F_DELETED);
+	assert_false(ch[1].conflict);
+	assert_true(ch[1].changed);
+	assert_int_equal(ch[1].flags, STORE_F_FLAGGED);
+	assert_int_equal(ch[1].keywords, 0);
+
+	/* Remove keywords case-insensitively; unknown ones are ignored. */
+	const char *rm[] = { "junk", "Nope" };
+	ch[0].uid = 2;
+	assert_int_equal(store_msg_set_flags(f->st, in, STORE_FLAGS_REMOVE, 0,
+	    rm, 2, 0, ch, 1), STORE_OK);
+	assert_int_equal(ch[0].keywords, 1);
+	assert_int_equal(store_msg_get(f->st, in, 2, &m), STORE_OK);
+	assert_int_equal(m.keywords, 1);
+
+	/* Changed-since listing. */
+	struct store_msg *msgs;
+	size_t n;
+	assert_int_equal(store_msg_list(f->st, in, 1, hms, &msgs, &n, NULL),
+	    STORE_OK);
+	assert_int_equal(n, 3);
+	free(msgs);
+	assert_int_equal(store_msg_list(f->st, in, 1, ch[0].modseq, &msgs, &n,
+	    NULL), STORE_OK);
+	assert_int_equal(n, 0);
+
+	/* Keyword limit and bad keywords. */
+	char names[30][16];
+	const char *many[30];
+	for (int i = 0; i < 30; i++) {
+		snprintf(names[i], sizeof(names[i]), "kw%d", i);
+		many[i] = names[i];
+	}
+	ch[0].uid = 1;
+	assert_int_equal(store_msg_set_flags(f->st, in, STORE_FLAGS_ADD, 0,
+	    many, 30, 0, ch, 1), STORE_ELIMIT);
+	const char *badkw[] = { "a b" };
+	assert_int_equal(store_msg_set_flags(f->st, in, STORE_FLAGS_ADD, 0,
+	    badkw, 1, 0, ch, 1), STORE_EPERM);
+}
+
+static void
+test_copy_move_expunge(void **state)
+{
+	struct fx *f = *state;
+	uint32_t a = f->alice.id, in = mbox_id(f->st, a, "INBOX");
+	uint32_t trash = mbox_id(f->st, a, "Trash");
+	uint32_t uids[4] = { 3, 1, 2, 50 }, dst[4], uv;
+	struct store_mailbox mb;
+	struct store_msg m;
+	int fd;
+
+	deliver(f->st, a, 0, "Subject: 1\n\n1\n", STORE_F_SEEN, "$A");
+	deliver(f->st, a, 0, "Subject: 2\n\n2\n", 0, "$B");
+	deliver(f->st, a, 0, "Subject: 3\n\n3\n", STORE_F_DELETED, NULL);
+	deliver(f->st, a, trash, "Subject: t\n\nt\n", 0, "$B");
+
+	assert_int_equal(store_msg_copy(f->st, in, uids, 4, trash, false, dst,
+	    &uv), STORE_OK);
+	assert_int_equal(dst[1], 2);   /* uid 1 -> 2 (Trash had uid 1) */
+	assert_int_equal(dst[2], 3);
+	assert_int_equal(dst[0], 4);
+	assert_int_equal(dst[3], 0);
+	assert_int_equal(store_mailbox_get_by_id(f->st, trash, &mb), STORE_OK);
+	assert_int_equal(uv, mb.uidvalidity);
+	assert_int_equal(mb.messages, 4);
+	assert_int_equal(mb.deleted, 1);
+	/* Keywords mapped by name: Trash had $B as keyword 0. */
+	assert_string_equal(mb.keywords[0], "$B");
+	assert_string_equal(mb.keywords[1], "$A");
+	assert_int_equal(store_msg_get(f->st, trash, 2, &m), STORE_OK);
+	assert_int_equal(m.flags, STORE_F_SEEN);
+	assert_int_equal(m.keywords, 2);
+	assert_int_equal(store_msg_get(f->st, trash, 3, &m), STORE_OK);
+	assert_int_equal(m.keywords, 1);
+	assert_int_equal(store_msg_open(f->st, trash, 4, &fd), STORE_OK);
+	close(fd);
+	struct store_msg_cache c;
+	assert_int_equal(store_msg_cache_get(f->st, trash, 4, &c), STORE_OK);
+	store_msg_cache_free(&c);
+
+	/* Move 1 to Junk: gone from INBOX with a tombstone. */
+	uint32_t junk = mbox_id(f->st, a, "Junk");
+	struct store_mailbox before;
+	assert_int_equal(store_mailbox_get_by_id(f->st, in, &before), STORE_OK);
+	uint32_t one = 1;
+	assert_int_equal(store_msg_copy(f->st, in, &one, 1, junk, true, dst,
+	    &uv), STORE_OK);
+	assert_int_equal(dst[0], 1);
+	assert_int_equal(store_msg_get(f->st, in, 1, &m), STORE_ENOTFOUND);
+	assert_int_equal(store_msg_get(f->st, junk, 1, &m), STORE_OK);
+	assert_int_equal(store_msg_open(f->st, junk, 1, &fd), STORE_OK);
+	close(fd);
+	uint32_t *ex;
+	size_t n;
+	assert_int_equal(store_expunged_since(f->st, in,
+	    before.highestmodseq, &ex, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ex[0], 1);
+	free(ex);
+
+	/* Expunge only \Deleted. */
+	assert_int_equal(store_msg_expunge(f->st, in, NULL, 0, true, &ex, &n),
+	    STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ex[0], 3);
+	free(ex);
+	assert_int_equal(store_mailbox_get_by_id(f->st, in, &mb), STORE_OK);
+	assert_int_equal(mb.messages, 1);
+	assert_int_equal(mb.deleted, 0);
+	/* Expunge listed uids regardless of \Deleted. */
+	uint32_t two[2] = { 2, 99 };
+	assert_int_equal(store_msg_expunge(f->st, in, two, 2, false, &ex, &n),
+	    STORE_OK);
+	assert_int_equal(n, 1);
+	free(ex);
+	assert_int_equal(store_expunged_since(f->st, in, 0, &ex, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(ex[0], 1);
+	assert_int_equal(ex[2], 3);
+	free(ex);
+	assert_int_equal(store_mailbox_get_by_id(f->st, in, &mb), STORE_OK);
+	assert_int_equal(mb.messages, 0);
+	assert_int_equal(mb.size, 0);
+	/* The files are gone from INBOX's cur/. */
+	char cur[512];
+	snprintf(cur, sizeof(cur), "%s/mail/example.test/alice/%u/cur",
+	    f->data, in);
+	DIR *dd = opendir(cur);
+	assert_non_null(dd);
+	struct dirent *de;
+	int files = 0;
+	while ((de = readdir(dd)) != NULL)
+		if (de->d_name[0] != '.')
+			files++;
+	closedir(dd);
+	assert_int_equal(files, 0);
+	/* UIDs never reused after expunging the last message. */
+	assert_int_equal(deliver(f->st, a, 0, "x\n", 0, NULL), 4);
+}
+
+static void
+test_quota(void **state)
+{
+	struct fx *f = *state;
+	struct store_delivery *d;
+	char body[600];
+
+	memset(body, 'a', sizeof(body) - 1);
+	body[sizeof(body) - 1] = '\0';
+	assert_int_equal(store_user_set_quota(f->st, "bob@example.test", 1000),
+	    STORE_OK);
+	deliver(f->st, f->bob.id, 0, body, 0, NULL);
+	assert_int_equal(store_delivery_new(f->st, &d), STORE_OK);
+	assert_int_equal(store_delivery_write(d, body, strlen(body)), STORE_OK);
+	assert_int_equal(store_delivery_add_target(d, f->bob.id, 0, 0, NULL, 0,
+	    0, 0), STORE_OK);
+	assert_int_equal(store_delivery_commit(d, 0, NULL), STORE_EQUOTA);
+	assert_int_equal(store_delivery_commit(d, STORE_DELIVER_NOQUOTA, NULL),
+	    STORE_OK);
+	store_delivery_free(&d);
+	uint32_t in = mbox_id(f->st, f->bob.id, "INBOX");
+	uint32_t sent = mbox_id(f->st, f->bob.id, "Sent"), uid = 1, dst;
+	assert_int_equal(store_msg_copy(f->st, in, &uid, 1, sent, false, &dst,
+	    NULL), STORE_EQUOTA);
+	/* A move does not need more space. */
+	assert_int_equal(store_msg_copy(f->st, in, &uid, 1, sent, true, &dst,
+	    NULL), STORE_OK);
+	struct store_mailbox mb;
+	assert_int_equal(store_mailbox_get_by_id(f->st, in, &mb), STORE_OK);
+	assert_int_equal(mb.messages, 1);
+}
+
+static void
+test_user_lock(void **state)
+{
+	struct fx *f = *state;
+	int fd, fd2;
+
+	assert_int_equal(store_user_lock(f->st, f->alice.id, "pop3", &fd),
+	    STORE_OK);
+	assert_int_equal(store_user_lock(f->st, f->alice.id, "pop3", &fd2),
+	    STORE_EEXISTS);
+	assert_int_equal(store_user_lock(f->st, f->bob.id, "pop3", &fd2),
+	    STORE_OK);
+	close(fd2);
+	close(fd);
+	assert_int_equal(store_user_lock(f->st, f->alice.id, "pop3", &fd),
+	    STORE_OK);
+	close(fd);
+	assert_int_equal(store_user_lock(f->st, f->alice.id, "../x", &fd),
+	    STORE_EPERM);
+}
+
+/* Two processes (each with its own environment) deliver at once. */
+static void
+test_two_processes(void **state)
+{
+	struct fx *f = *state;
+	uint32_t a = f->alice.id;
+	enum { PER = 60 };
+	pid_t pids[2];
+
+	store_close(&f->st);
+	for (int p = 0; p < 2; p++) {
+		pids[p] = fork();
+		assert_true(pids[p] >= 0);
+		if (pids[p] == 0) {
+			struct store *st;
+			int bad = 0;
+			if (store_open(f->data, &st) != STORE_OK)
+				_exit(2);
+			store_set_group_commit(st, p == 0);
+			for (int i = 0; i < PER; i++) {
+				struct store_delivery *d;
+				char body[64];
+				snprintf(body, sizeof(body), "X-P: %d-%d\n\nb\n", p, i);
+				if (store_delivery_new(st, &d) != STORE_OK ||
+				    store_delivery_write(d, body,
+				    strlen(body)) != STORE_OK ||
+				    store_delivery_add_target(d, a, 0, 0, NULL, 0,
+				    0, 0) != STORE_OK ||
+				    store_delivery_commit(d, 0, NULL) != STORE_OK)
+					bad++;
+				store_delivery_free(&d);
+			}
+			store_close(&st);
+			_exit(bad ? 1 : 0);
+		}
+	}
+	for (int p = 0; p < 2; p++) {
+		int status;
+		assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(store_open(f->data, &f->st), STORE_OK);
+	struct store_msg *msgs;
+	struct store_mailbox mb;
+	size_t n;
+	uint32_t in = mbox_id(f->st, a, "INBOX");
+	assert_int_equal(store_msg_list(f->st, in, 1, 0, &msgs, &n, &mb),
+	    STORE_OK);
+	assert_int_equal(n, 2 * PER);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(msgs[i].uid, i + 1);
+	assert_int_equal(mb.messages, 2 * PER);
+	assert_int_equal(mb.uidnext, 2 * PER + 1);
+	free(msgs);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_domains_users, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_default_mailboxes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_aliases_resolve, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_authenticate, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_mailboxes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_read, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_move_expunge, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_processes, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
