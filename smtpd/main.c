@@ -1,0 +1,128 @@
+/* smtpd: Postroom's SMTP server. Reads the config, opens the store, starts
+   the worker pool and the three listeners (MX with STARTTLS, submission
+   with STARTTLS and AUTH, SMTPS with implicit TLS), runs the loop until
+   SIGTERM and frees everything. Sessions live in smtp_session.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#include "smtp_session.h"
+
+static struct smtp_ctx the_ctx;
+
+struct smtp_ctx *
+smtp_ctx_get(void)
+{
+	return &the_ctx;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: smtpd [-c FILE]\n");
+	exit(2);
+}
+
+static void
+on_reload(void *arg)
+{
+	(void)arg;
+	log_info("smtpd reload: certificate reloaded");
+}
+
+static bool
+is_set(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cli_conf = NULL;
+	struct config cfg;
+	char err[512];
+	enum store_err se;
+	int ch, ret = 1;
+	struct server_params sp;
+
+	while ((ch = getopt(argc, argv, "c:")) != -1) {
+		switch (ch) {
+		case 'c':
+			cli_conf = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	log_init("smtpd", LOG_LVL_INFO);
+	if (config_load(&cfg, config_default_path(cli_conf), err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "smtpd: %s\n", err);
+		return 1;
+	}
+	if (cfg.log_debug)
+		log_set_level(LOG_LVL_DEBUG);
+	if (is_set(cfg.smtps_listen) && cfg.tls_cert == NULL) {
+		fprintf(stderr, "smtpd: smtps_listen needs tls_cert and tls_key\n");
+		goto out_cfg;
+	}
+	se = store_open(cfg.data_dir, &the_ctx.store);
+	if (se != STORE_OK) {
+		fprintf(stderr, "smtpd: cannot open store in %s: %s\n",
+		    cfg.data_dir, store_last_error());
+		goto out_cfg;
+	}
+	the_ctx.cfg = &cfg;
+	the_ctx.loop = ev_default_loop(0);
+	the_ctx.pool = worker_pool_new(the_ctx.loop,
+	    cfg.worker_threads > 0 ? cfg.worker_threads : 1);
+	the_ctx.throttle = auth_throttle_new();
+	memset(&sp, 0, sizeof(sp));
+	sp.name = "smtpd";
+	sp.loop = the_ctx.loop;
+	sp.cfg = &cfg;
+	sp.h = &smtp_handlers;
+	sp.line_limit = SMTP_LINE_MAX;
+	sp.refuse_msg = "421 4.7.0 Too many connections, try again later\r\n";
+	the_ctx.server = server_new(&sp);
+	if (cfg.tls_cert != NULL && server_tls_load(the_ctx.server,
+	    cfg.tls_cert, cfg.tls_key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "smtpd: %s\n", err);
+		goto out;
+	}
+	if (server_listen(the_ctx.server, cfg.smtp_listen, SMTP_L_MX, false,
+	    err, sizeof(err)) < 0 ||
+	    server_listen(the_ctx.server, cfg.submission_listen,
+	    SMTP_L_SUBMISSION, false, err, sizeof(err)) < 0 ||
+	    server_listen(the_ctx.server, cfg.smtps_listen, SMTP_L_SMTPS, true,
+	    err, sizeof(err)) < 0) {
+		fprintf(stderr, "smtpd: %s\n", err);
+		goto out;
+	}
+	if (server_drop_privileges(the_ctx.server, err, sizeof(err)) < 0) {
+		fprintf(stderr, "smtpd: %s\n", err);
+		goto out;
+	}
+	log_info("smtpd started hostname=%s max_message_size=%llu",
+	    cfg.hostname, (unsigned long long)cfg.max_message_size);
+	ret = server_run(the_ctx.server, on_reload, NULL);
+	log_info("smtpd stopped");
+out:
+	/* Work in flight finishes first: its done callbacks still reply to
+	   (and release) their connections. */
+	worker_pool_free(&the_ctx.pool);
+	server_free(&the_ctx.server);
+	auth_throttle_free(&the_ctx.throttle);
+	store_close(&the_ctx.store);
+	ev_loop_destroy(the_ctx.loop);
+out_cfg:
+	config_free(&cfg);
+	return ret;
+}

@@ -1,0 +1,272 @@
+/* smtp_data: message content for smtpd. DATA is dot-unstuffed
+   (smtp_parse.c) and BDAT chunks are taken as they are; both are checked
+   for size, NUL, bare CR/LF and overlong lines and streamed into a store
+   delivery behind a Return-Path and a Received header. The commit (fsync,
+   LMDB, group commit) runs on the worker pool; the 250 is sent only after
+   it returned. Nothing of a refused or interrupted message is kept. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+#include "smtp_session.h"
+
+#define DATA_SLICE 65536    /* bytes unstuffed per step */
+
+static const char *
+with_protocol(const struct smtp_session *s)
+{
+	bool tls = conn_is_tls(s->c);
+
+	/* RFC 3848 and RFC 6531 4.3. */
+	if (!s->esmtp)
+		return tls ? "SMTPS" : "SMTP";
+	if (s->tx->smtputf8)
+		return s->authenticated ? (tls ? "UTF8SMTPSA" : "UTF8SMTPA") :
+		    (tls ? "UTF8SMTPS" : "UTF8SMTP");
+	return s->authenticated ? (tls ? "ESMTPSA" : "ESMTPA") :
+	    (tls ? "ESMTPS" : "ESMTP");
+}
+
+static void
+trace_headers(struct smtp_session *s, struct buf *b)
+{
+	const char *ip = conn_peer_addr(s->c);
+	char date[64];
+
+	date_rfc5322(time(NULL), date, sizeof(date));
+	buf_printf(b, "Return-Path: <%s>\r\n", s->tx->from);
+	buf_printf(b, "Received: from %s (%s%s%s)\r\n", s->helo,
+	    strchr(ip, ':') != NULL ? "[IPv6:" : "[", ip, "]");
+	if (conn_is_tls(s->c))
+		buf_printf(b, "\t(using %s with cipher %s)\r\n",
+		    conn_tls_version(s->c), conn_tls_cipher(s->c));
+	buf_printf(b, "\tby %s (Postroom) with %s id %s\r\n",
+	    s->ctx->cfg->hostname, with_protocol(s), s->tx->id);
+	/* "for" only names a single recipient: with several it would tell
+	   each about the others (RFC 5321 7.2). */
+	if (s->tx->nrcpts == 1)
+		buf_printf(b, "\tfor <%s>; %s\r\n", s->tx->first_rcpt, date);
+	else
+		buf_printf(b, "\t; %s\r\n", date);
+}
+
+int
+smtp_data_begin(struct smtp_session *s, bool bdat)
+{
+	struct smtp_tx *tx = s->tx;
+	struct buf b;
+	enum store_err e;
+
+	e = store_delivery_new(s->ctx->store, &tx->d);
+	if (e != STORE_OK) {
+		smtp_reply_store_err(s, e, "data");
+		return -1;
+	}
+	buf_init(&b);
+	trace_headers(s, &b);
+	e = store_delivery_write(tx->d, b.data, b.len);
+	buf_free(&b);
+	if (e != STORE_OK) {
+		store_delivery_free(&tx->d);
+		smtp_reply_store_err(s, e, "data");
+		return -1;
+	}
+	tx->bdat = bdat;
+	tx->size = 0;
+	smtp_dot_init(&tx->dot);
+	smtp_content_init(&tx->content);
+	return 0;
+}
+
+/* Accounts for content bytes and writes them unless the message is
+   already lost (too big, bad content, write error). */
+static void
+data_put(struct smtp_session *s, const char *p, size_t n, unsigned flags)
+{
+	struct smtp_tx *tx = s->tx;
+
+	tx->size += n;
+	if (tx->size > s->ctx->cfg->max_message_size)
+		tx->too_big = true;
+	if (tx->too_big || tx->write_failed || flags != 0 || n == 0)
+		return;
+	if (store_delivery_write(tx->d, p, n) != STORE_OK)
+		tx->write_failed = true;
+}
+
+static void
+commit_work(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->tx->commit_err = store_delivery_commit(s->tx->d,
+	    STORE_DELIVER_NOQUOTA, NULL);
+}
+
+static void
+commit_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_tx *tx = s->tx;
+	char esc[LOG_ESCAPE_SIZE];
+
+	log_escape(tx->from, strlen(tx->from), esc, sizeof(esc));
+	if (tx->commit_err == STORE_OK) {
+		s->messages++;
+		log_info("smtpd %s message id=%s from=<%s> rcpts=%u size=%llu "
+		    "result=ok", conn_id(s->c), tx->id, esc, tx->nrcpts,
+		    (unsigned long long)tx->size);
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", tx->id);
+	} else {
+		smtp_reply_store_err(s, tx->commit_err, "commit");
+	}
+	smtp_tx_free(&s->tx);
+	smtp_resume(s, SMTP_ST_READY);
+}
+
+/* The end of the content: refuse it, or make it durable and then 250. */
+static void
+data_end(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	unsigned flags = tx->bdat ? tx->content.flags : tx->dot.content.flags;
+	const char *why = NULL;
+	int code = 554;
+	const char *ecode = "5.6.0";
+
+	if (tx->too_big) {
+		code = 552;
+		ecode = "5.3.4";
+		why = "Message size exceeds fixed maximum message size";
+	} else if (flags & SMTP_CONTENT_NUL) {
+		why = "Message contains NUL bytes";
+	} else if (flags & (SMTP_CONTENT_BARE_LF | SMTP_CONTENT_BARE_CR)) {
+		why = "Message contains a bare CR or LF; lines must end with "
+		    "CRLF (RFC 5321 2.3.8)";
+	} else if (flags & SMTP_CONTENT_LONG_LINE) {
+		why = "Message has a line longer than 998 octets "
+		    "(RFC 5321 4.5.3.1.6)";
+	} else if (tx->write_failed) {
+		code = 451;
+		ecode = "4.3.0";
+		why = "Temporary local problem, try again later";
+	}
+	if (why != NULL) {
+		log_info("smtpd %s message id=%s result=refused reason=\"%s\"",
+		    conn_id(s->c), tx->id, why);
+		smtp_tx_reset(s);
+		smtp_reply(s, code, ecode, "%s", why);
+		return;
+	}
+	for (size_t i = 0; i < tx->nusers; i++) {
+		enum store_err e = store_delivery_add_target(tx->d,
+		    tx->users[i], 0, 0, NULL, 0, 0, 0);
+		if (e != STORE_OK) {
+			smtp_tx_reset(s);
+			smtp_reply_store_err(s, e, "target");
+			return;
+		}
+	}
+	smtp_suspend(s);
+	worker_submit(s->ctx->pool, commit_work, commit_done, s);
+}
+
+void
+smtp_data_input(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	const char *p;
+	size_t n, o, used;
+	int done;
+
+	if (tx->scratch == NULL) {
+		tx->scratch_cap = DATA_SLICE + 1;
+		tx->scratch = xmalloc(tx->scratch_cap);
+	}
+	while ((n = conn_peek(s->c, &p)) > 0) {
+		if (n > DATA_SLICE)
+			n = DATA_SLICE;
+		done = smtp_dot_feed(&tx->dot, p, n, tx->scratch, &o, &used);
+		data_put(s, tx->scratch, o, tx->dot.content.flags);
+		conn_consume(s->c, used);
+		if (done) {
+			data_end(s);
+			return;
+		}
+	}
+}
+
+void
+smtp_bdat_chunk(struct smtp_session *s, uint64_t size, bool last)
+{
+	s->tx->chunk_left = size;
+	s->tx->chunk_last = last;
+	smtp_set_state(s, SMTP_ST_CHUNK);
+	smtp_bdat_input(s);
+}
+
+static void
+chunk_end(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	uint64_t size;
+
+	if (tx->chunk_last) {
+		smtp_content_finish(&tx->content);
+		data_end(s);
+		return;
+	}
+	if (tx->too_big) {
+		/* Refused now; the following chunks are dropped with 503. */
+		smtp_tx_reset(s);
+		smtp_reply(s, 552, "5.3.4",
+		    "Message size exceeds fixed maximum message size");
+		return;
+	}
+	size = tx->size;
+	smtp_set_state(s, SMTP_ST_BDAT);
+	smtp_reply(s, 250, "2.0.0", "%llu octets received",
+	    (unsigned long long)size);
+}
+
+void
+smtp_bdat_input(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	const char *p;
+	size_t n;
+
+	if (s->discard_left > 0 || tx == NULL || tx->d == NULL) {
+		while (s->discard_left > 0 && (n = conn_peek(s->c, &p)) > 0) {
+			if (n > s->discard_left)
+				n = (size_t)s->discard_left;
+			conn_consume(s->c, n);
+			s->discard_left -= n;
+		}
+		if (s->discard_left > 0)
+			return;
+		smtp_set_state(s, s->tx == NULL ? (s->helo[0] != '\0' ?
+		    SMTP_ST_READY : SMTP_ST_INIT) :
+		    s->tx->nrcpts > 0 ? SMTP_ST_RCPT : SMTP_ST_MAIL);
+		if (s->discard_reply != NULL) {
+			int code = atoi(s->discard_reply);
+			smtp_reply(s, code, NULL, "%s", s->discard_reply + 4);
+		}
+		s->discard_reply = NULL;
+		return;
+	}
+	while (tx->chunk_left > 0 && (n = conn_peek(s->c, &p)) > 0) {
+		if (n > tx->chunk_left)
+			n = (size_t)tx->chunk_left;
+		smtp_content_feed(&tx->content, p, n);
+		data_put(s, p, n, tx->content.flags);
+		conn_consume(s->c, n);
+		tx->chunk_left -= n;
+	}
+	if (tx->chunk_left == 0)
+		chunk_end(s);
+}

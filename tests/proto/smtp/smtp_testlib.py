@@ -1,0 +1,168 @@
+"""Helpers for the smtpd end-to-end tests: a raw-socket SMTP client that
+reads whole (multi-line) replies, plus store inspection by unique token."""
+import base64
+import os
+import socket
+import ssl
+import time
+import uuid
+
+from conftest import PASSWORD, client_tls_context
+
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
+CAROL = "carol@example.test"
+TEAM = "team@example.test"      # alias -> alice, bob
+
+
+def setup_users(inst):
+    inst.add_user(ALICE)
+    inst.add_user(BOB)
+    inst.add_user(CAROL)
+    inst.mailctl("alias", "add", TEAM, f"{ALICE},{BOB}")
+
+
+def token():
+    return uuid.uuid4().hex
+
+
+def find(inst, address, tok):
+    """Files in address's maildir whose content contains tok."""
+    out = []
+    for f in inst.maildir_files(address):
+        with open(f, "rb") as fh:
+            if tok.encode() in fh.read():
+                out.append(f)
+    return out
+
+
+def wait_find(inst, address, tok, n=1, timeout=5):
+    deadline = time.time() + timeout
+    while True:
+        got = find(inst, address, tok)
+        if len(got) >= n or time.time() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def message(tok, frm=ALICE, to=BOB, body="Hello.\r\n", extra=""):
+    return (f"From: <{frm}>\r\nTo: <{to}>\r\nSubject: test {tok}\r\n"
+            f"Message-ID: <{tok}@example.test>\r\n{extra}\r\n{body}")
+
+
+def plain_ir(user, password=PASSWORD):
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+class Raw:
+    """A line-level SMTP client over a plain or TLS socket."""
+
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+
+    @classmethod
+    def connect(cls, inst, key, tls=False, timeout=10):
+        r = cls(inst.connect(key, tls=tls, timeout=timeout))
+        return r
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.s.sendall(data)
+
+    def _fill(self):
+        chunk = self.s.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        self.buf += chunk
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        ln, self.buf = self.buf.split(b"\r\n", 1)
+        return ln.decode("utf-8", "replace")
+
+    def reply(self):
+        """(code, [text lines]) of one complete reply."""
+        lines = []
+        while True:
+            ln = self.line()
+            lines.append(ln[4:])
+            if len(ln) < 4 or ln[3] != "-":
+                return int(ln[:3]), lines
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def expect(self, line, code):
+        c, text = self.cmd(line)
+        assert c == code, f"{line!r}: want {code}, got {c} {text}"
+        return text
+
+    def greeting(self):
+        c, text = self.reply()
+        assert c == 220, text
+        return text
+
+    def ehlo(self, name="client.test"):
+        c, text = self.cmd(f"EHLO {name}")
+        assert c == 250, text
+        return [t.split()[0].upper() for t in text[1:]] + \
+            [" ".join(t.split()).upper() for t in text[1:]]
+
+    def starttls(self):
+        self.expect("STARTTLS", 220)
+        self.s = client_tls_context().wrap_socket(
+            self.s, server_hostname="mail.example.test")
+        self.buf = b""
+
+    def closed(self, timeout=10):
+        """True once the server has closed (reads until EOF)."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                if not self.s.recv(65536):
+                    return True
+        except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+def submission_session(inst, key="submission", user=ALICE):
+    """A Raw client on submission (after STARTTLS) or smtps, logged in."""
+    tls = key == "smtps"
+    r = Raw.connect(inst, key, tls=tls)
+    r.greeting()
+    r.ehlo()
+    if not tls:
+        r.starttls()
+        r.ehlo()
+    r.expect(f"AUTH PLAIN {plain_ir(user)}", 235)
+    return r
+
+
+def send_raw(r, frm, rcpts, data, final=250):
+    r.expect(f"MAIL FROM:<{frm}>", 250)
+    for x in rcpts:
+        r.expect(f"RCPT TO:<{x}>", 250)
+    r.expect("DATA", 354)
+    if isinstance(data, str):
+        data = data.encode()
+    r.send(data + b"\r\n.\r\n")
+    c, text = r.reply()
+    assert c == final, text
+    return text
