@@ -142,8 +142,6 @@ pop3_accept(struct conn *c, int tag)
 	s->stream.fd = -1;
 	conn_set_line_limit(c, POP3_LINE_MAX);
 	conn_set_timeout(c, pop3_daemon.cfg->preauth_timeout);
-	log_info("%s connect addr=%s tls=%s", conn_id(c), conn_peer_addr(c),
-	    conn_is_tls(c) ? "yes" : "no");
 	pop3_reply(s, "+OK Postroom POP3 server ready");
 	return s;
 }
@@ -370,7 +368,7 @@ login_done(void *arg)
 
 		log_info("%s login user=%s result=%s", conn_id(c),
 		    log_escape(j->user, strlen(j->user), esc, sizeof(esc)),
-		    store_err_str(j->err));
+		    j->err == STORE_EEXISTS ? "in-use" : store_err_str(j->err));
 		pop3_set_state(s, POP3_ST_AUTHORIZATION);
 		pop3_reply_store_err(s, j->err);
 		conn_resume(c);
@@ -515,8 +513,15 @@ expunge_done(void *arg)
 		    "not removed (%s)", store_err_str(j->err));
 	free(j->uids);
 	free(j);
-	conn_close(c);
+	/* Release first: conn_close on a held conn does not start the final
+	   flush once released, and a released conn that is not closing
+	   stays valid (only a peer close frees it, and that is checked). */
+	if (conn_is_closing(c)) {
+		conn_release(c);
+		return;
+	}
 	conn_release(c);
+	conn_close(c);
 }
 
 enum cmd_result
