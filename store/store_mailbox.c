@@ -94,7 +94,7 @@ mailbox_name_normalize(const char *in, char *out)
 	return 0;
 }
 
-static void
+void
 name_key(unsigned char *key, size_t *len_r, uint32_t user_id, const char *name)
 {
 	size_t nl = strlen(name);
@@ -469,7 +469,7 @@ store_mailbox_get_by_id(struct store *st, uint32_t mbox_id,
 }
 
 /* Collects the mailbox ids of a user, in name order, from txn. */
-static enum store_err
+enum store_err
 user_mbox_ids(struct store *st, MDB_txn *txn, uint32_t user_id,
     uint32_t **ids_r, size_t *n_r)
 {

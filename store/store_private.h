@@ -170,6 +170,12 @@ enum store_err mbox_keywords_bits(struct mbox_rec *mb,
     const char *const *kw, size_t n, bool add, uint32_t *bits_r,
     bool *added_r);
 int mailbox_name_normalize(const char *in, char *out);
+/* key: 4 + STORE_MAILBOX_NAME_MAX bytes. */
+void name_key(unsigned char *key, size_t *len_r, uint32_t user_id,
+    const char *name);
+/* The user's mailbox ids in name order; owned array. */
+enum store_err user_mbox_ids(struct store *st, MDB_txn *txn, uint32_t user_id,
+    uint32_t **ids_r, size_t *n_r);
 void notify_touch(struct store *st, uint32_t mbox_id);
 void subs_restore_txn(struct store *st, MDB_txn *txn, uint32_t user_id,
     const char *udir);

@@ -761,6 +761,201 @@ test_two_processes(void **state)
 	free(msgs);
 }
 
+struct snap {
+	uint32_t uidvalidity, uidnext;
+	uint64_t hms;
+	size_t n;
+	struct store_msg msgs[16];
+	char kw[16][2][STORE_KEYWORD_MAX + 1];
+};
+
+static void
+take_snap(struct store *st, uint32_t user, const char *name, struct snap *s)
+{
+	struct store_mailbox mb;
+	struct store_msg *msgs;
+	size_t n;
+
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(store_mailbox_get(st, user, name, &mb), STORE_OK);
+	assert_int_equal(store_msg_list(st, mb.id, 1, 0, &msgs, &n, &mb),
+	    STORE_OK);
+	assert_true(n <= 16);
+	s->uidvalidity = mb.uidvalidity;
+	s->uidnext = mb.uidnext;
+	s->hms = mb.highestmodseq;
+	s->n = n;
+	for (size_t i = 0; i < n; i++) {
+		s->msgs[i] = msgs[i];
+		/* Keyword names, since bits may differ after a rebuild. */
+		int k = 0;
+		for (unsigned b = 0; b < mb.nkeywords && k < 2; b++)
+			if (msgs[i].keywords & (1u << b))
+				strcpy(s->kw[i][k++], mb.keywords[b]);
+	}
+	free(msgs);
+}
+
+static void
+reopen_without_index(struct fx *f)
+{
+	char *idx = xasprintf("%s/index", f->data);
+
+	store_close(&f->st);
+	rm_tree(idx);
+	free(idx);
+	assert_int_equal(store_open(f->data, &f->st), STORE_OK);
+}
+
+static void
+test_reindex_lost_index(void **state)
+{
+	struct fx *f = *state;
+	uint32_t a = f->alice.id;
+	struct store_mailbox work;
+	struct store_flag_change ch = { .uid = 2 };
+	const char *kw[] = { "$Forwarded" };
+	struct snap before, after, wb, wa, bb, ba;
+	uint32_t *ex;
+	size_t n;
+
+	assert_int_equal(store_mailbox_create(f->st, a, "Work/Q1", 0, &work),
+	    STORE_OK);
+	deliver(f->st, a, 0, "Subject: 1\n\n1\n", STORE_F_SEEN, "$Label1");
+	deliver(f->st, a, 0, "Subject: 2\n\n2\n", 0, NULL);
+	deliver(f->st, a, 0, "Subject: 3\n\n3\n", STORE_F_FLAGGED, NULL);
+	deliver(f->st, a, 0, "Subject: 4\n\n4\n", 0, NULL);
+	deliver(f->st, a, work.id, "Subject: w\n\nw\n", STORE_F_DRAFT, "x");
+	deliver(f->st, f->bob.id, 0, "Subject: b\n\nb\n", 0, NULL);
+	assert_int_equal(store_msg_set_flags(f->st, mbox_id(f->st, a, "INBOX"),
+	    STORE_FLAGS_ADD, STORE_F_ANSWERED, kw, 1, 0, &ch, 1), STORE_OK);
+	uint32_t four = 4;
+	assert_int_equal(store_msg_expunge(f->st, mbox_id(f->st, a, "INBOX"),
+	    &four, 1, false, &ex, &n), STORE_OK);
+	free(ex);
+	assert_int_equal(store_subscription_set(f->st, a, "Work/Q1", true),
+	    STORE_OK);
+	take_snap(f->st, a, "INBOX", &before);
+	take_snap(f->st, a, "Work/Q1", &wb);
+	take_snap(f->st, f->bob.id, "INBOX", &bb);
+	assert_int_equal(before.n, 3);
+
+	reopen_without_index(f);
+	struct store_user u;
+	assert_int_equal(store_user_get(f->st, "alice@example.test", &u),
+	    STORE_ENOTFOUND);
+	struct store_reindex_stats stats;
+	assert_int_equal(store_reindex_user(f->st, "alice@example.test",
+	    &stats), STORE_OK);
+	assert_int_equal(stats.mailboxes, 7);
+	assert_int_equal(stats.messages, 4);
+	assert_int_equal(store_authenticate(f->st, "alice@example.test",
+	    "alice-pw", &u), STORE_OK);
+	assert_int_equal(u.id, a);
+	take_snap(f->st, a, "INBOX", &after);
+	take_snap(f->st, a, "Work/Q1", &wa);
+	assert_int_equal(after.uidvalidity, before.uidvalidity);
+	assert_true(after.uidnext >= before.uidnext);
+	assert_true(after.hms >= before.hms);
+	assert_int_equal(after.n, before.n);
+	for (size_t i = 0; i < after.n; i++) {
+		assert_int_equal(after.msgs[i].uid, before.msgs[i].uid);
+		assert_int_equal(after.msgs[i].flags, before.msgs[i].flags);
+		assert_int_equal(after.msgs[i].size, before.msgs[i].size);
+		assert_int_equal(after.msgs[i].internaldate,
+		    before.msgs[i].internaldate);
+		assert_string_equal(after.kw[i][0], before.kw[i][0]);
+		assert_string_equal(after.kw[i][1], before.kw[i][1]);
+	}
+	assert_int_equal(wa.uidvalidity, wb.uidvalidity);
+	assert_int_equal(wa.n, 1);
+	assert_int_equal(wa.msgs[0].flags, STORE_F_DRAFT);
+	assert_string_equal(wa.kw[0][0], "x");
+	struct store_mailbox mb;
+	assert_int_equal(store_mailbox_get(f->st, a, "Work/Q1", &mb), STORE_OK);
+	assert_true(mb.subscribed);
+	assert_int_equal(store_mailbox_get(f->st, a, "Sent", &mb), STORE_OK);
+	assert_int_equal(mb.special_use, STORE_SU_SENT);
+	/* UID 4 was expunged before the loss: never handed out again. */
+	uint32_t nu = deliver(f->st, a, 0, "Subject: 5\n\n5\n", 0, NULL);
+	assert_true(nu >= before.uidnext);
+	struct store_msg_cache c;
+	assert_int_equal(store_msg_cache_get(f->st, mbox_id(f->st, a, "INBOX"),
+	    1, &c), STORE_OK);
+	assert_non_null(strstr(c.envelope, "\"1\""));
+	store_msg_cache_free(&c);
+
+	/* bob was re-added before his reindex: his old mailboxes win. */
+	assert_int_equal(store_user_add(f->st, "bob@example.test", alice_hash,
+	    0, NULL), STORE_OK);
+	assert_int_equal(store_reindex_user(f->st, "bob@example.test", &stats),
+	    STORE_OK);
+	assert_int_equal(store_user_get(f->st, "bob@example.test", &u),
+	    STORE_OK);
+	take_snap(f->st, u.id, "INBOX", &ba);
+	assert_int_equal(ba.uidvalidity, bb.uidvalidity);
+	assert_int_equal(ba.n, 1);
+	struct store_mailbox *mbs;
+	assert_int_equal(store_mailbox_list(f->st, u.id, &mbs, &n), STORE_OK);
+	assert_int_equal(n, 6);
+	free(mbs);
+}
+
+static void
+test_reindex_recover(void **state)
+{
+	struct fx *f = *state;
+	uint32_t a = f->alice.id, in = mbox_id(f->st, a, "INBOX");
+	struct store_reindex_stats stats;
+	char cur[512], path[1024], src[1024];
+	struct store_msg *msgs;
+	struct store_mailbox mb;
+	size_t n;
+
+	deliver(f->st, a, 0, "Subject: 1\n\n1\n", 0, NULL);
+	deliver(f->st, a, 0, "Subject: 2\n\n2\n", 0, NULL);
+	snprintf(cur, sizeof(cur), "%s/mail/example.test/alice/%u/cur",
+	    f->data, in);
+	/* A foreign file without UID, and a duplicate of UID 1. */
+	snprintf(path, sizeof(path), "%s/1700000000.foreign.host:2,S", cur);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("Subject: foreign\r\n\r\nhello\r\n", fp);
+	fclose(fp);
+	DIR *d = opendir(cur);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strstr(de->d_name, ",U=1:") != NULL)
+			snprintf(src, sizeof(src), "%s/%s", cur, de->d_name);
+	closedir(d);
+	snprintf(path, sizeof(path), "%s/9.copy.host,S=15,U=1:2,F", cur);
+	assert_int_equal(link(src, path), 0);
+
+	assert_int_equal(store_reindex_user(f->st, "alice@example.test",
+	    &stats), STORE_OK);
+	assert_int_equal(stats.recovered, 2);
+	assert_int_equal(store_msg_list(f->st, in, 1, 0, &msgs, &n, &mb),
+	    STORE_OK);
+	assert_int_equal(n, 4);
+	assert_int_equal(mb.messages, 4);
+	for (size_t i = 1; i < n; i++)
+		assert_true(msgs[i].uid > msgs[i - 1].uid);
+	assert_int_equal(msgs[0].uid, 1);
+	assert_int_equal(msgs[1].uid, 2);
+	assert_true(msgs[2].uid >= 3);
+	free(msgs);
+	/* Every one opens, and a second reindex changes nothing. */
+	int fd;
+	assert_int_equal(store_msg_open(f->st, in, 2, &fd), STORE_OK);
+	close(fd);
+	assert_int_equal(store_reindex_user(f->st, "alice@example.test",
+	    &stats), STORE_OK);
+	assert_int_equal(stats.recovered, 0);
+	assert_int_equal(stats.messages, 4);
+	assert_int_equal(store_reindex_user(f->st, "nobody@example.test",
+	    &stats), STORE_ENOTFOUND);
+}
+
 int
 main(void)
 {
@@ -782,6 +977,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_processes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reindex_lost_index, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reindex_recover, setup,
 		    teardown),
 	};
 
