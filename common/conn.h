@@ -89,13 +89,22 @@ int server_run(struct server *s, void (*reload)(void *arg), void *arg);
 /* Number of open connections (for tests/logs). */
 unsigned server_conn_count(const struct server *s);
 
+/* Listening sockets, in the order server_listen() created them (a host
+   name may give several), and the port each is bound to: with port 0 in
+   the listen list the kernel picks one, so tests can connect. -1 if i is
+   out of range. */
+size_t server_listener_count(const struct server *s);
+int server_bound_port(const struct server *s, size_t i);
+
 /* ---- input ---- */
 
-/* Returns 1 with the next line in *line_r/*len_r (CRLF or bare LF removed,
-   NUL-terminated; may contain NUL bytes, use len), 0 if no complete line is
-   buffered, or -1 once for a line longer than the line limit: its bytes are
-   discarded up to the next LF (across reads if need be). The line is valid
-   until the next input call on c. */
+/* Returns 1 with the next line in *line_r and *len_r (CRLF or bare LF
+   removed, NUL-terminated; may contain NUL bytes, use len), 0 if no complete
+   line is buffered, or -1 once for a line longer than the line limit: its
+   bytes are discarded up to the next LF (across reads if need be). The line
+   is valid until input() returns or the next conn_getline/conn_peek/
+   conn_consume/conn_start_compress on c, and stays valid while c is paused
+   (nothing is read then). */
 int conn_getline(struct conn *c, char **line_r, size_t *len_r);
 /* Raw access to the buffered input (literals, DATA, BDAT). Returns the
    number of bytes available at *p_r (0 if none). */

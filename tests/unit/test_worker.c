@@ -1,0 +1,180 @@
+/* Unit tests for common/worker.c: work runs off the loop thread, done runs
+   on it, FIFO start order, completion order with one thread, and
+   worker_pool_free waiting for queued work (running its done callbacks). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "worker.h"
+
+#define NJOBS 200
+
+static pthread_t loop_thread;
+static struct ev_loop *loop;
+static int order[NJOBS];
+static int ndone;
+static atomic_int nwork;
+static atomic_int started[NJOBS];
+static atomic_int start_seq;
+static bool work_on_loop_thread;
+
+struct job {
+	int id;
+	int start_pos;
+};
+
+static void
+job_work(void *arg)
+{
+	struct job *j = arg;
+
+	if (pthread_equal(pthread_self(), loop_thread))
+		work_on_loop_thread = true;
+	j->start_pos = atomic_fetch_add(&start_seq, 1);
+	if (j->id % 17 == 0)
+		usleep(1000);
+	atomic_fetch_add(&nwork, 1);
+}
+
+static void
+job_done(void *arg)
+{
+	struct job *j = arg;
+
+	assert_true(pthread_equal(pthread_self(), loop_thread));
+	order[ndone++] = j->id;
+	started[j->id] = j->start_pos;
+	free(j);
+	if (ndone == NJOBS)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+submit_all(struct worker_pool *p)
+{
+	for (int i = 0; i < NJOBS; i++) {
+		struct job *j = calloc(1, sizeof(*j));
+
+		j->id = i;
+		worker_submit(p, job_work, job_done, j);
+	}
+}
+
+static void
+reset(void)
+{
+	ndone = 0;
+	atomic_store(&nwork, 0);
+	atomic_store(&start_seq, 0);
+	work_on_loop_thread = false;
+	loop_thread = pthread_self();
+	loop = ev_loop_new(EVFLAG_AUTO);
+}
+
+static void
+test_single_thread_order(void **state)
+{
+	struct worker_pool *p;
+
+	reset();
+	p = worker_pool_new(loop, 1);
+	submit_all(p);
+	ev_run(loop, 0);
+	assert_int_equal(ndone, NJOBS);
+	/* One thread: start order and completion order are submit order. */
+	for (int i = 0; i < NJOBS; i++) {
+		assert_int_equal(order[i], i);
+		assert_int_equal(started[i], i);
+	}
+	assert_false(work_on_loop_thread);
+	worker_pool_free(&p);
+	assert_null(p);
+	ev_loop_destroy(loop);
+}
+
+static void
+test_many_threads(void **state)
+{
+	struct worker_pool *p;
+	int seen[NJOBS] = { 0 };
+
+	reset();
+	p = worker_pool_new(loop, 4);
+	submit_all(p);
+	ev_run(loop, 0);
+	assert_int_equal(ndone, NJOBS);
+	for (int i = 0; i < NJOBS; i++)
+		seen[order[i]]++;
+	for (int i = 0; i < NJOBS; i++)
+		assert_int_equal(seen[i], 1);
+	/* Jobs start in FIFO order even with several threads. */
+	for (int i = 0; i < NJOBS; i++)
+		assert_int_equal(started[i], i);
+	worker_pool_free(&p);
+	ev_loop_destroy(loop);
+}
+
+static void
+test_free_waits(void **state)
+{
+	struct worker_pool *p;
+
+	reset();
+	p = worker_pool_new(loop, 3);
+	submit_all(p);
+	/* No loop run at all: free must finish the work and run every
+	   done callback here. */
+	worker_pool_free(&p);
+	assert_int_equal(atomic_load(&nwork), NJOBS);
+	assert_int_equal(ndone, NJOBS);
+	ev_loop_destroy(loop);
+}
+
+static struct worker_pool *chain_pool;
+static int chain_left;
+
+static void
+chain_work(void *arg)
+{
+}
+
+static void
+chain_done(void *arg)
+{
+	if (--chain_left > 0)
+		worker_submit(chain_pool, chain_work, chain_done, NULL);
+}
+
+static void
+test_free_with_resubmit(void **state)
+{
+	reset();
+	chain_pool = worker_pool_new(loop, 2);
+	chain_left = 10;
+	worker_submit(chain_pool, chain_work, chain_done, NULL);
+	worker_pool_free(&chain_pool);
+	assert_int_equal(chain_left, 0);
+	ev_loop_destroy(loop);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_single_thread_order),
+		cmocka_unit_test(test_many_threads),
+		cmocka_unit_test(test_free_waits),
+		cmocka_unit_test(test_free_with_resubmit),
+	};
+
+	log_init("test", LOG_LVL_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
