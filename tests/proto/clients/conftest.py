@@ -4,7 +4,7 @@
 shared harness; `target` adds a fresh user and returns a replay.Target for it.
 Without an imapd or mailctl binary the whole module is skipped.
 
-IMAP_REPLAY_TARGET=host,imap_port,imaps_port runs the same tests against another
+IMAP_REPLAY_TARGET=host,imap_port,imaps_port[,cert.pem] runs the same tests against another
 server (users u1..u60@example.test with the harness password must exist there);
 used to check the transcripts against Dovecot.
 """
@@ -26,8 +26,9 @@ def have(name):
 
 class External:
     def __init__(self, spec):
-        host, p1, p2 = spec.split(",")
+        host, p1, p2, *cert = spec.split(",")
         self.host, self.imap, self.imaps = host, int(p1), int(p2)
+        self.cert = cert[0] if cert else None
         self.procs = {}
 
 
@@ -53,11 +54,15 @@ def make_target(srv):
     n = next(_users)
     user = f"u{n}@example.test"
     if isinstance(srv, External):
-        return Target(srv.host, srv.imap, srv.imaps, user, PASSWORD)
+        t = Target(srv.host, srv.imap, srv.imaps, user, PASSWORD)
+        t.cert = srv.cert
+        return t
     srv.add_user(user)
     smtp = srv.port("smtp") if "smtpd" in srv.procs else None
-    return Target("127.0.0.1", srv.port("imap"), srv.port("imaps"), user, PASSWORD,
-                  smtp_port=smtp)
+    t = Target("127.0.0.1", srv.port("imap"), srv.port("imaps"), user, PASSWORD,
+               smtp_port=smtp)
+    t.cert = srv.cert        # the server's self-signed certificate, for real clients
+    return t
 
 
 @pytest.fixture
