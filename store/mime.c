@@ -27,8 +27,9 @@ struct mnode {
 };
 
 struct bnd {
-	size_t off, len;        /* in ctx->bbuf */
+	size_t off, len;        /* in ctx->bbuf; off NO_BOUNDARY: none */
 };
+#define NO_BOUNDARY SIZE_MAX
 
 struct mctx {
 	const char *msg;
@@ -194,9 +195,35 @@ params_join_2231(struct buf *sc, struct mctype *ct)
 	ct->np = np;
 }
 
-/* type ["/" subtype] *(";" name "=" value), comments anywhere. */
+/* Skips to the next ';' outside quotes and comments (junk after a value,
+   which Dovecot skips too). */
 static void
-parse_ctype(const char *v, size_t n, bool with_subtype, struct buf *sc,
+skip_to_semicolon(const char **pp, const char *end)
+{
+	const char *p = *pp;
+
+	while (p < end && *p != ';') {
+		if (*p == '"') {
+			struct buf junk;
+
+			buf_init(&junk);
+			mime_read_quoted(&p, end, &junk);
+			buf_free(&junk);
+		} else if (*p == '(') {
+			mime_skip_comment(&p, end, NULL);
+		} else {
+			p++;
+		}
+	}
+	*pp = p;
+}
+
+/* Content-Type (is_ctype) or Content-Disposition, as Dovecot 2.3 reads
+   them: a present header is always used ("" "" when it is broken, "foo"
+   "" without a slash, no parameters after a broken type), parameters are
+   read up to the first one without '='. */
+static void
+parse_ctype(const char *v, size_t n, bool is_ctype, struct buf *sc,
     struct mctype *ct)
 {
 	const char *p = v, *end = v + n;
@@ -204,23 +231,33 @@ parse_ctype(const char *v, size_t n, bool with_subtype, struct buf *sc,
 	memset(ct, 0, sizeof(*ct));
 	if (v == NULL)
 		return;
+	ct->valid = true;
 	mime_skip_cfws(&p, end);
 	ct->type_off = sc->len;
 	ct->type_len = read_token(&p, end, sc);
-	if (ct->type_len == 0)
-		return;
-	ct->valid = true;
-	mime_skip_cfws(&p, end);
 	ct->sub_off = sc->len;
-	if (with_subtype && p < end && *p == '/') {
+	if (is_ctype) {
+		if (ct->type_len == 0)
+			return;
+		mime_skip_cfws(&p, end);
+		if (p >= end || *p != '/')
+			return;
 		p++;
 		mime_skip_cfws(&p, end);
+		ct->sub_off = sc->len;
 		ct->sub_len = read_token(&p, end, sc);
 		mime_skip_cfws(&p, end);
+		if (ct->sub_len == 0 || (p < end && *p != ';')) {
+			ct->type_len = ct->sub_len = 0;
+			return;
+		}
 	}
-	while (p < end && *p == ';' && ct->np < MAX_PARAMS) {
+	while (ct->np < MAX_PARAMS) {
 		struct mparam *m = &ct->p[ct->np];
 
+		skip_to_semicolon(&p, end);
+		if (p >= end)
+			break;
 		p++;
 		mime_skip_cfws(&p, end);
 		m->name_off = sc->len;
@@ -239,7 +276,6 @@ parse_ctype(const char *v, size_t n, bool with_subtype, struct buf *sc,
 			read_token(&p, end, sc);
 		m->val_len = sc->len - m->val_off;
 		ct->np++;
-		mime_skip_cfws(&p, end);
 	}
 	params_join_2231(sc, ct);
 }
@@ -411,6 +447,7 @@ classify(struct mctx *c, struct mnode *nd, struct bnd *b_r, bool *digest_r)
 	const char *tok;
 	size_t tl;
 
+	b_r->off = NO_BOUNDARY;
 	b_r->len = 0;
 	*digest_r = false;
 	part_hdr_read(c->msg + nd->hdr_off, nd->hdr_len, &ph);
@@ -435,7 +472,7 @@ classify(struct mctx *c, struct mnode *nd, struct bnd *b_r, bool *digest_r)
 
 		nd->kind = MIME_KIND_MULTI;
 		*digest_r = sc_eq(&c->sc, ct.sub_off, ct.sub_len, "digest");
-		if (m != NULL && m->val_len > 0) {
+		if (m != NULL) {
 			b_r->off = c->bbuf.len;
 			b_r->len = m->val_len;
 			buf_append(&c->bbuf, sc_str(&c->sc, m->val_off),
@@ -463,7 +500,7 @@ parse_multipart(struct mctx *c, size_t self, struct bnd b, bool digest,
 	size_t pos = c->nodes[self].body_off, own = c->nstack, nchild = 0;
 	int m;
 
-	if (b.len == 0) {
+	if (b.off == NO_BOUNDARY) {
 		pos = scan_to_boundary(c, pos, &m);
 		goto out;
 	}
@@ -522,7 +559,8 @@ parse_entity(struct mctx *c, size_t pos, int depth, uint8_t flags, int *m_r)
 	classify(c, nd, &b, &digest);
 	if (nd->kind != MIME_KIND_LEAF && (depth >= MIME_MAX_DEPTH ||
 	    c->n + 1 > MIME_MAX_PARTS)) {
-		c->bbuf.len = b.len > 0 ? b.off : c->bbuf.len;
+		if (b.off != NO_BOUNDARY)
+			c->bbuf.len = b.off;
 		nd->kind = MIME_KIND_LEAF;
 		nd->flags |= NODE_OPAQUE | NODE_TEXT;
 		nd->charset = MIME_CS_ASCII;
@@ -530,7 +568,7 @@ parse_entity(struct mctx *c, size_t pos, int depth, uint8_t flags, int *m_r)
 	}
 	if (nd->kind == MIME_KIND_MULTI) {
 		end = parse_multipart(c, self, b, digest, depth, &m);
-		if (b.len > 0)
+		if (b.off != NO_BOUNDARY)
 			c->bbuf.len = b.off;
 	} else if (nd->kind == MIME_KIND_MESSAGE) {
 		end = parse_entity(c, body_off, depth + 1, 0, &m);
@@ -538,7 +576,8 @@ parse_entity(struct mctx *c, size_t pos, int depth, uint8_t flags, int *m_r)
 		end = scan_to_boundary(c, body_off, &m);
 	}
 	nd = &c->nodes[self];   /* nodes may have moved */
-	nd->body_len = body_end(c, body_off, end) - body_off;
+	/* At the end of the message the last line break is body. */
+	nd->body_len = (m >= 0 ? body_end(c, body_off, end) : end) - body_off;
 	nd->skip = (uint32_t)c->n;
 	*m_r = m;
 	return end;
@@ -584,7 +623,7 @@ write_disposition(struct buf *out, struct buf *sc, const struct mime_field *f)
 	struct mctype d;
 
 	parse_ctype(f->value, f->value_len, false, sc, &d);
-	if (!d.valid) {
+	if (!d.valid || (d.type_len == 0 && d.np == 0)) {
 		buf_puts(out, "NIL");
 		return;
 	}

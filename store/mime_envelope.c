@@ -48,29 +48,28 @@ a_cfws(struct aparse *a)
 	}
 }
 
-/* Reads words and dots into phrase and local; true if any. */
+static bool
+is_atext_dot(unsigned char c)
+{
+	return c == '.' || is_atext(c);
+}
+
+/* Reads words (dot-atoms and quoted strings) into phrase, joined by one
+   space like Dovecot's obs-phrase ("John Q. Public"), and into local,
+   joined without (the local part of an addr-spec); true if any. */
 static bool
 a_words(struct aparse *a)
 {
-	bool any = false, glue = true;
+	bool any = false;
 
 	for (;;) {
 		a_cfws(a);
 		if (a->p >= a->end)
 			break;
-		if (*a->p == '.') {
-			buf_putc(&a->phrase, '.');
-			buf_putc(&a->local, '.');
-			a->p++;
-			glue = false;
-			any = true;
-			continue;
-		}
-		if (*a->p != '"' && !is_atext((unsigned char)*a->p))
+		if (*a->p != '"' && !is_atext_dot((unsigned char)*a->p))
 			break;
-		if (a->phrase.len > 0 && glue)
+		if (a->phrase.len > 0)
 			buf_putc(&a->phrase, ' ');
-		glue = true;
 		if (*a->p == '"') {
 			size_t s = a->local.len;
 
@@ -80,7 +79,8 @@ a_words(struct aparse *a)
 		} else {
 			const char *s = a->p;
 
-			while (a->p < a->end && is_atext((unsigned char)*a->p))
+			while (a->p < a->end &&
+			    is_atext_dot((unsigned char)*a->p))
 				a->p++;
 			buf_append(&a->phrase, s, (size_t)(a->p - s));
 			buf_append(&a->local, s, (size_t)(a->p - s));
