@@ -407,28 +407,30 @@ stream_pump(struct pop3_session *s)
 	struct pop3_stream *m = &s->stream;
 
 	while (!conn_is_congested(s->conn)) {
-		ssize_t n = read(m->fd, chunk_buf, sizeof(chunk_buf));
+		/* Read no further than the size LIST announced: that saves
+		   the read that would only report EOF. */
+		size_t want = m->left < sizeof(chunk_buf) ? (size_t)m->left :
+		    sizeof(chunk_buf);
+		ssize_t n = want == 0 ? 0 : read(m->fd, chunk_buf, want);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			/* The +OK is out: no clean way to report this. */
-			log_warn("%s retr read error uid-file", conn_id(s->conn));
+			log_warn("%s retr read error", conn_id(s->conn));
 			stream_end(s);
 			conn_abort(s->conn);
 			return true;
 		}
+		m->left -= (uint64_t)n;
 		buf_reset(&stuff_buf);
-		if (n == 0) {
-			pop3_stuffer_finish(&m->st, &stuff_buf);
-		} else {
+		if (n > 0)
 			pop3_stuffer_feed(&m->st, chunk_buf, (size_t)n,
 			    &stuff_buf);
-			if (m->st.done)
-				pop3_stuffer_finish(&m->st, &stuff_buf);
-		}
+		if (n == 0 || m->left == 0 || m->st.done)
+			pop3_stuffer_finish(&m->st, &stuff_buf);
 		conn_write(s->conn, stuff_buf.data, stuff_buf.len);
-		if (n == 0 || m->st.done) {
+		if (n == 0 || m->left == 0 || m->st.done) {
 			stream_end(s);
 			return true;
 		}
@@ -450,6 +452,7 @@ pop3_session_send_msg(struct pop3_session *s, uint32_t idx, bool top,
 		return CMD_DONE;
 	}
 	s->stream.fd = fd;
+	s->stream.left = m->size;
 	pop3_stuffer_init(&s->stream.st, top, lines);
 	if (top) {
 		pop3_reply(s, "+OK");

@@ -55,6 +55,7 @@ struct pop3_msg {
 /* A RETR/TOP reply being streamed from the message file. */
 struct pop3_stream {
 	int fd;                     /* -1: nothing streaming */
+	uint64_t left;              /* bytes of the file not read yet */
 	struct pop3_stuffer st;
 };
 

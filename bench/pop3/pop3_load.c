@@ -30,6 +30,40 @@ struct cli {
 static const char *host = "127.0.0.1", *user_fmt = "big@bench.test";
 static const char *pass = "bench";
 static int port = 110, use_tls, depth = 1, nmsgs = 10000, npar = 1;
+static int server_pid;      /* -R: report this process's peak RSS */
+
+/* Resets the peak RSS of server_pid (clear_refs 5), so that the figure
+   covers the RETR phase only and not the Argon2id work of the logins. */
+static void
+rss_reset(void)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/clear_refs", server_pid);
+	if ((f = fopen(path, "w")) != NULL) {
+		fputs("5", f);
+		fclose(f);
+	}
+}
+
+static long
+rss_peak_kb(void)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", server_pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kb = atol(line + 6);
+	}
+	fclose(f);
+	return kb;
+}
 
 static void
 die(const char *m)
@@ -215,7 +249,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: pop3_load [-h host] [-p port] [-t] [-u user|fmt] "
-	    "[-w pass] [-n msgs] [-d depth] [-P sessions]\n");
+	    "[-w pass] [-n msgs] [-d depth] [-P sessions] [-R server-pid]\n");
 	exit(2);
 }
 
@@ -228,7 +262,7 @@ main(int argc, char **argv)
 	size_t total = 0;
 	char buf[1];
 
-	while ((ch = getopt(argc, argv, "h:p:tu:w:n:d:P:")) != -1) {
+	while ((ch = getopt(argc, argv, "h:p:tu:w:n:d:P:R:")) != -1) {
 		switch (ch) {
 		case 'h': host = optarg; break;
 		case 'p': port = atoi(optarg); break;
@@ -238,6 +272,7 @@ main(int argc, char **argv)
 		case 'n': nmsgs = atoi(optarg); break;
 		case 'd': depth = atoi(optarg); break;
 		case 'P': npar = atoi(optarg); break;
+		case 'R': server_pid = atoi(optarg); break;
 		default: usage();
 		}
 	}
@@ -278,6 +313,8 @@ main(int argc, char **argv)
 		if (read(ready[0], buf, 1) != 1)
 			die("a session failed to log in");
 	}
+	if (server_pid > 0)
+		rss_reset();
 	t0 = now();
 	close(go[1]);
 	for (i = 0; i < npar; i++) {
@@ -291,9 +328,12 @@ main(int argc, char **argv)
 	while (wait(NULL) > 0)
 		;
 	printf("sessions=%d msgs_per_session=%d depth=%d tls=%s seconds=%.3f "
-	    "msgs_per_s=%.0f MB_per_s=%.1f\n", npar, nmsgs, depth,
+	    "msgs_per_s=%.0f MB_per_s=%.1f", npar, nmsgs, depth,
 	    use_tls ? "yes" : "no", t1 - t0, npar * nmsgs / (t1 - t0),
 	    total / (t1 - t0) / 1e6);
+	if (server_pid > 0)
+		printf(" server_peak_rss_retr=%ldkB", rss_peak_kb());
+	printf("\n");
 	if (ctx)
 		SSL_CTX_free(ctx);
 	return 0;
