@@ -30,9 +30,29 @@ struct rfile {
 
 struct old_msg {
 	uint32_t uid;
+	char base[MSG_BASE_MAX + 1];
 	int64_t internaldate;
 	int32_t tz;
+	bool gone;
 };
+
+/* old[] is in uid order (the index's key order). */
+static struct old_msg *
+old_find(struct old_msg *old, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (old[mid].uid == uid)
+			return &old[mid];
+		if (old[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
 
 static int
 rfile_cmp(const void *a, const void *b)
@@ -238,6 +258,8 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 		old[nold].uid = be32_get((unsigned char *)k.mv_data + 4);
 		old[nold].internaldate = m.h.internaldate;
 		old[nold].tz = m.h.internal_tz;
+		old[nold].gone = false;
+		memcpy(old[nold].base, m.base, sizeof(m.base));
 		nold++;
 	}
 	mdb_cursor_close(c);
@@ -249,12 +271,22 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 	scan_cur(dir, &files, &nfiles);
 	if (nfiles > 1)
 		qsort(files, nfiles, sizeof(*files), rfile_cmp);
-	for (size_t i = 0; i < nfiles; i++) {
-		if (files[i].uid == 0 ||
-		    (i > 0 && files[i].uid == files[i - 1].uid))
-			files[i].fresh = true;
-		else if (files[i].uid > max_uid)
+	/* Files sharing a uid (a link left by a crash before its commit,
+	   or a copy made by hand): the one the index knew keeps the uid. */
+	for (size_t i = 0; i < nfiles;) {
+		size_t j = i, keep = i;
+		while (j < nfiles && files[j].uid == files[i].uid)
+			j++;
+		struct old_msg *o = j - i > 1 ?
+		    old_find(old, nold, files[i].uid) : NULL;
+		for (size_t x = i; o != NULL && x < j; x++)
+			if (strcmp(o->base, files[x].base) == 0)
+				keep = x;
+		for (size_t x = i; x < j; x++)
+			files[x].fresh = files[x].uid == 0 || x != keep;
+		if (files[i].uid > max_uid)
 			max_uid = files[i].uid;
+		i = j;
 	}
 	/* The marks in the file are past anything ever handed out, even if
 	   the index is older than the files (restored from a backup). */
@@ -300,14 +332,13 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 		m.h.modseq = modseq;
 		m.h.size = f->size;
 		m.h.internaldate = f->mtime;
-		for (size_t j = 0; j < nold; j++) {
-			if (old[j].uid == f->uid && !f->fresh) {
-				m.h.internaldate = old[j].internaldate;
-				m.h.internal_tz = old[j].tz;
-				old[j].uid = 0;   /* still present */
-				known = true;
-				break;
-			}
+		struct old_msg *o = f->fresh ? NULL :
+		    old_find(old, nold, f->uid);
+		if (o != NULL && !o->gone) {
+			m.h.internaldate = o->internaldate;
+			m.h.internal_tz = o->tz;
+			o->gone = true;   /* present: no tombstone */
+			known = true;
 		}
 		if (!known)
 			stats->recovered++;
@@ -337,7 +368,7 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 		goto out;
 	for (size_t j = 0; j < nold; j++) {
 		unsigned char key[8];
-		if (old[j].uid == 0)
+		if (old[j].gone)
 			continue;
 		msg_key(key, mb->id, old[j].uid);
 		MDB_val tk = { 8, key }, tv = { sizeof(modseq), &modseq };
