@@ -77,7 +77,12 @@ smtp_close_421(struct smtp_session *s, const char *ecode, const char *text)
 	conn_printf(s->c, "421 %s %s\r\n", ecode, text);
 	s->closing = true;
 	log_info("smtpd %s close reason=\"%s\"", conn_id(s->c), text);
-	conn_close(s->c);
+	/* While held (BUSY) the close waits for smtp_resume: a conn closed
+	   under a hold is only flushed once something kicks it. */
+	if (s->state == SMTP_ST_BUSY)
+		s->close_pending = true;
+	else
+		conn_close(s->c);
 }
 
 void
@@ -154,11 +159,19 @@ void
 smtp_resume(struct smtp_session *s, enum smtp_state next)
 {
 	struct conn *c = s->c;
+	bool close_now;
 
-	smtp_set_state(s, next);
 	if (s->shutting_down)
 		smtp_close_421(s, "4.3.2", "Service shutting down");
+	close_now = s->close_pending;
+	smtp_set_state(s, next);
 	conn_resume(c);
+	if (close_now && !conn_is_closing(c)) {
+		/* Not closing, so the release cannot finalize c. */
+		conn_release(c);
+		conn_close(c);
+		return;
+	}
 	/* May free the session (closed() comes at the last release). */
 	conn_release(c);
 }

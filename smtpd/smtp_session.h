@@ -21,7 +21,7 @@
 
 #define SMTP_LINE_MAX        2048   /* command line incl. parameters */
 #define SMTP_MAX_ERRORS      20     /* error replies before 421 */
-#define SMTP_MAX_AUTH_FAILS  10     /* failed AUTH per address before 421 */
+#define SMTP_MAX_AUTH_FAILS  5      /* failed AUTH per address before 421 */
 #define SMTP_MAX_BAD_COMMANDS_PREAUTH 10
 
 /* Listen tags. */
@@ -102,6 +102,7 @@ struct smtp_session {
 	ev_timer delay;                  /* failed-AUTH delay */
 	bool delay_on;
 	bool closing;                    /* 421 sent: close after the reply */
+	bool close_pending;              /* close at smtp_resume */
 	bool shutting_down;              /* SIGTERM came while BUSY */
 
 	/* A BDAT chunk that must be read and thrown away (bad state, or the
