@@ -121,6 +121,15 @@ cont_split(const struct buf *sc, const struct mparam *m, size_t *key_len,
 	return true;
 }
 
+/* Appends sc[off..off+len) to sc itself: reserve first, so that the
+   source does not move under buf_append. */
+static void
+sc_dup(struct buf *sc, size_t off, size_t len)
+{
+	buf_reserve(sc, len);
+	buf_append(sc, sc_str(sc, off), len);
+}
+
 static int
 cont_cmp(const struct buf *sc, const struct mparam *a, const struct mparam *b)
 {
@@ -175,7 +184,7 @@ params_join_2231(struct buf *sc, struct mctype *ct)
 				break;
 		}
 		out.name_off = sc->len;
-		buf_append(sc, sc_str(sc, cont[i].name_off), kl);
+		sc_dup(sc, cont[i].name_off, kl);
 		if (ext && idx == 0)
 			buf_putc(sc, '*');
 		out.name_len = sc->len - out.name_off;
@@ -185,8 +194,7 @@ params_join_2231(struct buf *sc, struct mctype *ct)
 			if (idx2 != want)
 				break;  /* a gap ends the value */
 			want++;
-			buf_append(sc, sc_str(sc, cont[k].val_off),
-			    cont[k].val_len);
+			sc_dup(sc, cont[k].val_off, cont[k].val_len);
 		}
 		out.val_len = sc->len - out.val_off;
 		if (want > 0)
