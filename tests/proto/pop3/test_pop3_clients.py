@@ -71,14 +71,16 @@ def test_curl(inst):
     assert curl(inst, base).count(b"\r\n") == 1
 
 
-def fetchmail(inst, home, keep, port):
+def fetchmail(inst, home, keep, port, stls=False):
     rc = os.path.join(home, "fetchmailrc")
     mbox = os.path.join(home, "out.mbox")
     with open(rc, "w") as f:
         f.write(f'poll 127.0.0.1 service {port} protocol POP3 uidl\n'
                 f'  user "{inst.fm_user}" password "{PASSWORD}"\n'
-                f'  ssl sslcertck sslcertfile "{inst.cert}"\n'
-                f'  {"keep" if keep else "nokeep"}\n'
+                f'  {"sslproto tls1.2+" if stls else "ssl"} sslcertck\n'
+                f'  sslcertfile "{inst.cert}"\n'
+                f'  sslcommonname "mail.example.test"\n'
+                f'  {"keep" if keep else "nokeep fetchall"}\n'
                 f'  mda "/bin/sh -c \'cat >> {mbox}\'"\n')
     os.chmod(rc, stat.S_IRUSR | stat.S_IWUSR)
     env = dict(os.environ, HOME=home, FETCHMAILHOME=home)
@@ -112,10 +114,13 @@ def test_fetchmail_keep_then_delete(inst):
     rc, text, log = fetchmail(inst, home, True, inst.port("pop3s"))
     assert rc == 0 and "Subject: message 4" in text, log
     assert "Subject: message 1" not in text
-    # without keep (and over STLS on the plain port): all fetched, then gone
+    # without keep, fetchall (and over STLS on the plain port): all four
+    # fetched again, then deleted on the server
     os.unlink(os.path.join(home, "out.mbox"))
-    rc, text, log = fetchmail(inst, home, False, inst.port("pop3"))
+    rc, text, log = fetchmail(inst, home, False, inst.port("pop3"), stls=True)
     assert rc == 0, log
+    for i in range(4):
+        assert f"Subject: message {i + 1}" in text
     assert inst.maildir_files(user) == []
     r = Raw.connect(inst, tls=True)
     r.login(user)
@@ -133,12 +138,18 @@ def test_getmail6(inst):
     md = os.path.join(home, "Maildir")
     for d in ("cur", "new", "tmp"):
         os.makedirs(os.path.join(md, d))
+    dest_user = ""
+    if os.geteuid() == 0:
+        # getmail refuses to deliver as root: it switches to `user`.
+        dest_user = "user = nobody\n"
+        for dp in (home, md, *(os.path.join(md, d) for d in ("cur", "new", "tmp"))):
+            os.chmod(dp, 0o777)
     rcfile = os.path.join(home, "getmailrc")
     with open(rcfile, "w") as f:
         f.write("[retriever]\ntype = SimplePOP3SSLRetriever\nserver = 127.0.0.1\n"
                 f"port = {inst.port('pop3s')}\nusername = {user}\npassword = {PASSWORD}\n"
                 f"ca_certs = {inst.cert}\n"
-                f"[destination]\ntype = Maildir\npath = {md}/\n"
+                f"[destination]\ntype = Maildir\npath = {md}/\n{dest_user}"
                 "[options]\nread_all = true\ndelete = false\n")
     r = subprocess.run(["getmail", f"--getmaildir={home}", f"--rcfile={rcfile}"],
                        capture_output=True, text=True, timeout=120)
