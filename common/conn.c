@@ -251,7 +251,7 @@ conn_close(struct conn *c)
 	c->in_start = c->in_end = 0;
 	c->skipping = false;
 	conn_timer_reset(c);
-	if (c->refs == 0)
+	if (c->depth == 0)
 		conn_kick(c);
 }
 
@@ -379,6 +379,7 @@ void
 conn_enter(struct conn *c)
 {
 	c->refs++;
+	c->depth++;
 }
 
 /* The end of every callback: flush, move through the STARTTLS and closing
@@ -386,6 +387,12 @@ conn_enter(struct conn *c)
 void
 conn_leave(struct conn *c)
 {
+	c->depth--;
+	if (c->depth > 0) {
+		/* a nested callback: the outermost one finishes the work */
+		conn_release(c);
+		return;
+	}
 	if (c->phase != PH_DEAD && c->phase != PH_HANDSHAKE)
 		conn_flush(c);
 	if (c->phase == PH_STARTTLS_WAIT && out_pending(c) == 0)
@@ -528,7 +535,7 @@ conn_consumed(struct conn *c, size_t n)
 	if (c->in_start == c->in_end)
 		c->in_start = c->in_end = 0;
 	/* Room appeared outside a callback: reading may resume. */
-	if (c->refs == 0 && c->phase == PH_OPEN)
+	if (c->depth == 0 && c->phase == PH_OPEN)
 		conn_kick(c);
 }
 
@@ -661,7 +668,9 @@ conn_write(struct conn *c, const void *data, size_t len)
 	}
 	if (out_pending(c) > OUT_HIGH)
 		c->congested = true;
-	if (c->refs == 0)
+	/* Outside our callbacks (a worker's done(), a timer of the daemon)
+	   nothing else would flush. */
+	if (c->depth == 0)
 		conn_kick(c);
 }
 

@@ -65,6 +65,7 @@ struct conn {
 	int fd;
 	int tag;
 	unsigned refs;              /* conn_hold + callbacks running */
+	unsigned depth;             /* our callbacks running on this conn */
 	unsigned pauses;
 	uint8_t phase;
 	uint8_t hs_events;          /* EV_READ/EV_WRITE the handshake waits on */

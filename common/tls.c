@@ -232,7 +232,7 @@ conn_starttls(struct conn *c)
 	c->skipping = false;
 	c->phase = PH_STARTTLS_WAIT;
 	conn_timer_reset(c);
-	if (c->refs == 0)
+	if (c->depth == 0)
 		conn_kick(c);
 	return 0;
 }

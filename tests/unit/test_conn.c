@@ -52,7 +52,9 @@ static struct {
 	int input_calls;
 	struct conn *held_conn;     /* HOLD: released by the test */
 	struct conn *paused_conn;
-	ev_timer resume_timer;
+	struct conn *later_conn;    /* LATER: written from a timer */
+	int reloads;
+	ev_timer resume_timer, later_timer;
 	ev_async client_done;
 	char certdir[64];
 } T;
@@ -98,6 +100,16 @@ resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+later_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	/* Outside any conn callback, with only our hold: the write must
+	   still be flushed. */
+	conn_puts(T.later_conn, "LATERDONE\r\n");
+	conn_release(T.later_conn);
+	T.later_conn = NULL;
+}
+
+static void
 d_command(struct conn *c, struct tsess *s, char *line, size_t len)
 {
 	if (strcmp(line, "QUIT") == 0) {
@@ -136,6 +148,13 @@ d_command(struct conn *c, struct tsess *s, char *line, size_t len)
 		conn_hold(c);
 		T.held_conn = c;
 		conn_puts(c, "HELD\r\n");
+	} else if (strcmp(line, "LATER") == 0) {
+		conn_hold(c);
+		T.later_conn = c;
+		ev_timer_set(&T.later_timer, 0.02, 0.);
+		ev_timer_start(T.loop, &T.later_timer);
+	} else if (strcmp(line, "RELOADS") == 0) {
+		conn_printf(c, "RELOADS %d\r\n", T.reloads);
 	} else if (strcmp(line, "TIMEOUT") == 0) {
 		conn_set_timeout(c, 0.1);
 		conn_puts(c, "ARMED\r\n");
@@ -579,6 +598,7 @@ setup(void **state)
 	T.tls_port = server_bound_port(T.srv, 1);
 	assert_true(T.port > 0 && T.tls_port > 0 && T.port != T.tls_port);
 	ev_timer_init(&T.resume_timer, resume_cb, 0.05, 0.);
+	ev_timer_init(&T.later_timer, later_cb, 0.02, 0.);
 	ev_async_init(&T.client_done, client_done_cb);
 	ev_async_start(T.loop, &T.client_done);
 	return 0;
@@ -590,6 +610,7 @@ teardown(void **state)
 	char cmd[128];
 
 	ev_timer_stop(T.loop, &T.resume_timer);
+	ev_timer_stop(T.loop, &T.later_timer);
 	ev_async_stop(T.loop, &T.client_done);
 	server_free(&T.srv);
 	assert_int_equal(T.accepted, T.closed);
@@ -786,6 +807,8 @@ cl_pause(void)
 	EXPECT(&k, "RESUMED");
 	EXPECT(&k, "ECHO 2 x1");
 	EXPECT(&k, "ECHO 2 x2");
+	cli_puts(&k, "LATER\r\n");
+	EXPECT(&k, "LATERDONE");
 	cli_close(&k);
 	return NULL;
 }
@@ -1095,6 +1118,123 @@ test_shutdown(void **state)
 	assert_int_equal(T.closed, 1);
 }
 
+static void
+on_reload(void *arg)
+{
+	T.reloads++;
+}
+
+static const char *
+cl_reload(void)
+{
+	struct cli k, t;
+	char line[64];
+	int i;
+
+	if (cli_connect(&k, T.port) < 0)
+		return "connect";
+	EXPECT(&k, "HELLO plain");
+	kill(getpid(), SIGHUP);
+	for (i = 0; i < 10000; i++) {
+		cli_puts(&k, "RELOADS\r\n");
+		if (cli_line(&k, line, sizeof(line)) < 0)
+			return "EOF in RELOADS";
+		if (strcmp(line, "RELOADS 1") == 0)
+			break;
+		usleep(1000);
+	}
+	if (i == 10000)
+		return "reload() never called";
+	/* The certificate could not be reloaded: the old one still works. */
+	if (cli_connect(&t, T.tls_port) < 0)
+		return "connect tls";
+	if (cli_tls(&t) < 0)
+		return "TLS handshake after a failed reload";
+	EXPECT(&t, "HELLO tls");
+	kill(getpid(), SIGTERM);
+	EXPECT(&k, "SHUTDOWN");
+	EXPECT(&t, "SHUTDOWN");
+	if (!cli_eof(&k) || !cli_eof(&t))
+		return "no EOF after shutdown";
+	cli_close(&k);
+	cli_close(&t);
+	return NULL;
+}
+
+static void
+test_reload(void **state)
+{
+	free(T.cfg.tls_cert);
+	T.cfg.tls_cert = xstrdup("/nonexistent/cert.pem");
+	start_client(cl_reload);
+	assert_int_equal(server_run(T.srv, on_reload, NULL), 0);
+	pthread_join(C.th, NULL);
+	if (C.result != NULL)
+		fail_msg("client: %s", C.result);
+	assert_int_equal(T.reloads, 1);
+	assert_true(server_has_tls(T.srv));
+	assert_int_equal(T.closed, 2);
+}
+
+static int v6_port;
+
+static const char *
+cl_ipv6(void)
+{
+	struct sockaddr_in6 sin6;
+	struct cli k;
+
+	memset(&k, 0, sizeof(k));
+	k.fd = socket(AF_INET6, SOCK_STREAM, 0);
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons((uint16_t)v6_port);
+	sin6.sin6_addr = in6addr_loopback;
+	if (connect(k.fd, (struct sockaddr *)&sin6, sizeof(sin6)) < 0)
+		return "connect ::1";
+	EXPECT(&k, "HELLO plain");
+	cli_puts(&k, "INFO\r\n");
+	EXPECT_PREFIX(&k, "INFO tls=- cipher=- z=0 id=");
+	cli_close(&k);
+	/* The IPv4 socket on the same port answers as well. */
+	if (cli_connect(&k, v6_port) < 0)
+		return "connect 127.0.0.1";
+	EXPECT(&k, "HELLO plain");
+	cli_close(&k);
+	return NULL;
+}
+
+static void
+test_ipv6_and_v4_same_port(void **state)
+{
+	char err[256], list[64];
+	size_t n = server_listener_count(T.srv);
+	int tries;
+
+	/* [::] is V6ONLY, so 0.0.0.0 can take the same port. Another
+	   program may hold the v4 side of a kernel-chosen port: retry. */
+	for (tries = 0; tries < 10; tries++) {
+		if (server_listen(T.srv, "[::]:0", 3, false, err,
+		    sizeof(err)) < 0)
+			fail_msg("%s", err);
+		v6_port = server_bound_port(T.srv, n++);
+		snprintf(list, sizeof(list), "0.0.0.0:%d", v6_port);
+		if (server_listen(T.srv, list, 3, false, err, sizeof(err)) == 0)
+			break;
+		assert_non_null(strstr(err, "cannot bind 0.0.0.0:"));
+	}
+	assert_true(tries < 10);
+	/* A port in use is reported with the address. */
+	snprintf(list, sizeof(list), "127.0.0.1:%d", T.port);
+	assert_int_equal(server_listen(T.srv, list, 1, false, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "cannot bind 127.0.0.1:"));
+	assert_non_null(strstr(err, "in use"));
+	run_client(cl_ipv6);
+	spin_loop(3);
+	assert_int_equal(T.accepted, 2);
+}
+
 int
 main(void)
 {
@@ -1113,6 +1253,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_compress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6_and_v4_same_port,
+		    setup, teardown),
 	};
 
 	log_init("test", LOG_LVL_WARN);

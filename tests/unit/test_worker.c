@@ -115,9 +115,8 @@ test_many_threads(void **state)
 		seen[order[i]]++;
 	for (int i = 0; i < NJOBS; i++)
 		assert_int_equal(seen[i], 1);
-	/* Jobs start in FIFO order even with several threads. */
-	for (int i = 0; i < NJOBS; i++)
-		assert_int_equal(started[i], i);
+	/* (Start order across threads is FIFO at the dequeue, which a job
+	   cannot observe: two threads race between dequeue and run.) */
 	worker_pool_free(&p);
 	ev_loop_destroy(loop);
 }
