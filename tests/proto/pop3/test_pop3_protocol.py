@@ -300,3 +300,46 @@ def test_idle_timeout():
         assert r.is_closed()
     finally:
         p.stop_all()
+
+
+def test_imap_sees_pop3_expunge():
+    """QUIT's expunge is one store transaction that a concurrent IMAP
+    session sees as EXPUNGE; IMAP may be used during a POP3 session."""
+    import imaplib
+    import time
+    from pop3util import HAVE_IMAPD
+    need_smtpd()
+    if not HAVE_IMAPD:
+        pytest.skip("needs imapd (not built yet)")
+    p = Postroom()
+    try:
+        p.start("smtpd", "pop3d", "imapd")
+        user = "both@example.test"
+        p.add_user(user)
+        for i in range(3):
+            deliver(p, user, simple_msg(i + 1))
+        im = imaplib.IMAP4_SSL("127.0.0.1", p.port("imaps"),
+                               ssl_context=client_tls_context())
+        im.login(user, PASSWORD)
+        assert im.select("INBOX")[1] == [b"3"]
+        r = Raw.connect(p, tls=True)
+        r.login(user)
+        assert r.cmd("DELE 1").startswith(b"+OK")
+        assert r.cmd("DELE 3").startswith(b"+OK")
+        im.noop()
+        assert im.response("EXPUNGE")[1] == [None]     # nothing yet
+        assert r.cmd("QUIT").startswith(b"+OK")
+        seen = []
+        for _ in range(50):
+            im.noop()
+            got = im.response("EXPUNGE")[1]
+            seen += [x for x in got if x is not None]
+            if len(seen) == 2:
+                break
+            time.sleep(0.1)
+        # "3 then 1" or "1 then 2": either way two EXPUNGE responses
+        assert len(seen) == 2, seen
+        assert im.select("INBOX")[1] == [b"1"]
+        im.logout()
+    finally:
+        p.stop_all()
