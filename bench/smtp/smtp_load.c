@@ -1,0 +1,229 @@
+/* smtp_load: an SMTP load generator for any host:port (ours or Postfix).
+   N concurrent sessions (one thread each, blocking sockets) send messages
+   of a given size, MAIL/RCPT/DATA one command at a time like a plain
+   client, reusing the connection (or one message per connection with -1).
+   Prints the accepted count, the elapsed time and the rate; exits non-zero
+   if any message was refused. Plain TCP only: load, not TLS, is measured.
+
+   cc -O2 -pthread -o smtp_load smtp_load.c */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *host = "127.0.0.1", *port = "10025";
+static const char *from = "load@remote.test", *rcpt = "bench@example.test";
+static long total = 1000, size = 1024;
+static int sessions = 10, one_per_conn;
+static atomic_long next_msg, ok_msgs, bad_msgs;
+static char *body;
+static size_t body_len;
+
+struct io {
+	int fd;
+	char buf[8192];
+	size_t len;
+};
+
+static int
+dial(void)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	int fd = -1, one = 1;
+
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return -1;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static int
+send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads one complete reply; returns its code or -1. */
+static int
+reply(struct io *io)
+{
+	for (;;) {
+		char *nl;
+
+		while ((nl = memchr(io->buf, '\n', io->len)) != NULL) {
+			size_t l = (size_t)(nl - io->buf) + 1;
+			int code = atoi(io->buf);
+			int more = l > 3 && io->buf[3] == '-';
+
+			memmove(io->buf, io->buf + l, io->len - l);
+			io->len -= l;
+			if (!more)
+				return code;
+		}
+		if (io->len == sizeof(io->buf))
+			return -1;
+		ssize_t r = read(io->fd, io->buf + io->len,
+		    sizeof(io->buf) - io->len);
+		if (r <= 0)
+			return -1;
+		io->len += (size_t)r;
+	}
+}
+
+static int
+cmd(struct io *io, const char *line, int want)
+{
+	if (send_all(io->fd, line, strlen(line)) < 0)
+		return -1;
+	return reply(io) == want ? 0 : -1;
+}
+
+static void *
+run(void *arg)
+{
+	struct io io = { .fd = -1 };
+	char line[512];
+
+	(void)arg;
+	for (;;) {
+		if (atomic_fetch_add(&next_msg, 1) >= total)
+			break;
+		if (io.fd < 0) {
+			io.fd = dial();
+			io.len = 0;
+			if (io.fd < 0 || reply(&io) != 220 ||
+			    cmd(&io, "EHLO load.test\r\n", 250) < 0)
+				goto fail;
+		}
+		snprintf(line, sizeof(line), "MAIL FROM:<%s>\r\n", from);
+		if (cmd(&io, line, 250) < 0)
+			goto fail;
+		snprintf(line, sizeof(line), "RCPT TO:<%s>\r\n", rcpt);
+		if (cmd(&io, line, 250) < 0 || cmd(&io, "DATA\r\n", 354) < 0)
+			goto fail;
+		if (send_all(io.fd, body, body_len) < 0 || reply(&io) != 250)
+			goto fail;
+		atomic_fetch_add(&ok_msgs, 1);
+		if (one_per_conn) {
+			cmd(&io, "QUIT\r\n", 221);
+			close(io.fd);
+			io.fd = -1;
+		}
+		continue;
+fail:
+		atomic_fetch_add(&bad_msgs, 1);
+		if (io.fd >= 0)
+			close(io.fd);
+		io.fd = -1;
+	}
+	if (io.fd >= 0) {
+		cmd(&io, "QUIT\r\n", 221);
+		close(io.fd);
+	}
+	return NULL;
+}
+
+static void
+make_body(void)
+{
+	size_t cap = (size_t)size + 1024, n;
+	char *p;
+
+	body = malloc(cap);
+	n = (size_t)snprintf(body, cap, "From: <%s>\r\nTo: <%s>\r\n"
+	    "Subject: load test\r\n\r\n", from, rcpt);
+	p = body + n;
+	/* 76-character lines of text up to the size, then the final dot. */
+	while ((long)(p - body) < size) {
+		size_t l = 76;
+		memset(p, 'a' + (int)((p - body) % 26), l);
+		p[l] = '\r';
+		p[l + 1] = '\n';
+		p += l + 2;
+	}
+	memcpy(p, ".\r\n", 3);
+	body_len = (size_t)(p - body) + 3;
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int
+main(int argc, char **argv)
+{
+	int ch;
+	pthread_t *th;
+	double t0, t1;
+	struct rusage ru;
+
+	while ((ch = getopt(argc, argv, "h:p:n:c:s:f:t:1")) != -1) {
+		switch (ch) {
+		case 'h': host = optarg; break;
+		case 'p': port = optarg; break;
+		case 'n': total = atol(optarg); break;
+		case 'c': sessions = atoi(optarg); break;
+		case 's': size = atol(optarg); break;
+		case 'f': from = optarg; break;
+		case 't': rcpt = optarg; break;
+		case '1': one_per_conn = 1; break;
+		default:
+			fprintf(stderr, "usage: smtp_load [-h host] [-p port] "
+			    "[-n messages] [-c sessions] [-s bytes] [-f from] "
+			    "[-t rcpt] [-1]\n");
+			return 2;
+		}
+	}
+	make_body();
+	th = calloc((size_t)sessions, sizeof(*th));
+	t0 = now();
+	for (int i = 0; i < sessions; i++)
+		pthread_create(&th[i], NULL, run, NULL);
+	for (int i = 0; i < sessions; i++)
+		pthread_join(th[i], NULL);
+	t1 = now();
+	getrusage(RUSAGE_SELF, &ru);
+	printf("messages=%ld failed=%ld seconds=%.3f rate=%.1f "
+	    "client_cpu=%.3f\n", (long)ok_msgs, (long)bad_msgs, t1 - t0,
+	    (double)ok_msgs / (t1 - t0),
+	    ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	    ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	free(th);
+	free(body);
+	return bad_msgs > 0 ? 1 : 0;
+}
