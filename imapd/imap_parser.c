@@ -258,6 +258,8 @@ imap_parser_literal_reject(struct imap_parser *p)
 	}
 }
 
+static void build_args(struct imap_parser *p);
+
 static int
 complete(struct imap_parser *p, struct imap_cmd *cmd_r, const char **tag_r)
 {
@@ -272,6 +274,21 @@ complete(struct imap_parser *p, struct imap_cmd *cmd_r, const char **tag_r)
 			return fail(p, "Invalid tag", true);
 	if (p->nodes[1].type != IMAP_ARG_ATOM)
 		return fail(p, "Invalid command name", true);
+	build_args(p);
+	cmd_r->tag = p->args[0].str;
+	cmd_r->name = p->args[1].str;
+	cmd_r->args = &p->args[2];
+	cmd_r->args_end = &p->args[p->nnodes];
+	*tag_r = cmd_r->tag;
+	p->done = true;
+	return 1;
+}
+
+static void
+build_args(struct imap_parser *p)
+{
+	size_t i;
+
 	if (p->args_cap < p->nnodes) {
 		free(p->args);
 		p->args_cap = p->nnodes;
@@ -289,13 +306,18 @@ complete(struct imap_parser *p, struct imap_cmd *cmd_r, const char **tag_r)
 		if (n->type == IMAP_ARG_LIST)
 			a->str = NULL;
 	}
-	cmd_r->tag = p->args[0].str;
-	cmd_r->name = p->args[1].str;
-	cmd_r->args = &p->args[2];
-	cmd_r->args_end = &p->args[p->nnodes];
-	*tag_r = cmd_r->tag;
-	p->done = true;
-	return 1;
+}
+
+int
+imap_parser_cur_args(struct imap_parser *p, const struct imap_arg **args_r,
+    const struct imap_arg **end_r)
+{
+	if (p->depth != 0 || p->nnodes < 2 || p->st != PS_LIT_WAIT)
+		return -1;
+	build_args(p);
+	*args_r = &p->args[2];
+	*end_r = &p->args[p->nnodes];
+	return 0;
 }
 
 /* Handles one byte in PS_ARGS. Returns 1 to go on, or the result code

@@ -96,6 +96,11 @@ const char *imap_parser_cur_tag(const struct imap_parser *p);
 const char *imap_parser_cur_name(const struct imap_parser *p);
 /* Number of complete top-level arguments seen so far in this command. */
 size_t imap_parser_cur_nargs(const struct imap_parser *p);
+/* At a literal announcement outside any list: the complete top-level
+   arguments before the literal (APPEND's mailbox, flags, date). 0, or -1
+   inside a list. Pool: valid until the literal decision. */
+int imap_parser_cur_args(struct imap_parser *p, const struct imap_arg **args_r,
+    const struct imap_arg **end_r);
 /* Whether the announced literal fits the limits for reading it into the
    tree (literal_total, args_max). */
 bool imap_parser_literal_fits(const struct imap_parser *p);

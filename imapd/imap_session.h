@@ -77,6 +77,7 @@ struct imap_view {
 	bool readonly;              /* EXAMINE */
 	struct store_msg *msgs;     /* owned */
 	size_t n, cap;
+	uint32_t reported_exists;   /* last EXISTS count sent */
 	uint32_t reported_recent;   /* last RECENT count sent */
 	uint32_t npending_expunge;  /* msgs with IMAP_VF_EXPUNGED */
 	struct fswatch *watch;
@@ -127,6 +128,13 @@ struct imap_session {
 	struct imap_append *append; /* APPEND literal being streamed */
 	struct imap_fetch *fetch;   /* FETCH reply being streamed */
 	bool closing;
+	bool paused;                /* input paused by the running command */
+	bool force_sync;            /* next imap_view_sync reads the store */
+	ev_timer *auth_timer;       /* failed-login delay; owned */
+	/* Called when another session or process changed the selected
+	   mailbox (for IDLE). May be NULL. */
+	void (*view_changed_hook)(struct imap_session *s);
+	void *ext;                  /* for extension state */
 };
 
 /* ---- session (imap_session.c) ---- */
@@ -158,6 +166,12 @@ void imap_view_watch(struct imap_session *s);
 void imap_view_sync(struct imap_session *s, bool allow_expunge);
 /* MSN (1-based) of uid, or 0. Binary search. */
 uint32_t imap_view_msn(const struct imap_view *v, uint32_t uid);
+/* Marks uids as expunged (told at the next sync that allows it). */
+void imap_view_mark_expunged(struct imap_view *v, const uint32_t *uids,
+    size_t n);
+
+/* The conn callbacks of imapd; d must outlive every session. */
+const struct conn_handlers *imap_session_handlers(struct imap_daemon *d);
 
 /* ---- replies (imap_reply.c) ---- */
 

@@ -1,0 +1,278 @@
+/* cmd_search: SEARCH and UID SEARCH, and the sequence-set argument shared
+   by FETCH/STORE/COPY. Criteria that only look at flags, sizes and dates
+   run on the loop; criteria that read headers or bodies run on a worker
+   over a copy of the view, loading each message lazily. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#include "imap_commands.h"
+#include "imap_search.h"
+
+#define SEARCH_HEADER_MAX (1u << 20)
+
+int
+imap_seqset_arg(struct imap_session *s, const struct imap_arg *a, bool uid,
+    size_t **idx_r, size_t *n_r)
+{
+	struct imap_view *v = s->sel;
+	struct imap_seqset set;
+	const char *err;
+	size_t *idx = NULL, n = 0, cap = 0, r;
+
+	if (a->type != IMAP_ARG_ATOM ||
+	    imap_seqset_parse(a->str, a->len, IMAP_SEQSET_MAX_RANGES, &set,
+	    &err) < 0) {
+		imap_reply_tagged(s, "BAD", "Invalid sequence set");
+		return -1;
+	}
+	imap_seqset_resolve(&set, uid ? (v->n ? v->msgs[v->n - 1].uid : 0) :
+	    (uint32_t)v->n);
+	if (!uid && imap_seqset_max(&set) > v->n) {
+		imap_seqset_free(&set);
+		imap_reply_tagged(s, "BAD", "Invalid message sequence number");
+		return -1;
+	}
+	for (r = 0; r < set.n; r++) {
+		size_t i, lo = 0, hi = v->n;
+
+		if (uid) {
+			while (lo < hi) {   /* first index with uid >= range lo */
+				size_t mid = lo + (hi - lo) / 2;
+
+				if (v->msgs[mid].uid < set.r[r].lo)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			i = lo;
+		} else {
+			i = set.r[r].lo - 1;
+		}
+		for (; i < v->n; i++) {
+			if (uid ? v->msgs[i].uid > set.r[r].hi : i + 1 > set.r[r].hi)
+				break;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				idx = xrealloc(idx, cap * sizeof(*idx));
+			}
+			idx[n++] = i;
+		}
+	}
+	imap_seqset_free(&set);
+	*idx_r = idx;
+	*n_r = n;
+	return 0;
+}
+
+/* ---- lazy message access ---- */
+
+struct msg_loader {
+	struct store *st;
+	uint32_t mbox_id, uid;
+	uint64_t max_size;
+	bool hdr_done, msg_done;
+	int hdr_ok, msg_ok;
+	struct buf hdr, msg;
+	struct store_msg_cache cache;
+	bool have_cache;
+};
+
+static void
+loader_reset(struct msg_loader *l, uint32_t uid)
+{
+	l->uid = uid;
+	l->hdr_done = l->msg_done = false;
+	buf_reset(&l->hdr);
+	buf_reset(&l->msg);
+	if (l->have_cache)
+		store_msg_cache_free(&l->cache);
+	l->have_cache = false;
+}
+
+static int
+load_header(void *ctx, const char **p_r, size_t *len_r)
+{
+	struct msg_loader *l = ctx;
+	int fd;
+
+	if (!l->hdr_done) {
+		l->hdr_done = true;
+		l->hdr_ok = -1;
+		if (l->msg_done && l->msg_ok == 0) {
+			char *e = memmem(l->msg.data, l->msg.len, "\r\n\r\n", 4);
+			size_t hl = e ? (size_t)(e - l->msg.data) + 4 : l->msg.len;
+
+			buf_append(&l->hdr, l->msg.data, hl);
+			l->hdr_ok = 0;
+		} else if (store_msg_open(l->st, l->mbox_id, l->uid, &fd) ==
+		    STORE_OK) {
+			char chunk[8192];
+			ssize_t r;
+
+			while (l->hdr.len < SEARCH_HEADER_MAX &&
+			    (r = read(fd, chunk, sizeof(chunk))) > 0) {
+				size_t from = l->hdr.len > 3 ? l->hdr.len - 3 : 0;
+				char *e;
+
+				buf_append(&l->hdr, chunk, (size_t)r);
+				e = memmem(l->hdr.data + from, l->hdr.len - from,
+				    "\r\n\r\n", 4);
+				if (e != NULL) {
+					l->hdr.len = (size_t)(e - l->hdr.data) + 4;
+					break;
+				}
+			}
+			close(fd);
+			l->hdr_ok = 0;
+		}
+	}
+	*p_r = l->hdr.data ? l->hdr.data : "";
+	*len_r = l->hdr.len;
+	return l->hdr_ok;
+}
+
+static int
+load_message(void *ctx, const char **p_r, size_t *len_r,
+    const void **parts_r, size_t *plen_r)
+{
+	struct msg_loader *l = ctx;
+	int fd;
+
+	if (!l->msg_done) {
+		l->msg_done = true;
+		l->msg_ok = -1;
+		if (store_msg_open(l->st, l->mbox_id, l->uid, &fd) == STORE_OK) {
+			char chunk[65536];
+			ssize_t r;
+
+			while (l->msg.len < l->max_size &&
+			    (r = read(fd, chunk, sizeof(chunk))) > 0)
+				buf_append(&l->msg, chunk, (size_t)r);
+			close(fd);
+			l->msg_ok = 0;
+			l->have_cache = store_msg_cache_get(l->st, l->mbox_id,
+			    l->uid, &l->cache) == STORE_OK;
+		}
+	}
+	*p_r = l->msg.data ? l->msg.data : "";
+	*len_r = l->msg.len;
+	*parts_r = l->have_cache ? l->cache.parts : NULL;
+	*plen_r = l->have_cache ? l->cache.parts_len : 0;
+	return l->msg_ok;
+}
+
+/* ---- evaluation ---- */
+
+struct search_job {
+	struct imap_search *prog;
+	struct store_msg *msgs;     /* copy of the view */
+	size_t n;
+	struct msg_loader l;
+	bool *hit;
+};
+
+static void
+search_eval(struct search_job *j)
+{
+	size_t i;
+
+	for (i = 0; i < j->n; i++) {
+		const struct store_msg *m = &j->msgs[i];
+		struct imap_search_msg sm = {
+			.msn = (uint32_t)i + 1, .uid = m->uid,
+			.flags = m->flags & IMAP_VF_SYSTEM,
+			.recent = (m->flags & IMAP_VF_RECENT) != 0,
+			.keywords = m->keywords, .size = m->size,
+			.internaldate = m->internaldate,
+			.internal_tz = m->internal_tz,
+			.get_header = load_header, .get_message = load_message,
+			.ctx = &j->l,
+		};
+
+		if (m->flags & IMAP_VF_EXPUNGED)
+			continue;
+		loader_reset(&j->l, m->uid);
+		j->hit[i] = imap_search_match(j->prog, &sm);
+	}
+	loader_reset(&j->l, 0);
+}
+
+static void
+search_work(void *arg)
+{
+	search_eval(arg);
+}
+
+static void
+search_done(struct imap_session *s, void *arg)
+{
+	struct search_job *j = arg;
+	struct buf b;
+	size_t i;
+
+	buf_init(&b);
+	buf_puts(&b, "* SEARCH");
+	for (i = 0; i < j->n; i++) {
+		if (!j->hit[i])
+			continue;
+		buf_printf(&b, " %u", s->uid_cmd ? j->msgs[i].uid : (uint32_t)i + 1);
+		if (b.len > 65536)
+			imap_send_buf(s, &b);
+	}
+	buf_puts(&b, "\r\n");
+	imap_send_buf(s, &b);
+	buf_free(&b);
+	imap_reply_tagged(s, "OK", "%sSEARCH completed", s->uid_cmd ? "UID " : "");
+	imap_search_free(&j->prog);
+	buf_free(&j->l.hdr);
+	buf_free(&j->l.msg);
+	free(j->msgs);
+	free(j->hit);
+	free(j);
+	imap_cmd_finish(s);
+}
+
+enum cmd_result
+imap_cmd_search(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end)
+{
+	struct imap_view *v = s->sel;
+	struct imap_search *prog;
+	struct search_job *j;
+	const char *err;
+
+	switch (imap_search_parse(args, end, &prog, &err)) {
+	case IMAP_SEARCH_OK:
+		break;
+	case IMAP_SEARCH_BADCHARSET:
+		imap_reply_tagged(s, "NO", "%s", err);
+		return CMD_DONE;
+	default:
+		imap_reply_tagged(s, "BAD", "%s", err);
+		return CMD_DONE;
+	}
+	imap_search_bind(prog, (uint32_t)v->n, v->n ? v->msgs[v->n - 1].uid : 0,
+	    (const char (*)[65])v->mb.keywords, v->mb.nkeywords);
+	j = xcalloc(1, sizeof(*j));
+	j->prog = prog;
+	j->n = v->n;
+	j->msgs = xmalloc((v->n ? v->n : 1) * sizeof(*j->msgs));
+	if (v->n)
+		memcpy(j->msgs, v->msgs, v->n * sizeof(*j->msgs));
+	j->hit = xcalloc(v->n ? v->n : 1, sizeof(*j->hit));
+	j->l.st = s->d->store;
+	j->l.mbox_id = v->mb.id;
+	j->l.max_size = s->d->cfg->max_message_size;
+	buf_init(&j->l.hdr);
+	buf_init(&j->l.msg);
+	if (imap_search_needs(prog) == 0) {
+		search_eval(j);
+		search_done(s, j);
+		return CMD_DONE;
+	}
+	imap_session_submit(s, search_work, search_done, j);
+	return CMD_SUSPEND;
+}

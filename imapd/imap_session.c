@@ -1,0 +1,689 @@
+/* imap_session: the connection side of imapd. Feeds input to the pure
+   parser, decides on literal announcements (size checks before "+"),
+   dispatches commands in order (pausing input while one runs on a worker),
+   and keeps the selected-mailbox view in step with the store, sending
+   EXISTS/RECENT/EXPUNGE/FETCH only where RFC 3501 §7 allows. It never
+   writes to the store on the loop thread. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fswatch.h"
+#include "log.h"
+
+#include "imap_commands.h"
+#include "imap_session.h"
+
+static struct imap_daemon *g_d;
+
+struct submit_ctx {
+	struct imap_session *s;
+	void (*work)(void *);
+	void (*done)(struct imap_session *, void *);
+	void *arg;
+};
+
+static const char *const state_names[] = { "not-auth", "auth", "selected",
+	"logout" };
+
+static const char *
+state_name(enum imap_state st)
+{
+	unsigned i = 0;
+
+	while (i < 3 && !((unsigned)st & (1u << i)))
+		i++;
+	return state_names[i];
+}
+
+void
+imap_set_state(struct imap_session *s, enum imap_state st)
+{
+	log_debug("imapd %s state %s -> %s", conn_id(s->c), state_name(s->state),
+	    state_name(st));
+	if (st == IMAP_ST_AUTH || st == IMAP_ST_SELECTED)
+		conn_set_timeout(s->c, s->d->cfg->imap_timeout);
+	if (st != IMAP_ST_SELECTED && s->sel != NULL)
+		imap_view_free(&s->sel);
+	s->state = st;
+}
+
+void
+imap_capability_string(const struct imap_session *s, struct buf *out)
+{
+	bool tls = conn_is_tls(s->c);
+
+	buf_puts(out, "IMAP4rev1 LITERAL+ SASL-IR");
+	if (s->state != IMAP_ST_NOT_AUTH)
+		return;
+	if (!tls && !s->implicit_tls && server_has_tls(s->d->srv))
+		buf_puts(out, " STARTTLS");
+	if (tls || s->d->cfg->allow_plaintext_auth)
+		buf_puts(out, " AUTH=PLAIN AUTH=LOGIN");
+	else
+		buf_puts(out, " LOGINDISABLED");
+}
+
+/* ---- command flow ---- */
+
+void
+imap_cmd_finish(struct imap_session *s)
+{
+	free(s->tag);
+	s->tag = NULL;
+	s->cur = NULL;
+	s->uid_cmd = false;
+	s->running = false;
+	if (s->paused) {
+		s->paused = false;
+		conn_resume(s->c);
+	}
+	imap_parser_trim(s->parser);
+}
+
+static void
+submit_work(void *arg)
+{
+	struct submit_ctx *x = arg;
+
+	x->work(x->arg);
+}
+
+static void
+submit_done(void *arg)
+{
+	struct submit_ctx *x = arg;
+	struct imap_session *s = x->s;
+
+	x->done(s, x->arg);
+	free(x);
+	conn_release(s->c);
+}
+
+void
+imap_session_submit(struct imap_session *s, void (*work)(void *arg),
+    void (*done)(struct imap_session *s, void *arg), void *arg)
+{
+	struct submit_ctx *x = xmalloc(sizeof(*x));
+
+	x->s = s;
+	x->work = work;
+	x->done = done;
+	x->arg = arg;
+	conn_hold(s->c);
+	worker_submit(s->d->workers, submit_work, submit_done, x);
+}
+
+static void
+run_command(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	const struct imap_arg *args = cmd->args;
+	const char *name = cmd->name;
+	const struct imap_cmd_def *def;
+	enum cmd_result r;
+
+	s->tag = xstrdup(cmd->tag);
+	s->running = true;
+	if (strcasecmp(name, "UID") == 0) {
+		if (args >= cmd->args_end || args->type != IMAP_ARG_ATOM) {
+			imap_reply_tagged(s, "BAD", "Missing UID command");
+			goto done;
+		}
+		name = args->str;
+		args = imap_arg_next(args);
+		s->uid_cmd = true;
+	}
+	def = imap_cmd_lookup(name);
+	if (def == NULL || (s->uid_cmd && !(def->flags & IMAP_CMDF_UID))) {
+		imap_reply_tagged(s, "BAD", "Unknown command");
+		goto done;
+	}
+	if (!(def->states & s->state)) {
+		imap_reply_tagged(s, "BAD", "Command not valid in this state");
+		goto done;
+	}
+	s->cur = def;
+	r = def->fn(s, args, cmd->args_end);
+	if (r == CMD_CLOSE) {
+		s->closing = true;
+		conn_close(s->c);
+		return;
+	}
+	if (r == CMD_SUSPEND) {
+		if (s->running && !s->paused && !s->in_sasl) {
+			s->paused = true;
+			conn_pause(s->c);
+		}
+		return;
+	}
+done:
+	imap_cmd_finish(s);
+	if (s->bad_count > IMAP_BAD_MAX) {
+		imap_reply_untagged(s, "BYE Too many invalid commands");
+		s->closing = true;
+		conn_close(s->c);
+	}
+}
+
+static void
+reply_raw_tagged(struct imap_session *s, const char *tag, const char *text)
+{
+	conn_printf(s->c, "%s %s\r\n", tag ? tag : "*", text);
+}
+
+/* A literal was announced: read it, stream it (APPEND) or refuse it,
+   before the client sends any of it (or, for LITERAL+, as it arrives). */
+static void
+literal_decision(struct imap_session *s)
+{
+	struct imap_parser *p = s->parser;
+	const char *name = imap_parser_cur_name(p);
+	const char *tag = imap_parser_cur_tag(p);
+	uint64_t size = imap_parser_lit_size(p);
+	bool sync = imap_parser_lit_sync(p);
+	const struct imap_arg *a, *end;
+	uint64_t limit;
+
+	if (name != NULL && strcasecmp(name, "APPEND") == 0 &&
+	    (s->state & IMAP_ST_AUTHED) && imap_parser_cur_nargs(p) >= 1 &&
+	    imap_parser_cur_args(p, &a, &end) == 0) {
+		s->tag = xstrdup(tag);
+		if (imap_append_literal_begin(s, tag, a, end, size, sync) == 0) {
+			free(s->tag);
+			s->tag = NULL;
+			imap_parser_literal_external(p);
+			if (sync)
+				imap_reply_continue(s, "Ready for literal data");
+			return;
+		}
+		free(s->tag);
+		s->tag = NULL;
+		goto reject;
+	}
+	limit = s->state == IMAP_ST_NOT_AUTH ? 8192 : IMAP_LITERAL_SMALL_MAX;
+	if (size <= limit && imap_parser_literal_fits(p)) {
+		imap_parser_literal_read(p);
+		if (sync)
+			imap_reply_continue(s, "OK");
+		return;
+	}
+	reply_raw_tagged(s, tag, "BAD [TOOBIG] Literal too large");
+	s->bad_count++;
+reject:
+	imap_parser_literal_reject(p);
+	if (!sync && size > 2 * s->d->cfg->max_message_size + 65536) {
+		imap_reply_untagged(s, "BYE Literal too large");
+		s->closing = true;
+		conn_close(s->c);
+	}
+}
+
+static bool
+sasl_input(struct imap_session *s)
+{
+	const char *p, *lf;
+	size_t n, len;
+	char *line;
+
+	n = conn_peek(s->c, &p);
+	if (n == 0)
+		return false;
+	lf = memchr(p, '\n', n);
+	if (lf == NULL) {
+		if (n > 16384) {
+			imap_reply_untagged(s, "BYE SASL response too long");
+			s->closing = true;
+			conn_close(s->c);
+		}
+		return false;
+	}
+	len = (size_t)(lf - p);
+	if (len > 0 && p[len - 1] == '\r')
+		len--;
+	line = xstrndup(p, len);
+	conn_consume(s->c, (size_t)(lf - p) + 1);
+	imap_auth_sasl_line(s, line, len);
+	explicit_bzero(line, len);
+	free(line);
+	return true;
+}
+
+static void
+session_input(struct conn *c, void *arg)
+{
+	struct imap_session *s = arg;
+
+	for (;;) {
+		const char *p, *tag, *err;
+		size_t n, used;
+		enum imap_pev ev;
+		struct imap_cmd cmd;
+		int r;
+
+		if (s->closing || conn_is_closing(c))
+			return;
+		if (s->append != NULL && !imap_append_literal_done(s)) {
+			if ((n = conn_peek(c, &p)) == 0)
+				return;
+			conn_consume(c, imap_append_feed(s, p, n));
+			continue;
+		}
+		if (s->in_sasl) {
+			if (!sasl_input(s))
+				return;
+			continue;
+		}
+		if (s->running) {
+			if (!s->paused) {
+				s->paused = true;
+				conn_pause(c);
+			}
+			return;
+		}
+		if ((n = conn_peek(c, &p)) == 0)
+			return;
+		r = imap_parser_next(s->parser, p, n, &used, &ev, &cmd, &tag, &err);
+		conn_consume(c, used);
+		if (r == 0)
+			continue;
+		if (r < 0) {
+			imap_append_free(&s->append);
+			if (imap_parser_is_fatal(s->parser)) {
+				imap_reply_untagged(s, "BYE %s", err);
+				s->closing = true;
+				conn_close(c);
+				return;
+			}
+			conn_printf(c, "%s BAD %s\r\n", tag ? tag : "*", err);
+			if (++s->bad_count > IMAP_BAD_MAX) {
+				imap_reply_untagged(s, "BYE Too many invalid commands");
+				s->closing = true;
+				conn_close(c);
+				return;
+			}
+			continue;
+		}
+		if (ev == IMAP_PEV_LITERAL) {
+			literal_decision(s);
+			continue;
+		}
+		run_command(s, &cmd);
+	}
+}
+
+/* ---- connection callbacks ---- */
+
+static void *
+session_accept(struct conn *c, int tag)
+{
+	struct imap_session *s = xcalloc(1, sizeof(*s));
+	const struct imap_parser_limits lim = {
+		.line_max = IMAP_LINE_MAX,
+		.hard_max = IMAP_LINE_HARD_MAX,
+		.literal_total = IMAP_LITERAL_SMALL_MAX,
+		.depth_max = IMAP_DEPTH_MAX,
+		.args_max = IMAP_ARGS_MAX,
+	};
+	struct buf b;
+
+	s->d = g_d;
+	s->c = c;
+	s->state = IMAP_ST_NOT_AUTH;
+	s->implicit_tls = tag == IMAP_LISTEN_IMPLICIT_TLS;
+	s->parser = imap_parser_new(&lim);
+	conn_set_line_limit(c, IMAP_LINE_MAX);
+	conn_set_timeout(c, s->d->cfg->preauth_timeout > 0 ?
+	    s->d->cfg->preauth_timeout : IMAP_PREAUTH_TIMEOUT);
+	buf_init(&b);
+	buf_puts(&b, "* OK [CAPABILITY ");
+	imap_capability_string(s, &b);
+	buf_puts(&b, "] Postroom IMAP ready\r\n");
+	imap_send_buf(s, &b);
+	buf_free(&b);
+	log_info("imapd %s connect peer=%s tls=%s", conn_id(c),
+	    conn_peer_addr(c), conn_is_tls(c) ? "yes" : "no");
+	return s;
+}
+
+static void
+session_drain(struct conn *c, void *arg)
+{
+	struct imap_session *s = arg;
+
+	if (s->fetch != NULL)
+		imap_fetch_drain(s);
+}
+
+static void
+session_tls_done(struct conn *c, void *arg, bool ok)
+{
+	log_info("imapd %s starttls result=%s", conn_id(c), ok ? "ok" : "fail");
+}
+
+static void
+session_timeout(struct conn *c, void *arg)
+{
+	struct imap_session *s = arg;
+
+	imap_reply_untagged(s, "BYE Autologout; idle for too long");
+	s->closing = true;
+}
+
+static void
+session_shutdown(struct conn *c, void *arg)
+{
+	struct imap_session *s = arg;
+
+	imap_reply_untagged(s, "BYE Server shutting down");
+	s->closing = true;
+}
+
+static void
+session_closed(struct conn *c, void *arg)
+{
+	struct imap_session *s = arg;
+
+	log_info("imapd %s disconnect user=%s", conn_id(c),
+	    s->state == IMAP_ST_NOT_AUTH ? "-" : s->user.address);
+	imap_fetch_free(&s->fetch);
+	imap_append_free(&s->append);
+	imap_view_free(&s->sel);
+	sasl_server_reset(&s->sasl);
+	if (s->auth_timer != NULL) {
+		ev_timer_stop(s->d->loop, s->auth_timer);
+		free(s->auth_timer);
+	}
+	imap_parser_free(&s->parser);
+	free(s->tag);
+	free(s);
+}
+
+static const struct conn_handlers handlers = {
+	.accept = session_accept,
+	.input = session_input,
+	.drain = session_drain,
+	.tls_done = session_tls_done,
+	.timeout = session_timeout,
+	.shutdown = session_shutdown,
+	.closed = session_closed,
+};
+
+const struct conn_handlers *
+imap_session_handlers(struct imap_daemon *d)
+{
+	g_d = d;
+	return &handlers;
+}
+
+/* ---- the selected-mailbox view ---- */
+
+enum store_err
+imap_view_open(struct store *st, uint32_t user_id, const char *name,
+    bool readonly, struct imap_view **v_r)
+{
+	struct imap_view *v = xcalloc(1, sizeof(*v));
+	uint32_t first = 0;
+	enum store_err e;
+	size_t i;
+
+	if ((e = store_mailbox_get(st, user_id, name, &v->mb)) != STORE_OK)
+		goto fail;
+	if (readonly)
+		first = v->mb.first_recent_uid;
+	else if ((e = store_mailbox_claim_recent(st, v->mb.id, &first)) !=
+	    STORE_OK)
+		goto fail;
+	if ((e = store_msg_list(st, v->mb.id, 0, 0, &v->msgs, &v->n, &v->mb)) !=
+	    STORE_OK)
+		goto fail;
+	v->cap = v->n;
+	v->readonly = readonly;
+	for (i = 0; i < v->n; i++) {
+		v->msgs[i].flags &= IMAP_VF_SYSTEM;
+		if (first != 0 && v->msgs[i].uid >= first)
+			v->msgs[i].flags |= IMAP_VF_RECENT;
+	}
+	*v_r = v;
+	return STORE_OK;
+fail:
+	free(v->msgs);
+	free(v);
+	return e;
+}
+
+void
+imap_view_free(struct imap_view **vp)
+{
+	struct imap_view *v = *vp;
+
+	if (v == NULL)
+		return;
+	fswatch_free(&v->watch);
+	free(v->msgs);
+	free(v);
+	*vp = NULL;
+}
+
+static void
+view_changed(void *arg)
+{
+	struct imap_session *s = arg;
+
+	if (s->sel != NULL)
+		s->sel->dirty = true;
+	if (s->view_changed_hook != NULL)
+		s->view_changed_hook(s);
+}
+
+void
+imap_view_watch(struct imap_session *s)
+{
+	char path[4096];
+
+	store_mailbox_notify_path(s->d->store, s->sel->mb.id, path, sizeof(path));
+	s->sel->watch = fswatch_new(s->d->loop, path, view_changed, s);
+	if (s->sel->watch == NULL)
+		log_debug("imapd %s fswatch failed path=%s", conn_id(s->c), path);
+}
+
+uint32_t
+imap_view_msn(const struct imap_view *v, uint32_t uid)
+{
+	size_t lo = 0, hi = v->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else if (v->msgs[mid].uid > uid)
+			hi = mid;
+		else
+			return (uint32_t)mid + 1;
+	}
+	return 0;
+}
+
+static void
+view_append(struct imap_view *v, const struct store_msg *m)
+{
+	if (v->n == v->cap) {
+		v->cap = v->cap ? v->cap * 2 : 64;
+		v->msgs = xrealloc(v->msgs, v->cap * sizeof(*v->msgs));
+	}
+	v->msgs[v->n++] = *m;
+}
+
+/* Marks view messages that the store no longer has (merge of two
+   uid-ordered lists). */
+static void
+view_find_expunged(struct imap_session *s)
+{
+	struct imap_view *v = s->sel;
+	struct store_msg *all = NULL;
+	size_t n = 0, i, j = 0;
+
+	if (store_msg_list(s->d->store, v->mb.id, 0, 0, &all, &n, NULL) !=
+	    STORE_OK)
+		return;
+	for (i = 0; i < v->n; i++) {
+		while (j < n && all[j].uid < v->msgs[i].uid)
+			j++;
+		if ((j == n || all[j].uid != v->msgs[i].uid) &&
+		    !(v->msgs[i].flags & IMAP_VF_EXPUNGED)) {
+			v->msgs[i].flags |= IMAP_VF_EXPUNGED;
+			v->npending_expunge++;
+		}
+	}
+	free(all);
+}
+
+static void
+claim_work(void *arg)
+{
+	uint32_t *id = arg, first;
+
+	(void)store_mailbox_claim_recent(g_d->store, *id, &first);
+}
+
+static void
+claim_done(struct imap_session *s, void *arg)
+{
+	free(arg);
+}
+
+void
+imap_view_mark_expunged(struct imap_view *v, const uint32_t *uids, size_t n)
+{
+	size_t i;
+	uint32_t msn;
+
+	for (i = 0; i < n; i++) {
+		msn = imap_view_msn(v, uids[i]);
+		if (msn && !(v->msgs[msn - 1].flags & IMAP_VF_EXPUNGED)) {
+			v->msgs[msn - 1].flags |= IMAP_VF_EXPUNGED;
+			v->npending_expunge++;
+		}
+	}
+}
+
+static void
+send_expunges(struct imap_session *s)
+{
+	struct imap_view *v = s->sel;
+	struct buf b;
+	size_t i, k = 0;
+
+	buf_init(&b);
+	for (i = v->n; i-- > 0;)
+		if (v->msgs[i].flags & IMAP_VF_EXPUNGED)
+			buf_printf(&b, "* %zu EXPUNGE\r\n", i + 1);
+	for (i = 0; i < v->n; i++)
+		if (!(v->msgs[i].flags & IMAP_VF_EXPUNGED))
+			v->msgs[k++] = v->msgs[i];
+	v->n = k;
+	v->npending_expunge = 0;
+	if (v->reported_exists > k)
+		v->reported_exists = (uint32_t)k;
+	imap_send_buf(s, &b);
+	buf_free(&b);
+}
+
+void
+imap_view_sync(struct imap_session *s, bool allow_expunge)
+{
+	struct imap_view *v = s->sel;
+	struct store_msg *ch = NULL;
+	struct store_mailbox mb;
+	size_t nch = 0, i, nchanged = 0, recent = 0;
+	uint32_t last_uid, *changed = NULL;
+	bool need_claim = false;
+	struct buf b;
+
+	if (v->dirty || s->force_sync) {
+		v->dirty = false;
+		if (store_msg_list(s->d->store, v->mb.id, 0, v->mb.highestmodseq,
+		    &ch, &nch, &mb) != STORE_OK)
+			goto report;
+		if (mb.uidvalidity != v->mb.uidvalidity) {
+			free(ch);
+			goto report;
+		}
+		last_uid = v->n ? v->msgs[v->n - 1].uid : 0;
+		changed = xmalloc((nch ? nch : 1) * sizeof(*changed));
+		for (i = 0; i < nch; i++) {
+			struct store_msg m = ch[i];
+			uint32_t msn;
+
+			if (m.uid > last_uid) {
+				m.flags &= IMAP_VF_SYSTEM;
+				if (!v->readonly && mb.first_recent_uid != 0 &&
+				    m.uid >= mb.first_recent_uid) {
+					m.flags |= IMAP_VF_RECENT;
+					need_claim = true;
+				}
+				view_append(v, &m);
+				continue;
+			}
+			msn = imap_view_msn(v, m.uid);
+			if (msn == 0 || (v->msgs[msn - 1].flags & IMAP_VF_EXPUNGED))
+				continue;
+			if (v->msgs[msn - 1].modseq != m.modseq) {
+				struct store_msg *o = &v->msgs[msn - 1];
+				uint32_t keep = o->flags & ~IMAP_VF_SYSTEM;
+				bool diff = (o->flags & IMAP_VF_SYSTEM) !=
+				    (m.flags & IMAP_VF_SYSTEM) ||
+				    o->keywords != m.keywords;
+
+				o->flags = (m.flags & IMAP_VF_SYSTEM) | keep;
+				o->keywords = m.keywords;
+				o->modseq = m.modseq;
+				if (diff)
+					changed[nchanged++] = m.uid;
+			}
+		}
+		free(ch);
+		v->mb = mb;
+		if (mb.messages != v->n - v->npending_expunge)
+			view_find_expunged(s);
+	}
+report:
+	s->force_sync = false;
+	if (allow_expunge && v->npending_expunge)
+		send_expunges(s);
+	buf_init(&b);
+	if (v->n != v->reported_exists) {
+		buf_printf(&b, "* %zu EXISTS\r\n", v->n);
+		v->reported_exists = (uint32_t)v->n;
+	}
+	for (i = 0; i < v->n; i++)
+		if (v->msgs[i].flags & IMAP_VF_RECENT)
+			recent++;
+	if (recent != v->reported_recent) {
+		buf_printf(&b, "* %zu RECENT\r\n", recent);
+		v->reported_recent = (uint32_t)recent;
+	}
+	for (i = 0; i < nchanged; i++) {
+		uint32_t msn = imap_view_msn(v, changed[i]);
+		struct store_msg *m;
+
+		if (msn == 0)
+			continue;
+		m = &v->msgs[msn - 1];
+		buf_printf(&b, "* %u FETCH (", msn);
+		if (s->uid_cmd)
+			buf_printf(&b, "UID %u ", m->uid);
+		buf_puts(&b, "FLAGS ");
+		imap_buf_flags(&b, v, m->flags, m->keywords);
+		buf_puts(&b, ")\r\n");
+	}
+	imap_send_buf(s, &b);
+	buf_free(&b);
+	free(changed);
+	if (need_claim) {
+		uint32_t *id = xmalloc(sizeof(*id));
+
+		*id = v->mb.id;
+		imap_session_submit(s, claim_work, claim_done, id);
+	}
+}
