@@ -31,7 +31,7 @@ static void
 on_reload(void *arg)
 {
 	(void)arg;
-	log_info("smtpd reload: certificate reloaded");
+	log_info("reload: certificate reloaded");
 }
 
 static bool
@@ -110,10 +110,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "smtpd: %s\n", err);
 		goto out;
 	}
-	log_info("smtpd started hostname=%s max_message_size=%llu",
+	log_info("started hostname=%s max_message_size=%llu",
 	    cfg.hostname, (unsigned long long)cfg.max_message_size);
 	ret = server_run(the_ctx.server, on_reload, NULL);
-	log_info("smtpd stopped");
+	log_info("stopped");
 out:
 	/* Work in flight finishes first: its done callbacks still reply to
 	   (and release) their connections. */

@@ -174,6 +174,43 @@ tx_add_user(struct smtp_tx *tx, uint32_t id)
 	return true;
 }
 
+struct pm_search {
+	struct store *st;
+	uint32_t *ids;
+	size_t n;
+};
+
+static int
+pm_try_domain(void *arg, const char *domain, const char *unused)
+{
+	struct pm_search *ps = arg;
+	char addr[STORE_ADDRESS_MAX + 16];
+
+	(void)unused;
+	snprintf(addr, sizeof(addr), "postmaster@%s", domain);
+	return store_resolve(ps->st, addr, &ps->ids, &ps->n) == STORE_OK;
+}
+
+/* RCPT TO:<Postmaster> has no domain and must be accepted (RFC 5321
+   4.5.1): postmaster@ our hostname, else of the first local domain that
+   has one. */
+static enum store_err
+resolve_postmaster(struct smtp_session *s, uint32_t **ids_r, size_t *n_r)
+{
+	struct pm_search ps = { .st = s->ctx->store };
+	char addr[STORE_ADDRESS_MAX + 16];
+
+	snprintf(addr, sizeof(addr), "postmaster@%s", s->ctx->cfg->hostname);
+	if (store_resolve(ps.st, addr, ids_r, n_r) == STORE_OK)
+		return STORE_OK;
+	(void)store_domain_list(ps.st, pm_try_domain, &ps);
+	if (ps.ids == NULL)
+		return STORE_ENOTFOUND;
+	*ids_r = ps.ids;
+	*n_r = ps.n;
+	return STORE_OK;
+}
+
 static void
 cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 {
@@ -195,12 +232,11 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 		reply_path_err(s, e, err, false);
 		return;
 	}
-	if (!path.has_domain)       /* <Postmaster> (RFC 5321 4.5.1) */
-		snprintf(addr, sizeof(addr), "postmaster@%s",
-		    s->ctx->cfg->hostname);
+	snprintf(addr, sizeof(addr), "%s", path.address);
+	if (!path.has_domain)
+		se = resolve_postmaster(s, &ids, &n);
 	else
-		snprintf(addr, sizeof(addr), "%s", path.address);
-	se = store_resolve(s->ctx->store, addr, &ids, &n);
+		se = store_resolve(s->ctx->store, addr, &ids, &n);
 	switch (se) {
 	case STORE_OK:
 		break;
@@ -508,7 +544,7 @@ auth_done(void *arg)
 		memcpy(s->auth_user, s->auth_result.address,
 		    sizeof(s->auth_user));
 		sasl_server_reset(&s->sasl);
-		log_info("smtpd %s auth user=%s result=ok", conn_id(s->c), esc);
+		log_info("%s auth user=%s result=ok", conn_id(s->c), esc);
 		smtp_reply(s, 235, "2.7.0", "Authentication successful");
 		smtp_resume(s, SMTP_ST_READY);
 		return;
@@ -522,7 +558,7 @@ auth_done(void *arg)
 	double delay = auth_throttle_fail(s->ctx->throttle, addr);
 	unsigned n = auth_throttle_count(s->ctx->throttle, addr);
 
-	log_info("smtpd %s auth user=%s result=fail failures=%u", conn_id(s->c),
+	log_info("%s auth user=%s result=fail failures=%u", conn_id(s->c),
 	    esc, n);
 	if (n >= SMTP_MAX_AUTH_FAILS || s->shutting_down) {
 		smtp_close_421(s, "4.7.0", "Too many failed authentications");
@@ -597,7 +633,7 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 		char esc[LOG_ESCAPE_SIZE];
 		/* Never log an AUTH initial response. */
 		size_t l = cmd.verb == SMTP_V_AUTH ? 4 : len;
-		log_debug("smtpd %s < %s", conn_id(s->c),
+		log_debug("%s < %s", conn_id(s->c),
 		    log_escape(line, l, esc, sizeof(esc)));
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {

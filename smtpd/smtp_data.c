@@ -117,7 +117,7 @@ commit_done(void *arg)
 	log_escape(tx->from, strlen(tx->from), esc, sizeof(esc));
 	if (tx->commit_err == STORE_OK) {
 		s->messages++;
-		log_info("smtpd %s message id=%s from=<%s> rcpts=%u size=%llu "
+		log_info("%s message id=%s from=<%s> rcpts=%u size=%llu "
 		    "result=ok", conn_id(s->c), tx->id, esc, tx->nrcpts,
 		    (unsigned long long)tx->size);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", tx->id);
@@ -156,7 +156,7 @@ data_end(struct smtp_session *s)
 		why = "Temporary local problem, try again later";
 	}
 	if (why != NULL) {
-		log_info("smtpd %s message id=%s result=refused reason=\"%s\"",
+		log_info("%s message id=%s result=refused reason=\"%s\"",
 		    conn_id(s->c), tx->id, why);
 		smtp_tx_reset(s);
 		smtp_reply(s, code, ecode, "%s", why);

@@ -37,7 +37,7 @@ smtp_set_state(struct smtp_session *s, enum smtp_state st)
 	double t;
 
 	if (s->state != st && log_is_debug())
-		log_debug("smtpd %s state %s -> %s", conn_id(s->c),
+		log_debug("%s state %s -> %s", conn_id(s->c),
 		    state_name(s->state), state_name(st));
 	s->state = st;
 	/* Before the client has said EHLO (or authenticated on submission)
@@ -76,7 +76,7 @@ smtp_close_421(struct smtp_session *s, const char *ecode, const char *text)
 		return;
 	conn_printf(s->c, "421 %s %s\r\n", ecode, text);
 	s->closing = true;
-	log_info("smtpd %s close reason=\"%s\"", conn_id(s->c), text);
+	log_info("%s close reason=\"%s\"", conn_id(s->c), text);
 	/* While held (BUSY) the close waits for smtp_resume: a conn closed
 	   under a hold is only flushed once something kicks it. */
 	if (s->state == SMTP_ST_BUSY)
@@ -109,7 +109,7 @@ void
 smtp_reply_store_err(struct smtp_session *s, enum store_err e,
     const char *what)
 {
-	log_warnx("smtpd %s store error during %s: %s (%s)", conn_id(s->c),
+	log_warnx("%s store error during %s: %s (%s)", conn_id(s->c),
 	    what, store_err_str(e), store_last_error());
 	switch (e) {
 	case STORE_EQUOTA:
@@ -188,8 +188,7 @@ on_accept(struct conn *c, int tag)
 	s->state = SMTP_ST_INIT;
 	conn_set_line_limit(c, SMTP_LINE_MAX);
 	smtp_set_state(s, SMTP_ST_INIT);
-	log_info("smtpd %s connect addr=%s listener=%s tls=%s", conn_id(c),
-	    conn_peer_addr(c), tag == SMTP_L_MX ? "mx" :
+	log_info("%s session listener=%s tls=%s", conn_id(c), tag == SMTP_L_MX ? "mx" :
 	    tag == SMTP_L_SUBMISSION ? "submission" : "smtps",
 	    conn_is_tls(c) ? conn_tls_version(c) : "no");
 	conn_printf(c, "220 %s ESMTP Postroom\r\n", s->ctx->cfg->hostname);
@@ -239,7 +238,7 @@ on_tls_done(struct conn *c, void *sess, bool ok)
 	struct smtp_session *s = sess;
 
 	if (!ok) {
-		log_info("smtpd %s starttls result=failed", conn_id(c));
+		log_info("%s starttls result=failed", conn_id(c));
 		return;
 	}
 	/* RFC 3207 4.2: forget everything learnt before TLS. */
@@ -247,7 +246,7 @@ on_tls_done(struct conn *c, void *sess, bool ok)
 	s->helo[0] = '\0';
 	s->esmtp = false;
 	smtp_set_state(s, SMTP_ST_INIT);
-	log_info("smtpd %s starttls result=ok version=%s cipher=%s", conn_id(c),
+	log_info("%s starttls result=ok version=%s cipher=%s", conn_id(c),
 	    conn_tls_version(c), conn_tls_cipher(c));
 }
 
@@ -281,7 +280,7 @@ on_closed(struct conn *c, void *sess)
 {
 	struct smtp_session *s = sess;
 
-	log_info("smtpd %s disconnect messages=%u errors=%u", conn_id(c),
+	log_info("%s session-end messages=%u errors=%u", conn_id(c),
 	    s->messages, s->errors);
 	smtp_tx_free(&s->tx);
 	sasl_server_reset(&s->sasl);

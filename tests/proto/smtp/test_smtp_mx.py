@@ -219,13 +219,18 @@ def test_mail_parameters(smtp):
     r.expect("QUIT", 221)
 
 
-def test_postmaster_rcpt_accepted_syntax(smtp):
+def test_postmaster_without_domain(smtp):
+    """RCPT TO:<Postmaster> (no domain) reaches postmaster of a local
+    domain (RFC 5321 4.5.1)."""
+    tok = token()
     r = Raw.connect(smtp, "smtp")
     r.greeting()
     r.ehlo()
     r.expect("MAIL FROM:<x@remote.test>", 250)
-    c, _ = r.cmd("RCPT TO:<Postmaster>")
-    # No postmaster user in this instance: refused as unknown, not as
-    # a syntax error.
-    assert c in (250, 550, 554)
+    c, text = r.cmd("RCPT TO:<Postmaster>")
+    assert (c, text[0][:5]) == (550, "5.1.1")     # none configured yet
+    r.expect("RSET", 250)
+    smtp.mailctl("alias", "add", "postmaster@example.test", CAROL)
+    send_raw(r, "x@remote.test", ["Postmaster"], message(tok))
+    assert len(find(smtp, CAROL, tok)) == 1
     r.expect("QUIT", 221)
