@@ -541,7 +541,8 @@ out:
 		/* Like Dovecot: one empty text/plain part. */
 		size_t k = node_new(c);
 
-		c->nodes[k].hdr_off = c->nodes[k].body_off = pos;
+		c->nodes[k].hdr_off = c->nodes[self].body_off;
+		c->nodes[k].body_off = c->nodes[self].body_off;
 		c->nodes[k].flags = NODE_SYNTH | NODE_TEXT;
 		c->nodes[k].charset = MIME_CS_ASCII;
 		c->nodes[k].skip = (uint32_t)c->n;
@@ -553,7 +554,7 @@ out:
 static size_t
 parse_entity(struct mctx *c, size_t pos, int depth, uint8_t flags, int *m_r)
 {
-	size_t self = node_new(c), body_off, end;
+	size_t self = node_new(c), body_off, end, floor;
 	struct mnode *nd = &c->nodes[self];
 	struct bnd b;
 	bool digest;
@@ -583,9 +584,12 @@ parse_entity(struct mctx *c, size_t pos, int depth, uint8_t flags, int *m_r)
 	} else {
 		end = scan_to_boundary(c, body_off, &m);
 	}
+	/* At the end of the message the last line break is body. Before a
+	   boundary it is the boundary's, unless a header that ended at the
+	   boundary (a part without blank line) already took it. */
+	floor = c->nodes[c->n - 1].body_off;
 	nd = &c->nodes[self];   /* nodes may have moved */
-	/* At the end of the message the last line break is body. */
-	nd->body_len = (m >= 0 ? body_end(c, body_off, end) : end) - body_off;
+	nd->body_len = (m >= 0 ? body_end(c, floor, end) : end) - body_off;
 	nd->skip = (uint32_t)c->n;
 	*m_r = m;
 	return end;

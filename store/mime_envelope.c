@@ -16,6 +16,8 @@ struct aparse {
 	struct buf domain, route, comment;
 	struct buf *out;
 	size_t count;
+	size_t words;           /* words a_words read */
+	bool bad;               /* an unterminated quoted string */
 };
 
 static bool
@@ -62,6 +64,7 @@ a_words(struct aparse *a)
 {
 	bool any = false;
 
+	a->words = 0;
 	for (;;) {
 		a_cfws(a);
 		if (a->p >= a->end)
@@ -73,7 +76,8 @@ a_words(struct aparse *a)
 		if (*a->p == '"') {
 			size_t s = a->local.len;
 
-			mime_read_quoted(&a->p, a->end, &a->local);
+			if (!mime_read_quoted(&a->p, a->end, &a->local))
+				a->bad = true;
 			buf_append(&a->phrase, a->local.data + s,
 			    a->local.len - s);
 		} else {
@@ -85,6 +89,7 @@ a_words(struct aparse *a)
 			buf_append(&a->phrase, s, (size_t)(a->p - s));
 			buf_append(&a->local, s, (size_t)(a->p - s));
 		}
+		a->words++;
 		any = true;
 	}
 	return any;
@@ -182,18 +187,31 @@ a_angle(struct aparse *a, const struct buf *name)
 	a_emit(a, name, &a->route, &a->local, &a->domain, false);
 }
 
-static void
+static bool a_list_items(struct aparse *a, bool in_group);
+
+/* One mailbox or group. False on a syntax error, after which Dovecot
+   ignores the rest of the field. */
+static bool
 a_element(struct aparse *a, bool in_group)
 {
 	buf_reset(&a->phrase);
 	buf_reset(&a->local);
 	buf_reset(&a->domain);
 	buf_reset(&a->comment);
+	a->bad = false;
 	a_words(a);
+	if (a->bad) {
+		a_emit(a, NULL, NULL, NULL, NULL, false);
+		return false;
+	}
 	if (a->p >= a->end || *a->p == ',' || *a->p == ';') {
-		if (a->local.len > 0)
+		/* One word is a local part without domain ("alice"); more
+		   are a display name without address. */
+		if (a->words == 1)
 			a_emit(a, NULL, NULL, &a->local, NULL, false);
-		return;
+		else
+			a_emit(a, &a->phrase, NULL, NULL, NULL, false);
+		return true;
 	}
 	switch (*a->p) {
 	case '<': {
@@ -204,38 +222,59 @@ a_element(struct aparse *a, bool in_group)
 		a_angle(a, &name);
 		buf_free(&a->phrase);
 		a->phrase = name;
-		break;
+		return !a->bad;
 	}
-	case ':':
+	case ':': {
+		bool ok;
+
 		a->p++;
 		if (in_group)
-			break;  /* no nested groups: ignore the colon */
+			return false;   /* no nested groups */
 		a_emit(a, NULL, NULL, &a->phrase, NULL, true);
-		for (;;) {
-			a_cfws(a);
-			if (a->p >= a->end)
-				break;
-			if (*a->p == ';') {
-				a->p++;
-				break;
-			}
-			if (*a->p == ',') {
-				a->p++;
-				continue;
-			}
-			a_element(a, true);
-		}
+		ok = a_list_items(a, true);
 		a_emit(a, NULL, NULL, NULL, NULL, true);
-		break;
+		return ok;
+	}
 	case '@':
+		if (a->words == 0) {
+			a_emit(a, NULL, NULL, NULL, NULL, false);
+			return false;
+		}
 		a->p++;
 		a_domain(a);
 		a_cfws(a);
 		a_emit(a, &a->comment, NULL, &a->local, &a->domain, false);
-		break;
+		return true;
 	default:
-		a->p++;         /* junk: skip it */
-		break;
+		return false;
+	}
+}
+
+/* mailbox *("," mailbox), up to ';' in a group. An empty element is an
+   error (Dovecot fills one empty address and stops); a trailing comma is
+   not. */
+static bool
+a_list_items(struct aparse *a, bool in_group)
+{
+	for (;;) {
+		a_cfws(a);
+		if (a->p >= a->end)
+			return true;
+		if (in_group && *a->p == ';') {
+			a->p++;
+			return true;
+		}
+		if (*a->p == ',' || *a->p == ';') {
+			a_emit(a, NULL, NULL, NULL, NULL, false);
+			return false;
+		}
+		if (!a_element(a, in_group))
+			return false;
+		a_cfws(a);
+		if (a->p < a->end && *a->p == ',')
+			a->p++;
+		else if (a->p < a->end && !(in_group && *a->p == ';'))
+			return false;
 	}
 }
 
@@ -245,16 +284,7 @@ a_list(struct aparse *a, const char *v, size_t n)
 {
 	a->p = v;
 	a->end = v + n;
-	for (;;) {
-		a_cfws(a);
-		if (a->p >= a->end)
-			return;
-		if (*a->p == ',' || *a->p == ';') {
-			a->p++;
-			continue;
-		}
-		a_element(a, false);
-	}
+	(void)a_list_items(a, false);
 }
 
 /* The address list of every field called name: "(...)" or NIL. */

@@ -182,10 +182,11 @@ mime_skip_cfws(const char **pp, const char *end)
 	*pp = p;
 }
 
-void
+bool
 mime_read_quoted(const char **pp, const char *end, struct buf *out)
 {
 	const char *p = *pp + 1;
+	bool closed;
 
 	while (p < end && *p != '"') {
 		if (*p == '\\' && p + 1 < end) {
@@ -198,7 +199,9 @@ mime_read_quoted(const char **pp, const char *end, struct buf *out)
 			buf_putc(out, *p);
 		p++;
 	}
-	if (p < end)
+	closed = p < end;
+	if (closed)
 		p++;
 	*pp = p;
+	return closed;
 }

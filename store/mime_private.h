@@ -62,8 +62,9 @@ void mime_skip_cfws(const char **pp, const char *end);
 /* Skips a comment at *pp (which is '('); appends its text to out if not
    NULL. */
 void mime_skip_comment(const char **pp, const char *end, struct buf *out);
-/* A quoted string at *pp (which is '"'): appends the unescaped text. */
-void mime_read_quoted(const char **pp, const char *end, struct buf *out);
+/* A quoted string at *pp (which is '"'): appends the unescaped text;
+   false if the closing quote is missing. */
+bool mime_read_quoted(const char **pp, const char *end, struct buf *out);
 
 /* The ENVELOPE of the message whose header is hdr[0..len). */
 void mime_envelope_write(struct buf *out, const char *hdr, size_t len);
