@@ -152,21 +152,16 @@ conn_shut(struct conn *c)
 {
 	ev_io_stop(c->srv->loop, &c->io);
 	ev_timer_stop(c->srv->loop, &c->timer);
-	if (c->ssl != NULL) {
-		SSL_free(c->ssl);
-		c->ssl = NULL;
-	}
 	if (c->z != NULL)
 		z_conn_free(c);
 	close(c->fd);
 	c->fd = -1;
 	c->phase = PH_DEAD;
-	free(c->in);
-	c->in = NULL;
-	c->in_start = c->in_end = c->in_cap = 0;
-	free(c->out);
-	c->out = NULL;
-	c->out_start = c->out_end = c->out_cap = 0;
+	/* The buffers themselves stay until conn_finalize: the daemon may be
+	   inside input() holding a line when a write aborts the conn. */
+	c->in_start = c->in_end = 0;
+	c->skipping = false;
+	c->out_start = c->out_end = 0;
 	server_conn_gone(c->srv, c);
 	log_info("%s disconnect reason=%s", c->id,
 	    c->reason != NULL ? c->reason : "closed");
@@ -185,6 +180,9 @@ conn_finalize(struct conn *c)
 	}
 	ev_clear_pending(s->loop, &c->io);
 	ev_clear_pending(s->loop, &c->timer);
+	SSL_free(c->ssl);
+	free(c->in);
+	free(c->out);
 	free(c);
 	if (s->stopping && s->n_conns == 0)
 		ev_break(s->loop, EVBREAK_ONE);
@@ -402,6 +400,12 @@ conn_leave(struct conn *c)
 			tls_conn_shutdown(c);
 		conn_shut(c);
 	}
+	/* Not while paused: the daemon may still hold its last line. */
+	if (c->in_start == c->in_end && c->in_cap > IN_INIT && c->pauses == 0) {
+		free(c->in);
+		c->in = NULL;
+		c->in_start = c->in_end = c->in_cap = 0;
+	}
 	if (c->phase != PH_DEAD) {
 		conn_update_io(c);
 		if (conn_can_read(c) && tls_conn_has_pending(c))
@@ -486,6 +490,14 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		conn_abort(c);
 		break;
 	case PH_DEAD:
+		break;
+	case PH_STARTTLS_WAIT:
+		/* The peer never read our "go ahead". */
+		if (c->reason == NULL)
+			c->reason = "starttls timeout";
+		if (h->tls_done != NULL)
+			h->tls_done(c, c->sess, false);
+		conn_abort(c);
 		break;
 	default:
 		if (c->reason == NULL)
@@ -593,6 +605,9 @@ conn_peek(struct conn *c, const char **p_r)
 void
 conn_consume(struct conn *c, size_t n)
 {
+	/* A close or abort since the peek discarded the input already. */
+	if (c->phase == PH_CLOSING || c->phase == PH_DEAD)
+		return;
 	assert(n <= (size_t)(c->in_end - c->in_start));
 	if (n > 0)
 		conn_consumed(c, n);
@@ -767,6 +782,8 @@ conn_session(const struct conn *c)
 void
 conn_trim(struct conn *c)
 {
+	if (c->phase == PH_DEAD)
+		return;
 	if (c->in_end == c->in_start && c->in != NULL) {
 		free(c->in);
 		c->in = NULL;
@@ -779,4 +796,8 @@ conn_trim(struct conn *c)
 	}
 	if (c->z != NULL)
 		z_conn_trim(c);
+	/* Normally already done by SSL_MODE_RELEASE_BUFFERS; fails harmlessly
+	   if a record is half read or written. */
+	if (c->ssl != NULL && c->phase == PH_OPEN)
+		SSL_free_buffers(c->ssl);
 }

@@ -15,13 +15,14 @@
 #include "conn.h"
 
 /* Input: start small (an idle IMAP connection must stay cheap), grow up to
-   the line limit or IN_RAW_MAX, whichever is larger. */
+   the line limit or IN_RAW_MAX, whichever is larger; a grown buffer is
+   freed as soon as it is empty again. */
 #define IN_INIT      1024
 #define IN_RAW_MAX   (64 * 1024)
 /* Output: allocated on the first write; a flushed buffer bigger than
    OUT_KEEP is freed rather than kept for an idle connection. */
 #define OUT_INIT     512
-#define OUT_KEEP     4096
+#define OUT_KEEP     1024
 #define OUT_HIGH     (256 * 1024)
 #define OUT_LOW      (64 * 1024)
 #define OUT_HARD     (16 * 1024 * 1024)
@@ -79,6 +80,7 @@ struct conn {
 	bool tls_read_wants_write : 1;
 	bool tls_write_wants_read : 1;
 	bool counted : 1;           /* in the total and per-address counts */
+	bool tls_up : 1;            /* the TLS handshake completed */
 	unsigned char addr_key[16]; /* peer address, IPv4 mapped into IPv6 */
 	char id[17];
 	char peer[46];

@@ -91,6 +91,7 @@ tls_handshake_done(struct conn *c)
 
 	c->phase = PH_OPEN;
 	c->hs_events = 0;
+	c->tls_up = true;
 	conn_timer_reset(c);
 	log_debug("%s tls version=%s cipher=%s", c->id, SSL_get_version(c->ssl),
 	    SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
@@ -205,8 +206,7 @@ bool
 tls_conn_has_pending(const struct conn *c)
 {
 	/* Only decrypted bytes: a partial record would make us spin. */
-	return c->ssl != NULL && c->phase != PH_HANDSHAKE &&
-	    SSL_pending(c->ssl) > 0;
+	return c->tls_up && c->phase != PH_DEAD && SSL_pending(c->ssl) > 0;
 }
 
 void
@@ -214,7 +214,7 @@ tls_conn_shutdown(struct conn *c)
 {
 	/* One close_notify, best effort; we do not wait for the peer's. */
 	ERR_clear_error();
-	if (c->phase != PH_HANDSHAKE)
+	if (c->tls_up)
 		SSL_shutdown(c->ssl);
 	ERR_clear_error();
 }
@@ -240,7 +240,7 @@ conn_starttls(struct conn *c)
 bool
 conn_is_tls(const struct conn *c)
 {
-	return c->ssl != NULL && c->phase != PH_HANDSHAKE;
+	return c->tls_up;
 }
 
 const char *
