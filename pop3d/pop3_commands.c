@@ -415,7 +415,7 @@ static enum cmd_result
 cmd_quit(struct pop3_session *s, const char *line,
     const struct pop3_request *req)
 {
-	if (s->state == POP3_ST_TRANSACTION && s->ndeleted > 0)
+	if (s->state == POP3_ST_TRANSACTION && pop3_session_has_updates(s))
 		return pop3_session_update(s);
 	pop3_reply(s, "+OK Logging out");
 	return CMD_CLOSE;

@@ -142,7 +142,8 @@ pop3_accept(struct conn *c, int tag)
 	s->stream.fd = -1;
 	conn_set_line_limit(c, POP3_LINE_MAX);
 	conn_set_timeout(c, pop3_daemon.cfg->preauth_timeout);
-	pop3_reply(s, "+OK Postroom POP3 server ready");
+	pop3_reply(s, "+OK %s Postroom POP3 server ready",
+	    pop3_daemon.cfg->hostname);
 	return s;
 }
 
@@ -330,6 +331,7 @@ login_success(struct pop3_session *s, struct login_job *j)
 	for (i = 0; i < j->n; i++) {
 		s->msgs[i].uid = j->msgs[i].uid;
 		s->msgs[i].size = j->msgs[i].size;
+		s->msgs[i].seen = (j->msgs[i].flags & STORE_F_SEEN) != 0;
 		s->size_total += j->msgs[i].size;
 	}
 	auth_throttle_success(pop3_daemon.throttle, conn_peer_addr(s->conn));
@@ -458,6 +460,7 @@ pop3_session_send_msg(struct pop3_session *s, uint32_t idx, bool top,
 		pop3_reply(s, "+OK");
 	} else {
 		pop3_reply(s, "+OK %" PRIu64 " octets", m->size);
+		m->retrieved = true;
 		s->retr_count++;
 		s->retr_bytes += m->size;
 	}
@@ -480,9 +483,11 @@ pop3_drain(struct conn *c, void *arg)
 struct expunge_job {
 	struct pop3_session *s;
 	uint32_t mbox_id;
-	uint32_t *uids;
+	uint32_t *uids;             /* to expunge */
 	size_t n;
-	enum store_err err;
+	struct store_flag_change *seen;   /* to mark \Seen */
+	size_t nseen;
+	enum store_err err, seen_err;
 	size_t nexpunged;
 };
 
@@ -492,8 +497,13 @@ expunge_work(void *arg)
 	struct expunge_job *j = arg;
 	uint32_t *exp = NULL;
 
-	j->err = store_msg_expunge(pop3_daemon.store, j->mbox_id, j->uids,
-	    j->n, false, &exp, &j->nexpunged);
+	if (j->nseen > 0)
+		j->seen_err = store_msg_set_flags(pop3_daemon.store, j->mbox_id,
+		    STORE_FLAGS_ADD, STORE_F_SEEN, NULL, 0, 0, j->seen,
+		    j->nseen);
+	if (j->n > 0)
+		j->err = store_msg_expunge(pop3_daemon.store, j->mbox_id,
+		    j->uids, j->n, false, &exp, &j->nexpunged);
 	free(exp);
 }
 
@@ -504,6 +514,9 @@ expunge_done(void *arg)
 	struct pop3_session *s = j->s;
 	struct conn *c = s->conn;
 
+	if (j->seen_err != STORE_OK)
+		log_warnx("%s seen-flags user=%s result=%s", conn_id(c),
+		    s->address, store_err_str(j->seen_err));
 	log_info("%s logout user=%s retr=%" PRIu32 " bytes=%" PRIu64
 	    " deleted=%zu result=%s", conn_id(c), s->address, s->retr_count,
 	    s->retr_bytes, j->err == STORE_OK ? j->nexpunged : 0,
@@ -515,6 +528,7 @@ expunge_done(void *arg)
 		pop3_reply(s, "-ERR [SYS/TEMP] Some deleted messages were "
 		    "not removed (%s)", store_err_str(j->err));
 	free(j->uids);
+	free(j->seen);
 	free(j);
 	/* Release first: conn_close on a held conn does not start the final
 	   flush once released, and a released conn that is not closing
@@ -527,18 +541,43 @@ expunge_done(void *arg)
 	conn_close(c);
 }
 
+static bool
+needs_seen(const struct pop3_msg *m)
+{
+	return m->retrieved && !m->seen && !m->deleted;
+}
+
+bool
+pop3_session_has_updates(const struct pop3_session *s)
+{
+	uint32_t i;
+
+	if (s->ndeleted > 0)
+		return true;
+	for (i = 0; i < s->nmsgs; i++) {
+		if (needs_seen(&s->msgs[i]))
+			return true;
+	}
+	return false;
+}
+
 enum cmd_result
 pop3_session_update(struct pop3_session *s)
 {
 	struct expunge_job *j = xcalloc(1, sizeof(*j));
-	uint32_t i;
+	uint32_t i, nseen = 0;
 
 	j->s = s;
 	j->mbox_id = s->mbox_id;
-	j->uids = xcalloc(s->ndeleted, sizeof(*j->uids));
+	for (i = 0; i < s->nmsgs; i++)
+		nseen += needs_seen(&s->msgs[i]);
+	j->uids = xcalloc(s->ndeleted ? s->ndeleted : 1, sizeof(*j->uids));
+	j->seen = xcalloc(nseen ? nseen : 1, sizeof(*j->seen));
 	for (i = 0; i < s->nmsgs; i++) {
 		if (s->msgs[i].deleted)
 			j->uids[j->n++] = s->msgs[i].uid;
+		else if (needs_seen(&s->msgs[i]))
+			j->seen[j->nseen++].uid = s->msgs[i].uid;
 	}
 	pop3_set_state(s, POP3_ST_UPDATE);
 	conn_hold(s->conn);

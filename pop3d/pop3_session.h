@@ -50,6 +50,8 @@ struct pop3_msg {
 	uint32_t uid;
 	uint64_t size;
 	bool deleted;
+	bool seen;          /* \Seen at login or set by us */
+	bool retrieved;     /* RETR sent it whole: \Seen at QUIT */
 };
 
 /* A RETR/TOP reply being streamed from the message file. */
@@ -122,8 +124,12 @@ enum cmd_result pop3_session_login(struct pop3_session *s, const char *user,
    the output to drain. */
 enum cmd_result pop3_session_send_msg(struct pop3_session *s, uint32_t idx,
     bool top, uint32_t lines);
-/* QUIT in the TRANSACTION state: expunge on the worker pool, then +OK and
-   close. Returns CMD_SUSPEND. */
+/* Whether QUIT has store work to do (deletions, \Seen to set). */
+bool pop3_session_has_updates(const struct pop3_session *s);
+/* QUIT in the TRANSACTION state: on the worker pool, set \Seen on the
+   messages RETR sent (as Dovecot does, so IMAP shows them read), then
+   expunge the deleted ones in one transaction; then +OK and close.
+   Returns CMD_SUSPEND. */
 enum cmd_result pop3_session_update(struct pop3_session *s);
 
 /* Frees the buffers shared by all sessions (at exit). */

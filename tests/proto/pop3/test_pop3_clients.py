@@ -46,15 +46,15 @@ def test_curl(inst):
     body = simple_msg(1, b".dot line\r\n..two dots\r\n")
     deliver(inst, user, body)
     deliver(inst, user, simple_msg(2))
+    stored = []
+    for fn in inst.maildir_files(user):     # before RETR renames them (\Seen)
+        with open(fn, "rb") as f:
+            stored.append(f.read())
+    first, second = stored
     base = "pop3s://mail.example.test:%d/" % inst.port("pop3s")
     listing = curl(inst, base)
     assert listing.count(b"\r\n") == 2 and listing.startswith(b"1 ")
-    files = sorted(inst.maildir_files(user))
     got = curl(inst, base + "1")
-    with open(files[0], "rb") as f:
-        first = f.read()
-    with open(files[1], "rb") as f:
-        second = f.read()
     assert got in (first, second) and got.endswith(body)
     assert b"UIDL" not in curl(inst, base, "-X", "UIDL")
     assert curl(inst, base, "-X", "UIDL").count(b"\r\n") == 2

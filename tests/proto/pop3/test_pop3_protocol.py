@@ -343,3 +343,35 @@ def test_imap_sees_pop3_expunge():
         im.logout()
     finally:
         p.stop_all()
+
+
+def test_retr_marks_seen_at_quit(inst):
+    """RETR (not TOP) sets \\Seen at QUIT, so IMAP shows it read; a dropped
+    session changes no flags. The maildir file names mirror \\Seen."""
+    import os
+
+    def seen_flags(user):
+        out = {}
+        for f in inst.maildir_files(user):
+            name = os.path.basename(f)
+            info = name.split(":2,", 1)[1] if ":2," in name else ""
+            out[name.split(":2,")[0]] = "S" in info
+        return sorted(out.values())
+
+    user = new_user(inst, 3)
+    assert seen_flags(user) == [False, False, False]
+    r = Raw.connect(inst, tls=True)
+    r.login(user)
+    assert r.cmd("RETR 1").startswith(b"+OK")
+    r.multi()
+    r.close()                                   # dropped: nothing changes
+    r = Raw.connect(inst, tls=True)
+    r.login(user)
+    assert seen_flags(user) == [False, False, False]
+    for c in ("RETR 1", "TOP 2 0", "RETR 3"):
+        assert r.cmd(c).startswith(b"+OK")
+        r.multi()
+    assert r.cmd("DELE 3").startswith(b"+OK")
+    assert r.cmd("QUIT").startswith(b"+OK")
+    assert r.is_closed()
+    assert seen_flags(user) == [False, True]
