@@ -14,7 +14,7 @@
 
 #include "smtp_session.h"
 
-#define DATA_SLICE 65536    /* bytes unstuffed per step */
+#define DATA_SLICE 16384    /* bytes unstuffed per step */
 
 static const char *
 with_protocol(const struct smtp_session *s)
