@@ -229,17 +229,25 @@ pop3_tls_done(struct conn *c, void *arg, bool ok)
 		    conn_tls_version(c), conn_tls_cipher(c));
 }
 
+/* In the middle of a RETR a goodbye line would land inside the message
+   data; the missing terminator tells the client enough. */
 static void
 pop3_timeout(struct conn *c, void *arg)
 {
+	struct pop3_session *s = arg;
+
 	log_info("%s timeout", conn_id(c));
-	conn_puts(c, "-ERR Disconnected for inactivity\r\n");
+	if (s->stream.fd < 0)
+		conn_puts(c, "-ERR Disconnected for inactivity\r\n");
 }
 
 static void
 pop3_shutdown(struct conn *c, void *arg)
 {
-	conn_puts(c, "-ERR [SYS/TEMP] Server shutting down\r\n");
+	struct pop3_session *s = arg;
+
+	if (s->stream.fd < 0)
+		conn_puts(c, "-ERR [SYS/TEMP] Server shutting down\r\n");
 }
 
 /* ---- login ---- */
@@ -474,7 +482,12 @@ pop3_drain(struct conn *c, void *arg)
 {
 	struct pop3_session *s = arg;
 
-	if (s->stream.fd >= 0 && stream_pump(s) && !conn_is_closing(c))
+	if (s->stream.fd < 0)
+		return;
+	/* A client reading a big message slowly sends nothing, yet it is
+	   not idle: its progress restarts the timer. */
+	conn_set_timeout(c, pop3_daemon.cfg->pop3_timeout);
+	if (stream_pump(s) && !conn_is_closing(c))
 		conn_resume(c);
 }
 
