@@ -64,7 +64,16 @@ struct part_hdr {
 static bool
 is_tspecial(unsigned char c)
 {
-	return c <= ' ' || c == 0x7f || strchr("()<>@,;:\\\"/[]?=", c) != NULL;
+	/* a switch, not strchr: this runs for every byte of every
+	   Content-* value */
+	switch (c) {
+	case '(': case ')': case '<': case '>': case '@': case ',': case ';':
+	case ':': case '\\': case '"': case '/': case '[': case ']': case '?':
+	case '=': case 0x7f:
+		return true;
+	default:
+		return c <= ' ';
+	}
 }
 
 static size_t

@@ -23,9 +23,14 @@ struct aparse {
 static bool
 is_atext(unsigned char c)
 {
-	return c > ' ' && c != 0x7f && strchr("()<>[]:;@\\,.\"", c) == NULL;
+	switch (c) {
+	case '(': case ')': case '<': case '>': case '[': case ']': case ':':
+	case ';': case '@': case '\\': case ',': case '.': case '"': case 0x7f:
+		return false;
+	default:
+		return c > ' ';
+	}
 }
-
 /* Skips whitespace and comments, keeping the first comment's text. */
 static void
 a_cfws(struct aparse *a)

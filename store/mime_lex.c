@@ -115,14 +115,21 @@ mime_imap_str(struct buf *out, const char *p, size_t n)
 			buf_putc(out, p[i] == 0 ? ' ' : p[i]);
 		return;
 	}
-	buf_reserve(out, n + 2);
-	buf_putc(out, '"');
-	for (i = 0; i < n; i++) {
-		if (p[i] == '"' || p[i] == '\\')
-			buf_putc(out, '\\');
-		buf_putc(out, p[i]);
+	/* Worst case every byte escaped; write in place. */
+	buf_reserve(out, 2 * n + 2);
+	{
+		char *d = out->data + out->len;
+
+		*d++ = '"';
+		for (i = 0; i < n; i++) {
+			if (p[i] == '"' || p[i] == '\\')
+				*d++ = '\\';
+			*d++ = p[i];
+		}
+		*d++ = '"';
+		out->len = (size_t)(d - out->data);
+		out->data[out->len] = '\0';
 	}
-	buf_putc(out, '"');
 }
 
 void

@@ -282,6 +282,7 @@ mime_decode_words(const char *in, size_t len, struct buf *out)
 		buf_putc(out, in[i++]);
 		after_ew = false;
 	}
+	buf_append(out, "", 0);    /* data is a C string even when empty */
 	buf_free(&tmp);
 }
 
@@ -347,6 +348,7 @@ mime_body_text(const char *msg, size_t len, const void *parts, size_t plen,
 		mime_charset_to_utf8((enum mime_cs)r.charset,
 		    tmp.data != NULL ? tmp.data : "", tmp.len, out);
 	}
+	buf_append(out, "", 0);    /* data is a C string even when empty */
 	buf_free(&tmp);
 }
 
