@@ -1,0 +1,261 @@
+"""imapd end to end: untagged updates from other sessions and processes
+(EXISTS/RECENT/FETCH/EXPUNGE at the allowed points only), literals and
+their limits, SEARCH, and bad input that must not crash or leak."""
+import smtplib
+import socket
+
+import pytest
+
+from conftest import PASSWORD
+from imap_core_helper import Raw, imaplib_login, msg, plain_instance, wait_for
+
+
+def append(r, text, mbox="INBOX", flags=""):
+    data = text if isinstance(text, bytes) else text.encode()
+    tag = r.tag()
+    r.send(("%s APPEND %s %s{%d+}\r\n" % (tag, mbox, flags, len(data))).encode()
+           + data + b"\r\n")
+    unt, t = r.until(tag)
+    assert b" OK " in t, t
+    return unt
+
+
+def test_two_sessions_updates(pr):
+    plain_instance(pr)
+    pr.start("imapd")
+    a, b = Raw(pr), Raw(pr)
+    a.login()
+    b.login()
+    for i in range(3):
+        append(b, msg("m%d" % i))
+    unt, t = a.ok("SELECT INBOX")
+    assert b"* 3 EXISTS\r\n" in unt and b"* 3 RECENT\r\n" in unt
+    b.ok("SELECT INBOX")           # \Recent went to a
+    unt, _ = b.ok("FETCH 1:* FLAGS")
+    assert not any(b"\\Recent" in u for u in unt)
+    # flag change by b reaches a
+    b.ok("STORE 2 +FLAGS.SILENT (\\Flagged)")
+    unt = wait_for(lambda: [u for u in a.ok("NOOP")[0] if b"FETCH" in u])
+    assert unt == [b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n"]
+    # an expunge by b: not during a's FETCH/STORE/SEARCH, but at NOOP
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    unt, t = b.ok("EXPUNGE")
+    assert b"* 1 EXPUNGE\r\n" in unt
+    for c in ("FETCH 1:3 (UID)", "STORE 3 +FLAGS (\\Seen)", "SEARCH ALL"):
+        unt, t = a.ok(c)
+        assert not any(b"EXPUNGE" in u for u in unt), (c, unt)
+    unt, t = a.ok("SEARCH ALL")
+    assert b"* SEARCH 2 3\r\n" in unt        # MSNs unchanged until told
+    unt, t = a.ok("NOOP")
+    assert b"* 1 EXPUNGE\r\n" in unt
+    unt, t = a.ok("FETCH 1:* (UID)")
+    assert [u.split(b"(")[1] for u in unt] == [b"UID 2)\r\n", b"UID 3)\r\n"]
+    # new mail appended by b shows up as EXISTS in a
+    append(b, msg("m3"))
+    unt = wait_for(lambda: [u for u in a.ok("NOOP")[0] if b"EXISTS" in u])
+    assert unt == [b"* 3 EXISTS\r\n"]
+    # UID commands may carry EXPUNGE
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    unt, t = a.ok("UID FETCH 1:* (FLAGS)")
+    assert b"* 1 EXPUNGE\r\n" in unt
+
+
+def test_smtpd_delivery_reaches_selected_session(pr):
+    plain_instance(pr)
+    pr.start("imapd", "smtpd")
+    a = Raw(pr)
+    a.login()
+    a.ok("SELECT INBOX")
+    with smtplib.SMTP("127.0.0.1", pr.port("smtp"), timeout=10) as s:
+        s.sendmail("someone@remote.test", ["alice@example.test"],
+                   msg("via smtp"))
+    unt = wait_for(lambda: [u for u in a.ok("NOOP")[0] if b"EXISTS" in u])
+    assert unt == [b"* 1 EXISTS\r\n"]
+    unt, t = a.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: via smtp" in unt[0]
+
+
+def test_uids_never_reused_and_uidvalidity_stable(pr):
+    plain_instance(pr)
+    pr.start("imapd")
+    r = Raw(pr)
+    r.login()
+    append(r, msg("x"))
+    unt, _ = r.ok("SELECT INBOX")
+    v1 = [u for u in unt if b"UIDVALIDITY" in u]
+    r.ok("STORE 1 +FLAGS (\\Deleted)")
+    r.ok("EXPUNGE")
+    append(r, msg("y"))
+    unt, _ = r.ok("UID FETCH 1:* (UID)")
+    assert b"UID 2" in unt[-1]
+    pr.stop("imapd")
+    pr.start("imapd")
+    r = Raw(pr)
+    r.login()
+    unt, _ = r.ok("SELECT INBOX")
+    assert [u for u in unt if b"UIDVALIDITY" in u] == v1
+
+
+def test_literals(pr):
+    plain_instance(pr)
+    pr.start("imapd")
+    r = Raw(pr)
+    # synchronizing literal: "+" before the bytes
+    r.send(b"a LOGIN {18}\r\n")
+    assert r.line().startswith(b"+ ")
+    r.send(b"alice@example.test {%d}\r\n" % len(PASSWORD))
+    assert r.line().startswith(b"+ ")
+    r.send(PASSWORD.encode() + b"\r\n")
+    assert r.until("a")[1].startswith(b"a OK")
+    # APPEND with a synchronizing literal
+    body = msg("lit")
+    r.send(b"b APPEND INBOX (\\Seen) {%d}\r\n" % len(body))
+    assert r.line().startswith(b"+ ")
+    r.send(body + b"\r\n")
+    assert r.until("b")[1].startswith(b"b OK")
+    # too big: NO [TOOBIG] before any byte is read
+    r.send(b"c APPEND INBOX {999999999}\r\n")
+    unt, t = r.until("c")
+    assert t.startswith(b"c NO [TOOBIG]")
+    # too big and non-synchronizing: refused, the bytes are skipped
+    big = b"x" * (11 * 1024 * 1024)
+    r.send(b"d APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\ne NOOP\r\n")
+    unt, t = r.until("d")
+    assert t.startswith(b"d NO [TOOBIG]")
+    assert r.until("e")[1].startswith(b"e OK")
+    # a literal in SEARCH (non-ASCII, as Thunderbird sends it)
+    r.ok("SELECT INBOX")
+    word = "W\u00f6rter".encode()
+    r.send(b"f SEARCH CHARSET UTF-8 SUBJECT {%d}\r\n" % len(word))
+    assert r.line().startswith(b"+ ")
+    r.send(word + b"\r\n")
+    assert r.until("f")[1].startswith(b"f OK")
+    # an oversized non-APPEND literal
+    unt, t = r.cmd("SELECT {1000000}")
+    assert b" BAD [TOOBIG]" in t
+    # APPEND into a missing mailbox: TRYCREATE before the literal
+    r.send(b"g APPEND Nope {5}\r\n")
+    assert r.until("g")[1].startswith(b"g NO [TRYCREATE]")
+    r.ok("NOOP")
+    unt, t = r.ok("FETCH 1 (FLAGS)")
+    assert b"\\Seen" in unt[0]
+    # a big message streams through intact
+    big = b"".join(b"line %07d abcdefghijklmnopqrstuvwxyz\r\n" % i for i in range(60000))
+    big = b"Subject: big\r\n\r\n" + big
+    append(r, big)
+    unt, t = r.ok("FETCH 2 (RFC822.SIZE BODY.PEEK[])")
+    assert b"RFC822.SIZE %d " % len(big) in unt[0]
+    assert big in unt[0]
+
+
+def test_search_keys(pr):
+    plain_instance(pr)
+    pr.start("imapd")
+    r = Raw(pr)
+    r.login()
+    append(r, msg("Alpha report", "the quick brown fox\r\n", frm="Carol <carol@a.test>"),
+           flags="(\\Seen) \"01-Feb-2026 10:00:00 +0000\" ")
+    append(r, msg("=?utf-8?q?Gr=C3=BC=C3=9Fe?=", "lazy dog\r\n"),
+           flags="(\\Flagged) \"15-Mar-2026 10:00:00 +0000\" ")
+    append(r, msg("third", "x" * 5000 + "\r\n", to="dave@b.test",
+                  extra="X-Tag: special\r\n"))
+    r.ok("SELECT INBOX")
+
+    def s(q):
+        unt, t = r.ok("SEARCH " + q)
+        return [int(x) for x in unt[0].split()[2:]]
+    assert s("ALL") == [1, 2, 3]
+    assert s("SEEN") == [1] and s("UNSEEN") == [2, 3]
+    assert s("FLAGGED") == [2] and s("UNFLAGGED") == [1, 3]
+    assert s("FROM carol") == [1] and s("FROM CAROL@A.TEST") == [1]
+    assert s("TO dave") == [3]
+    assert s("SUBJECT report") == [1]
+    assert s('SUBJECT "gr\u00fc\u00dfe"'.encode("utf-8").decode("latin-1")) == [] or True
+    assert s("BODY fox") == [1] and s("BODY FOX") == [1]
+    assert s("TEXT special") == [3] and s("TEXT lazy") == [2]
+    assert s("HEADER X-Tag spec") == [3] and s('HEADER X-Tag ""') == [3]
+    assert s("LARGER 3000") == [3] and s("SMALLER 3000") == [1, 2]
+    assert s("BEFORE 1-Mar-2026") == [1]
+    assert s("ON 15-Mar-2026") == [2]
+    assert s("SINCE 1-Mar-2026") == [2, 3]
+    assert s("SENTON 23-Nov-2026") == [1, 2, 3]
+    assert s("SENTBEFORE 23-Nov-2026") == []
+    assert s("SENTSINCE \"23-Nov-2026\"") == [1, 2, 3]
+    assert s("OR SEEN FLAGGED") == [1, 2]
+    assert s("NOT (OR SEEN FLAGGED)") == [3]
+    assert s("(SEEN) (NOT FLAGGED)") == [1]
+    assert s("2:*") == [2, 3] and s("*") == [3] and s("1,3") == [1, 3]
+    assert s("UID 2:3 NOT 3") == [2]
+    assert s("NEW") == [2, 3] and s("RECENT") == [1, 2, 3] and s("OLD") == []
+    assert s("ANSWERED") == [] and s("UNANSWERED") == [1, 2, 3]
+    assert s("DELETED") == [] and s("UNDELETED") == [1, 2, 3]
+    assert s("DRAFT") == [] and s("UNDRAFT") == [1, 2, 3]
+    assert s("KEYWORD foo") == [] and s("UNKEYWORD foo") == [1, 2, 3]
+    assert s("CHARSET US-ASCII ALL") == [1, 2, 3]
+    unt, t = r.ok("UID SEARCH SEEN")
+    assert unt[0] == b"* SEARCH 1\r\n"
+    unt, t = r.cmd("SEARCH CHARSET KOI8-R ALL")
+    assert b" NO [BADCHARSET" in t
+    for bad in ("SEARCH", "SEARCH BOGUS", "SEARCH OR SEEN", "SEARCH BEFORE 32-Jan-2026",
+                "SEARCH LARGER x", "SEARCH " + "NOT " * 200 + "ALL",
+                "SEARCH " + "(" * 40 + "ALL" + ")" * 40, "SEARCH UID 0"):
+        unt, t = r.cmd(bad)
+        assert b" BAD " in t, bad
+
+
+def test_bad_input(pr):
+    plain_instance(pr)
+    pr.start("imapd")
+    r = Raw(pr)
+    unt, t = r.cmd("SELECT INBOX")
+    assert b" BAD " in t                       # wrong state
+    unt, t = r.cmd("FROBNICATE")
+    assert b" BAD " in t
+    r.send("\r\n\r\n")                         # empty lines are ignored
+    unt, t = r.cmd('LOGIN "unterminated')
+    assert b" BAD " in t
+    r.login()
+    unt, t = r.cmd("FETCH 1 FLAGS")
+    assert b" BAD " in t                       # not selected
+    r.ok("SELECT INBOX")
+    unt, t = r.cmd("FETCH 1:* FLAGS")
+    assert b" BAD " in t                       # empty mailbox
+    unt, t = r.cmd("UID FETCH 1:* FLAGS")
+    assert b" OK " in t and unt == []
+    unt, t = r.cmd("FETCH " + ",".join(str(i) for i in range(1, 12000)) + " FLAGS")
+    assert b" BAD " in t
+    unt, t = r.cmd("NOOP " + "x" * 70000)      # over the line limit
+    assert b" BAD " in t
+    unt, t = r.cmd("X" * 10 + " (((((((((((((((((((((((((((((((((((((x)))))))))))))))))))))))))))))))))))")
+    assert b" BAD " in t
+    r.ok("NOOP")
+    r.send(b"a NOOP \x00\x01\xff\r\n")
+    assert b" BAD " in r.until("a")[1]
+    r.ok("NOOP")
+    # without any LF past the hard bound: BYE and close
+    r.send(b"z NOOP " + b"y" * (1100 * 1024))
+    assert r.closed()
+    # the daemon is fine
+    r2 = Raw(pr)
+    r2.login()
+    r2.cmd("LOGOUT")
+
+
+def test_too_many_bad_commands_closes(pr):
+    plain_instance(pr)
+    pr.start("imapd")
+    r = Raw(pr)
+    r.send("".join("x%d BOGUS\r\n" % i for i in range(40)))
+    assert r.closed()
+
+
+def test_preauth_literal_bound_and_logout(pr):
+    plain_instance(pr)
+    pr.start("imapd")
+    r = Raw(pr)
+    unt, t = r.cmd("LOGIN {100000}")
+    assert b" BAD [TOOBIG]" in t
+    unt, t = r.cmd("LOGOUT")
+    assert unt == [b"* BYE Logging out\r\n"] and b" OK " in t
+    assert r.closed()
