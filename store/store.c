@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -381,8 +382,75 @@ open_dbs(struct store *st)
 	return store_txn_commit(txn);
 }
 
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct store *reg_head;
+
+/* Deliveries killed half-way leave files in data_dir/tmp; a day is far
+   longer than any delivery in progress in another process. */
+static void
+clean_tmp(const char *data_dir)
+{
+	char *dir = xasprintf("%s/tmp", data_dir);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	time_t limit = time(NULL) - 36 * 3600;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		struct stat sb;
+		if (de->d_name[0] == '.')
+			continue;
+		char *p = xasprintf("%s/%s", dir, de->d_name);
+		if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode) &&
+		    sb.st_mtime < limit)
+			unlink(p);
+		free(p);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(dir);
+}
+
+static enum store_err store_open_new(const char *data_dir,
+    struct store **st_r);
+static void store_free(struct store *st);
+
 enum store_err
 store_open(const char *data_dir, struct store **st_r)
+{
+	char *real;
+	enum store_err e;
+
+	*st_r = NULL;
+	if (mkdir_p(data_dir, 0700) < 0)
+		return store_errno_err(data_dir);
+	if ((real = realpath(data_dir, NULL)) == NULL)
+		return store_errno_err(data_dir);
+	pthread_mutex_lock(&reg_mu);
+	for (struct store *s = reg_head; s != NULL; s = s->reg_next) {
+		if (s->pid == getpid() && strcmp(s->real_dir, real) == 0) {
+			s->refs++;
+			*st_r = s;
+			pthread_mutex_unlock(&reg_mu);
+			free(real);
+			return STORE_OK;
+		}
+	}
+	e = store_open_new(real, st_r);
+	if (e == STORE_OK) {
+		(*st_r)->real_dir = real;
+		(*st_r)->pid = getpid();
+		(*st_r)->refs = 1;
+		(*st_r)->reg_next = reg_head;
+		reg_head = *st_r;
+	} else {
+		free(real);
+	}
+	pthread_mutex_unlock(&reg_mu);
+	return e;
+}
+
+static enum store_err
+store_open_new(const char *data_dir, struct store **st_r)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
 	char path[4096];
@@ -425,11 +493,23 @@ store_open(const char *data_dir, struct store **st_r)
 	mdb_reader_check(st->env, &dead);
 	if ((e = open_dbs(st)) != STORE_OK)
 		goto fail;
+	clean_tmp(data_dir);
 	*st_r = st;
 	return STORE_OK;
 fail:
-	store_close(&st);
+	store_free(st);
 	return e;
+}
+
+static void
+store_free(struct store *st)
+{
+	if (st->env != NULL)
+		mdb_env_close(st->env);
+	gc_deinit(st);
+	free(st->data_dir);
+	free(st->real_dir);
+	free(st);
 }
 
 void
@@ -439,12 +519,21 @@ store_close(struct store **stp)
 
 	if (st == NULL)
 		return;
-	if (st->env != NULL)
-		mdb_env_close(st->env);
-	gc_deinit(st);
-	free(st->data_dir);
-	free(st);
 	*stp = NULL;
+	pthread_mutex_lock(&reg_mu);
+	if (st->refs > 1) {
+		st->refs--;
+		pthread_mutex_unlock(&reg_mu);
+		return;
+	}
+	for (struct store **pp = &reg_head; *pp != NULL; pp = &(*pp)->reg_next) {
+		if (*pp == st) {
+			*pp = st->reg_next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_mu);
+	store_free(st);
 }
 
 void

@@ -53,7 +53,11 @@ enum store_special_use {
 struct store;
 
 /* Opens (creating if need be) the store under data_dir. Several processes
-   may open the same data_dir at once. Owned; close with store_close. */
+   may open the same data_dir at once. Within one process, opening the same
+   data_dir again returns the same shared handle (reference counted: LMDB
+   allows one environment per file per process); each store_open needs its
+   store_close. Never use a handle across fork(): open in the child.
+   Owned; close with store_close. */
 enum store_err store_open(const char *data_dir, struct store **st_r);
 void store_close(struct store **st);
 /* Detail of this thread's last error. Borrowed, valid until the next call. */
@@ -300,6 +304,10 @@ void store_delivery_free(struct store_delivery **d);
 
 /* Turns group commit off (bench: the same load without batching). */
 void store_set_group_commit(struct store *st, bool on);
+/* Group-commit counters of this process: write transactions run by a
+   leader and deliveries committed in them (commits/batches = batch size). */
+void store_group_commit_stats(struct store *st, uint64_t *batches_r,
+    uint64_t *commits_r);
 
 /* ---- maintenance ---- */
 

@@ -463,6 +463,8 @@ group_commit(struct store *st, struct gc_req *r)
 			v[n++] = q;
 		process_batch(st, v, n);
 		pthread_mutex_lock(&st->gc_mu);
+		st->gc_batches++;
+		st->gc_commits += n;
 		for (size_t i = 0; i < n; i++)
 			v[i]->done = true;
 		free(v);
@@ -490,7 +492,9 @@ store_delivery_commit(struct store_delivery *d, unsigned opts,
 	struct timespec ts[2] = { { d->t[0].internaldate, 0 },
 	    { d->t[0].internaldate, 0 } };
 	futimens(d->fd, ts);
-	if (fsync(d->fd) < 0)
+	/* fdatasync is enough: the file is new, so its size and blocks are
+	   the metadata it flushes; link and directory come later. */
+	if (fdatasync(d->fd) < 0)
 		return temp_err("fsync message");
 	memset(&r, 0, sizeof(r));
 	r.d = d;
@@ -508,6 +512,16 @@ store_delivery_commit(struct store_delivery *d, unsigned opts,
 	d->fd = -1;
 	unlink(d->tmp_path);
 	return STORE_OK;
+}
+
+void
+store_group_commit_stats(struct store *st, uint64_t *batches_r,
+    uint64_t *commits_r)
+{
+	pthread_mutex_lock(&st->gc_mu);
+	*batches_r = st->gc_batches;
+	*commits_r = st->gc_commits;
+	pthread_mutex_unlock(&st->gc_mu);
 }
 
 void

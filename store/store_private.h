@@ -52,6 +52,13 @@ struct store {
 	pthread_cond_t gc_cv;
 	struct gc_req *gc_head, *gc_tail;
 	bool gc_busy;
+	uint64_t gc_batches, gc_commits;   /* under gc_mu */
+	/* Process-wide registry of open stores (LMDB allows one environment
+	   per file per process): */
+	char *real_dir;
+	pid_t pid;
+	unsigned refs;
+	struct store *reg_next;
 };
 
 struct user_rec {

@@ -702,6 +702,16 @@ test_user_lock(void **state)
 	close(fd);
 	assert_int_equal(store_user_lock(f->st, f->alice.id, "../x", &fd),
 	    STORE_EPERM);
+
+	/* A second open in the same process shares the environment. */
+	struct store *st2;
+	char *path = xasprintf("%s/./", f->data);
+	assert_int_equal(store_open(path, &st2), STORE_OK);
+	free(path);
+	assert_ptr_equal(st2, f->st);
+	store_close(&st2);
+	assert_null(st2);
+	assert_true(store_domain_is_local(f->st, "example.test"));
 }
 
 /* Two processes (each with its own environment) deliver at once. */
