@@ -71,8 +71,8 @@ run() { # name, then pop3_load args
 
 for mode in plain tls; do
   if [ $mode = tls ]; then P=(-p "$TLSPORT" -t); else P=(-p "$PORT"); fi
-  run "10k RETR one by one ($mode)" "${P[@]}" -u big@bench.test -w bench -n "$NBIG" -d 1
-  run "10k RETR pipelined 32 ($mode)" "${P[@]}" -u big@bench.test -w bench -n "$NBIG" -d 32
+  run "$NBIG RETR one by one ($mode)" "${P[@]}" -u big@bench.test -w bench -n "$NBIG" -d 1
+  run "$NBIG RETR pipelined 32 ($mode)" "${P[@]}" -u big@bench.test -w bench -n "$NBIG" -d 32
   run "$NPAR sessions x $NPER RETR ($mode)" "${P[@]}" -u 'p%d@bench.test' -w bench \
       -n "$NPER" -d 1 -P "$NPAR"
 done
