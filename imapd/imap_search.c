@@ -565,7 +565,17 @@ match_text(const struct snode *n, const struct imap_search_msg *m)
 		}
 	}
 	buf_init(&txt);
-	mime_body_text(p, len, parts, plen, &txt);
+	if (parts == NULL) {
+		/* no cached structure (older index entry): parse it here */
+		struct mime_info info;
+
+		memset(&info, 0, sizeof(info));
+		mime_parse(p, len, &info);
+		mime_body_text(p, len, info.parts.data, info.parts.len, &txt);
+		mime_info_free(&info);
+	} else {
+		mime_body_text(p, len, parts, plen, &txt);
+	}
 	r = imap_substr_ci(txt.data, txt.len, n->value, n->vlen);
 	buf_free(&txt);
 	return r;

@@ -1,4 +1,4 @@
-// LINK: imapd/imap_parser.c imapd/imap_seqset.c imapd/imap_utf7.c
+// LINK: imapd/imap_parser.c imapd/imap_seqset.c imapd/imap_utf7.c imapd/imap_search.c
 /* Fuzz target: the IMAP command parser fed in random chunks, with literal
    decisions taken from the input, plus sequence sets and mUTF-7 names of
    every argument. */
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "imap_parser.h"
+#include "imap_search.h"
 #include "imap_seqset.h"
 #include "imap_utf7.h"
 
@@ -38,6 +39,45 @@ walk(const struct imap_arg *a, const struct imap_arg *end)
 			buf_free(&b);
 		}
 	}
+}
+
+static const char fake[] = "Subject: x\r\nFrom: a@b\r\n\r\nbody\r\n";
+
+static int
+get_header(void *ctx, const char **p, size_t *len)
+{
+	*p = fake;
+	*len = 24;
+	return 0;
+}
+
+static int
+get_message(void *ctx, const char **p, size_t *len, const void **parts,
+    size_t *plen)
+{
+	*p = fake;
+	*len = sizeof(fake) - 1;
+	*parts = NULL;
+	*plen = 0;
+	return 0;
+}
+
+/* Every command's arguments also go through the SEARCH parser and one
+   evaluation. */
+static void
+search(const struct imap_cmd *cmd)
+{
+	struct imap_search *s;
+	const char *err;
+	struct imap_search_msg m = { .msn = 3, .uid = 7, .size = 30,
+		.get_header = get_header, .get_message = get_message };
+
+	if (imap_search_parse(cmd->args, cmd->args_end, &s, &err) !=
+	    IMAP_SEARCH_OK)
+		return;
+	imap_search_bind(s, 10, 20, NULL, 0);
+	(void)imap_search_match(s, &m);
+	imap_search_free(&s);
 }
 
 int
@@ -78,6 +118,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				imap_parser_literal_reject(p);
 		} else if (r == 1) {
 			walk(cmd.args, cmd.args_end);
+			search(&cmd);
 		} else if (r == 0 && used == 0 && n > 0) {
 			__builtin_trap();   /* no progress */
 		}
