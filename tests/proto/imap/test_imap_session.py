@@ -259,3 +259,38 @@ def test_preauth_literal_bound_and_logout(pr):
     unt, t = r.cmd("LOGOUT")
     assert unt == [b"* BYE Logging out\r\n"] and b" OK " in t
     assert r.closed()
+
+
+def test_autologout(pr):
+    plain_instance(pr)
+    pr.write_config(preauth_timeout="1", imap_timeout="2")
+    pr.start("imapd")
+    r = Raw(pr)
+    assert r.closed(timeout=20)
+    assert b"* BYE Autologout" in r.buf
+    r = Raw(pr)
+    r.login()
+    r.ok("SELECT INBOX")
+    assert r.closed(timeout=20)
+    assert b"* BYE Autologout" in r.buf
+
+
+def test_pipelined_commands_run_in_order(pr):
+    plain_instance(pr)
+    pr.start("imapd")
+    r = Raw(pr)
+    r.login()
+    for i in range(3):
+        append(r, msg("p%d" % i))
+    # STORE then EXPUNGE then FETCH, all in one write: strict order
+    r.send("a SELECT INBOX\r\nb STORE 1:2 +FLAGS (\\Deleted)\r\nc EXPUNGE\r\n"
+           "d FETCH 1:* (UID FLAGS)\r\ne UID SEARCH ALL\r\n")
+    r.until("a")
+    unt, t = r.until("b")
+    assert len([u for u in unt if b"FETCH" in u]) == 2
+    unt, t = r.until("c")
+    assert unt[:2] == [b"* 2 EXPUNGE\r\n", b"* 1 EXPUNGE\r\n"]
+    unt, t = r.until("d")
+    assert unt == [b"* 1 FETCH (UID 3 FLAGS (\\Recent))\r\n"]
+    unt, t = r.until("e")
+    assert unt == [b"* SEARCH 3\r\n"]
