@@ -202,8 +202,9 @@ def test_idle_timeout(pr):
     assert r.closed()
 
 
-def test_connection_limits(pr):
-    pr.write_config(max_connections_per_ip="3")
+@pytest.mark.parametrize("key", ["max_connections_per_ip", "max_connections"])
+def test_connection_limits(pr, key):
+    pr.write_config(**{key: "3"})
     setup_users(pr)
     pr.start("smtpd")
     held = []
