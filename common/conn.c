@@ -631,7 +631,11 @@ void
 conn_resume(struct conn *c)
 {
 	assert(c->pauses > 0);
-	if (--c->pauses == 0 && c->phase == PH_OPEN)
+	if (--c->pauses > 0 || c->phase != PH_OPEN)
+		return;
+	if (c->srv->stopping)
+		conn_close(c);	/* after the reply the daemon queued */
+	else
 		conn_kick(c);
 }
 

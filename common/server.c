@@ -435,7 +435,11 @@ conn_stop_one(struct conn *c)
 	if ((c->phase == PH_OPEN || c->phase == PH_STARTTLS_WAIT) &&
 	    c->accepted && h->shutdown != NULL)
 		h->shutdown(c, c->sess);
-	conn_close(c);
+	/* Paused: a worker job is in flight and its reply (a 250 after the
+	   fsync) must still go out. conn_resume() closes it, or the stop
+	   timeout does. */
+	if (c->pauses == 0 || c->phase != PH_OPEN)
+		conn_close(c);
 	conn_leave(c);
 }
 

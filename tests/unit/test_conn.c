@@ -21,6 +21,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -53,8 +54,9 @@ static struct {
 	struct conn *held_conn;     /* HOLD: released by the test */
 	struct conn *paused_conn;
 	struct conn *later_conn;    /* LATER: written from a timer */
+	struct conn *async_conn;    /* ASYNC: paused until the shutdown */
 	int reloads;
-	ev_timer resume_timer, later_timer;
+	ev_timer resume_timer, later_timer, async_timer;
 	ev_async client_done;
 	char certdir[64];
 } T;
@@ -110,6 +112,16 @@ later_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+async_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	/* The worker job's completion: reply, resume, release. */
+	conn_puts(T.async_conn, "ASYNCDONE\r\n");
+	conn_resume(T.async_conn);
+	conn_release(T.async_conn);
+	T.async_conn = NULL;
+}
+
+static void
 d_command(struct conn *c, struct tsess *s, char *line, size_t len)
 {
 	if (strcmp(line, "QUIT") == 0) {
@@ -153,6 +165,11 @@ d_command(struct conn *c, struct tsess *s, char *line, size_t len)
 		T.later_conn = c;
 		ev_timer_set(&T.later_timer, 0.02, 0.);
 		ev_timer_start(T.loop, &T.later_timer);
+	} else if (strcmp(line, "ASYNC") == 0) {
+		conn_hold(c);
+		conn_pause(c);
+		T.async_conn = c;
+		conn_puts(c, "ASYNCSTART\r\n");
 	} else if (strcmp(line, "RELOADS") == 0) {
 		conn_printf(c, "RELOADS %d\r\n", T.reloads);
 	} else if (strcmp(line, "TIMEOUT") == 0) {
@@ -243,6 +260,12 @@ d_shutdown(struct conn *c, void *sess)
 {
 	T.shutdowns++;
 	conn_puts(c, "SHUTDOWN\r\n");
+	/* The job in flight finishes only now: the conn must still be open
+	   for its reply. */
+	if (T.async_conn == c) {
+		ev_timer_set(&T.async_timer, 0., 0.);
+		ev_timer_start(T.loop, &T.async_timer);
+	}
 }
 
 static void
@@ -599,6 +622,7 @@ setup(void **state)
 	assert_true(T.port > 0 && T.tls_port > 0 && T.port != T.tls_port);
 	ev_timer_init(&T.resume_timer, resume_cb, 0.05, 0.);
 	ev_timer_init(&T.later_timer, later_cb, 0.02, 0.);
+	ev_timer_init(&T.async_timer, async_cb, 0., 0.);
 	ev_async_init(&T.client_done, client_done_cb);
 	ev_async_start(T.loop, &T.client_done);
 	return 0;
@@ -611,6 +635,7 @@ teardown(void **state)
 
 	ev_timer_stop(T.loop, &T.resume_timer);
 	ev_timer_stop(T.loop, &T.later_timer);
+	ev_timer_stop(T.loop, &T.async_timer);
 	ev_async_stop(T.loop, &T.client_done);
 	server_free(&T.srv);
 	assert_int_equal(T.accepted, T.closed);
@@ -669,6 +694,40 @@ cl_lines(void)
 		return "no EOF after QUIT";
 	cli_close(&k);
 	return NULL;
+}
+
+static const char *
+cl_lines_bytewise(void)
+{
+	struct cli k;
+	char script[512];
+	int one = 1;
+
+	if (cli_connect(&k, T.port) < 0)
+		return "connect";
+	setsockopt(k.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	EXPECT(&k, "HELLO plain");
+	/* One byte per segment: every split point, CR and LF apart, the
+	   overlong line detected while it is still arriving. */
+	snprintf(script, sizeof(script), "ab\r\ncd\n%0150d\r\nok\r\n\r\n"
+	    "a\rb\r\n", 0);
+	for (size_t i = 0; script[i] != '\0'; i++)
+		if (cli_send(&k, script + i, 1) < 0)
+			return "send";
+	EXPECT(&k, "ECHO 2 ab");
+	EXPECT(&k, "ECHO 2 cd");
+	EXPECT(&k, "ERR line too long");
+	EXPECT(&k, "ECHO 2 ok");
+	EXPECT(&k, "ECHO 0 ");
+	EXPECT(&k, "ECHO 3 a\rb");
+	cli_close(&k);
+	return NULL;
+}
+
+static void
+test_lines_bytewise(void **state)
+{
+	run_client(cl_lines_bytewise);
 }
 
 static void
@@ -1092,16 +1151,26 @@ test_compress(void **state)
 static const char *
 cl_shutdown(void)
 {
-	struct cli k;
+	struct cli k, b;
 
-	if (cli_connect(&k, T.port) < 0)
+	if (cli_connect(&k, T.port) < 0 || cli_connect(&b, T.port) < 0)
 		return "connect";
 	EXPECT(&k, "HELLO plain");
+	EXPECT(&b, "HELLO plain");
+	/* b is busy (paused, held) when the stop comes: it gets the reply
+	   of its job after the goodbye, then EOF. */
+	cli_puts(&b, "ASYNC\r\n");
+	EXPECT(&b, "ASYNCSTART");
 	kill(getpid(), SIGTERM);
 	EXPECT(&k, "SHUTDOWN");
 	if (!cli_eof(&k))
 		return "no EOF after shutdown";
+	EXPECT(&b, "SHUTDOWN");
+	EXPECT(&b, "ASYNCDONE");
+	if (!cli_eof(&b))
+		return "no EOF after shutdown of the busy conn";
 	cli_close(&k);
+	cli_close(&b);
 	return NULL;
 }
 
@@ -1114,8 +1183,8 @@ test_shutdown(void **state)
 	pthread_join(C.th, NULL);
 	if (C.result != NULL)
 		fail_msg("client: %s", C.result);
-	assert_int_equal(T.shutdowns, 1);
-	assert_int_equal(T.closed, 1);
+	assert_int_equal(T.shutdowns, 2);
+	assert_int_equal(T.closed, 2);
 }
 
 static void
@@ -1240,6 +1309,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lines_bytewise, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_raw, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backpressure, setup,
 		    teardown),
