@@ -31,7 +31,7 @@ static void
 on_reload(void *arg)
 {
 	(void)arg;
-	log_info("reload: certificate reloaded");
+	log_info("reload requested (certificate reloaded by the server)");
 }
 
 static bool
