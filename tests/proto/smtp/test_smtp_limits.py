@@ -255,3 +255,24 @@ def test_failed_auth_delay_then_421(pr):
     r.ehlo()
     c, _ = r.cmd("AUTH PLAIN " + plain_ir(ALICE))
     assert c == 421
+
+
+@pytest.mark.parametrize("key", ["smtp", "submission", "smtps"])
+def test_random_garbage(smtp, key):
+    """Random bytes (also as a TLS ClientHello on smtps): clear replies or
+    a clean close, never a crash; the daemon keeps serving."""
+    import random
+    rnd = random.Random(key)
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", smtp.port(key)), timeout=10)
+        try:
+            s.sendall(bytes(rnd.getrandbits(8) for _ in range(20000)))
+            s.settimeout(5)
+            while s.recv(65536):
+                pass
+        except (socket.timeout, ConnectionResetError, BrokenPipeError):
+            pass
+        finally:
+            s.close()
+    r = mx(smtp)
+    r.expect("QUIT", 221)
