@@ -174,7 +174,8 @@ conn_finalize(struct conn *c)
 
 	server_conn_unlink(s, c);
 	if (c->accepted && s->h->closed != NULL) {
-		c->refs = 1;	/* a hold/release inside closed() must not recurse */
+		/* A hold/release inside closed() must not recurse. */
+		c->refs = 1;
 		c->accepted = false;
 		s->h->closed(c, c->sess);
 	}

@@ -39,9 +39,9 @@ struct conn_handlers {
 	void (*timeout)(struct conn *c, void *sess);
 	/* The daemon is stopping: queue a goodbye (421 / * BYE / -ERR). The conn
 	   is then closed after flushing. A conn paused at that moment (waiting
-	   for a worker) stays open until its conn_resume(), so the reply of the
-	   work in flight still goes out; it is closed right after (or when the
-	   3 s of server_run's stop run out). May be NULL. */
+	   for a worker) stays open until its conn_resume(), so the reply of
+	   the work in flight still goes out; it is closed right after (or
+	   when the 3 s of server_run's stop run out). May be NULL. */
 	void (*shutdown)(struct conn *c, void *sess);
 	/* The connection is gone (peer closed, error, conn_close done, timeout).
 	   Free the session here. Never called while the conn is held

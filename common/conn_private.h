@@ -69,7 +69,7 @@ struct conn {
 	unsigned depth;             /* our callbacks running on this conn */
 	unsigned pauses;
 	uint8_t phase;
-	uint8_t hs_events;          /* EV_READ/EV_WRITE the handshake waits on */
+	uint8_t hs_events;          /* EV_READ/EV_WRITE the handshake wants */
 	bool implicit_tls : 1;
 	bool accepted : 1;          /* accept() returned a session */
 	bool skipping : 1;          /* discarding an overlong line up to LF */
@@ -111,7 +111,7 @@ struct server {
 	ev_timer accept_pause;      /* listeners off for a while after EMFILE */
 
 	struct conn *conns;
-	unsigned n_conns;           /* structs, including dead ones still held */
+	unsigned n_conns;           /* structs, with dead ones still held */
 	unsigned n_open;            /* counted toward the limits */
 	struct ip_count **ip_table;
 	uint64_t id_base, id_next;

@@ -190,7 +190,8 @@ fsw_rewatch(struct fsw_watch *w)
 static void
 fsw_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	char buf[4096]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
 	const struct inotify_event *ev;
 	struct fsw_watch *w;
 	struct fswatch *sub;

@@ -226,6 +226,7 @@ server_listen(struct server *s, const char *listen_list, int tag,
 	struct listen_addr *addrs = NULL;
 	struct addrinfo hints, *res, *ai;
 	char hostport[96];
+	const char *host;
 	size_t n = 0;
 	int r, ret = -1;
 
@@ -237,8 +238,10 @@ server_listen(struct server *s, const char *listen_list, int tag,
 		hints.ai_family = AF_UNSPEC;
 		hints.ai_socktype = SOCK_STREAM;
 		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-		r = getaddrinfo(addrs[i].host[0] != '\0' && strcmp(addrs[i].host,
-		    "*") != 0 ? addrs[i].host : NULL, addrs[i].port, &hints, &res);
+		host = addrs[i].host;
+		if (host[0] == '\0' || strcmp(host, "*") == 0)
+			host = NULL;
+		r = getaddrinfo(host, addrs[i].port, &hints, &res);
 		if (r != 0) {
 			snprintf(err, errlen, "cannot bind %s: %s", hostport,
 			    gai_strerror(r));
@@ -491,8 +494,8 @@ server_reload(struct server *s)
 	    s->cfg->tls_key != NULL &&
 	    server_tls_load(s, s->cfg->tls_cert, s->cfg->tls_key, err,
 	    sizeof(err)) < 0)
-		log_warnx("- tls reload failed, keeping the old certificate: %s",
-		    err);
+		log_warnx("- tls reload failed, keeping the old "
+		    "certificate: %s", err);
 }
 
 static void

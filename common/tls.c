@@ -50,7 +50,8 @@ server_tls_load(struct server *s, const char *cert, const char *key,
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
-	    SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	    SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		tls_err_string(why, sizeof(why));
@@ -65,8 +66,9 @@ server_tls_load(struct server *s, const char *cert, const char *key,
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		tls_err_string(why, sizeof(why));
-		snprintf(err, errlen, "key %s does not match certificate %s: %s",
-		    key, cert, why);
+		snprintf(err, errlen,
+		    "key %s does not match certificate %s: %s", key, cert,
+		    why);
 		goto fail;
 	}
 	/* Open connections keep a reference to the old context. */
