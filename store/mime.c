@@ -18,10 +18,12 @@ enum {
 	NODE_DIGEST = 0x02,     /* default type is message/rfc822 */
 	NODE_OPAQUE = 0x04,     /* too deep / too many parts: text/plain */
 	NODE_SYNTH = 0x08,      /* the empty part of a boundary-less multipart */
+	NODE_MSG = 0x10,        /* a message's own header (root, rfc822) */
 };
 
 struct mnode {
 	size_t hdr_off, hdr_len, body_off, body_len;
+	size_t floor;           /* the body cannot end before this */
 	uint32_t skip;
 	uint8_t kind, cte, charset, flags;
 };
@@ -57,6 +59,7 @@ struct mctype {
 /* The Content-* fields of one entity (value NULL when absent). */
 struct part_hdr {
 	struct mime_field ctype, cte, id, desc, md5, disp, lang, loc;
+	bool mime_version;
 };
 
 /* ---- Content-Type parsing ---------------------------------------------- */
@@ -328,6 +331,8 @@ part_hdr_read(const char *h, size_t n, struct part_hdr *ph)
 	memset(ph, 0, sizeof(*ph));
 	mime_hdr_iter_init(&it, h, n);
 	while (mime_hdr_next(&it, &f) == 1) {
+		if (mime_field_is(&f, "MIME-Version"))
+			ph->mime_version = true;
 		if (f.name_len < 8 || strncasecmp(f.name, "Content-", 8) != 0)
 			continue;
 		for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
@@ -340,6 +345,18 @@ part_hdr_read(const char *h, size_t n, struct part_hdr *ph)
 			}
 		}
 	}
+}
+
+/* A message's header is MIME only with MIME-Version or Content-Type;
+   otherwise Dovecot ignores its other Content-* fields, and so do we. A
+   part of a multipart is always MIME. */
+static void
+part_hdr_load(const char *msg, const struct mnode *nd, struct part_hdr *ph)
+{
+	part_hdr_read(msg + nd->hdr_off, nd->hdr_len, ph);
+	if ((nd->flags & NODE_MSG) && !ph->mime_version &&
+	    ph->ctype.value == NULL)
+		memset(ph, 0, sizeof(*ph));
 }
 
 /* The first token of Content-Transfer-Encoding, or NULL/0. */
@@ -467,7 +484,7 @@ classify(struct mctx *c, struct mnode *nd, struct bnd *b_r, bool *digest_r)
 	b_r->off = NO_BOUNDARY;
 	b_r->len = 0;
 	*digest_r = false;
-	part_hdr_read(c->msg + nd->hdr_off, nd->hdr_len, &ph);
+	part_hdr_load(c->msg, nd, &ph);
 	buf_reset(&c->sc);
 	parse_ctype(ph.ctype.value, ph.ctype.value_len, true, &c->sc, &ct);
 	tok = cte_token(&ph.cte, &tl);
@@ -510,12 +527,19 @@ classify(struct mctx *c, struct mnode *nd, struct bnd *b_r, bool *digest_r)
 static size_t parse_entity(struct mctx *c, size_t pos, int depth,
     uint8_t flags, int *m_r);
 
+/* Parses the parts of multipart node self. *floor_r: where its body may
+   end at the earliest, i.e. after the close delimiter line or the last
+   part's own floor (a line break they consumed is not the next
+   boundary's). */
 static size_t
 parse_multipart(struct mctx *c, size_t self, struct bnd b, bool digest,
-    int depth, int *m_r)
+    int depth, int *m_r, size_t *floor_r)
 {
 	size_t pos = c->nodes[self].body_off, own = c->nstack, nchild = 0;
+	size_t last = 0;
 	int m;
+
+	*floor_r = pos;
 
 	if (b.off == NO_BOUNDARY) {
 		pos = scan_to_boundary(c, pos, &m);
@@ -531,6 +555,7 @@ parse_multipart(struct mctx *c, size_t self, struct bnd b, bool digest,
 		    after[1] == '-') {
 			/* The close delimiter: the rest is epilogue. */
 			c->nstack = own;
+			*floor_r = nl;
 			pos = scan_to_boundary(c, nl, &m);
 			break;
 		}
@@ -540,11 +565,14 @@ parse_multipart(struct mctx *c, size_t self, struct bnd b, bool digest,
 			pos = scan_to_boundary(c, nl, &m);
 			continue;
 		}
+		last = c->n;
 		pos = parse_entity(c, nl, depth + 1, digest ? NODE_DIGEST : 0,
 		    &m);
 		nchild++;
 	}
 	c->nstack = own;
+	if (nchild > 0 && c->nodes[last].floor > *floor_r)
+		*floor_r = c->nodes[last].floor;
 out:
 	if (nchild == 0) {
 		/* Like Dovecot: one empty text/plain part. */
@@ -552,6 +580,7 @@ out:
 
 		c->nodes[k].hdr_off = c->nodes[self].body_off;
 		c->nodes[k].body_off = c->nodes[self].body_off;
+		c->nodes[k].floor = c->nodes[self].body_off;
 		c->nodes[k].flags = NODE_SYNTH | NODE_TEXT;
 		c->nodes[k].charset = MIME_CS_ASCII;
 		c->nodes[k].skip = (uint32_t)c->n;
@@ -584,20 +613,24 @@ parse_entity(struct mctx *c, size_t pos, int depth, uint8_t flags, int *m_r)
 		nd->charset = MIME_CS_ASCII;
 		nd->cte = MIME_CTE_PLAIN;
 	}
+	floor = body_off;
 	if (nd->kind == MIME_KIND_MULTI) {
-		end = parse_multipart(c, self, b, digest, depth, &m);
+		end = parse_multipart(c, self, b, digest, depth, &m, &floor);
 		if (b.off != NO_BOUNDARY)
 			c->bbuf.len = b.off;
 	} else if (nd->kind == MIME_KIND_MESSAGE) {
-		end = parse_entity(c, body_off, depth + 1, 0, &m);
+		end = parse_entity(c, body_off, depth + 1, NODE_MSG, &m);
+		floor = c->nodes[self + 1].floor;
 	} else {
 		end = scan_to_boundary(c, body_off, &m);
 	}
 	/* At the end of the message the last line break is body. Before a
-	   boundary it is the boundary's, unless a header that ended at the
-	   boundary (a part without blank line) already took it. */
-	floor = c->nodes[c->n - 1].body_off;
+	   boundary it is the boundary's, unless something inside already
+	   took it: a header that ended at the boundary (a part without
+	   blank line) or a close delimiter line right before it (Dovecot
+	   counts it so). */
 	nd = &c->nodes[self];   /* nodes may have moved */
+	nd->floor = floor;
 	nd->body_len = (m >= 0 ? body_end(c, floor, end) : end) - body_off;
 	nd->skip = (uint32_t)c->n;
 	*m_r = m;
@@ -707,14 +740,13 @@ static size_t
 write_node(struct mctx *c, size_t i, struct buf *bs, struct buf *b)
 {
 	const struct mnode nd = c->nodes[i];
-	const char *h = c->msg + nd.hdr_off;
 	struct part_hdr ph;
 	struct mctype ct;
 	size_t from, j, tl;
 	bool text = false;
 	const char *tok;
 
-	part_hdr_read(h, nd.hdr_len, &ph);
+	part_hdr_load(c->msg, &nd, &ph);
 	buf_reset(&c->sc);
 	parse_ctype(ph.ctype.value, ph.ctype.value_len, true, &c->sc, &ct);
 	if (nd.kind == MIME_KIND_MULTI) {
@@ -890,7 +922,7 @@ mime_parse(const char *msg, size_t len, struct mime_info *info)
 	c.len = len;
 	buf_init(&c.bbuf);
 	buf_init(&c.sc);
-	parse_entity(&c, 0, 0, 0, &m);
+	parse_entity(&c, 0, 0, NODE_MSG, &m);
 	mime_envelope_write(&info->envelope, msg, c.nodes[0].hdr_len);
 	write_node(&c, 0, &info->bodystructure, &info->body);
 	write_table(&c, &info->parts);

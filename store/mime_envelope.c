@@ -255,9 +255,9 @@ a_element(struct aparse *a, bool in_group)
 	}
 }
 
-/* mailbox *("," mailbox), up to ';' in a group. An empty element is an
-   error (Dovecot fills one empty address and stops); a trailing comma is
-   not. */
+/* mailbox *("," mailbox), up to ';' in a group. An empty element gets
+   an empty address (Dovecot's fill-missing), a trailing comma does not;
+   junk after an address ends the field. */
 static bool
 a_list_items(struct aparse *a, bool in_group)
 {
@@ -269,10 +269,13 @@ a_list_items(struct aparse *a, bool in_group)
 			a->p++;
 			return true;
 		}
-		if (*a->p == ',' || *a->p == ';') {
+		if (*a->p == ',') {
 			a_emit(a, NULL, NULL, NULL, NULL, false);
-			return false;
+			a->p++;
+			continue;
 		}
+		if (*a->p == ';')
+			return false;
 		if (!a_element(a, in_group))
 			return false;
 		a_cfws(a);
