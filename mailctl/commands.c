@@ -370,11 +370,6 @@ cmd_mailbox_list(struct mailctl *m)
 	return EXIT_OK;
 }
 
-/* TEMPORARY while store/ is being written in parallel: weak, so that
-   mailctl links before store_reindex_user exists. Remove once it does. */
-extern __typeof__(store_reindex_user) store_reindex_user
-    __attribute__((weak));
-
 int
 cmd_reindex(struct mailctl *m)
 {
@@ -385,10 +380,6 @@ cmd_reindex(struct mailctl *m)
 
 	if ((r = address_arg(m->args[0], addr, sizeof(addr))) != 0)
 		return r;
-	if (store_reindex_user == NULL) {
-		mailctl_err("reindex: not available in this build");
-		return EXIT_FAIL;
-	}
 	memset(&stats, 0, sizeof(stats));
 	e = store_reindex_user(m->st, addr, &stats);
 	if (e == STORE_ENOTFOUND) {
