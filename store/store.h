@@ -83,7 +83,8 @@ enum store_err store_domain_list(struct store *st, store_str_cb *cb, void *arg);
 bool store_domain_is_local(struct store *st, const char *domain);
 
 /* pw_hash: an Argon2id string from pw_hash() (auth.h). Creates the maildir
-   and INBOX, Drafts, Sent, Trash, Junk, Archive (with special-use).
+   and INBOX, Drafts, Sent, Trash, Junk, Archive (with special-use), all
+   subscribed.
    STORE_EPERM if the domain is not local or the local part is invalid
    ([a-z0-9._-], no leading dot), STORE_EEXISTS if taken by a user or alias. */
 enum store_err store_user_add(struct store *st, const char *address,

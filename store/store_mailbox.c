@@ -649,11 +649,39 @@ fail:
 	return e;
 }
 
+struct path_list {
+	char **p;
+	size_t n;
+};
+
+static void
+path_list_add(struct path_list *l, const char *path)
+{
+	l->p = xrealloc(l->p, (l->n + 1) * sizeof(char *));
+	l->p[l->n++] = xstrdup(path);
+}
+
+static void
+path_list_free(struct path_list *l, bool do_unlink)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (do_unlink)
+			unlink(l->p[i]);
+		free(l->p[i]);
+	}
+	free(l->p);
+	l->p = NULL;
+	l->n = 0;
+}
+
 /* Moves every message of src into dst (same user), keeping UIDs: used for
-   RENAME INBOX, where dst is brand new with its own UIDVALIDITY. */
+   RENAME INBOX, where dst is brand new with its own UIDVALIDITY. Files are
+   linked now (added to *linked) and the old names unlinked only after the
+   commit (added to *old), so a failed commit loses nothing. */
 static enum store_err
 move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
-    const char *sdir, struct mbox_rec *dst, const char *ddir)
+    const char *sdir, struct mbox_rec *dst, const char *ddir,
+    struct path_list *linked, struct path_list *old)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -697,10 +725,12 @@ move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
 		if (msg_find_path(sdir, src, &m, from, sizeof(from)) == 0) {
 			msg_file_name(dst, &m, fname, sizeof(fname));
 			snprintf(to, sizeof(to), "%s/cur/%s", ddir, fname);
-			if (rename(from, to) < 0) {
-				e = store_errno_err("rename message");
+			if (link(from, to) < 0) {
+				e = store_errno_err("link message");
 				break;
 			}
+			path_list_add(linked, to);
+			path_list_add(old, from);
 		}
 		buf_init(&b);
 		msg_rec_encode(&m, &b);
@@ -741,7 +771,7 @@ move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
 
 static enum store_err
 rename_inbox(struct store *st, MDB_txn *txn, struct user_rec *u,
-    const char *new_name)
+    const char *new_name, struct path_list *linked, struct path_list *old)
 {
 	struct mbox_rec inbox, dst;
 	char sdir[4096], ddir[4096];
@@ -760,11 +790,11 @@ rename_inbox(struct store *st, MDB_txn *txn, struct user_rec *u,
 	if ((e = mbox_dir(st, txn, &inbox, sdir, sizeof(sdir))) != STORE_OK ||
 	    (e = mbox_dir(st, txn, &dst, ddir, sizeof(ddir))) != STORE_OK)
 		return e;
-	if ((e = move_all_messages(st, txn, &inbox, sdir, &dst, ddir)))
+	if ((e = move_all_messages(st, txn, &inbox, sdir, &dst, ddir, linked,
+	    old)) != STORE_OK)
 		return e;
 	if (mbox_file_write(ddir, &dst) < 0)
 		return store_errno_err("mailbox file");
-	fsync_dir(sdir);
 	char cur[4200];
 	snprintf(cur, sizeof(cur), "%s/cur", ddir);
 	fsync_dir(cur);
@@ -783,6 +813,7 @@ store_mailbox_rename(struct store *st, uint32_t user_id, const char *old_name,
 	struct user_rec u;
 	uint32_t *ids = NULL, *moved = NULL;
 	size_t n = 0, nmoved = 0;
+	struct path_list linked = { 0 }, old = { 0 };
 	enum store_err e;
 	uint32_t id;
 
@@ -809,7 +840,7 @@ store_mailbox_rename(struct store *st, uint32_t user_id, const char *old_name,
 		goto fail;
 	}
 	if (strcmp(on, "INBOX") == 0) {
-		if ((e = rename_inbox(st, txn, &u, nn)) != STORE_OK)
+		if ((e = rename_inbox(st, txn, &u, nn, &linked, &old)))
 			goto fail;
 		mbox_lookup(st, txn, user_id, "INBOX", &id);
 		moved = xmalloc(sizeof(*moved));
@@ -865,13 +896,20 @@ store_mailbox_rename(struct store *st, uint32_t user_id, const char *old_name,
 		}
 	}
 commit:
-	if ((e = store_txn_commit(txn)) != STORE_OK)
+	if ((e = store_txn_commit(txn)) != STORE_OK) {
+		path_list_free(&linked, true);
+		path_list_free(&old, false);
 		goto out;
+	}
+	path_list_free(&linked, false);
+	path_list_free(&old, true);
 	for (size_t i = 0; i < nmoved; i++)
 		notify_touch(st, moved[i]);
 	goto out;
 fail:
 	mdb_txn_abort(txn);
+	path_list_free(&linked, true);
+	path_list_free(&old, false);
 out:
 	free(ids);
 	free(moved);
@@ -880,7 +918,7 @@ out:
 
 /* ---- subscriptions ---- */
 
-static void
+void
 subs_file_write(struct store *st, MDB_txn *txn, uint32_t user_id)
 {
 	struct user_rec u;
@@ -910,6 +948,20 @@ subs_file_write(struct store *st, MDB_txn *txn, uint32_t user_id)
 	snprintf(path, sizeof(path), "%s/" STORE_SUBS_FILE, dir);
 	write_file_atomic(path, b.data ? b.data : "", b.len);
 	buf_free(&b);
+}
+
+enum store_err
+subs_add_txn(struct store *st, MDB_txn *txn, uint32_t user_id,
+    const char *name)
+{
+	unsigned char key[4 + STORE_MAILBOX_NAME_MAX];
+	size_t kl;
+	int rc;
+
+	name_key(key, &kl, user_id, name);
+	MDB_val k = { kl, key }, v = { 0, "" };
+	rc = mdb_put(txn, st->db_subs, &k, &v, 0);
+	return rc ? store_mdb_err(rc, "subscription") : STORE_OK;
 }
 
 enum store_err

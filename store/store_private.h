@@ -184,6 +184,10 @@ void name_key(unsigned char *key, size_t *len_r, uint32_t user_id,
 enum store_err user_mbox_ids(struct store *st, MDB_txn *txn, uint32_t user_id,
     uint32_t **ids_r, size_t *n_r);
 void notify_touch(struct store *st, uint32_t mbox_id);
+/* Mirrors the user's subscriptions into postroom-subscriptions. */
+void subs_file_write(struct store *st, MDB_txn *txn, uint32_t user_id);
+enum store_err subs_add_txn(struct store *st, MDB_txn *txn, uint32_t user_id,
+    const char *name);
 void subs_restore_txn(struct store *st, MDB_txn *txn, uint32_t user_id,
     const char *udir);
 /* Deletes every message record, cache entry and tombstone of a mailbox;

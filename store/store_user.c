@@ -402,11 +402,16 @@ store_user_add(struct store *st, const char *address, const char *pw_hash,
 		struct mbox_rec mb;
 		e = mbox_create_txn(st, txn, &u, default_mailboxes[i],
 		    default_special[i], &mb);
+		/* Subscribed from the start: clients that show only
+		   subscribed folders (LSUB) must see them. */
+		if (e == STORE_OK)
+			e = subs_add_txn(st, txn, u.id, default_mailboxes[i]);
 		if (e != STORE_OK)
 			goto fail;
 	}
 	if ((e = user_rec_put(st, txn, &u)) != STORE_OK)
 		goto fail;
+	subs_file_write(st, txn, u.id);
 	if ((e = store_txn_commit(txn)) != STORE_OK)
 		return e;
 	if (user_r != NULL)

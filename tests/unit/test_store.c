@@ -331,16 +331,17 @@ test_mailboxes(void **state)
 	assert_int_equal(store_msg_open(f->st, mb.id, uid, &fd),
 	    STORE_ENOTFOUND);
 
-	/* Subscriptions by name, also for mailboxes that do not exist. */
+	/* Subscriptions by name, also for mailboxes that do not exist; the
+	   six default mailboxes start subscribed. */
 	assert_int_equal(store_subscription_set(f->st, a, "Ghost", true),
 	    STORE_OK);
 	assert_int_equal(store_subscription_set(f->st, a, "inbox", true),
 	    STORE_OK);
 	assert_int_equal(store_subscription_list(f->st, a, &names, &n),
 	    STORE_OK);
-	assert_int_equal(n, 2);
-	assert_string_equal(names[0], "Ghost");
-	assert_string_equal(names[1], "INBOX");
+	assert_int_equal(n, 7);
+	assert_string_equal(names[2], "Ghost");
+	assert_string_equal(names[3], "INBOX");
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
@@ -348,10 +349,15 @@ test_mailboxes(void **state)
 	assert_true(mb2.subscribed);
 	assert_int_equal(store_subscription_set(f->st, a, "Ghost", false),
 	    STORE_OK);
+	assert_int_equal(store_subscription_set(f->st, a, "Junk", false),
+	    STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, a, "Junk", &mb2), STORE_OK);
+	assert_false(mb2.subscribed);
 	assert_int_equal(store_subscription_list(f->st, a, &names, &n),
 	    STORE_OK);
-	assert_int_equal(n, 1);
-	free(names[0]);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
 	free(names);
 }
 
