@@ -559,6 +559,13 @@ parse_multipart(struct mctx *c, size_t self, struct bnd b, bool digest,
 			pos = scan_to_boundary(c, nl, &m);
 			break;
 		}
+		if (nl == c->len && c->msg[nl - 1] != '\n') {
+			/* A delimiter on an unfinished last line starts no
+			   part (Dovecot waits for its line end). */
+			pos = c->len;
+			m = -1;
+			break;
+		}
 		if (c->n >= MIME_MAX_PARTS) {
 			/* Out of parts: the rest up to the close delimiter
 			   belongs to no part. */
