@@ -375,3 +375,41 @@ def test_retr_marks_seen_at_quit(inst):
     assert r.cmd("QUIT").startswith(b"+OK")
     assert r.is_closed()
     assert seen_flags(user) == [False, True]
+
+
+def test_sighup_reloads_certificate():
+    import os
+    import shutil
+    import ssl as ssl_mod
+    import subprocess
+    import time
+    p = Postroom()
+    try:
+        cert, key = os.path.join(p.dir, "cert.pem"), os.path.join(p.dir, "key.pem")
+        shutil.copy(p.cert, cert)
+        shutil.copy(p.key, key)
+        p.write_config(tls_cert=cert, tls_key=key)
+        p.start("pop3d")
+
+        def served():
+            s = p.connect("pop3s", tls=True)
+            der = s.getpeercert(binary_form=True)
+            s.close()
+            return der
+
+        before = served()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", key + ".new", "-out", cert + ".new", "-days", "2",
+                        "-subj", "/CN=reloaded.example.test"], check=True, capture_output=True)
+        os.replace(key + ".new", key)
+        os.replace(cert + ".new", cert)
+        p.signal("pop3d", signal.SIGHUP)
+        for _ in range(100):
+            if served() != before:
+                break
+            time.sleep(0.1)
+        after = served()
+        assert after != before
+        assert ssl_mod.DER_cert_to_PEM_cert(after) == open(cert).read()
+    finally:
+        p.stop_all()
