@@ -182,6 +182,15 @@ cmd_user_add(struct mailctl *m)
 		mailctl_err("'%s' is already a user or an alias", addr);
 		return EXIT_FAIL;
 	}
+	if (e == STORE_EPERM) {
+		/* The domain is local (checked above): the name is the
+		   problem. '+' is refused because "user+tag" is delivered to
+		   "user". */
+		*strrchr(addr, '@') = '\0';
+		mailctl_err("invalid user name '%s' (use a-z, 0-9, '.', '_' "
+		    "and '-', not starting with '.')", addr);
+		return EXIT_FAIL;
+	}
 	return e == STORE_OK ? EXIT_OK : store_fail(addr, e);
 }
 

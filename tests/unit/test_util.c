@@ -1,5 +1,6 @@
 /* Unit tests for common/util.c, common/log.c (log_escape) and common/auth.c:
    table-driven, each table row is one case. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "auth.h"
@@ -373,6 +377,73 @@ test_log_level(void **state)
 	log_set_level(LOG_LVL_INFO);
 }
 
+#define LOG_THREADS 8
+#define LOG_LINES 200
+
+static void *
+log_thread(void *arg)
+{
+	int id = (int)(intptr_t)arg, i;
+
+	for (i = 0; i < LOG_LINES; i++)
+		log_info("t%d line %d %s", id, i,
+		    "padding-padding-padding-padding-padding-padding");
+	return NULL;
+}
+
+/* Lines from many threads arrive whole (one write(2) each), with the
+   "<name> <level> <message>" shape, and embedded newlines cannot forge a
+   second line. */
+static void
+test_log_lines(void **state)
+{
+	char path[] = "/tmp/test_log.XXXXXX";
+	pthread_t th[LOG_THREADS];
+	int fd, saved, i, lines = 0;
+	char *text, *line, *save = NULL;
+	struct buf b;
+	char chunk[4096];
+	ssize_t n;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	log_init("unit", LOG_LVL_INFO);
+	for (i = 0; i < LOG_THREADS; i++)
+		pthread_create(&th[i], NULL, log_thread, (void *)(intptr_t)i);
+	for (i = 0; i < LOG_THREADS; i++)
+		pthread_join(th[i], NULL);
+	log_warnx("multi\nline\r%s", "end");
+	errno = ENOENT;
+	log_warn("open %s", "x");
+	log_debug("hidden");
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+
+	buf_init(&b);
+	lseek(fd, 0, SEEK_SET);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_append(&b, chunk, (size_t)n);
+	close(fd);
+	unlink(path);
+	assert_non_null(strstr(b.data, "unit warn multi line end\n"));
+	assert_non_null(strstr(b.data, "unit warn open x: No such file"));
+	assert_null(strstr(b.data, "hidden"));
+	text = b.data;   /* strtok_r cuts it up from here on */
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		lines++;
+		if (lines <= LOG_THREADS * LOG_LINES) {
+			assert_true(strncmp(line, "unit info t", 11) == 0);
+			assert_non_null(strstr(line, " padding-padding-padding-"
+			    "padding-padding-padding"));
+		}
+	}
+	assert_int_equal(lines, LOG_THREADS * LOG_LINES + 2);
+	buf_free(&b);
+}
+
 static void
 test_pw(void **state)
 {
@@ -440,6 +511,7 @@ main(void)
 		cmocka_unit_test(test_address),
 		cmocka_unit_test(test_log_escape),
 		cmocka_unit_test(test_log_level),
+		cmocka_unit_test(test_log_lines),
 		cmocka_unit_test(test_pw),
 		cmocka_unit_test(test_throttle),
 	};

@@ -221,6 +221,12 @@ def test_user_add_errors(pr):
                 "a@@example.test"]:
         assert_fail(run(pr, "user", "add", bad, "--password-stdin",
                         input="pw\n"), 1, "invalid address")
+    for bad in ["a+tag@example.test", ".dot@example.test"]:
+        assert_fail(run(pr, "user", "add", bad, "--password-stdin",
+                        input="pw\n"), 1, "invalid")
+    assert_fail(run(pr, "user", "add", "a+tag@example.test",
+                    "--password-stdin", input="pw\n"), 1,
+                "invalid user name 'a+tag'")
     assert_fail(run(pr, "user", "add", "e@example.test", "--password-stdin",
                     input="\n"), 1, "empty password")
     assert_fail(run(pr, "user", "add", "e@example.test", "--password-stdin",
