@@ -125,7 +125,9 @@ imap_append_literal_begin(struct imap_session *s, const char *tag,
 		goto out;
 	}
 	if (s->append != NULL) {
-		reply(tag, s, "BAD APPEND already in progress");
+		/* a second message literal in one command (MULTIAPPEND) */
+		imap_append_free(&s->append);
+		reply(tag, s, "BAD One message per APPEND");
 		goto out;
 	}
 	/* imap_mailbox_arg replies through s->tag, which the session set */

@@ -58,6 +58,8 @@ struct imap_fetch {
 	bool have_cache;
 	uint64_t stream_off, stream_left;
 	char *chunk;
+	struct buf hdr;         /* the message header, read once per message */
+	bool hdr_loaded;
 };
 
 static void
@@ -80,6 +82,10 @@ msg_release(struct imap_fetch *f)
 	if (f->have_cache)
 		store_msg_cache_free(&f->cache);
 	f->have_cache = false;
+	f->hdr_loaded = false;
+	buf_reset(&f->hdr);
+	if (f->hdr.cap > 65536)
+		buf_free(&f->hdr);
 }
 
 void
@@ -97,6 +103,7 @@ imap_fetch_free(struct imap_fetch **fp)
 	free(f->idx);
 	free(f->seen_changed);
 	free(f->chunk);
+	buf_free(&f->hdr);
 	free(f);
 	*fp = NULL;
 }
@@ -299,7 +306,9 @@ parse_item(struct imap_fetch *f, const struct imap_arg *a)
 	}
 	if (it.type == FI_SECTION) {
 		f->need_fd = true;
-		if (it.kind != SEC_ALL || it.depth > 0)
+		/* the top-level header is found by reading the file; only
+		   nested parts need the cached part table */
+		if (it.depth > 0)
 			f->need_cache = true;
 		it.label = buf_steal(&label);
 	}
@@ -394,6 +403,41 @@ filter_header(const struct fitem *it, const char *hdr, size_t len,
 	buf_puts(out, "\r\n");
 }
 
+/* Reads the top-level header (up to and including the blank line, at most
+   HEADER_READ_MAX) into f->hdr. */
+static void
+load_header(struct imap_fetch *f)
+{
+	char tmp[16384];
+	uint64_t off = 0;
+	ssize_t r;
+
+	if (f->hdr_loaded)
+		return;
+	f->hdr_loaded = true;
+	buf_reset(&f->hdr);
+	while (f->hdr.len < HEADER_READ_MAX &&
+	    (r = pread(f->fd, tmp, sizeof(tmp), (off_t)off)) > 0) {
+		size_t from = f->hdr.len > 3 ? f->hdr.len - 3 : 0;
+		const char *e;
+
+		buf_append(&f->hdr, tmp, (size_t)r);
+		off += (uint64_t)r;
+		if (f->hdr.len >= 2 && from == 0 && f->hdr.data[0] == '\r' &&
+		    f->hdr.data[1] == '\n') {
+			f->hdr.len = 2;     /* empty header */
+			break;
+		}
+		e = memmem(f->hdr.data + from, f->hdr.len - from, "\r\n\r\n", 4);
+		if (e != NULL) {
+			f->hdr.len = (size_t)(e - f->hdr.data) + 4;
+			break;
+		}
+	}
+	if (f->hdr.data != NULL)
+		f->hdr.data[f->hdr.len] = '\0';
+}
+
 /* The byte range of the item's section in the message file, or the bytes
    themselves in mem (HEADER.FIELDS). -1 if the part does not exist. */
 static int
@@ -409,6 +453,24 @@ locate(struct imap_fetch *f, const struct fitem *it, uint64_t fsize,
 		*off_r = 0;
 		*len_r = fsize;
 		return 0;
+	}
+	if (it->depth == 0) {
+		load_header(f);
+		switch (it->kind) {
+		case SEC_HEADER:
+			*off_r = 0;
+			*len_r = f->hdr.len;
+			return 0;
+		case SEC_TEXT:
+			*off_r = f->hdr.len;
+			*len_r = fsize > f->hdr.len ? fsize - f->hdr.len : 0;
+			return 0;
+		default:
+			filter_header(it, f->hdr.data ? f->hdr.data : "", f->hdr.len,
+			    mem);
+			*use_mem = true;
+			return 0;
+		}
 	}
 	if (!f->have_cache || mime_section_find(f->cache.parts,
 	    f->cache.parts_len, it->path, it->depth, &sp) < 0) {
@@ -555,13 +617,10 @@ write_items(struct imap_session *s, struct imap_fetch *f)
 				    f->cache.bodystructure);
 				break;
 			case FI_SECTION: {
-				struct stat st;
-				uint64_t off = 0, len = 0, fsize;
+				uint64_t off = 0, len = 0, fsize = m->size;
 				struct buf mem;
 				bool use_mem;
 
-				fsize = fstat(f->fd, &st) == 0 ? (uint64_t)st.st_size :
-				    m->size;
 				buf_init(&mem);
 				locate(f, it, fsize, &off, &len, &mem, &use_mem);
 				if (use_mem) {

@@ -123,18 +123,9 @@ store_done(struct imap_session *s, void *arg)
 	}
 	buf_init(&b);
 	if (j->have_mb && j->mb.nkeywords != v->mb.nkeywords) {
-		unsigned k;
-
 		v->mb.nkeywords = j->mb.nkeywords;
 		memcpy(v->mb.keywords, j->mb.keywords, sizeof(v->mb.keywords));
-		buf_puts(&b, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-		for (k = 0; k < v->mb.nkeywords; k++)
-			buf_printf(&b, " %s", v->mb.keywords[k]);
-		buf_puts(&b, ")\r\n* OK [PERMANENTFLAGS (\\Answered \\Flagged "
-		    "\\Deleted \\Seen \\Draft");
-		for (k = 0; k < v->mb.nkeywords; k++)
-			buf_printf(&b, " %s", v->mb.keywords[k]);
-		buf_puts(&b, " \\*)] Flags permitted\r\n");
+		imap_buf_flags_update(&b, v);
 	}
 	for (i = 0; i < j->n; i++) {
 		uint32_t msn;

@@ -590,6 +590,24 @@ send_expunges(struct imap_session *s)
 }
 
 void
+imap_buf_flags_update(struct buf *b, const struct imap_view *v)
+{
+	unsigned k;
+
+	buf_puts(b, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (k = 0; k < v->mb.nkeywords; k++)
+		buf_printf(b, " %s", v->mb.keywords[k]);
+	buf_puts(b, ")\r\n* OK [PERMANENTFLAGS (");
+	if (!v->readonly) {
+		buf_puts(b, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+		for (k = 0; k < v->mb.nkeywords; k++)
+			buf_printf(b, " %s", v->mb.keywords[k]);
+		buf_puts(b, " \\*");
+	}
+	buf_puts(b, ")] Flags permitted\r\n");
+}
+
+void
 imap_view_sync(struct imap_session *s, bool allow_expunge)
 {
 	struct imap_view *v = s->sel;
@@ -597,7 +615,7 @@ imap_view_sync(struct imap_session *s, bool allow_expunge)
 	struct store_mailbox mb;
 	size_t nch = 0, i, nchanged = 0, recent = 0;
 	uint32_t last_uid, *changed = NULL;
-	bool need_claim = false;
+	bool need_claim = false, new_keywords = false;
 	struct buf b;
 
 	if (v->dirty || s->force_sync) {
@@ -643,6 +661,7 @@ imap_view_sync(struct imap_session *s, bool allow_expunge)
 			}
 		}
 		free(ch);
+		new_keywords = mb.nkeywords != v->mb.nkeywords;
 		v->mb = mb;
 		if (mb.messages != v->n - v->npending_expunge)
 			view_find_expunged(s);
@@ -652,6 +671,8 @@ report:
 	if (allow_expunge && v->npending_expunge)
 		send_expunges(s);
 	buf_init(&b);
+	if (new_keywords)
+		imap_buf_flags_update(&b, v);
 	if (v->n != v->reported_exists) {
 		buf_printf(&b, "* %zu EXISTS\r\n", v->n);
 		v->reported_exists = (uint32_t)v->n;

@@ -191,6 +191,8 @@ void imap_buf_string(struct buf *b, const char *str, size_t len);
 void imap_buf_nstring(struct buf *b, const char *str, size_t len);
 /* A mailbox name (UTF-8 internally) as modified UTF-7 string. */
 void imap_buf_mailbox(struct buf *b, const char *utf8_name);
+/* The untagged FLAGS and PERMANENTFLAGS lines of the view's mailbox. */
+void imap_buf_flags_update(struct buf *b, const struct imap_view *v);
 /* "(\Seen \Flagged kw1 ...)" with \Recent from IMAP_VF_RECENT. */
 void imap_buf_flags(struct buf *b, const struct imap_view *v,
     uint32_t flags, uint32_t keywords);
