@@ -4,7 +4,8 @@
    kernel-chosen ports and prints "PORTS <plain> <tls>". Each connection gets
    a one-line greeting and a 64-byte session. Commands on any connection:
    STATS -> "STATS conns=N heap=BYTES rss=KIB", TRIM -> conn_trim() on every
-   connection, then "TRIMMED". Driven by bench/conn_mem.py. */
+   other connection, then "TRIMMED", COMPRESS -> COMPRESS=DEFLATE on,
+   NOOP -> "OK noop". Driven by bench/conn_mem.py. */
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,11 @@ on_input(struct conn *c, void *arg)
 			mi = mallinfo2();
 			conn_printf(c, "STATS conns=%u heap=%zu rss=%ld\r\n",
 			    server_conn_count(srv), mi.uordblks, rss_kib());
+		} else if (strcmp(line, "COMPRESS") == 0) {
+			conn_puts(c, "OK deflate\r\n");
+			conn_start_compress(c);
+		} else if (strcmp(line, "NOOP") == 0) {
+			conn_puts(c, "OK noop\r\n");
 		} else if (strcmp(line, "TRIM") == 0) {
 			for (struct sess *s = all; s != NULL; s = s->next)
 				if (s->c != c)

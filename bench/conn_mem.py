@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import zlib
 
 
 def stats(ctrl):
@@ -25,7 +26,29 @@ def trim(ctrl):
     assert ctrl.makefile("rb").readline().startswith(b"TRIMMED")
 
 
-def measure(ctrl, port, n, tls):
+def readline(s):
+    buf = b""
+    while not buf.endswith(b"\r\n"):
+        buf += s.recv(1)
+    return buf
+
+
+def compress(s):
+    """COMPRESS=DEFLATE as Thunderbird does after login, then one
+    compressed command and its compressed reply."""
+    s.sendall(b"COMPRESS\r\n")
+    assert readline(s).startswith(b"OK")
+    co = zlib.compressobj(6, zlib.DEFLATED, -15)
+    do = zlib.decompressobj(-15)
+    s.sendall(co.compress(b"NOOP\r\n") + co.flush(zlib.Z_SYNC_FLUSH))
+    out = b""
+    while not out.endswith(b"\r\n"):
+        out += do.decompress(s.recv(100))
+    assert out.startswith(b"OK noop"), out
+    return (s, co, do)
+
+
+def measure(ctrl, port, n, tls, z=False):
     ctx = None
     if tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -37,18 +60,16 @@ def measure(ctrl, port, n, tls):
         s = socket.create_connection(("127.0.0.1", port))
         if ctx:
             s = ctx.wrap_socket(s)
-        buf = b""
-        while not buf.endswith(b"\r\n"):
-            buf += s.recv(100)
-        socks.append(s)
+        readline(s)
+        socks.append(compress(s) if z else s)
     after = stats(ctrl)
     trim(ctrl)
     trimmed = stats(ctrl)
     for s in socks:
-        s.close()
-    name = "tls" if tls else "plain"
+        (s[0] if z else s).close()
+    name = ("tls" if tls else "plain") + ("+deflate" if z else "")
     d = lambda a, k: (a[k] - base[k]) / n
-    print(f"{name:5} n={n}: heap/conn={d(after, 'heap'):.0f} B "
+    print(f"{name:12} n={n}: heap/conn={d(after, 'heap'):.0f} B "
           f"rss/conn={d(after, 'rss') * 1024:.0f} B | after conn_trim: "
           f"heap/conn={d(trimmed, 'heap'):.0f} B "
           f"rss/conn={d(trimmed, 'rss') * 1024:.0f} B")
@@ -67,6 +88,7 @@ def main():
         ctrl.recv(100)
         measure(ctrl, int(plain), n, False)
         measure(ctrl, int(tls), n, True)
+        measure(ctrl, int(tls), n, True, z=True)
         ctrl.close()
     finally:
         proc.terminate()

@@ -2,13 +2,19 @@
    header) both ways, sitting inside TLS: app data -> deflate -> TLS on the
    way out, TLS -> inflate -> input buffer on the way in. Output is
    Z_SYNC_FLUSHed at the end of each write batch so the peer can always
-   decode every reply it has received. */
+   decode every reply it has received.
+   conn_trim() (a session going IDLE) drops both zlib states: a raw deflate
+   stream is just a run of blocks, so after a sync flush a fresh deflater
+   can continue it, and a fresh inflater primed with the saved window
+   (often a few KiB of commands) continues the peer's stream as long as we
+   stopped at a block boundary. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <zlib.h>
 
 #include "conn_private.h"
+#include "log.h"
 #include "util.h"
 
 /* Compressed bytes read from the socket and not yet inflated. */
@@ -22,11 +28,42 @@
 
 struct conn_z {
 	z_stream in, out;
+	bool in_live, out_live;     /* the zlib state is allocated */
+	char *dict;                 /* inflate window saved by z_conn_trim */
+	uInt dict_len;
 	char *raw;
 	uint32_t raw_start, raw_end, raw_cap;
 	bool in_more;       /* inflate filled its output: it may have more */
 	bool dirty;         /* deflated since the last sync flush */
 };
+
+static int
+z_deflate_init(struct conn_z *z)
+{
+	memset(&z->out, 0, sizeof(z->out));
+	if (deflateInit2(&z->out, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+	    DEFLATE_WBITS, DEFLATE_MEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -1;
+	z->out_live = true;
+	return 0;
+}
+
+static int
+z_inflate_init(struct conn_z *z)
+{
+	int r;
+
+	memset(&z->in, 0, sizeof(z->in));
+	if (inflateInit2(&z->in, -15) != Z_OK)
+		return -1;
+	z->in_live = true;
+	r = z->dict != NULL ? inflateSetDictionary(&z->in, (Bytef *)z->dict,
+	    z->dict_len) : Z_OK;
+	free(z->dict);
+	z->dict = NULL;
+	z->dict_len = 0;
+	return r == Z_OK ? 0 : -1;
+}
 
 int
 conn_start_compress(struct conn *c)
@@ -41,8 +78,8 @@ conn_start_compress(struct conn *c)
 		free(z);
 		return -1;
 	}
-	if (deflateInit2(&z->out, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
-	    DEFLATE_WBITS, DEFLATE_MEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK) {
+	z->in_live = true;
+	if (z_deflate_init(z) < 0) {
 		inflateEnd(&z->in);
 		free(z);
 		return -1;
@@ -73,8 +110,11 @@ z_conn_free(struct conn *c)
 {
 	struct conn_z *z = c->z;
 
-	inflateEnd(&z->in);
-	deflateEnd(&z->out);
+	if (z->in_live)
+		inflateEnd(&z->in);
+	if (z->out_live)
+		deflateEnd(&z->out);
+	free(z->dict);
 	free(z->raw);
 	free(z);
 	c->z = NULL;
@@ -100,6 +140,9 @@ void
 z_conn_write(struct conn *c, const void *p, size_t len)
 {
 	z_stream *s = &c->z->out;
+
+	if (!c->z->out_live && z_deflate_init(c->z) < 0)
+		fatalx("compress: cannot allocate a deflate stream");
 
 	while (len > 0) {
 		size_t chunk = len > (1u << 30) ? (1u << 30) : len;
@@ -164,6 +207,8 @@ z_conn_inflate(struct conn *c)
 		room = conn_in_space(c, &p);
 		if (room == 0)
 			break;
+		if (!z->in_live && z_inflate_init(z) < 0)
+			return -1;
 		z->in.next_in = (Bytef *)z->raw + z->raw_start;
 		z->in.avail_in = z->raw_end - z->raw_start;
 		z->in.next_out = (Bytef *)p;
@@ -203,5 +248,26 @@ z_conn_trim(struct conn *c)
 		free(z->raw);
 		z->raw = NULL;
 		z->raw_start = z->raw_end = z->raw_cap = 0;
+	}
+	if (z->out_live) {
+		/* Everything deflated so far goes into the output queue. */
+		z_conn_flush(c);
+		deflateEnd(&z->out);
+		z->out_live = false;
+	}
+	/* data_type 128: the inflater waits for a block header on a byte
+	   boundary, outside a final block; only then can a fresh one take
+	   over. */
+	if (z->in_live && z->raw_end == z->raw_start && !z->in_more &&
+	    z->in.data_type == 128) {
+		uInt n = 0;
+
+		inflateGetDictionary(&z->in, NULL, &n);
+		z->dict = n > 0 ? xmalloc(n) : NULL;
+		z->dict_len = n;
+		if (n > 0)
+			inflateGetDictionary(&z->in, (Bytef *)z->dict, &n);
+		inflateEnd(&z->in);
+		z->in_live = false;
 	}
 }

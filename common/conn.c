@@ -789,6 +789,10 @@ conn_trim(struct conn *c)
 {
 	if (c->phase == PH_DEAD)
 		return;
+	if (c->z != NULL)
+		z_conn_trim(c);	/* may queue the last deflated bytes */
+	if (out_pending(c) > 0 && c->depth == 0)
+		conn_kick(c);
 	if (c->in_end == c->in_start && c->in != NULL) {
 		free(c->in);
 		c->in = NULL;
@@ -799,8 +803,6 @@ conn_trim(struct conn *c)
 		c->out = NULL;
 		c->out_start = c->out_end = c->out_cap = 0;
 	}
-	if (c->z != NULL)
-		z_conn_trim(c);
 	/* Normally already done by SSL_MODE_RELEASE_BUFFERS; fails harmlessly
 	   if a record is half read or written. */
 	if (c->ssl != NULL && c->phase == PH_OPEN)

@@ -178,7 +178,10 @@ struct ev_loop *conn_loop(const struct conn *c);
 void *conn_session(const struct conn *c);
 
 /* Releases idle per-connection memory (OpenSSL buffers, empty input and
-   output buffers). Call when a session goes idle (IMAP IDLE). */
+   output buffers, and with COMPRESS both zlib states, ~100 KiB, which come
+   back transparently on the next byte). Call when a session goes idle
+   (IMAP IDLE). Must not be called while the daemon still uses a line it
+   got from conn_getline. */
 void conn_trim(struct conn *c);
 
 #endif
