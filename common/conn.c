@@ -132,7 +132,11 @@ conn_timer_reset(struct conn *c)
 		break;
 	case PH_HANDSHAKE:
 	case PH_STARTTLS_WAIT:
+		/* Nobody is logged in yet: no longer than preauth_timeout. */
 		c->timer.repeat = HANDSHAKE_TIMEOUT;
+		if (c->srv->cfg != NULL && c->srv->cfg->preauth_timeout > 0 &&
+		    c->srv->cfg->preauth_timeout < HANDSHAKE_TIMEOUT)
+			c->timer.repeat = c->srv->cfg->preauth_timeout;
 		ev_timer_again(loop, &c->timer);
 		break;
 	case PH_CLOSING:

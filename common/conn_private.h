@@ -27,7 +27,7 @@
 #define OUT_LOW      (64 * 1024)
 #define OUT_HARD     (16 * 1024 * 1024)
 /* Seconds to flush output once a connection is closing, and to finish a
-   TLS handshake. */
+   TLS handshake (or cfg->preauth_timeout if shorter). */
 #define CLOSE_TIMEOUT     5.0
 #define HANDSHAKE_TIMEOUT 30.0
 /* input() calls per event before yielding to other connections. */

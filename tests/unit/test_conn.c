@@ -605,6 +605,7 @@ setup(void **state)
 	T.loop = ev_loop_new(EVFLAG_AUTO);
 	config_init(&T.cfg);
 	T.cfg.max_connections_per_ip = 5;
+	T.cfg.preauth_timeout = 0.2;	/* the TLS handshake timeout */
 	p.loop = T.loop;
 	p.cfg = &T.cfg;
 	T.srv = server_new(&p);
@@ -1042,6 +1043,13 @@ cl_implicit_tls(void)
 	}
 	cli_puts(&k, "QUIT\r\n");
 	EXPECT(&k, "BYE");
+	cli_close(&k);
+	/* A client that never starts the handshake is dropped after
+	   preauth_timeout (0.2 s here). */
+	if (cli_connect(&k, T.tls_port) < 0)
+		return "connect";
+	if (!cli_eof(&k))
+		return "silent client on the TLS port not closed";
 	cli_close(&k);
 	/* A plaintext client on the TLS port fails the handshake. */
 	if (cli_connect(&k, T.tls_port) < 0)
