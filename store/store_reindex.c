@@ -288,16 +288,18 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 			max_uid = files[i].uid;
 		i = j;
 	}
-	/* The marks in the file are past anything ever handed out, even if
-	   the index is older than the files (restored from a backup). */
-	if (!existed)
+	/* With the index record at hand its UIDNEXT is right (clients see
+	   no jump); without it, the marks in the file are past anything ever
+	   handed out. */
+	if (!existed) {
 		mb->uidnext = 1;
+		if (file_ok && fm->reserved_uid > mb->uidnext)
+			mb->uidnext = fm->reserved_uid;
+		if (file_ok && fm->reserved_modseq > mb->highestmodseq)
+			mb->highestmodseq = fm->reserved_modseq;
+	}
 	if (max_uid + 1 > mb->uidnext)
 		mb->uidnext = max_uid + 1;
-	if (file_ok && fm->reserved_uid > mb->uidnext)
-		mb->uidnext = fm->reserved_uid;
-	if (file_ok && fm->reserved_modseq > mb->highestmodseq)
-		mb->highestmodseq = fm->reserved_modseq;
 	if (!existed)
 		mb->first_recent_uid = mb->uidnext;
 	if (mb->highestmodseq == 0)

@@ -970,6 +970,28 @@ test_reindex_recover(void **state)
 	assert_int_equal(stats.messages, 4);
 	assert_int_equal(store_reindex_user(f->st, "nobody@example.test",
 	    &stats), STORE_ENOTFOUND);
+
+	/* Expunge the highest uid, reindex: it is never handed out again,
+	   and UIDNEXT does not move for clients. */
+	assert_int_equal(store_mailbox_get_by_id(f->st, in, &mb), STORE_OK);
+	uint32_t last = mb.uidnext - 1, *ex;
+	assert_int_equal(store_msg_expunge(f->st, in, &last, 1, false, &ex, &n),
+	    STORE_OK);
+	assert_int_equal(n, 1);
+	free(ex);
+	assert_int_equal(store_reindex_user(f->st, "alice@example.test",
+	    &stats), STORE_OK);
+	struct store_mailbox mb2;
+	assert_int_equal(store_mailbox_get_by_id(f->st, in, &mb2), STORE_OK);
+	assert_int_equal(mb2.uidnext, mb.uidnext);
+	assert_int_equal(mb2.uidvalidity, mb.uidvalidity);
+	assert_true(mb2.highestmodseq > mb.highestmodseq);
+	assert_int_equal(deliver(f->st, a, 0, "x\n", 0, NULL), mb.uidnext);
+	assert_int_equal(store_expunged_since(f->st, in, mb.highestmodseq, &ex,
+	    &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ex[0], last);
+	free(ex);
 }
 
 int
