@@ -81,6 +81,13 @@ pop3_reply_store_err(struct pop3_session *s, enum store_err e)
 		pop3_reply(s, "-ERR [IN-USE] Maildrop is locked by another "
 		    "POP3 session");
 		break;
+	case STORE_ECORRUPT:
+	case STORE_EINTERNAL:
+	case STORE_EPERM:
+		/* Retrying will not help: RFC 3206 SYS/PERM. */
+		pop3_reply(s, "-ERR [SYS/PERM] Server error (%s)",
+		    store_err_str(e));
+		break;
 	default:
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary server error (%s)",
 		    store_err_str(e));
