@@ -130,8 +130,9 @@ store_delivery_write(struct store_delivery *d, const void *p, size_t n)
 	if (d->failed)
 		return store_set_error(STORE_ETEMP, "earlier write failed");
 	while (s < end) {
-		/* Room for a whole chunk plus an inserted CR. */
-		if (WBUF_SIZE - d->wlen < 2 && flush_wbuf(d) < 0)
+		/* Keep room for at least one byte plus an inserted CRLF, so
+		   that an empty span below always means *s == '\n'. */
+		if (WBUF_SIZE - d->wlen < 3 && flush_wbuf(d) < 0)
 			return store_errno_err("write message");
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
 		size_t span = (nl ? (size_t)(nl - s) : (size_t)(end - s));

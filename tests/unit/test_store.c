@@ -466,6 +466,61 @@ test_deliver_read(void **state)
 	assert_int_equal(files, 0);
 }
 
+/* CRLF normalisation across write and buffer boundaries: a large message
+   with bare LF, CRLF and lone CR, written in chunks of varying size. */
+static void
+test_deliver_crlf_large(void **state)
+{
+	struct fx *f = *state;
+	struct store_delivery *d;
+	struct store_delivery_result res;
+	size_t len = 300 * 1024, off = 0, step = 1;
+	char *in = xmalloc(len), *want = xmalloc(2 * len), *got;
+	size_t wl = 0;
+	unsigned seed = 12345;
+
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245 + 12345;
+		unsigned r = (seed >> 16) % 50;
+		in[i] = r == 0 ? '\n' : r == 1 ? '\r' : (char)('a' + r % 26);
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+			want[wl++] = '\r';
+		want[wl++] = in[i];
+	}
+	assert_int_equal(store_delivery_new(f->st, &d), STORE_OK);
+	while (off < len) {
+		size_t n = step < len - off ? step : len - off;
+		assert_int_equal(store_delivery_write(d, in + off, n), STORE_OK);
+		off += n;
+		step = step * 7 % 70001 + 1;
+	}
+	assert_int_equal(store_delivery_size(d), wl);
+	assert_int_equal(store_delivery_add_target(d, f->alice.id, 0, 0, NULL,
+	    0, 0, 0), STORE_OK);
+	assert_int_equal(store_delivery_commit(d, 0, &res), STORE_OK);
+	store_delivery_free(&d);
+	int fd;
+	assert_int_equal(store_msg_open(f->st, res.mbox_id, res.uid, &fd),
+	    STORE_OK);
+	got = xmalloc(wl + 1);
+	size_t have = 0;
+	ssize_t r;
+	while ((r = read(fd, got + have, wl + 1 - have)) > 0)
+		have += (size_t)r;
+	close(fd);
+	assert_int_equal(have, wl);
+	assert_memory_equal(got, want, wl);
+	struct store_msg m;
+	assert_int_equal(store_msg_get(f->st, res.mbox_id, res.uid, &m),
+	    STORE_OK);
+	assert_int_equal(m.size, wl);
+	free(in);
+	free(want);
+	free(got);
+}
+
 static void
 test_flags(void **state)
 {
@@ -1008,6 +1063,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_mailboxes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_read, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_crlf_large, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move_expunge, setup,
