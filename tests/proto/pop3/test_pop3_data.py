@@ -261,3 +261,24 @@ def test_sigterm_during_sessions(inst):
             x.close()
     finally:
         p.stop_all()
+
+
+def test_message_file_gone_during_session(inst):
+    """A message removed under the snapshot (IMAP expunged it, or the file
+    vanished) gives -ERR for that message; the session goes on."""
+    user = new_user(inst)
+    for i in range(2):
+        deliver(inst, user, simple_msg(i + 1))
+    r = Raw.connect(inst, tls=True)
+    r.login(user)
+    victim = [f for f in inst.maildir_files(user) if ",U=1:" in f or "U=1:" in f]
+    if not victim:
+        victim = sorted(inst.maildir_files(user))[:1]
+    os.unlink(victim[0])
+    resp = r.cmd("RETR 1")
+    if resp.startswith(b"+OK"):
+        pytest.fail("RETR of a vanished file answered +OK: " + resp.decode())
+    assert resp.startswith(b"-ERR")
+    assert r.cmd("RETR 2").startswith(b"+OK")
+    assert b"message 2" in r.multi()
+    assert r.cmd("QUIT").startswith(b"+OK")
