@@ -90,17 +90,6 @@ else
 fi
 
 names=() pids=()
-for d in smtpd pop3d imapd; do
-  if [ -x "$BINDIR/$d" ]; then
-    "$BINDIR/$d" -c "$CONF" &
-    names+=("$d") pids+=($!)
-  fi
-done
-if [ ${#pids[@]} -eq 0 ]; then
-  echo "demo: no daemon (smtpd, pop3d, imapd) in $BINDIR yet" >&2
-  exit 1
-fi
-
 # Exit statuses of daemons already reaped by "wait -n", by pid.
 declare -A status=()
 stopping=0
@@ -108,7 +97,7 @@ stop() {
   local rc=0 i pid st
   [ "$stopping" -eq 1 ] && return
   stopping=1
-  trap - INT TERM
+  trap - INT TERM HUP
   echo
   echo "demo: stopping ${names[*]}"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -126,12 +115,36 @@ stop() {
   echo "demo: stopped"
   exit $rc
 }
-trap stop INT TERM
+trap stop INT TERM HUP
+
+# Each daemon runs in its own session: a Ctrl-C on the terminal reaches only
+# this script, which then sends exactly one SIGTERM to each daemon. (Were the
+# terminal's SIGINT to reach them too, the second signal could arrive after a
+# daemon had already restored the default action, killing it mid-cleanup.)
+# A background child of a script is not a group leader, so setsid execs the
+# daemon directly and $! is the daemon's pid.
+for d in smtpd pop3d imapd; do
+  if [ -x "$BINDIR/$d" ]; then
+    setsid "$BINDIR/$d" -c "$CONF" &
+    names+=("$d") pids+=($!)
+  fi
+done
+if [ ${#pids[@]} -eq 0 ]; then
+  echo "demo: no daemon (smtpd, pop3d, imapd) in $BINDIR yet" >&2
+  exit 1
+fi
+
+# Running and not a zombie (kill -0 succeeds on an unreaped zombie).
+alive() {
+  local st
+  read -r _ _ st _ 2>/dev/null <"/proc/$1/stat" || return 1
+  [ "$st" != Z ]
+}
 
 # Give the daemons a moment to bind, so a port clash shows up here.
 sleep 1
 for i in "${!pids[@]}"; do
-  if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+  if ! alive "${pids[$i]}"; then
     echo "demo: ${names[$i]} failed to start (is a port in use? see above)" >&2
     stop
   fi
