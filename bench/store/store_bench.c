@@ -2,7 +2,10 @@
    and 16 writer threads, 1 KiB and 100 KiB messages, group commit on and
    off. Each configuration runs for a fixed time in a fresh data dir; a
    delivery counts once store_delivery_commit returned (fsync'd file and
-   directory, LMDB commit). Usage: store_bench [BASE_DIR] [SECONDS] */
+   directory, LMDB commit). Usage: store_bench [BASE_DIR] [SECONDS]
+   store_bench list BASE_DIR [N]: fills a mailbox with N messages (default
+   100000) and times the FLAGS listing (store_msg_list of 1:*), i.e. the
+   store's part of SELECT + UID FETCH 1:* (FLAGS). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -106,9 +109,67 @@ run_one(const char *base, int threads, size_t size, bool group, double secs)
 	return atomic_load(&done) / (t1 - t0);
 }
 
+static int
+bench_list(const char *base, unsigned long n)
+{
+	char dir[512], cmd[600], body[1024];
+	struct store_user u;
+	struct store_mailbox mb;
+	struct store_msg *msgs;
+	size_t cnt, len;
+	double t0, best = 1e9;
+
+	snprintf(dir, sizeof(dir), "%s/store-bench.XXXXXX", base);
+	if (mkdtemp(dir) == NULL || store_open(dir, &st) != STORE_OK ||
+	    store_domain_add(st, "example.test") != STORE_OK ||
+	    store_user_add(st, "u@example.test", "x", 0, &u) != STORE_OK) {
+		fprintf(stderr, "setup: %s\n", store_last_error());
+		return 1;
+	}
+	len = (size_t)snprintf(body, sizeof(body),
+	    "From: a@example.test\r\nSubject: list bench\r\n\r\nhello\r\n");
+	t0 = now();
+	/* 1000 targets per delivery: hard links of one file, one commit. */
+	for (unsigned long done_n = 0; done_n < n;) {
+		struct store_delivery *d;
+		unsigned long k = n - done_n < 1000 ? n - done_n : 1000;
+		if (store_delivery_new(st, &d) != STORE_OK ||
+		    store_delivery_write(d, body, len) != STORE_OK)
+			return 1;
+		for (unsigned long i = 0; i < k; i++)
+			store_delivery_add_target(d, u.id, 0,
+			    i % 3 ? STORE_F_SEEN : 0, NULL, 0, 0, 0);
+		if (store_delivery_commit(d, 0, NULL) != STORE_OK) {
+			fprintf(stderr, "commit: %s\n", store_last_error());
+			return 1;
+		}
+		store_delivery_free(&d);
+		done_n += k;
+	}
+	printf("filled %lu messages in %.1f s\n", n, now() - t0);
+	for (int r = 0; r < 5; r++) {
+		t0 = now();
+		if (store_mailbox_get(st, u.id, "INBOX", &mb) != STORE_OK ||
+		    store_msg_list(st, mb.id, 1, 0, &msgs, &cnt, &mb) !=
+		    STORE_OK)
+			return 1;
+		free(msgs);
+		if (now() - t0 < best)
+			best = now() - t0;
+	}
+	printf("store_msg_list 1:* of %zu messages: %.1f ms (best of 5)\n",
+	    cnt, best * 1000);
+	store_close(&st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "list") == 0)
+		return bench_list(argc > 2 ? argv[2] : "/tmp",
+		    argc > 3 ? strtoul(argv[3], NULL, 10) : 100000);
 	const char *base = argc > 1 ? argv[1] : "/tmp";
 	double secs = argc > 2 ? atof(argv[2]) : 3.0;
 	static const int threads[] = { 1, 16 };
