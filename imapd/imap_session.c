@@ -620,6 +620,13 @@ imap_view_sync(struct imap_session *s, bool allow_expunge)
 
 	if (v->dirty || s->force_sync) {
 		v->dirty = false;
+		/* One record read tells whether anything changed; the scan
+		   of the messages is only done when it did. */
+		if (store_mailbox_get_by_id(s->d->store, v->mb.id, &mb) !=
+		    STORE_OK || (mb.highestmodseq == v->mb.highestmodseq &&
+		    mb.uidnext == v->mb.uidnext &&
+		    mb.messages == v->n - v->npending_expunge))
+			goto report;
 		if (store_msg_list(s->d->store, v->mb.id, 0, v->mb.highestmodseq,
 		    &ch, &nch, &mb) != STORE_OK)
 			goto report;
