@@ -407,6 +407,9 @@ config_parse(struct config *cfg, const char *text, size_t len,
 
 	if (name == NULL)
 		name = "config";
+	/* Some editors start a UTF-8 file with a byte order mark. */
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		pos = 3;
 	while (pos < len) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t ll = nl != NULL ? (size_t)(nl - (text + pos)) : len - pos;
