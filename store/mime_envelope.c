@@ -100,14 +100,20 @@ a_words(struct aparse *a)
 	return any;
 }
 
+/* domain = dot-atom / domain-literal; words not joined by '.' are not
+   part of it (what follows is junk to the list parser, as for Dovecot). */
 static void
 a_domain(struct aparse *a)
 {
+	bool want_atom = true;
+
 	for (;;) {
+		const char *save = a->p;
+
 		a_cfws(a);
 		if (a->p >= a->end)
 			return;
-		if (*a->p == '[') {
+		if (want_atom && *a->p == '[') {
 			const char *s = a->p;
 
 			while (a->p < a->end && *a->p != ']')
@@ -115,16 +121,21 @@ a_domain(struct aparse *a)
 			if (a->p < a->end)
 				a->p++;
 			buf_append(&a->domain, s, (size_t)(a->p - s));
-		} else if (*a->p == '.') {
-			buf_putc(&a->domain, '.');
-			a->p++;
-		} else if (is_atext((unsigned char)*a->p)) {
+			want_atom = false;
+		} else if (want_atom && is_atext((unsigned char)*a->p)) {
 			const char *s = a->p;
 
 			while (a->p < a->end && is_atext((unsigned char)*a->p))
 				a->p++;
 			buf_append(&a->domain, s, (size_t)(a->p - s));
+			want_atom = false;
+		} else if (*a->p == '.') {
+			buf_putc(&a->domain, '.');
+			a->p++;
+			want_atom = true;
 		} else {
+			if (!want_atom)
+				a->p = save;    /* leave the comment to a_cfws */
 			return;
 		}
 	}

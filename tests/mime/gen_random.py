@@ -6,7 +6,10 @@ import os, random, sys
 
 ADDRS = ['a@b.c', '"Q \\"x\\" Y" <q@x.y>', 'Joe (c) <j@e.x>', 'grp: a@b, c@d;',
          'bare', '<@r:u@h>', '=?utf-8?q?=C3=A9?= <e@x>', 'x@[1.2.3.4]',
-         'a@b, , c@d', 'Caf\xe9 <c@f>', '"un <a@b>', 'a b c', 'u@h (Name)']
+         'a@b, , c@d', 'Caf\xe9 <c@f>', '"un <a@b>', 'a b c', 'u@h (Name)',
+         '"a@b" <c@d>', 'a.b.c@d.e', '"" <>', '<>', 'x <y>', 'A (B) C <d@e>',
+         'Group: "q" <a@b> (c);', '@', ',a@b', 'a@b,', 'a@b c@d', 'j.doe <j@d>',
+         '"quoted\\\\bs" <q@b>', 'a@b (nested (comment))', 'G: ;, h@i']
 TYPES = ['text/plain', 'text/html; charset="utf-8"', 'TEXT/PLAIN; CHARSET=ISO-8859-1',
          'application/octet-stream; name*0="a"; name*1="b.bin"',
          'image/png; name*=utf-8\'\'%C3%A9.png', 'text', 'foo', '/x', '',
@@ -27,6 +30,8 @@ def rnd_header(r, top):
             h.append('Date: Mon, 1 Jan 2024 00:00:00 +0000')
         if r.random() < 0.3:
             h.append('Message-ID: <%d@x>' % r.randint(1, 99))
+        if r.random() < 0.5:
+            h.append('MIME-Version: 1.0')
     if r.random() < 0.3:
         h.append('Content-Disposition: ' + r.choice(['inline', 'attachment; filename="a b"', '; x=y', 'ATTACHMENT; filename*0*=utf-8\'\'a; filename*1=b']))
     if r.random() < 0.2:
