@@ -888,8 +888,10 @@ mime_parse(const char *msg, size_t len, struct mime_info *info)
 	/* The table holds 32-bit offsets; messages are far smaller. */
 	if (len > UINT32_MAX)
 		len = UINT32_MAX;
-	if (msg == NULL)
+	if (msg == NULL) {
 		msg = "";
+		len = 0;
+	}
 	c.msg = msg;
 	c.len = len;
 	buf_init(&c.bbuf);
