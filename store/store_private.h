@@ -163,6 +163,9 @@ int mbox_file_write(const char *dir, const struct mbox_rec *mb);
 /* Parses a postroom-mailbox file into mb (name, uidvalidity, special use,
    marks, keywords). 0 or -1. */
 int mbox_file_read(const char *dir, struct mbox_rec *mb);
+/* mbox_file_write into the mailbox's directory (dir NULL: looked up). */
+enum store_err mbox_file_sync(struct store *st, MDB_txn *txn,
+    const struct mbox_rec *mb, const char *dir);
 /* Hands out the next uid / modseq, moving the reserved marks (and writing
    the mailbox file) when they are reached. dir may be NULL to look it up. */
 enum store_err mbox_next_uid(struct store *st, MDB_txn *txn,
