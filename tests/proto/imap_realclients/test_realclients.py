@@ -90,6 +90,7 @@ Port {target.imaps_port}
 User {target.user}
 Pass {target.password}
 SSLType IMAPS
+{os.environ.get("MBSYNC_EXTRA", "")}
 CertificateFile {target.cert}
 
 IMAPStore t-far
@@ -110,7 +111,7 @@ SyncState *
 """)
 
     def sync():
-        r = run([mbsync, "-c", str(rc), "-a", "-V"])
+        r = run([mbsync, "-c", str(rc), "-a", "-V"] + (["-D"] if os.environ.get("MBSYNC_DEBUG") else []))
         assert r.returncode == 0, f"mbsync failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
 
     sync()
