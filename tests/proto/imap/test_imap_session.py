@@ -294,3 +294,23 @@ def test_pipelined_commands_run_in_order(pr):
     assert unt == [b"* 1 FETCH (UID 3 FLAGS (\\Recent))\r\n"]
     unt, t = r.until("e")
     assert unt == [b"* SEARCH 3\r\n"]
+
+
+def test_pop3_deletion_reaches_selected_session(pr):
+    import poplib
+    plain_instance(pr)
+    pr.start("imapd", "pop3d")
+    a = Raw(pr)
+    a.login()
+    append(a, msg("one"))
+    append(a, msg("two"))
+    a.ok("SELECT INBOX")
+    p = poplib.POP3("127.0.0.1", pr.port("pop3"), timeout=10)
+    p.user("alice@example.test")
+    p.pass_(PASSWORD)
+    p.dele(1)
+    p.quit()
+    unt = wait_for(lambda: [u for u in a.ok("NOOP")[0] if b"EXPUNGE" in u])
+    assert unt == [b"* 1 EXPUNGE\r\n"]
+    unt, t = a.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert len(unt) == 1 and b"Subject: two" in unt[0]
