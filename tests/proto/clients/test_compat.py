@@ -568,3 +568,115 @@ def test_expunge_not_sent_during_sequence_fetch(target):
     assert "* 1 EXPUNGE" in u, u
     a.close()
     b.close()
+
+
+# ---------------------------------------------------------------------------
+# stream handling, limits, names, errors (CLIENTS.md 3 items 1, 2, 9, 13)
+
+def test_starttls_discards_pipelined_plaintext(target):
+    c = target.connect(tls=False)
+    c.read_response()
+    c.send(b"a1 STARTTLS\r\na2 CAPABILITY\r\n")
+    r = c.read_response().decode()
+    assert r.startswith("a1 OK"), r
+    c.starttls()
+    c.send(b"a3 NOOP\r\n")
+    r = c.read_response().decode()
+    assert r.startswith("a3 OK"), f"plaintext pipelined before TLS was executed: {r!r}"
+    c.close()
+
+
+def test_huge_literal_is_refused_before_continuation(target):
+    c = target.connect(tls=True)
+    c.read_response()
+    c.send(b"a1 LOGIN {4294967296}\r\n")
+    try:
+        r = c.read_response().decode()
+    except (ConnectionError, OSError):
+        r = "* BYE (closed)"             # closing the connection is fine too
+    assert not r.startswith("+"), "a 4 GiB literal got a continuation before login"
+    assert r.startswith("a1 NO") or r.startswith("a1 BAD") or r.startswith("* BYE"), r
+    c.close()
+    c = target.login()
+    c.send(b"a2 APPEND INBOX {99999999999}\r\n")
+    r = c.read_response().decode()
+    assert not r.startswith("+") and re.match(r"a2 (NO|BAD)", r), r
+    c.ok("NOOP")
+    c.close()
+
+
+def test_long_uid_set(target):
+    fill(target, 2)
+    c = target.login(select="INBOX")
+    big = ",".join(str(i) for i in range(1, 40000, 2))      # ~110 KB? no: ~100 KiB line
+    big = big[:60000].rsplit(",", 1)[0]
+    u, t = c.ok(f"UID FETCH {big} (FLAGS)")
+    assert len(fetch_lines(u)) == 1, u                       # only UID 1 exists of the odd ones
+    c.close()
+
+
+def test_modified_utf7_names(target):
+    c = target.login()
+    c.ok('CREATE "&AOk-t&AOk-"')                 # "été"
+    c.ok('CREATE "R&-D"')                         # "R&D"
+    u, _ = c.ok('LIST "" "*"')
+    names = " ".join(u)
+    assert "&AOk-t&AOk-" in names and "R&-D" in names, u
+    u, t = c.command('CREATE "bad&Jjo"')
+    assert status_word(t) in ("NO", "BAD"), f"invalid mUTF-7 accepted: {t}"
+    c.ok('SELECT "&AOk-t&AOk-"')
+    c.close()
+
+
+def test_examine_is_read_only(target):
+    fill(target, 1)
+    c = target.login()
+    u, t = c.ok("EXAMINE INBOX")
+    assert "[READ-ONLY]" in t.upper(), t
+    c.ok("FETCH 1 (BODY[])")
+    c.command("STORE 1 +FLAGS (\\Flagged)")          # NO, or OK and ignored
+    c.ok("SELECT INBOX")
+    u, _ = c.ok("FETCH 1 (FLAGS)")
+    assert "\\Seen" not in u[0] and "\\Flagged" not in u[0], u
+    c.close()
+
+
+def test_trycreate_and_nonexistent(target):
+    fill(target, 1)
+    c = target.login(select="INBOX")
+    u, t = c.command("COPY 1 NoSuchBox")
+    assert status_word(t) == "NO" and "[TRYCREATE]" in t.upper(), t
+    msg = make_message("x", to=target.user)
+    c.send(f"a1 APPEND NoSuchBox {{{len(msg)}}}\r\n")
+    r = c.read_response().decode()
+    if r.startswith("+"):
+        c.send(msg + b"\r\n")
+        r = c.read_response().decode()
+    assert r.startswith("a1 NO") and "[TRYCREATE]" in r.upper(), r
+    u, t = c.command("SELECT NoSuchBox")
+    assert status_word(t) == "NO", t
+    c.close()
+
+
+def test_other_sessions_see_appends_and_expunges(target):
+    fill(target, 4)
+    a = target.login(select="INBOX")
+    b = target.login(select="INBOX")
+    us = uids(b)
+    a.ok(f"UID STORE {us[1]},{us[2]} +FLAGS (\\Deleted)")
+    a.ok("EXPUNGE")
+    target.append("INBOX", make_message("new one", to=target.user))
+    u, _ = b.ok("NOOP")
+    exp = [x for x in u if x.endswith(" EXPUNGE")]
+    assert sorted(exp) in (["* 2 EXPUNGE", "* 2 EXPUNGE"], ["* 2 EXPUNGE", "* 3 EXPUNGE"]), u
+    assert "* 3 EXISTS" in u, u
+    assert uids(b)[:2] == [us[0], us[3]] and len(uids(b)) == 3
+    a.close()
+    b.close()
+
+
+def test_logout(target):
+    c = target.login()
+    u, t = c.ok("LOGOUT")
+    assert any(x.startswith("* BYE") for x in u), u
+    c.close()
