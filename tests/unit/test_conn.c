@@ -1354,6 +1354,6 @@ main(void)
 		    setup, teardown),
 	};
 
-	log_init("test", LOG_LVL_WARN);
+	log_init("test", getenv("TEST_LOG") ? LOG_LVL_DEBUG : LOG_LVL_WARN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
