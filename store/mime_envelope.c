@@ -142,6 +142,15 @@ a_domain(struct aparse *a)
 }
 
 static void
+put_name(struct buf *out, const struct buf *b)
+{
+	if (b != NULL && b->len > 0)
+		mime_imap_human(out, b->data, b->len);
+	else
+		buf_puts(out, "NIL");
+}
+
+static void
 put_nstr(struct buf *out, const struct buf *b, const char *dflt)
 {
 	if (b != NULL && b->len > 0)
@@ -157,7 +166,7 @@ a_emit(struct aparse *a, const struct buf *name, const struct buf *adl,
     const struct buf *mbox, const struct buf *host, bool group)
 {
 	buf_putc(a->out, '(');
-	put_nstr(a->out, name, NULL);
+	put_name(a->out, name);
 	buf_putc(a->out, ' ');
 	put_nstr(a->out, adl, NULL);
 	buf_putc(a->out, ' ');
@@ -359,10 +368,13 @@ mime_envelope_write(struct buf *out, const char *hdr, size_t len)
 			if (mime_field_is(&f, strs[i]))
 				last[i] = f;
 	buf_putc(out, '(');
-	for (i = 0; i < 2; i++) {
-		mime_imap_unfolded(out, last[i].value, last[i].value_len);
-		buf_putc(out, ' ');
-	}
+	mime_imap_unfolded(out, last[0].value, last[0].value_len);
+	buf_putc(out, ' ');
+	if (last[1].value != NULL)
+		mime_imap_human(out, last[1].value, last[1].value_len);
+	else
+		buf_puts(out, "NIL");
+	buf_putc(out, ' ');
 	from_off = out->len;
 	addr_field(out, hdr, len, "From");
 	from_len = out->len - from_off;

@@ -72,26 +72,40 @@ mime_unfold(const char *v, size_t n, struct buf *out)
 
 	while (p < end && (*p == ' ' || *p == '\t'))
 		p++;
-	while (end > p && (end[-1] == '\n' || end[-1] == '\r'))
-		end--;
 	buf_reserve(out, (size_t)(end - p));
-	run = p;
-	while (p < end) {
-		if (*p != '\r' && *p != '\n') {
-			p++;
-			continue;
+	for (run = p; p < end; p++) {
+		if (*p == '\r' || *p == '\n') {
+			buf_append(out, run, (size_t)(p - run));
+			run = p + 1;
 		}
-		buf_append(out, run, (size_t)(p - run));
-		while (p < end && (*p == '\r' || *p == '\n'))
-			p++;
-		if (p < end && (*p == ' ' || *p == '\t')) {
-			while (p < end && (*p == ' ' || *p == '\t'))
-				p++;
-			buf_putc(out, ' ');
-		}
-		run = p;
 	}
 	buf_append(out, run, (size_t)(p - run));
+}
+
+void
+mime_imap_human(struct buf *out, const char *p, size_t n)
+{
+	struct buf tmp;
+	bool lwsp = true;       /* drops leading whitespace */
+
+	buf_init(&tmp);
+	buf_reserve(&tmp, n);
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+			if (!lwsp)
+				buf_putc(&tmp, ' ');
+			lwsp = true;
+		} else {
+			buf_putc(&tmp, c);
+			lwsp = false;
+		}
+	}
+	if (lwsp && tmp.len > 0)
+		tmp.len--;      /* the trailing space */
+	mime_imap_str(out, tmp.data != NULL ? tmp.data : "", tmp.len);
+	buf_free(&tmp);
 }
 
 void
@@ -109,10 +123,20 @@ mime_imap_str(struct buf *out, const char *p, size_t n)
 		}
 	}
 	if (literal) {
-		buf_printf(out, "{%zu}\r\n", n);
-		buf_reserve(out, n);
+		size_t nuls = 0;
+
 		for (i = 0; i < n; i++)
-			buf_putc(out, p[i] == 0 ? ' ' : p[i]);
+			nuls += p[i] == 0;
+		/* NUL cannot be sent; Dovecot's header parser makes it
+		   U+FFFD, three bytes */
+		buf_printf(out, "{%zu}\r\n", n + 2 * nuls);
+		buf_reserve(out, n + 2 * nuls);
+		for (i = 0; i < n; i++) {
+			if (p[i] == 0)
+				buf_append(out, "\xef\xbf\xbd", 3);
+			else
+				buf_putc(out, p[i]);
+		}
 		return;
 	}
 	/* Worst case every byte escaped; write in place. */

@@ -47,12 +47,17 @@ void mime_hdr_iter_init(struct mime_hdr_iter *it, const char *hdr, size_t len);
 int mime_hdr_next(struct mime_hdr_iter *it, struct mime_field *f);
 bool mime_field_is(const struct mime_field *f, const char *name);
 
-/* Dovecot-style unfolding: leading whitespace dropped, each line break plus
-   following whitespace becomes one space, trailing CR/LF dropped. */
+/* Unfolding as Dovecot sends Date, Message-ID, Content-ID...: whitespace
+   before the first line break dropped, every CR and LF removed, the rest
+   (trailing whitespace too) kept. */
 void mime_unfold(const char *v, size_t n, struct buf *out);
+/* Appends an IMAP string "for humans" (Dovecot's rule for Subject and
+   display names): whitespace runs, CR and LF become one space, leading
+   and trailing whitespace go. */
+void mime_imap_human(struct buf *out, const char *p, size_t n);
 
 /* Appends an IMAP string: quoted with \" and \\ escapes, or a literal when
-   it has CR, LF or 8-bit bytes (NUL bytes are sent as spaces). */
+   it has CR, LF, NUL or 8-bit bytes (NUL is sent as U+FFFD). */
 void mime_imap_str(struct buf *out, const char *p, size_t n);
 /* Same, of the unfolded value; NIL when v is NULL. */
 void mime_imap_unfolded(struct buf *out, const char *v, size_t n);
