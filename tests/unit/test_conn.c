@@ -605,7 +605,6 @@ setup(void **state)
 	T.loop = ev_loop_new(EVFLAG_AUTO);
 	config_init(&T.cfg);
 	T.cfg.max_connections_per_ip = 5;
-	T.cfg.preauth_timeout = 0.2;	/* the TLS handshake timeout */
 	p.loop = T.loop;
 	p.cfg = &T.cfg;
 	T.srv = server_new(&p);
@@ -1044,13 +1043,6 @@ cl_implicit_tls(void)
 	cli_puts(&k, "QUIT\r\n");
 	EXPECT(&k, "BYE");
 	cli_close(&k);
-	/* A client that never starts the handshake is dropped after
-	   preauth_timeout (0.2 s here). */
-	if (cli_connect(&k, T.tls_port) < 0)
-		return "connect";
-	if (!cli_eof(&k))
-		return "silent client on the TLS port not closed";
-	cli_close(&k);
 	/* A plaintext client on the TLS port fails the handshake. */
 	if (cli_connect(&k, T.tls_port) < 0)
 		return "connect";
@@ -1067,6 +1059,31 @@ cl_implicit_tls(void)
 	}
 	cli_close(&k);
 	return NULL;
+}
+
+static const char *
+cl_tls_silent(void)
+{
+	struct cli k;
+
+	/* A client that never starts the handshake is dropped after
+	   preauth_timeout. */
+	if (cli_connect(&k, T.tls_port) < 0)
+		return "connect";
+	if (!cli_eof(&k))
+		return "silent client on the TLS port not closed";
+	cli_close(&k);
+	return NULL;
+}
+
+static void
+test_tls_handshake_timeout(void **state)
+{
+	T.cfg.preauth_timeout = 0.2;
+	run_client(cl_tls_silent);
+	spin_loop(3);
+	assert_int_equal(T.accepted, 0);
+	assert_int_equal(server_conn_count(T.srv), 0);
 }
 
 static void
@@ -1347,6 +1364,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_starttls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_implicit_tls, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_tls_handshake_timeout,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
