@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -775,6 +776,99 @@ test_user_lock(void **state)
 	assert_true(store_domain_is_local(f->st, "example.test"));
 }
 
+struct thr_arg {
+	struct store *st;
+	uint32_t user, mbox;
+	int id;
+};
+
+static void *
+deliver_thr(void *p)
+{
+	struct thr_arg *a = p;
+
+	for (int i = 0; i < 25; i++) {
+		struct store_delivery *d;
+		char body[64];
+		snprintf(body, sizeof(body), "Subject: t%d-%d\n\nx\n", a->id, i);
+		if (store_delivery_new(a->st, &d) != STORE_OK)
+			continue;
+		store_delivery_write(d, body, strlen(body));
+		store_delivery_add_target(d, a->user, 0, i % 2 ? STORE_F_SEEN : 0,
+		    NULL, 0, 0, 0);
+		store_delivery_commit(d, 0, NULL);
+		store_delivery_free(&d);
+	}
+	return NULL;
+}
+
+static void *
+churn_thr(void *p)
+{
+	struct thr_arg *a = p;
+	const char *kw[] = { "$T" };
+
+	for (int i = 0; i < 40; i++) {
+		struct store_flag_change ch[4];
+		uint32_t *ex, uid = (uint32_t)(i * 3 % 60) + 1;
+		size_t n;
+		for (int j = 0; j < 4; j++)
+			ch[j].uid = uid + (uint32_t)j;
+		store_msg_set_flags(a->st, a->mbox, i % 3 == 0 ?
+		    STORE_FLAGS_REMOVE : STORE_FLAGS_ADD,
+		    i % 2 ? STORE_F_DELETED : STORE_F_SEEN, kw, 1, 0, ch, 4);
+		if (i % 7 == 0 && store_msg_expunge(a->st, a->mbox, NULL, 0, true,
+		    &ex, &n) == STORE_OK)
+			free(ex);
+	}
+	return NULL;
+}
+
+/* Deliveries (group commit) racing flag changes and expunges: the
+   counters kept on every change must match the messages at the end. */
+static void
+test_concurrent_counters(void **state)
+{
+	struct fx *f = *state;
+	uint32_t in = mbox_id(f->st, f->alice.id, "INBOX");
+	struct thr_arg args[8];
+	pthread_t th[8];
+	struct store_msg *msgs;
+	struct store_mailbox mb;
+	struct store_user u;
+	size_t n;
+
+	for (int i = 0; i < 8; i++) {
+		args[i] = (struct thr_arg){ f->st, f->alice.id, in, i };
+		pthread_create(&th[i], NULL, i < 6 ? deliver_thr : churn_thr,
+		    &args[i]);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(store_msg_list(f->st, in, 1, 0, &msgs, &n, &mb),
+	    STORE_OK);
+	uint32_t unseen = 0, deleted = 0;
+	uint64_t size = 0;
+	for (size_t i = 0; i < n; i++) {
+		unseen += !(msgs[i].flags & STORE_F_SEEN);
+		deleted += !!(msgs[i].flags & STORE_F_DELETED);
+		size += msgs[i].size;
+		assert_true(msgs[i].modseq <= mb.highestmodseq);
+		int fd;
+		assert_int_equal(store_msg_open(f->st, in, msgs[i].uid, &fd),
+		    STORE_OK);
+		close(fd);
+	}
+	free(msgs);
+	assert_int_equal(mb.messages, n);
+	assert_int_equal(mb.unseen, unseen);
+	assert_int_equal(mb.deleted, deleted);
+	assert_int_equal(mb.size, size);
+	assert_int_equal(mb.uidnext, 6 * 25 + 1);
+	assert_int_equal(store_user_get_by_id(f->st, f->alice.id, &u), STORE_OK);
+	assert_int_equal(u.used, size);
+}
+
 /* Two processes (each with its own environment) deliver at once. */
 static void
 test_two_processes(void **state)
@@ -1071,6 +1165,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_counters, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_two_processes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_lost_index, setup,
