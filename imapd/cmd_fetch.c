@@ -17,41 +17,18 @@
 #include "mime.h"
 
 #include "imap_commands.h"
+#include "imap_fetch_items.h"
 
 #define FETCH_CHUNK      65536
-#define SECTION_DEPTH    16
-#define FIELDS_MAX       200
 #define HEADER_READ_MAX  (1u << 20)
 #define PREFETCH         16     /* files opened ahead, read-ahead hinted */
 
-enum fi_type {
-	FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_ENVELOPE, FI_BODY,
-	FI_BODYSTRUCTURE, FI_SECTION,
-};
-
-enum sec_kind { SEC_ALL, SEC_HEADER, SEC_FIELDS, SEC_FIELDS_NOT, SEC_MIME,
-	SEC_TEXT };
-
-struct fitem {
-	enum fi_type type;
-	bool peek;
-	uint32_t path[SECTION_DEPTH];
-	size_t depth;
-	enum sec_kind kind;
-	char **fields;
-	size_t nfields;
-	bool partial;
-	uint64_t start, count;
-	char *label;            /* "BODY[1.MIME]<0>", "RFC822.HEADER": owned */
-};
-
 struct imap_fetch {
-	struct fitem *items;
-	size_t nitems;
+	struct imap_fetch_items it;
 	size_t *idx;            /* view indexes, ascending */
 	size_t n, pos;
 	bool *seen_changed;     /* per idx: report FLAGS */
-	bool need_cache, need_fd, failed;
+	bool failed;
 	/* the message being written */
 	bool in_msg;
 	size_t k;               /* next item */
@@ -66,19 +43,7 @@ struct imap_fetch {
 	   that a cold-cache FETCH 1:* reads many files in parallel. */
 	int pf_fd[PREFETCH];
 	size_t pf_next;         /* first position not yet prefetched */
-	bool prefetch_body;
 };
-
-static void
-item_free(struct fitem *it)
-{
-	size_t i;
-
-	for (i = 0; i < it->nfields; i++)
-		free(it->fields[i]);
-	free(it->fields);
-	free(it->label);
-}
 
 static void
 msg_release(struct imap_fetch *f)
@@ -107,249 +72,13 @@ imap_fetch_free(struct imap_fetch **fp)
 	for (i = 0; i < PREFETCH; i++)
 		if (f->pf_fd[i] >= 0)
 			close(f->pf_fd[i]);
-	for (i = 0; i < f->nitems; i++)
-		item_free(&f->items[i]);
-	free(f->items);
+	imap_fetch_items_free(&f->it);
 	free(f->idx);
 	free(f->seen_changed);
 	free(f->chunk);
 	buf_free(&f->hdr);
 	free(f);
 	*fp = NULL;
-}
-
-/* ---- item parsing ---- */
-
-static int
-parse_u64(const char **p, uint64_t *v_r)
-{
-	uint64_t v = 0;
-	const char *s = *p;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	while (*s >= '0' && *s <= '9') {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s++ - '0');
-	}
-	*p = s;
-	*v_r = v;
-	return 0;
-}
-
-/* "(FROM \"TO\" X-Y)" -> fields. */
-static int
-parse_fields(struct fitem *it, const char **pp)
-{
-	const char *p = *pp;
-
-	if (*p != ' ')
-		return -1;
-	p++;
-	if (*p++ != '(')
-		return -1;
-	while (*p != ')') {
-		const char *st;
-		size_t len;
-
-		if (*p == ' ' && it->nfields > 0)
-			p++;
-		if (*p == '"') {
-			st = ++p;
-			while (*p && *p != '"')
-				p++;
-			if (*p != '"')
-				return -1;
-			len = (size_t)(p - st);
-			p++;
-		} else {
-			st = p;
-			while ((unsigned char)*p > 0x20 && *p < 0x7f && *p != ')' &&
-			    *p != '(' && *p != ':' && *p != '"')
-				p++;
-			len = (size_t)(p - st);
-		}
-		if (len == 0 || it->nfields >= FIELDS_MAX)
-			return -1;
-		it->fields = xrealloc(it->fields,
-		    (it->nfields + 1) * sizeof(*it->fields));
-		it->fields[it->nfields++] = xstrndup(st, len);
-		if (*p != ' ' && *p != ')')
-			return -1;
-	}
-	if (it->nfields == 0)
-		return -1;
-	*pp = p + 1;
-	return 0;
-}
-
-/* Parses "[section]<partial>" starting at p ('['). */
-static int
-parse_section(struct fitem *it, const char *p, struct buf *label)
-{
-	size_t i;
-
-	p++;
-	while (*p >= '1' && *p <= '9') {
-		uint64_t v;
-
-		if (parse_u64(&p, &v) < 0 || v > UINT32_MAX ||
-		    it->depth >= SECTION_DEPTH)
-			return -1;
-		it->path[it->depth++] = (uint32_t)v;
-		if (*p != '.')
-			break;
-		p++;
-	}
-	if (*p == ']') {
-		if (it->depth > 0 && p[-1] == '.')
-			return -1;
-		it->kind = SEC_ALL;
-	} else if (strncasecmp(p, "HEADER.FIELDS.NOT", 17) == 0) {
-		it->kind = SEC_FIELDS_NOT;
-		p += 17;
-		if (parse_fields(it, &p) < 0)
-			return -1;
-	} else if (strncasecmp(p, "HEADER.FIELDS", 13) == 0) {
-		it->kind = SEC_FIELDS;
-		p += 13;
-		if (parse_fields(it, &p) < 0)
-			return -1;
-	} else if (strncasecmp(p, "HEADER", 6) == 0) {
-		it->kind = SEC_HEADER;
-		p += 6;
-	} else if (strncasecmp(p, "TEXT", 4) == 0) {
-		it->kind = SEC_TEXT;
-		p += 4;
-	} else if (strncasecmp(p, "MIME", 4) == 0 && it->depth > 0) {
-		it->kind = SEC_MIME;
-		p += 4;
-	} else {
-		return -1;
-	}
-	if (*p != ']')
-		return -1;
-	/* The label: part numbers and the section keyword, as sent. */
-	buf_puts(label, "BODY[");
-	for (i = 0; i < it->depth; i++)
-		buf_printf(label, i ? ".%u" : "%u", it->path[i]);
-	if (it->depth > 0 && it->kind != SEC_ALL)
-		buf_putc(label, '.');
-	{
-		static const char *const kw[] = { "", "HEADER",
-			"HEADER.FIELDS", "HEADER.FIELDS.NOT", "MIME", "TEXT" };
-
-		buf_puts(label, kw[it->kind]);
-		if (it->nfields > 0) {
-			buf_puts(label, " (");
-			for (i = 0; i < it->nfields; i++)
-				buf_printf(label, i ? " %s" : "%s", it->fields[i]);
-			buf_putc(label, ')');
-		}
-	}
-	buf_putc(label, ']');
-	p++;
-	if (*p == '<') {
-		p++;
-		if (parse_u64(&p, &it->start) < 0 || *p++ != '.' ||
-		    parse_u64(&p, &it->count) < 0 || it->count == 0 ||
-		    *p++ != '>')
-			return -1;
-		it->partial = true;
-		buf_printf(label, "<%llu>", (unsigned long long)it->start);
-	}
-	return *p == '\0' ? 0 : -1;
-}
-
-static int
-parse_item(struct imap_fetch *f, const struct imap_arg *a)
-{
-	struct fitem it;
-	struct buf label;
-	const char *w = a->str;
-
-	if (a->type != IMAP_ARG_ATOM)
-		return -1;
-	memset(&it, 0, sizeof(it));
-	buf_init(&label);
-	if (strcasecmp(w, "UID") == 0) {
-		it.type = FI_UID;
-	} else if (strcasecmp(w, "FLAGS") == 0) {
-		it.type = FI_FLAGS;
-	} else if (strcasecmp(w, "INTERNALDATE") == 0) {
-		it.type = FI_INTERNALDATE;
-	} else if (strcasecmp(w, "RFC822.SIZE") == 0) {
-		it.type = FI_SIZE;
-	} else if (strcasecmp(w, "ENVELOPE") == 0) {
-		it.type = FI_ENVELOPE;
-		f->need_cache = true;
-	} else if (strcasecmp(w, "BODYSTRUCTURE") == 0) {
-		it.type = FI_BODYSTRUCTURE;
-		f->need_cache = true;
-	} else if (strcasecmp(w, "BODY") == 0) {
-		it.type = FI_BODY;
-		f->need_cache = true;
-	} else if (strcasecmp(w, "RFC822") == 0) {
-		it.type = FI_SECTION;
-		buf_puts(&label, "RFC822");
-	} else if (strcasecmp(w, "RFC822.HEADER") == 0) {
-		it.type = FI_SECTION;
-		it.peek = true;
-		it.kind = SEC_HEADER;
-		buf_puts(&label, "RFC822.HEADER");
-	} else if (strcasecmp(w, "RFC822.TEXT") == 0) {
-		it.type = FI_SECTION;
-		it.kind = SEC_TEXT;
-		buf_puts(&label, "RFC822.TEXT");
-	} else if (strncasecmp(w, "BODY[", 5) == 0 ||
-	    strncasecmp(w, "BODY.PEEK[", 10) == 0) {
-		it.type = FI_SECTION;
-		it.peek = w[4] == '.';
-		if (parse_section(&it, w + (it.peek ? 9 : 4), &label) < 0) {
-			item_free(&it);
-			buf_free(&label);
-			return -1;
-		}
-	} else {
-		return -1;
-	}
-	if (it.type == FI_SECTION) {
-		f->need_fd = true;
-		/* the top-level header is found by reading the file; only
-		   nested parts need the cached part table */
-		if (it.depth > 0)
-			f->need_cache = true;
-		it.label = buf_steal(&label);
-	}
-	buf_free(&label);
-	f->items = xrealloc(f->items, (f->nitems + 1) * sizeof(*f->items));
-	f->items[f->nitems++] = it;
-	return 0;
-}
-
-static int
-add_macro(struct imap_fetch *f, const char *w)
-{
-	static const char *const all[] = { "FLAGS", "INTERNALDATE",
-		"RFC822.SIZE", "ENVELOPE", "BODY" };
-	size_t n, i;
-
-	if (strcasecmp(w, "ALL") == 0)
-		n = 4;
-	else if (strcasecmp(w, "FAST") == 0)
-		n = 3;
-	else if (strcasecmp(w, "FULL") == 0)
-		n = 5;
-	else
-		return 1;
-	for (i = 0; i < n; i++) {
-		struct imap_arg a = { .type = IMAP_ARG_ATOM, .str = all[i],
-			.len = strlen(all[i]) };
-
-		parse_item(f, &a);
-	}
-	return 0;
 }
 
 /* ---- writing ---- */
@@ -367,50 +96,6 @@ put_internaldate(struct buf *b, int64_t t, int32_t tz)
 	buf_printf(b, "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"",
 	    tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
 	    tm.tm_sec, tz < 0 ? '-' : '+', a / 60, a % 60);
-}
-
-static bool
-field_listed(const struct fitem *it, const char *name, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < it->nfields; i++)
-		if (strlen(it->fields[i]) == len &&
-		    strncasecmp(it->fields[i], name, len) == 0)
-			return true;
-	return false;
-}
-
-/* Keeps the header fields of hdr[0..len) that the item asks for, and the
-   blank line that ends a header. */
-static void
-filter_header(const struct fitem *it, const char *hdr, size_t len,
-    struct buf *out)
-{
-	size_t i = 0;
-	bool keep = false;
-
-	while (i < len) {
-		const char *line = hdr + i, *nl = memchr(line, '\n', len - i);
-		size_t ll = nl ? (size_t)(nl - line) + 1 : len - i;
-
-		if (ll <= 2 && (line[0] == '\r' || line[0] == '\n'))
-			break;  /* the blank line */
-		if (line[0] != ' ' && line[0] != '\t') {
-			const char *colon = memchr(line, ':', ll);
-			size_t nlen = colon ? (size_t)(colon - line) : 0;
-
-			while (nlen > 0 && (line[nlen - 1] == ' ' ||
-			    line[nlen - 1] == '\t'))
-				nlen--;
-			keep = colon != NULL && (field_listed(it, line, nlen) ==
-			    (it->kind == SEC_FIELDS));
-		}
-		if (keep)
-			buf_append(out, line, ll);
-		i += ll;
-	}
-	buf_puts(out, "\r\n");
 }
 
 /* Reads the top-level header (up to and including the blank line, at most
@@ -451,7 +136,7 @@ load_header(struct imap_fetch *f)
 /* The byte range of the item's section in the message file, or the bytes
    themselves in mem (HEADER.FIELDS). -1 if the part does not exist. */
 static int
-locate(struct imap_fetch *f, const struct fitem *it, uint64_t fsize,
+locate(struct imap_fetch *f, const struct imap_fetch_item *it, uint64_t fsize,
     uint64_t *off_r, uint64_t *len_r, struct buf *mem, bool *use_mem)
 {
 	struct mime_span sp;
@@ -459,7 +144,7 @@ locate(struct imap_fetch *f, const struct fitem *it, uint64_t fsize,
 	bool is_msg;
 
 	*use_mem = false;
-	if (it->kind == SEC_ALL && it->depth == 0) {
+	if (it->kind == IMAP_SEC_ALL && it->depth == 0) {
 		*off_r = 0;
 		*len_r = fsize;
 		return 0;
@@ -467,16 +152,16 @@ locate(struct imap_fetch *f, const struct fitem *it, uint64_t fsize,
 	if (it->depth == 0) {
 		load_header(f);
 		switch (it->kind) {
-		case SEC_HEADER:
+		case IMAP_SEC_HEADER:
 			*off_r = 0;
 			*len_r = f->hdr.len;
 			return 0;
-		case SEC_TEXT:
+		case IMAP_SEC_TEXT:
 			*off_r = f->hdr.len;
 			*len_r = fsize > f->hdr.len ? fsize - f->hdr.len : 0;
 			return 0;
 		default:
-			filter_header(it, f->hdr.data ? f->hdr.data : "", f->hdr.len,
+			imap_fetch_filter_header(it, f->hdr.data ? f->hdr.data : "", f->hdr.len,
 			    mem);
 			*use_mem = true;
 			return 0;
@@ -491,15 +176,15 @@ locate(struct imap_fetch *f, const struct fitem *it, uint64_t fsize,
 	}
 	is_msg = it->depth == 0 || sp.is_message;
 	switch (it->kind) {
-	case SEC_ALL:
+	case IMAP_SEC_ALL:
 		*off_r = sp.body_off;
 		*len_r = sp.body_len;
 		return 0;
-	case SEC_MIME:
+	case IMAP_SEC_MIME:
 		*off_r = sp.hdr_off;
 		*len_r = sp.hdr_len;
 		return 0;
-	case SEC_TEXT:
+	case IMAP_SEC_TEXT:
 		*off_r = it->depth == 0 ? sp.body_off : sp.msg_body_off;
 		*len_r = !is_msg ? 0 : it->depth == 0 ? sp.body_len :
 		    sp.msg_body_len;
@@ -509,7 +194,7 @@ locate(struct imap_fetch *f, const struct fitem *it, uint64_t fsize,
 		hl = !is_msg ? 0 : it->depth == 0 ? sp.hdr_len : sp.msg_hdr_len;
 		break;
 	}
-	if (it->kind == SEC_HEADER) {
+	if (it->kind == IMAP_SEC_HEADER) {
 		*off_r = ho;
 		*len_r = hl;
 		return 0;
@@ -521,7 +206,7 @@ locate(struct imap_fetch *f, const struct fitem *it, uint64_t fsize,
 
 		if (r < 0)
 			r = 0;
-		filter_header(it, tmp, (size_t)r, mem);
+		imap_fetch_filter_header(it, tmp, (size_t)r, mem);
 		free(tmp);
 		*use_mem = true;
 	}
@@ -529,7 +214,7 @@ locate(struct imap_fetch *f, const struct fitem *it, uint64_t fsize,
 }
 
 static void
-clip(const struct fitem *it, uint64_t *off, uint64_t *len)
+clip(const struct imap_fetch_item *it, uint64_t *off, uint64_t *len)
 {
 	if (!it->partial)
 		return;
@@ -559,7 +244,7 @@ prefetch(struct imap_session *s, struct imap_fetch *f)
 		if (store_msg_open(s->d->store, s->sel->mb.id, uid, &fd) !=
 		    STORE_OK)
 			continue;
-		(void)posix_fadvise(fd, 0, f->prefetch_body ? 0 : 65536,
+		(void)posix_fadvise(fd, 0, f->it.prefetch_body ? 0 : 65536,
 		    POSIX_FADV_WILLNEED);
 		f->pf_fd[slot] = fd;
 	}
@@ -569,7 +254,7 @@ prefetch(struct imap_session *s, struct imap_fetch *f)
 static int
 msg_open(struct imap_session *s, struct imap_fetch *f, uint32_t uid)
 {
-	if (f->need_fd) {
+	if (f->it.need_fd) {
 		size_t slot = f->pos % PREFETCH;
 
 		prefetch(s, f);
@@ -578,7 +263,7 @@ msg_open(struct imap_session *s, struct imap_fetch *f, uint32_t uid)
 		if (f->fd < 0)
 			return -1;
 	}
-	if (f->need_cache) {
+	if (f->it.need_cache) {
 		if (store_msg_cache_get(s->d->store, s->sel->mb.id, uid,
 		    &f->cache) != STORE_OK) {
 			msg_release(f);
@@ -621,39 +306,39 @@ write_items(struct imap_session *s, struct imap_fetch *f)
 			}
 			continue;
 		}
-		if (f->k >= f->nitems)
+		if (f->k >= f->it.n)
 			break;
 		{
-			const struct fitem *it = &f->items[f->k];
+			const struct imap_fetch_item *it = &f->it.v[f->k];
 
 			if (f->k > 0)
 				buf_putc(&b, ' ');
 			switch (it->type) {
-			case FI_UID:
+			case IMAP_FI_UID:
 				buf_printf(&b, "UID %u", m->uid);
 				break;
-			case FI_FLAGS:
+			case IMAP_FI_FLAGS:
 				buf_puts(&b, "FLAGS ");
 				imap_buf_flags(&b, s->sel, m->flags, m->keywords);
 				break;
-			case FI_INTERNALDATE:
+			case IMAP_FI_INTERNALDATE:
 				put_internaldate(&b, m->internaldate, m->internal_tz);
 				break;
-			case FI_SIZE:
+			case IMAP_FI_SIZE:
 				buf_printf(&b, "RFC822.SIZE %llu",
 				    (unsigned long long)m->size);
 				break;
-			case FI_ENVELOPE:
+			case IMAP_FI_ENVELOPE:
 				buf_printf(&b, "ENVELOPE %s", f->cache.envelope);
 				break;
-			case FI_BODY:
+			case IMAP_FI_BODY:
 				buf_printf(&b, "BODY %s", f->cache.body);
 				break;
-			case FI_BODYSTRUCTURE:
+			case IMAP_FI_BODYSTRUCTURE:
 				buf_printf(&b, "BODYSTRUCTURE %s",
 				    f->cache.bodystructure);
 				break;
-			case FI_SECTION: {
+			case IMAP_FI_SECTION: {
 				uint64_t off = 0, len = 0, fsize = m->size;
 				struct buf mem;
 				bool use_mem;
@@ -718,13 +403,13 @@ fetch_run(struct imap_session *s)
 				continue;
 			}
 			buf_printf(&b, "* %zu FETCH (", f->idx[f->pos] + 1);
-			for (i = 0; add_flags && i < f->nitems; i++)
-				if (f->items[i].type == FI_FLAGS)
+			for (i = 0; add_flags && i < f->it.n; i++)
+				if (f->it.v[i].type == IMAP_FI_FLAGS)
 					add_flags = false;
 			if (add_flags) {
 				buf_puts(&b, "FLAGS ");
 				imap_buf_flags(&b, s->sel, m->flags, m->keywords);
-				if (f->nitems)
+				if (f->it.n)
 					buf_putc(&b, ' ');
 			}
 			imap_send_buf(s, &b);
@@ -822,8 +507,7 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args,
     const struct imap_arg *end)
 {
 	struct imap_fetch *f;
-	const struct imap_arg *items;
-	bool set_seen = false, has_uid = false;
+	bool has_uid = false;
 	size_t i, nunseen = 0;
 
 	if (imap_args_count(args, end) != 2) {
@@ -834,45 +518,27 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args,
 	f->fd = -1;
 	for (i = 0; i < PREFETCH; i++)
 		f->pf_fd[i] = -1;
-	items = imap_arg_next(args);
-	if (items->type == IMAP_ARG_LIST) {
-		const struct imap_arg *a;
-
-		if (items->span == 0)
-			goto bad;
-		for (a = items + 1; a < imap_arg_list_end(items); a = imap_arg_next(a))
-			if (parse_item(f, a) < 0)
-				goto bad;
-	} else if (items->type != IMAP_ARG_ATOM ||
-	    (add_macro(f, items->str) != 0 && parse_item(f, items) < 0)) {
+	if (imap_fetch_items_parse(imap_arg_next(args), &f->it) < 0)
 		goto bad;
-	}
-	for (i = 0; i < f->nitems; i++) {
-		if (f->items[i].type == FI_UID)
+	for (i = 0; i < f->it.n; i++)
+		if (f->it.v[i].type == IMAP_FI_UID)
 			has_uid = true;
-		if (f->items[i].type == FI_SECTION && !f->items[i].peek)
-			set_seen = true;
-		if (f->items[i].type == FI_SECTION &&
-		    f->items[i].kind != SEC_HEADER && f->items[i].kind != SEC_FIELDS &&
-		    f->items[i].kind != SEC_FIELDS_NOT)
-			f->prefetch_body = true;
-	}
 	if (s->uid_cmd && !has_uid) {
 		/* UID FETCH always returns the UID, first */
-		f->items = xrealloc(f->items, (f->nitems + 1) * sizeof(*f->items));
-		memmove(f->items + 1, f->items, f->nitems * sizeof(*f->items));
-		memset(&f->items[0], 0, sizeof(f->items[0]));
-		f->items[0].type = FI_UID;
-		f->nitems++;
+		f->it.v = xrealloc(f->it.v, (f->it.n + 1) * sizeof(*f->it.v));
+		memmove(f->it.v + 1, f->it.v, f->it.n * sizeof(*f->it.v));
+		memset(&f->it.v[0], 0, sizeof(f->it.v[0]));
+		f->it.v[0].type = IMAP_FI_UID;
+		f->it.n++;
 	}
 	if (imap_seqset_arg(s, args, s->uid_cmd, &f->idx, &f->n) < 0) {
 		imap_fetch_free(&f);
 		return CMD_DONE;
 	}
-	if (f->need_fd)
+	if (f->it.need_fd)
 		f->chunk = xmalloc(FETCH_CHUNK);
 	s->fetch = f;
-	if (set_seen && !s->sel->readonly) {
+	if (f->it.set_seen && !s->sel->readonly) {
 		struct seen_job *j;
 
 		for (i = 0; i < f->n; i++)

@@ -1,4 +1,4 @@
-// LINK: imapd/imap_parser.c imapd/imap_seqset.c imapd/imap_utf7.c imapd/imap_search.c
+// LINK: imapd/imap_parser.c imapd/imap_seqset.c imapd/imap_utf7.c imapd/imap_search.c imapd/imap_fetch_items.c
 /* Fuzz target: the IMAP command parser fed in random chunks, with literal
    decisions taken from the input, plus sequence sets and mUTF-7 names of
    every argument. */
@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "imap_fetch_items.h"
 #include "imap_parser.h"
 #include "imap_search.h"
 #include "imap_seqset.h"
@@ -80,6 +81,29 @@ search(const struct imap_cmd *cmd)
 	imap_search_free(&s);
 }
 
+/* And the second argument through the FETCH item parser. */
+static void
+fetch_items(const struct imap_cmd *cmd)
+{
+	struct imap_fetch_items it;
+	const struct imap_arg *a = cmd->args;
+	size_t i;
+
+	if (a >= cmd->args_end || (a = imap_arg_next(a)) >= cmd->args_end)
+		return;
+	if (imap_fetch_items_parse(a, &it) < 0)
+		return;
+	for (i = 0; i < it.n; i++) {
+		struct buf b;
+
+		buf_init(&b);
+		if (it.v[i].nfields > 0)
+			imap_fetch_filter_header(&it.v[i], fake, sizeof(fake) - 1, &b);
+		buf_free(&b);
+	}
+	imap_fetch_items_free(&it);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -119,6 +143,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else if (r == 1) {
 			walk(cmd.args, cmd.args_end);
 			search(&cmd);
+			fetch_items(&cmd);
 		} else if (r == 0 && used == 0 && n > 0) {
 			__builtin_trap();   /* no progress */
 		}
