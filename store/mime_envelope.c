@@ -31,7 +31,7 @@ is_atext(unsigned char c)
 		return c > ' ';
 	}
 }
-/* Skips whitespace and comments, keeping the first comment's text. */
+/* Skips whitespace and comments, keeping the last comment's text. */
 static void
 a_cfws(struct aparse *a)
 {
@@ -41,14 +41,8 @@ a_cfws(struct aparse *a)
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
 			a->p++;
 		} else if (c == '(') {
-			bool keep = a->comment.len == 0;
-			struct buf tmp;
-
-			buf_init(&tmp);
-			mime_skip_comment(&a->p, a->end, &tmp);
-			if (keep && tmp.len > 0)
-				buf_append(&a->comment, tmp.data, tmp.len);
-			buf_free(&tmp);
+			buf_reset(&a->comment);
+			mime_skip_comment(&a->p, a->end, &a->comment);
 		} else {
 			break;
 		}
@@ -111,8 +105,11 @@ a_domain(struct aparse *a)
 		const char *save = a->p;
 
 		a_cfws(a);
-		if (a->p >= a->end)
+		if (a->p >= a->end) {
+			if (!want_atom)
+				a->p = save;    /* leave the comment to a_cfws */
 			return;
+		}
 		if (want_atom && *a->p == '[') {
 			const char *s = a->p;
 
@@ -267,6 +264,8 @@ a_element(struct aparse *a, bool in_group)
 		}
 		a->p++;
 		a_domain(a);
+		/* the name is the last comment after the address */
+		buf_reset(&a->comment);
 		a_cfws(a);
 		a_emit(a, &a->comment, NULL, &a->local, &a->domain, false);
 		return true;
