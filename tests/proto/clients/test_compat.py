@@ -680,3 +680,48 @@ def test_logout(target):
     u, t = c.ok("LOGOUT")
     assert any(x.startswith("* BYE") for x in u), u
     c.close()
+
+
+def test_login_password_with_quotes_and_backslash(imap_server):
+    from .conftest import External
+    if isinstance(imap_server, External):
+        pytest.skip("needs a user with a special password")
+    pw = 'p"a\\ss w\u00f6rd'
+    user = imap_server.add_user("special.pw@example.test", password=pw)
+    from .replay import Target
+    t = Target("127.0.0.1", imap_server.port("imap"), imap_server.port("imaps"), user, pw)
+    c = t.connect(tls=True)
+    c.read_response()
+    # Thunderbird: quoted with \ and " escaped (its fallback path is ASCII only,
+    # so the quoted form here carries UTF-8 as imaplib would)
+    u, tg = c.command(f"LOGIN {quote(user)} {quote(pw)}")
+    assert status_word(tg) == "OK", tg
+    c.close()
+    c = t.connect(tls=True)
+    c.read_response()
+    u, tg = sync_literal_cmd(c, ["LOGIN ", user.encode(), " ", pw.encode()])
+    assert status_word(tg) == "OK", tg
+    c.close()
+
+
+def test_authenticate_initial_response_as_literal(target):
+    c = target.login()
+    caps = caps_of(c)
+    c.close()
+    if "SASL-IR" not in caps:
+        pytest.skip("server does not advertise SASL-IR")
+    ir = base64.b64encode(f"\0{target.user}\0{target.password}".encode())
+    c = target.connect(tls=True)
+    c.read_response()
+    u, t = sync_literal_cmd(c, ["AUTHENTICATE PLAIN ", ir])
+    assert status_word(t) == "OK", t
+    c.close()
+    if "LITERAL+" in caps:
+        c = target.connect(tls=True)
+        c.read_response()
+        c.send(b"a1 AUTHENTICATE PLAIN {%d+}\r\n%s\r\n" % (len(ir), ir))
+        r = c.read_response().decode()
+        while r.startswith("* "):
+            r = c.read_response().decode()
+        assert r.startswith("a1 OK"), r
+        c.close()
