@@ -282,3 +282,27 @@ def test_message_file_gone_during_session(inst):
     assert r.cmd("RETR 2").startswith(b"+OK")
     assert b"message 2" in r.multi()
     assert r.cmd("QUIT").startswith(b"+OK")
+
+
+def test_nul_bytes_never_sent(inst):
+    """Outlook hangs on NUL bytes: RETR and TOP send 0x80 instead, so the
+    octet count stays what LIST said. smtpd refuses NULs, but a maildir
+    taken over with `mailctl reindex` may hold them: put some into the
+    stored file in place (same size, so the index stays right)."""
+    user = new_user(inst)
+    deliver(inst, user, simple_msg(1, b"nul#inside\r\n#\r\n"))
+    path = inst.maildir_files(user)[0]
+    with open(path, "rb") as f:
+        stored = f.read().replace(b"#", b"\x00")
+    with open(path, "r+b") as f:
+        f.write(stored)
+    r = Raw.connect(inst, tls=True)
+    r.login(user)
+    got = retr_exact(r, 1)
+    assert b"\x00" not in got
+    assert got == stored.replace(b"\x00", b"\x80")
+    assert r.cmd("LIST 1") == b"+OK 1 %d" % len(got)
+    assert r.cmd("TOP 1 3") == b"+OK"
+    top = r.multi()
+    assert top.endswith(b"nul\x80inside\r\n\x80\r\n") and b"\x00" not in top
+    r.cmd("QUIT")
