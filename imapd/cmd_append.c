@@ -180,7 +180,8 @@ append_done(struct imap_session *s, void *arg)
 	if (a->err == STORE_OK) {
 		if (s->sel != NULL && s->sel->mb.id == a->mbox_id)
 			s->force_sync = true;
-		imap_reply_tagged(s, "OK", "APPEND completed");
+		imap_reply_tagged(s, "OK", "[APPENDUID %u %u] APPEND completed",
+		    a->res.uidvalidity, a->res.uid);
 	} else if (a->err == STORE_EQUOTA) {
 		imap_reply_tagged(s, "NO", "[OVERQUOTA] Quota exceeded");
 	} else {

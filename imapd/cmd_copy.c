@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "imap_commands.h"
+#include "imap_ext.h"
 
 struct copy_job {
 	struct store *st;
@@ -29,10 +30,21 @@ copy_done(struct imap_session *s, void *arg)
 	struct copy_job *j = arg;
 
 	if (j->err == STORE_OK) {
+		struct buf b;
+
 		if (s->sel != NULL && j->dst == s->sel->mb.id)
 			s->force_sync = true;
-		imap_reply_tagged(s, "OK", "%sCOPY completed",
-		    s->uid_cmd ? "UID " : "");
+		/* UIDPLUS (RFC 4315); a set too long for one reply line is
+		   left out rather than cut. */
+		buf_init(&b);
+		if (imap_ext_copyuid(&b, j->uidvalidity, j->uids, j->dst_uids,
+		    j->n) && b.len < 900)
+			imap_reply_tagged(s, "OK", "[%s] %sCOPY completed", b.data,
+			    s->uid_cmd ? "UID " : "");
+		else
+			imap_reply_tagged(s, "OK", "%sCOPY completed",
+			    s->uid_cmd ? "UID " : "");
+		buf_free(&b);
 	} else if (j->err == STORE_ENOTFOUND) {
 		imap_reply_tagged(s, "NO", "[TRYCREATE] No such mailbox");
 	} else {

@@ -542,7 +542,8 @@ imap_cmd_status(struct imap_session *s, const struct imap_arg *args,
 		    (strcasecmp(a->str, "MESSAGES") && strcasecmp(a->str, "RECENT") &&
 		    strcasecmp(a->str, "UIDNEXT") &&
 		    strcasecmp(a->str, "UIDVALIDITY") &&
-		    strcasecmp(a->str, "UNSEEN"))) {
+		    strcasecmp(a->str, "UNSEEN") &&
+		    strcasecmp(a->str, "SIZE"))) {
 			imap_reply_tagged(s, "BAD", "Unknown STATUS item");
 			return CMD_DONE;
 		}
@@ -571,6 +572,8 @@ imap_cmd_status(struct imap_session *s, const struct imap_arg *args,
 			buf_printf(&b, "UIDNEXT %u", mb.uidnext);
 		else if (strcasecmp(a->str, "UIDVALIDITY") == 0)
 			buf_printf(&b, "UIDVALIDITY %u", mb.uidvalidity);
+		else if (strcasecmp(a->str, "SIZE") == 0)  /* RFC 8438 */
+			buf_printf(&b, "SIZE %llu", (unsigned long long)mb.size);
 		else
 			buf_printf(&b, "UNSEEN %u", mb.unseen);
 	}

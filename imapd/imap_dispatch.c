@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "imap_commands.h"
+#include "imap_ext.h"
 
 static const struct imap_cmd_def cmds[] = {
 	/* name          states            flags                  handler */
@@ -26,11 +27,19 @@ static const struct imap_cmd_def cmds[] = {
 	{ "APPEND",       IMAP_ST_AUTHED,   0,                     imap_cmd_append },
 	{ "CHECK",        IMAP_ST_SELECTED, 0,                     imap_cmd_check },
 	{ "CLOSE",        IMAP_ST_SELECTED, IMAP_CMDF_NO_SYNC,     imap_cmd_close },
-	{ "EXPUNGE",      IMAP_ST_SELECTED, 0,                     imap_cmd_expunge },
+	{ "EXPUNGE",      IMAP_ST_SELECTED, IMAP_CMDF_UID,         imap_cmd_expunge_any },
 	{ "SEARCH",       IMAP_ST_SELECTED, IMAP_CMDF_UID | IMAP_CMDF_NO_EXPUNGE, imap_cmd_search },
 	{ "FETCH",        IMAP_ST_SELECTED, IMAP_CMDF_UID | IMAP_CMDF_NO_EXPUNGE, imap_cmd_fetch },
 	{ "STORE",        IMAP_ST_SELECTED, IMAP_CMDF_UID | IMAP_CMDF_NO_EXPUNGE, imap_cmd_store },
 	{ "COPY",         IMAP_ST_SELECTED, IMAP_CMDF_UID,         imap_cmd_copy },
+	/* extensions (imap_ext.h) */
+	{ "IDLE",         IMAP_ST_AUTHED,   0,                     imap_cmd_idle },
+	{ "NAMESPACE",    IMAP_ST_AUTHED,   0,                     imap_cmd_namespace },
+	{ "ID",           IMAP_ST_ANY,      0,                     imap_cmd_id },
+	{ "ENABLE",       IMAP_ST_AUTH,     0,                     imap_cmd_enable },
+	{ "UNSELECT",     IMAP_ST_SELECTED, IMAP_CMDF_NO_SYNC,     imap_cmd_unselect },
+	{ "MOVE",         IMAP_ST_SELECTED, IMAP_CMDF_UID,         imap_cmd_move },
+	{ "COMPRESS",     IMAP_ST_AUTHED,   0,                     imap_cmd_compress },
 };
 
 const struct imap_cmd_def *

@@ -12,6 +12,7 @@
 #include "log.h"
 
 #include "imap_commands.h"
+#include "imap_ext.h"
 #include "imap_session.h"
 
 static struct imap_daemon *g_d;
@@ -54,6 +55,7 @@ imap_capability_string(const struct imap_session *s, struct buf *out)
 	bool tls = conn_is_tls(s->c);
 
 	buf_puts(out, "IMAP4rev1 LITERAL+ SASL-IR");
+	imap_ext_capabilities(s, out);
 	if (s->state != IMAP_ST_NOT_AUTH)
 		return;
 	if (!tls && !s->implicit_tls && server_has_tls(s->d->srv))
@@ -150,7 +152,8 @@ run_command(struct imap_session *s, const struct imap_cmd *cmd)
 		return;
 	}
 	if (r == CMD_SUSPEND) {
-		if (s->running && !s->paused && !s->in_sasl) {
+		if (s->running && !s->paused && !s->in_sasl &&
+		    !imap_idle_active(s)) {
 			s->paused = true;
 			conn_pause(s->c);
 		}
@@ -273,6 +276,11 @@ session_input(struct conn *c, void *arg)
 				return;
 			continue;
 		}
+		if (imap_idle_active(s)) {
+			if (!imap_idle_input(s))
+				return;
+			continue;
+		}
 		if (s->running) {
 			if (!s->paused) {
 				s->paused = true;
@@ -388,6 +396,7 @@ session_closed(struct conn *c, void *arg)
 	imap_fetch_free(&s->fetch);
 	imap_append_free(&s->append);
 	imap_view_free(&s->sel);
+	imap_ext_free(s);
 	sasl_server_reset(&s->sasl);
 	if (s->auth_timer != NULL) {
 		ev_timer_stop(s->d->loop, s->auth_timer);

@@ -1,0 +1,243 @@
+/* cmd_move: MOVE and UID MOVE (RFC 6851) through store_msg_copy with
+   move=true (one transaction: copy with flags and keywords, expunge from
+   the source), UID EXPUNGE (RFC 4315), and the COPYUID response code that
+   COPY and MOVE share. Store writes run on a worker. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#include "imap_commands.h"
+#include "imap_ext.h"
+
+/* Appends the uids of list[0..n) whose pair[i] != 0 as a compact
+   ascending set ("1:3,7"). */
+static void
+put_set(struct buf *b, const uint32_t *list, const uint32_t *pair, size_t n)
+{
+	size_t i = 0, j;
+	bool first = true;
+
+	while (i < n) {
+		if (pair[i] == 0) {
+			i++;
+			continue;
+		}
+		j = i;
+		while (j + 1 < n && pair[j + 1] != 0 && list[j + 1] == list[j] + 1)
+			j++;
+		if (!first)
+			buf_putc(b, ',');
+		first = false;
+		if (j == i)
+			buf_printf(b, "%u", list[i]);
+		else
+			buf_printf(b, "%u:%u", list[i], list[j]);
+		i = j + 1;
+	}
+}
+
+bool
+imap_ext_copyuid(struct buf *b, uint32_t uidvalidity, const uint32_t *src,
+    const uint32_t *dst, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && dst[i] == 0; i++)
+		;
+	if (i == n)
+		return false;
+	/* Both lists are ascending and paired by index, so compressing
+	   each on its own keeps the correspondence (RFC 4315 §3). A range
+	   only spans pairs that both exist: the dst list is its own pair
+	   mask. */
+	buf_printf(b, "COPYUID %u ", uidvalidity);
+	put_set(b, src, dst, n);
+	buf_putc(b, ' ');
+	put_set(b, dst, dst, n);
+	return true;
+}
+
+struct move_job {
+	struct store *st;
+	uint32_t src, dst;
+	uint32_t *uids, *dst_uids;
+	size_t n;
+	uint32_t uidvalidity;
+	enum store_err err;
+};
+
+static void
+move_work(void *arg)
+{
+	struct move_job *j = arg;
+
+	j->err = store_msg_copy(j->st, j->src, j->uids, j->n, j->dst, true,
+	    j->dst_uids, &j->uidvalidity);
+}
+
+static void
+move_done(struct imap_session *s, void *arg)
+{
+	struct move_job *j = arg;
+	struct buf b;
+	size_t i, k = 0;
+
+	if (j->err == STORE_OK) {
+		/* COPYUID goes in an untagged OK before the EXPUNGEs, which
+		   the tagged reply's sync sends (RFC 6851 §4.3). */
+		buf_init(&b);
+		buf_puts(&b, "* OK [");
+		if (imap_ext_copyuid(&b, j->uidvalidity, j->uids, j->dst_uids,
+		    j->n)) {
+			buf_puts(&b, "] Moved\r\n");
+			imap_send_buf(s, &b);
+		}
+		buf_free(&b);
+		for (i = 0; i < j->n; i++)
+			if (j->dst_uids[i] != 0)
+				j->uids[k++] = j->uids[i];
+		imap_view_mark_expunged(s->sel, j->uids, k);
+		s->force_sync = true;
+		imap_reply_tagged(s, "OK", "%sMOVE completed",
+		    s->uid_cmd ? "UID " : "");
+	} else if (j->err == STORE_ENOTFOUND) {
+		imap_reply_tagged(s, "NO", "[TRYCREATE] No such mailbox");
+	} else {
+		imap_reply_store_err(s, j->err, "MOVE");
+	}
+	free(j->uids);
+	free(j->dst_uids);
+	free(j);
+	imap_cmd_finish(s);
+}
+
+enum cmd_result
+imap_cmd_move(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end)
+{
+	struct store_mailbox mb;
+	struct move_job *j;
+	size_t *idx = NULL, n = 0, i;
+	enum store_err e;
+	char *name;
+
+	if (imap_args_count(args, end) != 2) {
+		imap_reply_tagged(s, "BAD", "Usage: MOVE set mailbox");
+		return CMD_DONE;
+	}
+	if (s->sel->readonly) {
+		imap_reply_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
+		return CMD_DONE;
+	}
+	if ((name = imap_mailbox_arg(s, imap_arg_next(args))) == NULL)
+		return CMD_DONE;
+	e = store_mailbox_get(s->d->store, s->user.id, name, &mb);
+	free(name);
+	if (e == STORE_ENOTFOUND) {
+		imap_reply_tagged(s, "NO", "[TRYCREATE] No such mailbox");
+		return CMD_DONE;
+	}
+	if (e != STORE_OK) {
+		imap_reply_store_err(s, e, "MOVE");
+		return CMD_DONE;
+	}
+	if (imap_seqset_arg(s, args, s->uid_cmd, &idx, &n) < 0)
+		return CMD_DONE;
+	j = xcalloc(1, sizeof(*j));
+	for (i = 0; i < n; i++)
+		if (!(s->sel->msgs[idx[i]].flags & IMAP_VF_EXPUNGED))
+			break;
+	if (i == n) {
+		/* nothing (left) to move: not an error (RFC 3501 §6.4.8) */
+		free(idx);
+		free(j);
+		imap_reply_tagged(s, "OK", "%sMOVE completed",
+		    s->uid_cmd ? "UID " : "");
+		return CMD_DONE;
+	}
+	j->st = s->d->store;
+	j->src = s->sel->mb.id;
+	j->dst = mb.id;
+	j->uids = xmalloc(n * sizeof(*j->uids));
+	j->dst_uids = xcalloc(n, sizeof(*j->dst_uids));
+	for (i = 0; i < n; i++)
+		j->uids[i] = s->sel->msgs[idx[i]].uid;
+	j->n = n;
+	free(idx);
+	imap_session_submit(s, move_work, move_done, j);
+	return CMD_SUSPEND;
+}
+
+/* ---- UID EXPUNGE ---- */
+
+struct uid_expunge_job {
+	struct store *st;
+	uint32_t mbox_id;
+	uint32_t *uids, *gone;
+	size_t n, ngone;
+	enum store_err err;
+};
+
+static void
+uid_expunge_work(void *arg)
+{
+	struct uid_expunge_job *j = arg;
+
+	j->err = store_msg_expunge(j->st, j->mbox_id, j->uids, j->n, true,
+	    &j->gone, &j->ngone);
+}
+
+static void
+uid_expunge_done(struct imap_session *s, void *arg)
+{
+	struct uid_expunge_job *j = arg;
+
+	if (j->err != STORE_OK) {
+		imap_reply_store_err(s, j->err, "UID EXPUNGE");
+	} else {
+		imap_view_mark_expunged(s->sel, j->gone, j->ngone);
+		s->force_sync = true;
+		imap_reply_tagged(s, "OK", "UID EXPUNGE completed");
+	}
+	free(j->uids);
+	free(j->gone);
+	free(j);
+	imap_cmd_finish(s);
+}
+
+enum cmd_result
+imap_cmd_expunge_any(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end)
+{
+	struct uid_expunge_job *j;
+	size_t *idx = NULL, n = 0, i;
+
+	if (!s->uid_cmd)
+		return imap_cmd_expunge(s, args, end);
+	if (imap_args_count(args, end) != 1) {
+		imap_reply_tagged(s, "BAD", "Usage: UID EXPUNGE set");
+		return CMD_DONE;
+	}
+	if (s->sel->readonly) {
+		imap_reply_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
+		return CMD_DONE;
+	}
+	if (imap_seqset_arg(s, args, true, &idx, &n) < 0)
+		return CMD_DONE;
+	if (n == 0) {
+		free(idx);
+		imap_reply_tagged(s, "OK", "UID EXPUNGE completed");
+		return CMD_DONE;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->st = s->d->store;
+	j->mbox_id = s->sel->mb.id;
+	j->uids = xmalloc(n * sizeof(*j->uids));
+	for (i = 0; i < n; i++)
+		j->uids[i] = s->sel->msgs[idx[i]].uid;
+	j->n = n;
+	free(idx);
+	imap_session_submit(s, uid_expunge_work, uid_expunge_done, j);
+	return CMD_SUSPEND;
+}
