@@ -551,6 +551,12 @@ store_mailbox_create(struct store *st, uint32_t user_id, const char *name,
 		goto fail;
 	if ((e = user_rec_put(st, txn, &u)) != STORE_OK)
 		goto fail;
+	/* The file keeps the last UIDVALIDITY for a rebuild: a mailbox
+	   created after one must never get an old value again. */
+	if (user_file_write(st, &u) < 0) {
+		e = store_errno_err("user file");
+		goto fail;
+	}
 	if (mb_r != NULL)
 		mbox_to_public(st, txn, &r, mb_r);
 	return store_txn_commit(txn);

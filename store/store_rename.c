@@ -161,6 +161,8 @@ rename_inbox(struct store *st, MDB_txn *txn, struct user_rec *u,
 	if ((e = mbox_rec_put(st, txn, &inbox)) != STORE_OK ||
 	    (e = mbox_rec_put(st, txn, &dst)) != STORE_OK)
 		return e;
+	if (user_file_write(st, u) < 0)
+		return store_errno_err("user file");
 	return user_rec_put(st, txn, u);
 }
 
