@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -520,6 +521,55 @@ test_deliver_crlf_large(void **state)
 	free(in);
 	free(want);
 	free(got);
+}
+
+/* The notify file fires IN_MODIFY after a committed change, and a message
+   whose file carries other flag letters (crash between rename and commit)
+   still opens. */
+static void
+test_notify_and_open_fallback(void **state)
+{
+	struct fx *f = *state;
+	uint32_t in = mbox_id(f->st, f->alice.id, "INBOX");
+	char path[512], cur[512], from[1024], to[1024];
+	char evbuf[4096];
+	int ifd, fd;
+
+	store_mailbox_notify_path(f->st, in, path, sizeof(path));
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	assert_true(ifd >= 0);
+	assert_true(inotify_add_watch(ifd, path, IN_MODIFY) >= 0);
+	assert_true(read(ifd, evbuf, sizeof(evbuf)) < 0);
+	uint32_t uid = deliver(f->st, f->alice.id, 0, "Subject: n\n\nn\n", 0,
+	    NULL);
+	assert_true(read(ifd, evbuf, sizeof(evbuf)) > 0);
+	struct store_flag_change ch = { .uid = uid };
+	assert_int_equal(store_msg_set_flags(f->st, in, STORE_FLAGS_ADD,
+	    STORE_F_SEEN, NULL, 0, 0, &ch, 1), STORE_OK);
+	assert_true(read(ifd, evbuf, sizeof(evbuf)) > 0);
+	close(ifd);
+
+	snprintf(cur, sizeof(cur), "%s/mail/example.test/alice/%u/cur",
+	    f->data, in);
+	DIR *d = opendir(cur);
+	struct dirent *de;
+	from[0] = '\0';
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			snprintf(from, sizeof(from), "%s/%s", cur, de->d_name);
+	closedir(d);
+	assert_non_null(strstr(from, ":2,S"));
+	snprintf(to, sizeof(to), "%.*s:2,FT", (int)(strstr(from, ":2,") - from),
+	    from);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(store_msg_open(f->st, in, uid, &fd), STORE_OK);
+	close(fd);
+	/* The next flag change renames it back to what the index says. */
+	assert_int_equal(store_msg_set_flags(f->st, in, STORE_FLAGS_ADD,
+	    STORE_F_ANSWERED, NULL, 0, 0, &ch, 1), STORE_OK);
+	snprintf(to, sizeof(to), "%.*s:2,RS", (int)(strstr(from, ":2,") - from),
+	    from);
+	assert_int_equal(access(to, F_OK), 0);
 }
 
 static void
@@ -1160,6 +1210,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_crlf_large, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_notify_and_open_fallback,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move_expunge, setup,
 		    teardown),
