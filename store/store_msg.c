@@ -569,7 +569,7 @@ store_msg_copy(struct store *st, uint32_t src_mbox, const uint32_t *uids,
 	struct uid_idx *order = NULL;
 	char **created = NULL, **removed = NULL;
 	size_t ncreated = 0, nremoved = 0;
-	uint64_t dmodseq = 0, smodseq = 0, total = 0, moved = 0;
+	uint64_t dmodseq = 0, smodseq = 0, total = 0;
 	bool added = false;
 	enum store_err e;
 
@@ -665,7 +665,6 @@ store_msg_copy(struct store *st, uint32_t src_mbox, const uint32_t *uids,
 			if ((e = msg_remove_txn(st, txn, &src, &m, smodseq)))
 				goto fail;
 			su.used = su.used > m.h.size ? su.used - m.h.size : 0;
-			moved += m.h.size;
 			removed = xrealloc(removed, (nremoved + 1) * sizeof(char *));
 			removed[nremoved++] = xstrdup(from);
 		}
