@@ -9,9 +9,6 @@
 #include "log.h"
 #include "pop3_session.h"
 
-/* Consecutive bad commands before the session is closed. */
-#define POP3_MAX_BAD_COMMANDS 10
-
 typedef enum cmd_result pop3_cmd_fn(struct pop3_session *s, const char *line,
     const struct pop3_request *req);
 

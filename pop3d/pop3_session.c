@@ -204,7 +204,7 @@ pop3_input(struct conn *c, void *arg)
 			sasl_server_reset(&s->sasl);
 			pop3_set_state(s, POP3_ST_AUTHORIZATION);
 		}
-		if (++s->bad_commands >= 10) {
+		if (++s->bad_commands >= POP3_MAX_BAD_COMMANDS) {
 			pop3_reply(s, "-ERR Too many bad commands, closing");
 			conn_close(c);
 			return;
@@ -301,7 +301,7 @@ delay_done(struct ev_loop *loop, struct ev_timer *w, int revents)
 	ev_timer_stop(loop, w);
 	s->delay_active = false;
 	pop3_set_state(s, POP3_ST_AUTHORIZATION);
-	if (s->auth_failures >= 3) {
+	if (s->auth_failures >= POP3_MAX_AUTH_FAILURES) {
 		pop3_reply(s, "-ERR [AUTH] Authentication failed, closing");
 		conn_close(s->conn);
 		return;

@@ -22,6 +22,12 @@
 
 enum pop3_listen_tag { POP3_TAG_PLAIN = 0, POP3_TAG_TLS = 1 };
 
+/* Bad commands (or overlong lines) in a row before the session closes. */
+#define POP3_MAX_BAD_COMMANDS 10
+/* Failed logins in one session before it closes (the per-address delay
+   of auth_throttle grows meanwhile). */
+#define POP3_MAX_AUTH_FAILURES 3
+
 /* What the whole daemon shares; one per process, owned by main.c. */
 struct pop3_daemon {
 	const struct config *cfg;
