@@ -413,3 +413,25 @@ def test_sighup_reloads_certificate():
         assert ssl_mod.DER_cert_to_PEM_cert(after) == open(cert).read()
     finally:
         p.stop_all()
+
+
+def test_auth_failures_close_session():
+    """Each wrong password is answered -ERR [AUTH] after a growing delay;
+    the third in a session closes it. A good login still works after."""
+    p = Postroom()
+    try:
+        p.start("pop3d")
+        user = "af@example.test"
+        p.add_user(user)
+        r = Raw.connect(p, tls=True, timeout=60)
+        for i in range(3):
+            assert r.cmd("USER " + user).startswith(b"+OK")
+            resp = r.cmd("PASS wrong%d" % i)
+            assert resp.startswith(b"-ERR [AUTH]"), resp
+        assert r.is_closed()
+        r = Raw.connect(p, tls=True, timeout=60)
+        r.login(user)
+        assert r.cmd("STAT") == b"+OK 0 0"
+        r.cmd("QUIT")
+    finally:
+        p.stop_all()
