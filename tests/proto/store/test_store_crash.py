@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -53,6 +54,9 @@ def deliver_and_kill(data, committed):
     want = random.randint(150, 400)
     seen = 0
     deadline = time.monotonic() + 120
+    # A helper that hangs without output must not hang the test run.
+    watchdog = threading.Timer(180, p.kill)
+    watchdog.start()
     try:
         for line in p.stdout:
             f = line.split()
@@ -66,6 +70,7 @@ def deliver_and_kill(data, committed):
     finally:
         p.send_signal(signal.SIGKILL)
         rest, err = p.communicate(timeout=60)
+        watchdog.cancel()
     for line in rest.splitlines():
         f = line.split()
         if len(f) == 3 and f[0] == "committed":
