@@ -971,6 +971,40 @@ cl_limit(void)
 	return NULL;
 }
 
+static const char *
+cl_total_limit(void)
+{
+	struct cli k[3];
+
+	for (int i = 0; i < 2; i++) {
+		if (cli_connect(&k[i], T.port) < 0)
+			return "connect";
+		EXPECT(&k[i], "HELLO plain");
+	}
+	if (cli_connect(&k[2], T.port) < 0)
+		return "connect 3";
+	EXPECT(&k[2], "421 too many");
+	if (!cli_eof(&k[2]))
+		return "no EOF after refusal";
+	/* No refusal text on the TLS port: it would be plaintext. */
+	cli_close(&k[2]);
+	if (cli_connect(&k[2], T.tls_port) < 0)
+		return "connect tls";
+	if (!cli_eof(&k[2]))
+		return "refused TLS connection not closed";
+	for (int i = 0; i < 3; i++)
+		cli_close(&k[i]);
+	return NULL;
+}
+
+static void
+test_total_limit(void **state)
+{
+	T.cfg.max_connections = 2;
+	run_client(cl_total_limit);
+	assert_int_equal(T.accepted, 2);
+}
+
 static void
 test_limit(void **state)
 {
@@ -1361,6 +1395,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_total_limit, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_starttls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_implicit_tls, setup,
 		    teardown),
