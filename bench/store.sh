@@ -5,7 +5,7 @@
 # BASE_DIR should be on the disk the store will live on (default /tmp).
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build/store}
+BUILD=${BUILD:-build}
 make --no-print-directory BUILD="$BUILD" "$BUILD/lib/libstore.a" "$BUILD/lib/libcommon.a" >/dev/null
 mkdir -p "$BUILD/bench"
 cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -pthread -Icommon -Istore \
