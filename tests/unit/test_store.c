@@ -231,6 +231,57 @@ test_aliases_resolve(void **state)
 }
 
 static void
+test_alias_depth_and_delete_usage(void **state)
+{
+	struct fx *f = *state;
+	uint32_t *ids;
+	size_t n;
+	char a[64], t[64];
+
+	/* a1 -> a2 -> ... -> a8 -> alice resolves (depth 8); a0 one more
+	   level does not. */
+	for (int i = 1; i <= 8; i++) {
+		snprintf(a, sizeof(a), "a%d@example.test", i);
+		if (i == 8)
+			snprintf(t, sizeof(t), "alice@example.test");
+		else
+			snprintf(t, sizeof(t), "a%d@example.test", i + 1);
+		assert_int_equal(store_alias_add(f->st, a, t), STORE_OK);
+	}
+	assert_int_equal(store_alias_add(f->st, "a0@example.test",
+	    "a1@example.test"), STORE_OK);
+	assert_int_equal(store_resolve(f->st, "a1@example.test", &ids, &n),
+	    STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], f->alice.id);
+	free(ids);
+	assert_int_equal(store_resolve(f->st, "a0@example.test", &ids, &n),
+	    STORE_ENOTFOUND);
+
+	/* Deleting a mailbox gives its space back. */
+	struct store_mailbox mb;
+	struct store_user u;
+	assert_int_equal(store_mailbox_create(f->st, f->alice.id, "Tmp", 0,
+	    &mb), STORE_OK);
+	deliver(f->st, f->alice.id, mb.id, "Subject: x\n\nx\n", 0, NULL);
+	deliver(f->st, f->alice.id, 0, "Subject: y\n\ny\n", 0, NULL);
+	assert_int_equal(store_user_get_by_id(f->st, f->alice.id, &u), STORE_OK);
+	assert_int_equal(u.used, 2 * strlen("Subject: x\r\n\r\nx\r\n"));
+	assert_int_equal(store_mailbox_delete(f->st, f->alice.id, "Tmp"),
+	    STORE_OK);
+	assert_int_equal(store_user_get_by_id(f->st, f->alice.id, &u), STORE_OK);
+	assert_int_equal(u.used, strlen("Subject: y\r\n\r\ny\r\n"));
+	assert_int_equal(store_mailbox_get_by_id(f->st, mb.id, &mb),
+	    STORE_ENOTFOUND);
+	/* A new mailbox never reuses the id, and gets a newer UIDVALIDITY. */
+	struct store_mailbox mb2;
+	assert_int_equal(store_mailbox_create(f->st, f->alice.id, "Tmp", 0,
+	    &mb2), STORE_OK);
+	assert_true(mb2.id > mb.id);
+	assert_true(mb2.uidvalidity > mb.uidvalidity);
+}
+
+static void
 test_authenticate(void **state)
 {
 	struct fx *f = *state;
@@ -1203,6 +1254,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_aliases_resolve, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_alias_depth_and_delete_usage,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_authenticate, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_mailboxes, setup, teardown),
