@@ -314,3 +314,46 @@ def test_pop3_deletion_reaches_selected_session(pr):
     assert unt == [b"* 1 EXPUNGE\r\n"]
     unt, t = a.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert len(unt) == 1 and b"Subject: two" in unt[0]
+
+
+def test_random_commands_do_not_hurt(pr):
+    """A deterministic storm of half-valid commands from a selected session:
+    the daemon must answer each, keep the stored messages intact and stop
+    cleanly under the sanitizers (the fixture checks that)."""
+    import random
+    plain_instance(pr)
+    pr.start("imapd")
+    r = Raw(pr)
+    r.login()
+    bodies = [msg("keep%d" % i) for i in range(3)]
+    for b in bodies:
+        append(r, b)
+    r.ok("SELECT INBOX")
+    rnd = random.Random(1234)
+    verbs = ["FETCH", "UID FETCH", "STORE", "UID STORE", "SEARCH", "UID SEARCH",
+             "COPY", "LIST", "LSUB", "STATUS", "EXAMINE", "SELECT", "CREATE",
+             "NOOP", "CHECK", "UID COPY", "APPEND", "RENAME", "SUBSCRIBE"]
+    atoms = ["1", "*", "1:*", "2:1", "0", "4294967295", "1,2,3", "(", ")",
+             "FLAGS", "(FLAGS)", "BODY[]", "BODY.PEEK[1.2.3]<0.1>",
+             "BODY[HEADER.FIELDS (A B)]", "+FLAGS", "-FLAGS.SILENT", "\\Seen",
+             "(\\Deleted kw)", "INBOX", "\"\"", "%", "*", "&Jjo-", "&",
+             "OR", "NOT", "ALL", "HEADER", "SUBJECT", "\"x\"", "{3}",
+             "ENVELOPE", "BODYSTRUCTURE", "RFC822", "(MESSAGES UNSEEN)",
+             "BEFORE", "1-Jan-2026", "LARGER", "99", "UID", "CHARSET",
+             "UTF-8", "\x7f", "\xc3\xa9", "[", "]", "<1.2>", "\\"]
+    for i in range(400):
+        words = [rnd.choice(verbs)] + [rnd.choice(atoms)
+                                       for _ in range(rnd.randint(0, 6))]
+        line = " ".join(words)
+        line = line.replace("{3}", "{3+}\r\nabc")
+        if i % 8 == 7:
+            line = "NOOP"       # keeps the BAD-in-a-row counter below its limit
+        tag = "r%d" % i
+        r.send((tag + " " + line + "\r\n").encode("utf-8"))
+        unt, t = r.until(tag)
+        assert t.split(b" ")[1] in (b"OK", b"NO", b"BAD"), (line, t)
+    r.ok("SELECT INBOX")
+    unt, t = r.ok("UID FETCH 1:3 (BODY.PEEK[])")
+    got = [u for u in unt if b"BODY[]" in u]
+    for b, u in zip(bodies, got):
+        assert b in u
