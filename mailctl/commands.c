@@ -292,6 +292,8 @@ cmd_alias_add(struct mailctl *m)
 	char alias[STORE_ADDRESS_MAX + 1];
 	struct buf targets;
 	char *list, *tok, *save = NULL;
+	uint32_t *ids;
+	size_t nids;
 	enum store_err e;
 	int r = EXIT_FAIL;
 
@@ -310,6 +312,24 @@ cmd_alias_add(struct mailctl *m)
 			continue;
 		if (address_arg(tok, t, sizeof(t)) != 0)
 			goto out;
+		/* A typo in a target would silently lose mail: each must
+		   already be a user or an alias here. */
+		ids = NULL;
+		e = store_resolve(m->st, t, &ids, &nids);
+		free(ids);
+		if (e == STORE_EPERM) {
+			mailctl_err("target '%s' is not in a local domain", t);
+			goto out;
+		}
+		if (e == STORE_ENOTFOUND) {
+			mailctl_err("target '%s' is not a user or alias "
+			    "(create it first)", t);
+			goto out;
+		}
+		if (e != STORE_OK) {
+			store_fail(t, e);
+			goto out;
+		}
 		buf_printf(&targets, "%s%s", targets.len ? "," : "", t);
 	}
 	if (targets.len == 0) {

@@ -384,12 +384,20 @@ def test_aliases(pr):
                 1, "invalid address")
     assert_fail(run(pr, "alias", "add", "y@example.test", ","), 2,
                 "no TARGET")
+    assert_fail(run(pr, "alias", "add", "y@example.test",
+                    "alice@example.test,tpyo@example.test"), 1,
+                "target 'tpyo@example.test' is not a user or alias")
+    assert_fail(run(pr, "alias", "add", "y@example.test", "x@elsewhere.test"),
+                1, "target 'x@elsewhere.test' is not in a local domain")
+    # "user+tag" targets and aliases of aliases resolve.
+    pr.mailctl("alias", "add", "z@example.test", "alice+lists@example.test")
     # An alias blocks creating a user of that name.
     assert_fail(run(pr, "user", "add", "info@example.test",
                     "--password-stdin", input="pw\n"), 1, "alias")
     pr.mailctl("alias", "del", "info@example.test")
     assert_fail(run(pr, "alias", "del", "info@example.test"), 1,
                 "no such alias")
+    pr.mailctl("alias", "del", "z@example.test")
     assert pr.mailctl("alias", "list").stdout.splitlines() == \
         ["sales@example.test alice@example.test,bob@example.test"]
 
