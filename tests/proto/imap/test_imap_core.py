@@ -337,3 +337,46 @@ def test_sighup_and_sigterm(pr):
     m = imaplib_login(pr)
     m.select("INBOX")
     pr.stop("imapd")        # asserts exit 0 and a clean sanitizer log
+
+
+def _make_cert(d, cn):
+    import os
+    import subprocess
+    cert, key = os.path.join(d, cn + ".pem"), os.path.join(d, cn + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj",
+                    "/CN=" + cn], check=True, capture_output=True)
+    return cert, key
+
+
+def test_sighup_reloads_certificate(pr):
+    import os
+    import shutil
+    import ssl
+    import time
+    c1, k1 = _make_cert(pr.dir, "first.test")
+    c2, k2 = _make_cert(pr.dir, "second.test")
+    cert, key = os.path.join(pr.dir, "live.pem"), os.path.join(pr.dir, "live.key")
+    shutil.copy(c1, cert)
+    shutil.copy(k1, key)
+    pr.write_config(tls_cert=cert, tls_key=key)
+    pr.add_user("alice@example.test")
+    pr.start("imapd")
+
+    def served():
+        s = pr.connect("imaps", tls=True)
+        der = s.getpeercert(binary_form=True)
+        s.close()
+        return ssl.DER_cert_to_PEM_cert(der)
+
+    def pem(path):
+        with open(path) as f:
+            return ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(f.read()))
+    assert served() == pem(c1)
+    shutil.copy(c2, cert)
+    shutil.copy(k2, key)
+    pr.signal("imapd", signal.SIGHUP)
+    deadline = time.time() + 10
+    while served() != pem(c2) and time.time() < deadline:
+        time.sleep(0.1)
+    assert served() == pem(c2)
