@@ -89,8 +89,8 @@ Host {CERT_HOST}
 Port {target.imaps_port}
 User {target.user}
 Pass {target.password}
+{os.environ.get("MBSYNC_EXTRA", "# MBSYNC_EXTRA")}
 SSLType IMAPS
-{os.environ.get("MBSYNC_EXTRA", "")}
 CertificateFile {target.cert}
 
 IMAPStore t-far
