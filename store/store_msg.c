@@ -293,6 +293,9 @@ store_msg_open(struct store *st, uint32_t mbox_id, uint32_t uid, int *fd_r)
 		if (errno != ENOENT)
 			return store_errno_err("open message");
 	}
+	/* Expunged meanwhile (files go after the commit)? */
+	if (store_msg_get(st, mbox_id, uid, NULL) == STORE_ENOTFOUND)
+		return store_set_error(STORE_ENOTFOUND, "message expunged");
 	return store_set_error(STORE_ECORRUPT, "message file of uid %u missing",
 	    uid);
 }
