@@ -92,7 +92,9 @@ def run_bench(args):
         sys.exit(f"fd limit {want} is too low for {args.conns} connections")
     if args.bin:
         conftest.BIN = os.path.abspath(args.bin)
-    inst = conftest.Postroom({"allow_plaintext_auth": "yes"})
+    inst = conftest.Postroom({"allow_plaintext_auth": "yes",
+                              "max_connections": str(args.conns + 1000),
+                              "max_connections_per_ip": str(args.conns + 1000)})
     nusers = (args.conns + args.per_user - 1) // args.per_user
     print(f"creating {nusers} users ...", flush=True)
     users = [inst.add_user(f"idle{i}@example.test") for i in range(nusers)]
@@ -178,6 +180,12 @@ def run_bench(args):
                 c.sock.close()
             except OSError:
                 pass
+        if "imapd" in inst.procs:
+            t0 = time.monotonic()
+            try:
+                inst.stop("imapd", timeout=300)
+            finally:
+                print(f"imapd stopped {time.monotonic() - t0:.1f} s after SIGTERM")
         inst.stop_all()
 
 
