@@ -317,7 +317,10 @@ struct store_reindex_stats {
 };
 /* Rebuilds the index entries of one user from the maildir files: every
    message with its UID, flags and keywords; UIDVALIDITY kept; UIDNEXT and
-   HIGHESTMODSEQ never go back. */
+   HIGHESTMODSEQ never go back. Works after the whole index was lost too:
+   the user (password hash, quota) and its domain come back from the
+   maildir's postroom-user file, mailboxes and subscriptions from theirs.
+   Files without a UID (or sharing one) get fresh UIDs: stats.recovered. */
 enum store_err store_reindex_user(struct store *st, const char *address,
     struct store_reindex_stats *stats_r);
 
