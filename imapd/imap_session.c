@@ -581,17 +581,24 @@ send_expunges(struct imap_session *s)
 {
 	struct imap_view *v = s->sel;
 	struct buf b;
-	size_t i, k = 0;
+	size_t i, k = 0, known = v->reported_exists, gone = 0;
 
 	buf_init(&b);
+	/* Only messages the client was told of (MSN <= the last EXISTS) get
+	   an EXPUNGE, and each one lowers that count: a message appended and
+	   expunged in between is never mentioned, and the EXISTS that follows
+	   is still sent when the count changed. */
 	for (i = v->n; i-- > 0;)
-		if (v->msgs[i].flags & IMAP_VF_EXPUNGED)
+		if ((v->msgs[i].flags & IMAP_VF_EXPUNGED) && i < known) {
 			buf_printf(&b, "* %zu EXPUNGE\r\n", i + 1);
+			gone++;
+		}
 	for (i = 0; i < v->n; i++)
 		if (!(v->msgs[i].flags & IMAP_VF_EXPUNGED))
 			v->msgs[k++] = v->msgs[i];
 	v->n = k;
 	v->npending_expunge = 0;
+	v->reported_exists = (uint32_t)(known > gone ? known - gone : 0);
 	if (v->reported_exists > k)
 		v->reported_exists = (uint32_t)k;
 	imap_send_buf(s, &b);
