@@ -117,8 +117,75 @@ imap_date_parse(const char *s, size_t len, int64_t *day_r)
 	return 0;
 }
 
-bool
-imap_substr_ci(const char *hay, size_t hlen, const char *needle, size_t nlen)
+/* Simple lower-case mapping of the scripts an office mostly writes in
+   (Latin-1, Latin Extended-A, Greek, Cyrillic); others are left as is. */
+static uint32_t
+fold_cp(uint32_t c)
+{
+	if (c < 0x80)
+		return c >= 'A' && c <= 'Z' ? c + 32 : c;
+	if (c >= 0xc0 && c <= 0xde && c != 0xd7)
+		return c + 32;
+	if (c >= 0x100 && c <= 0x137)
+		return c | 1;
+	if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e))
+		return (c & 1) ? c + 1 : c;
+	if (c >= 0x14a && c <= 0x177)
+		return c | 1;
+	if (c == 0x178)
+		return 0xff;
+	if (c >= 0x391 && c <= 0x3a9 && c != 0x3a2)
+		return c + 32;
+	if (c >= 0x410 && c <= 0x42f)
+		return c + 32;
+	if (c >= 0x400 && c <= 0x40f)
+		return c + 80;
+	return c;
+}
+
+/* Appends the case-folded form of UTF-8 text; invalid bytes pass as is. */
+static void
+fold_utf8(const char *p, size_t len, struct buf *out)
+{
+	size_t i = 0;
+
+	buf_reserve(out, len + 1);
+	while (i < len) {
+		unsigned char c = (unsigned char)p[i];
+		uint32_t cp;
+		size_t n;
+		char t[4];
+
+		if (c < 0x80) {
+			buf_putc(out, (char)fold_cp(c));
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0 && i + 1 < len &&
+		    ((unsigned char)p[i + 1] & 0xc0) == 0x80) {
+			cp = ((uint32_t)(c & 0x1f) << 6) |
+			    ((unsigned char)p[i + 1] & 0x3f);
+			n = 2;
+		} else {
+			buf_putc(out, (char)c);     /* 3/4-byte forms: unchanged */
+			i++;
+			continue;
+		}
+		cp = fold_cp(cp);
+		if (cp < 0x80) {
+			buf_putc(out, (char)cp);
+		} else {
+			t[0] = (char)(0xc0 | (cp >> 6));
+			t[1] = (char)(0x80 | (cp & 0x3f));
+			buf_append(out, t, 2);
+		}
+		i += n;
+	}
+}
+
+static bool
+substr_ascii_ci(const char *hay, size_t hlen, const char *needle,
+    size_t nlen)
 {
 	size_t i, j;
 
@@ -140,6 +207,28 @@ imap_substr_ci(const char *hay, size_t hlen, const char *needle, size_t nlen)
 			return true;
 	}
 	return false;
+}
+
+bool
+imap_substr_ci(const char *hay, size_t hlen, const char *needle, size_t nlen)
+{
+	struct buf h, n;
+	size_t i;
+	bool r;
+
+	for (i = 0; i < nlen; i++)
+		if ((unsigned char)needle[i] >= 0x80)
+			break;
+	if (i == nlen)      /* an ASCII needle: no need to fold the text */
+		return substr_ascii_ci(hay, hlen, needle, nlen);
+	buf_init(&h);
+	buf_init(&n);
+	fold_utf8(hay, hlen, &h);
+	fold_utf8(needle, nlen, &n);
+	r = h.len >= n.len && memmem(h.data, h.len, n.data, n.len) != NULL;
+	buf_free(&h);
+	buf_free(&n);
+	return r;
 }
 
 static struct snode *parse_key(struct pctx *c, const struct imap_arg **ap,

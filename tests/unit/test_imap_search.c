@@ -105,8 +105,9 @@ test_keys(void **state)
 		{ "SENTSINCE 4-Mar-2026", 0 },
 		{ "FROM carol", 1 }, { "FROM CAROL@A.TEST", 1 }, { "TO carol", 0 },
 		{ "SUBJECT report", 1 }, { "SUBJECT \"GR\xc3\xbc\xc3\x9f\"", 1 },
-		/* case folding is ASCII only: Ü does not match ü */
-		{ "SUBJECT \"GR\xc3\x9c\"", 0 },
+		/* Unicode case folding (Latin, Greek, Cyrillic) */
+		{ "SUBJECT \"GR\xc3\x9c\"", 1 },
+		{ "SUBJECT \"GR\xc3\x9cX\"", 0 },
 		{ "SUBJECT \"gr\xc3\xbc\xc3\x9f" "e\"", 1 },
 		{ "SUBJECT gr\xc3\xbc", -1 },  /* 8-bit atom */
 		{ "HEADER x-tag special", 1 }, { "HEADER X-Tag \"\"", 1 },
@@ -181,6 +182,11 @@ test_dates(void **state)
 	assert_int_equal(imap_date_parse("001-Jan-1970", 12, &d), -1);
 	assert_int_equal(imap_date_parse("", 0, &d), -1);
 	assert_true(imap_substr_ci("Hello World", 11, "WORLD", 5));
+	assert_true(imap_substr_ci("\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82", 12,
+	    "\xd0\xbf\xd0\xa0\xd0\x98", 6));   /* Привет ~ пРИ */
+	assert_true(imap_substr_ci("\xc3\x84rger", 6, "\xc3\xa4RGER", 6));
+	assert_false(imap_substr_ci("\xc3\x84rger", 6, "\xc3\xa4x", 3));
+	assert_true(imap_substr_ci("x", 1, "", 0));
 	assert_false(imap_substr_ci("Hello", 5, "Hello!", 6));
 }
 
