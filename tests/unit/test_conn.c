@@ -51,6 +51,7 @@ static struct {
 	int port, tls_port;
 	int accepted, closed, timeouts, drains, shutdowns, tls_ok, tls_fail;
 	int input_calls;
+	bool later_close;           /* LATERCLOSE: close before release */
 	struct conn *held_conn;     /* HOLD: released by the test */
 	struct conn *paused_conn;
 	struct conn *later_conn;    /* LATER: written from a timer */
@@ -107,6 +108,10 @@ later_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	/* Outside any conn callback, with only our hold: the write must
 	   still be flushed. */
 	conn_puts(T.later_conn, "LATERDONE\r\n");
+	/* close while held, then release: the queued reply must still go out
+	   before the close (the worker-completion pattern of the daemons) */
+	if (T.later_close)
+		conn_close(T.later_conn);
 	conn_release(T.later_conn);
 	T.later_conn = NULL;
 }
@@ -160,7 +165,9 @@ d_command(struct conn *c, struct tsess *s, char *line, size_t len)
 		conn_hold(c);
 		T.held_conn = c;
 		conn_puts(c, "HELD\r\n");
-	} else if (strcmp(line, "LATER") == 0) {
+	} else if (strcmp(line, "LATER") == 0 ||
+	    strcmp(line, "LATERCLOSE") == 0) {
+		T.later_close = strcmp(line, "LATERCLOSE") == 0;
 		conn_hold(c);
 		T.later_conn = c;
 		ev_timer_set(&T.later_timer, 0.02, 0.);
@@ -871,6 +878,10 @@ cl_pause(void)
 	EXPECT(&k, "ECHO 2 x2");
 	cli_puts(&k, "LATER\r\n");
 	EXPECT(&k, "LATERDONE");
+	cli_puts(&k, "LATERCLOSE\r\n");
+	EXPECT(&k, "LATERDONE");
+	if (!cli_eof(&k))
+		return "no EOF after close under hold";
 	cli_close(&k);
 	return NULL;
 }
