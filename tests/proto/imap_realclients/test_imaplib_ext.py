@@ -414,6 +414,13 @@ def test_compress_deflate(target):
     sizes = [int(re.search(r"RFC822\.SIZE (\d+)", x).group(1)) for x in u if "FETCH" in x]
     assert len(sizes) == 2 and sizes[1] > 200000 - 100
     assert c.wire_in - before < sizes[1] / 2, "FETCH output was not compressed"
+    # pipelined commands inside one compressed write are all answered
+    c.send(b"".join(b"p%d FETCH 2 (BODY.PEEK[]<%d.65536>)\r\n" % (i, (i % 4) * 65536)
+                    for i in range(20)))
+    done = 0
+    while done < 20:
+        if c.read_response().startswith(b"p"):
+            done += 1
     # a second COMPRESS is refused with [COMPRESSIONACTIVE]
     u, t = c.command("COMPRESS DEFLATE")
     assert t.split()[1] in ("NO", "BAD") and "COMPRESSIONACTIVE" in t.upper(), t
