@@ -105,32 +105,66 @@ sc_eq(const struct buf *sc, size_t off, size_t len, const char *s)
 	return len == n && strncasecmp(sc_str(sc, off), s, n) == 0;
 }
 
-/* RFC 2231 continuations, joined the way Dovecot 2.3 does: name*0, name*1
-   ... become one "name" (or "name*" when the first piece is extended, the
-   charset'lang'%XX value kept as sent); they go after the plain ones,
-   sorted by name. */
+/* RFC 2231 parameters, merged the way Dovecot 2.3 does. A name with a
+   '*' is "key*", "key*N" or "key*N*" ('*' at the end: extended). Those go
+   after the plain parameters, sorted by key (case-insensitively) and N;
+   a key whose pieces are numbered 0, 1, 2... becomes one parameter, named
+   "key*" if any piece is extended, with the values concatenated as sent
+   (unextended pieces with '%' escaped then, and "''" put first if the first one
+   is not extended); with a number missing, every piece stays apart as
+   "key*N" / "key*N*". */
+struct p2231 {
+	struct mparam m;
+	size_t key_len;
+	unsigned idx;
+	bool ext;
+};
+
+/* *last_idx: the number of the previous piece in this header. Dovecot
+   gives a bare "key*" that number (a quirk we copy so that the answers
+   match), so "key*" is piece 0 only when no numbered piece came first. */
 static bool
-cont_split(const struct buf *sc, const struct mparam *m, size_t *key_len,
-    unsigned *idx, bool *ext)
+split_2231(const struct buf *sc, const struct mparam *m, struct p2231 *r,
+    unsigned *last_idx)
 {
 	const char *n = sc_str(sc, m->name_off);
 	const char *star = memchr(n, '*', m->name_len);
 	size_t i;
-	unsigned v = 0;
 
 	if (star == NULL)
 		return false;
-	i = (size_t)(star - n) + 1;
-	if (i >= m->name_len || n[i] < '0' || n[i] > '9')
-		return false;
+	r->m = *m;
+	r->key_len = (size_t)(star - n);
+	r->idx = 0;
+	r->ext = true;
+	i = r->key_len + 1;
+	if (i == m->name_len) {
+		r->idx = *last_idx;     /* "key*" */
+		return true;
+	}
 	for (; i < m->name_len && n[i] >= '0' && n[i] <= '9'; i++)
-		v = v < 100000 ? v * 10 + (unsigned)(n[i] - '0') : v;
-	*ext = i < m->name_len && n[i] == '*';
-	if (i + (*ext ? 1 : 0) != m->name_len)
-		return false;
-	*key_len = (size_t)(star - n);
-	*idx = v;
-	return true;
+		r->idx = r->idx < 100000 ? r->idx * 10 + (unsigned)(n[i] - '0') :
+		    r->idx;
+	*last_idx = r->idx;     /* even when the name turns out invalid */
+	r->ext = i < m->name_len && n[i] == '*';
+	if (r->ext)
+		i++;
+	return i == m->name_len;
+}
+
+static int
+cmp_2231(const struct buf *sc, const struct p2231 *a, const struct p2231 *b)
+{
+	size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+	/* case-sensitive, as Dovecot sorts ("Name" before "name"), while
+	   the grouping below ignores case */
+	int c = memcmp(sc_str(sc, a->m.name_off), sc_str(sc, b->m.name_off), n);
+
+	if (c != 0)
+		return c;
+	if (a->key_len != b->key_len)
+		return a->key_len < b->key_len ? -1 : 1;
+	return a->idx < b->idx ? -1 : a->idx > b->idx ? 1 : 0;
 }
 
 /* Appends sc[off..off+len) to sc itself: reserve first, so that the
@@ -142,75 +176,79 @@ sc_dup(struct buf *sc, size_t off, size_t len)
 	buf_append(sc, sc_str(sc, off), len);
 }
 
-static int
-cont_cmp(const struct buf *sc, const struct mparam *a, const struct mparam *b)
+static void
+sc_escape_2231(struct buf *sc, size_t off, size_t len)
 {
-	size_t ka, kb;
-	unsigned ia, ib;
-	bool ea, eb;
-	int c;
+	buf_reserve(sc, 3 * len);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)sc->data[off + i];
 
-	cont_split(sc, a, &ka, &ia, &ea);
-	cont_split(sc, b, &kb, &ib, &eb);
-	c = memcmp(sc_str(sc, a->name_off), sc_str(sc, b->name_off),
-	    ka < kb ? ka : kb);
-	if (c != 0)
-		return c;
-	if (ka != kb)
-		return ka < kb ? -1 : 1;
-	return ia < ib ? -1 : ia > ib ? 1 : 0;
+		/* Dovecot escapes only '%' */
+		if (c == '%')
+			buf_puts(sc, "%25");
+		else
+			buf_putc(sc, (char)c);
+	}
 }
 
 static void
 params_join_2231(struct buf *sc, struct mctype *ct)
 {
-	struct mparam cont[MAX_PARAMS];
-	size_t nc = 0, np = 0, i, j, kl, kl2;
-	unsigned idx, idx2;
-	bool ext, ext2;
+	struct p2231 q[MAX_PARAMS], t;
+	size_t nq = 0, np = 0, i, j, k;
+	unsigned last_idx = 0;
 
 	for (i = 0; i < ct->np; i++) {
-		if (cont_split(sc, &ct->p[i], &kl, &idx, &ext))
-			cont[nc++] = ct->p[i];
+		if (split_2231(sc, &ct->p[i], &q[nq], &last_idx))
+			nq++;
 		else
 			ct->p[np++] = ct->p[i];
 	}
-	if (nc == 0)
-		return;
-	for (i = 1; i < nc; i++) {      /* insertion sort; nc is small */
-		struct mparam t = cont[i];
-
-		for (j = i; j > 0 && cont_cmp(sc, &cont[j - 1], &t) > 0; j--)
-			cont[j] = cont[j - 1];
-		cont[j] = t;
+	for (i = 1; i < nq; i++) {      /* insertion sort: nq is small */
+		t = q[i];
+		for (j = i; j > 0 && cmp_2231(sc, &q[j - 1], &t) > 0; j--)
+			q[j] = q[j - 1];
+		q[j] = t;
 	}
-	for (i = 0; i < nc; i = j) {
+	for (i = 0; i < nq; i = j) {
+		bool ok = true, any_ext = false;
 		struct mparam out;
-		unsigned want = 0;
 
-		cont_split(sc, &cont[i], &kl, &idx, &ext);
-		for (j = i; j < nc; j++) {
-			cont_split(sc, &cont[j], &kl2, &idx2, &ext2);
-			if (kl2 != kl || memcmp(sc_str(sc, cont[j].name_off),
-			    sc_str(sc, cont[i].name_off), kl) != 0)
-				break;
+		for (j = i; j < nq && q[j].key_len == q[i].key_len &&
+		    strncasecmp(sc_str(sc, q[j].m.name_off),
+		    sc_str(sc, q[i].m.name_off), q[i].key_len) == 0; j++) {
+			ok = ok && q[j].idx == j - i;
+			any_ext = any_ext || q[j].ext;
+		}
+		if (!ok) {
+			for (k = i; k < j; k++) {
+				out = q[k].m;
+				out.name_off = sc->len;
+				sc_dup(sc, q[k].m.name_off, q[k].key_len);
+				buf_printf(sc, q[k].ext ? "*%u*" : "*%u",
+				    q[k].idx);
+				out.name_len = sc->len - out.name_off;
+				ct->p[np++] = out;
+			}
+			continue;
 		}
 		out.name_off = sc->len;
-		sc_dup(sc, cont[i].name_off, kl);
-		if (ext && idx == 0)
+		sc_dup(sc, q[i].m.name_off, q[i].key_len);
+		if (any_ext)
 			buf_putc(sc, '*');
 		out.name_len = sc->len - out.name_off;
 		out.val_off = sc->len;
-		for (size_t k = i; k < j; k++) {
-			cont_split(sc, &cont[k], &kl2, &idx2, &ext2);
-			if (idx2 != want)
-				break;  /* a gap ends the value */
-			want++;
-			sc_dup(sc, cont[k].val_off, cont[k].val_len);
+		if (any_ext && !q[i].ext)
+			buf_puts(sc, "''");
+		for (k = i; k < j; k++) {
+			if (any_ext && !q[k].ext)
+				sc_escape_2231(sc, q[k].m.val_off,
+				    q[k].m.val_len);
+			else
+				sc_dup(sc, q[k].m.val_off, q[k].m.val_len);
 		}
 		out.val_len = sc->len - out.val_off;
-		if (want > 0)
-			ct->p[np++] = out;
+		ct->p[np++] = out;
 	}
 	ct->np = np;
 }
@@ -260,8 +298,12 @@ parse_ctype(const char *v, size_t n, bool is_ctype, struct buf *sc,
 		if (ct->type_len == 0)
 			return;
 		mime_skip_cfws(&p, end);
-		if (p >= end || *p != '/')
+		if (p >= end)
+			return;         /* "text": kept, subtype "" */
+		if (*p != '/') {
+			ct->type_len = 0;       /* "text; x=y": broken */
 			return;
+		}
 		p++;
 		mime_skip_cfws(&p, end);
 		ct->sub_off = sc->len;
@@ -784,6 +826,10 @@ write_node(struct mctx *c, size_t i, struct buf *bs, struct buf *b)
 		text = true;
 	} else if (!ct.valid) {
 		buf_puts(bs, "\"message\" \"rfc822\" NIL");
+	} else if (nd.kind == MIME_KIND_MESSAGE) {
+		/* Dovecot writes these two in lower case, as sent or not */
+		buf_puts(bs, "\"message\" \"rfc822\" ");
+		write_params(bs, &c->sc, &ct, false);
 	} else {
 		text = sc_eq(&c->sc, ct.type_off, ct.type_len, "text");
 		put_sc(bs, &c->sc, ct.type_off, ct.type_len);
