@@ -102,7 +102,7 @@ def test_capabilities_on_implicit_tls(target):
         untagged.append(r)
     assert status_word(r) == "OK", r
     post = capabilities(untagged, r)
-    assert "IMAP4REV1" in post and "AUTH=PLAIN" not in post or "IMAP4REV1" in post
+    assert "IMAP4REV1" in post
     assert re.search(r"\[CAPABILITY [^\]]*IMAP4rev1", r, re.I), \
         f"no [CAPABILITY ...] in AUTHENTICATE's OK: {r!r}"
     assert post == caps_of(c)
@@ -424,8 +424,6 @@ def test_flags_silent_silences_only_the_issuing_session(target):
     u, _ = b.ok("NOOP")
     assert any(re.match(r"\* 1 FETCH .*\\Flagged", x) for x in u), \
         f"other session was not told: {u}"
-    u, _ = a.ok("NOOP")
-    assert not [x for x in fetch_lines(u) if "\\Flagged" in x and "1 FETCH" in x] or True
     a.close()
     b.close()
 
