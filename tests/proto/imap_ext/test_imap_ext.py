@@ -268,6 +268,25 @@ def test_idle_keepalive_and_trim_with_compress(pr):
     r.close()
 
 
+def test_idle_uses_the_idle_timeout(pr):
+    """In IDLE the session lives by imap_idle_timeout, not imap_timeout: with a
+    2 s command timeout it outlives several 1 s keep-alives, and after DONE
+    the command timeout applies again (autologout)."""
+    pr.write_config(allow_plaintext_auth="yes", imap_timeout="2s",
+                    imap_idle_timeout="30m")
+    user = pr.add_user("t@example.test")
+    pr.start("imapd", env={"POSTROOM_IMAP_IDLE_KEEPALIVE": "1"})
+    r = login(pr, user)
+    r.ok("SELECT INBOX")
+    tag = idle(r)
+    for _ in range(4):
+        r.wait_untagged(lambda x: x == "* OK Still here")
+    done(r, tag)
+    seen = r.wait_untagged(lambda x: x.startswith("* BYE"))
+    assert "Autologout" in seen[-1], seen
+    r.close()
+
+
 def test_idle_connection_closed_and_shutdown(pr):
     """Sessions in IDLE go away cleanly: one closed by the client, one still
     idling when the daemon stops (the harness checks exit 0 and no leak)."""
