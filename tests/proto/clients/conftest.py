@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from conftest import BIN, PASSWORD, Postroom
+from .harness import BIN, PASSWORD, Postroom
 from .replay import Target
 
 _users = itertools.count(1)

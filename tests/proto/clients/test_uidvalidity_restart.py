@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import BIN, PASSWORD, Postroom
+from .harness import BIN, PASSWORD, Postroom
 from .replay import Target, make_message
 
 pytestmark = pytest.mark.skipif(
