@@ -284,11 +284,13 @@ static void
 parse_ctype(const char *v, size_t n, bool is_ctype, struct buf *sc,
     struct mctype *ct)
 {
-	const char *p = v, *end = v + n;
+	const char *p, *end;
 
 	memset(ct, 0, sizeof(*ct));
 	if (v == NULL)
 		return;
+	p = v;
+	end = v + n;
 	ct->valid = true;
 	mime_skip_cfws(&p, end);
 	ct->type_off = sc->len;
@@ -405,11 +407,12 @@ part_hdr_load(const char *msg, const struct mnode *nd, struct part_hdr *ph)
 static const char *
 cte_token(const struct mime_field *f, size_t *len_r)
 {
-	const char *p = f->value, *end = f->value + f->value_len, *s;
+	const char *p = f->value, *end, *s;
 
 	*len_r = 0;
 	if (p == NULL)
 		return NULL;
+	end = p + f->value_len;
 	mime_skip_cfws(&p, end);
 	s = p;
 	while (p < end && !is_tspecial((unsigned char)*p))
@@ -434,8 +437,9 @@ boundary_match(const struct mctx *c, const char *line, size_t n)
 	for (size_t i = c->nstack; i-- > 0;) {
 		const struct bnd *b = &c->stack[i];
 
-		if (b->len <= n && memcmp(c->bbuf.data + b->off, line,
-		    b->len) == 0 && (best < 0 || b->len > c->stack[best].len))
+		if (b->len <= n && (b->len == 0 || memcmp(c->bbuf.data +
+		    b->off, line, b->len) == 0) && (best < 0 ||
+		    b->len > c->stack[best].len))
 			best = (int)i;
 	}
 	return best;
@@ -740,13 +744,14 @@ write_disposition(struct buf *out, struct buf *sc, const struct mime_field *f)
 static void
 write_language(struct buf *out, const struct mime_field *f)
 {
-	const char *p = f->value, *end = f->value + f->value_len;
+	const char *p = f->value, *end;
 	bool any = false;
 
 	if (p == NULL) {
 		buf_puts(out, "NIL");
 		return;
 	}
+	end = p + f->value_len;
 	for (;;) {
 		const char *s;
 

@@ -77,8 +77,9 @@ a_words(struct aparse *a)
 
 			if (!mime_read_quoted(&a->p, a->end, &a->local))
 				a->bad = true;
-			buf_append(&a->phrase, a->local.data + s,
-			    a->local.len - s);
+			if (a->local.len > s)
+				buf_append(&a->phrase, a->local.data + s,
+				    a->local.len - s);
 		} else {
 			const char *s = a->p;
 
