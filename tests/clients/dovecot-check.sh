@@ -4,7 +4,9 @@
 # recorded sessions describe real server behaviour. Not part of `make test`.
 # Dovecot differs from our rules in known places (it trusts loopback for plaintext
 # auth, answers empty lines with BAD, NO to a tagged line inside SASL, STATUS
-# echoes the INBOX spelling, no RENAME INBOX, no trailing '/'); those tests fail.
+# echoes the INBOX spelling, no RENAME INBOX, no trailing "/", closes the connection
+# on plaintext pipelined after STARTTLS, sends "+" for a huge APPEND literal, no
+# literal for the SASL-IR initial response); those tests fail.
 # usage: tests/clients/dovecot-check.sh [pytest args]     (as root)
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
