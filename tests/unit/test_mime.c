@@ -324,10 +324,16 @@ test_sections(void **state)
 	assert_int_equal(sp.msg_body_off + sp.msg_body_len,
 	    sp.body_off + sp.body_len);
 	assert_int_equal(sp.msg_hdr_off, sp.body_off);
-	/* [2.1] is inside the encapsulated message's multipart */
+	/* [2.1] is inside the encapsulated message's multipart; [2.1.MIME] */
 	p[1] = 1;
 	find(&info, p, 2, &sp);
 	span_text(m, sp.body_off, sp.body_len, "alt text");
+	span_text(m, sp.hdr_off, sp.hdr_len, "Content-Type: text/plain" CRLF
+	    CRLF);
+	/* [2.TEXT] is the encapsulated message's body, boundaries and all */
+	p[1] = 0;
+	find(&info, p, 1, &sp);
+	assert_true(sp.msg_body_len > 0 && m[sp.msg_body_off] == '-');
 	/* [2.2] multipart/related, [2.2.1] */
 	p[1] = 2;
 	find(&info, p, 2, &sp);
