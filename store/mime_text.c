@@ -152,6 +152,26 @@ b64_decode(const char *in, size_t n, struct buf *out)
 	}
 }
 
+/* A soft line break after a '=': optional transport padding (spaces,
+   tabs), then CR?LF or the end. *i_r: the last byte of it. */
+static bool
+qp_soft_break(const char *in, size_t n, size_t j, size_t *i_r)
+{
+	while (j < n && (in[j] == ' ' || in[j] == '\t'))
+		j++;
+	if (j < n && in[j] == '\r')
+		j++;
+	if (j < n && in[j] == '\n') {
+		*i_r = j;
+		return true;
+	}
+	if (j >= n) {
+		*i_r = n;
+		return true;
+	}
+	return false;
+}
+
 /* Quoted-printable (RFC 2045 6.7), or the Q encoding of RFC 2047 when
    q_words is set ('_' is a space, no soft line breaks). */
 static void
@@ -170,12 +190,8 @@ qp_decode(const char *in, size_t n, bool q_words, struct buf *out)
 			buf_putc(out, (char)(hexval(in[i + 1]) * 16 +
 			    hexval(in[i + 2])));
 			i += 2;
-		} else if (!q_words && i + 1 < n && (in[i + 1] == '\n' ||
-		    (in[i + 1] == '\r' && i + 2 < n && in[i + 2] == '\n'))) {
-			i += in[i + 1] == '\r' ? 2 : 1;     /* soft break */
-		} else if (!q_words && (i + 1 == n || (i + 2 == n &&
-		    in[i + 1] == '\r'))) {
-			break;  /* soft break at the very end */
+		} else if (!q_words && qp_soft_break(in, n, i + 1, &i)) {
+			continue;       /* i is at the break's LF (or end) */
 		} else {
 			buf_putc(out, c);
 		}

@@ -516,7 +516,7 @@ test_body_text(void **state)
 	    "Content-Type: multipart/mixed; boundary=z\r\n\r\n"
 	    "--z\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
 	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-	    "caf=E9 =\r\nsoft\r\n"
+	    "caf=E9 =\r\nsoft =  \r\npad=\r\n"
 	    "--z\r\nContent-Type: text/html; charset=utf-8\r\n"
 	    "Content-Transfer-Encoding: base64\r\n\r\nw6l0\r\nw6k=\r\n"
 	    "--z\r\nContent-Type: image/png\r\n"
@@ -530,7 +530,7 @@ test_body_text(void **state)
 	mime_parse(m, strlen(m), &info);
 	buf_init(&b);
 	mime_body_text(m, strlen(m), info.parts.data, info.parts.len, &b);
-	assert_string_equal(b.data, "caf\xc3\xa9 soft\n\xc3\xa9t\xc3\xa9\ninner");
+	assert_string_equal(b.data, "caf\xc3\xa9 soft pad\n\xc3\xa9t\xc3\xa9\ninner");
 	/* a bad table adds nothing */
 	buf_reset(&b);
 	mime_body_text(m, strlen(m), "xx", 2, &b);
