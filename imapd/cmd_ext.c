@@ -14,6 +14,7 @@
 
 #include "imap_ext.h"
 #include "imap_ext_private.h"
+#include "imap_ext2.h"
 
 /* RFC 2971 §3.3: at most 30 pairs, fields <= 30 and values <= 1024
    octets. */
@@ -45,6 +46,7 @@ imap_ext_free(struct imap_session *s)
 	if (x == NULL)
 		return;
 	ev_timer_stop(s->d->loop, &x->timer);
+	imap_ext2_free(x->ext2);
 	free(x);
 	s->ext = NULL;
 }
@@ -60,6 +62,7 @@ imap_ext_capabilities(const struct imap_session *s, struct buf *out)
 	    " COMPRESS=DEFLATE STATUS=SIZE");
 	buf_printf(out, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->d->cfg->max_message_size);
+	imap_ext2_capabilities(s, out);
 }
 
 enum cmd_result
@@ -151,6 +154,9 @@ struct enable_def {
 };
 
 static const struct enable_def enable_defs[] = {
+	{ "CONDSTORE", IMAP_EXT_CONDSTORE, imap_ext2_condstore_advertised },
+	{ "QRESYNC", IMAP_EXT_CONDSTORE | IMAP_EXT_QRESYNC,
+	    imap_ext2_condstore_advertised },
 	{ NULL, 0, NULL },
 };
 
@@ -207,6 +213,7 @@ imap_cmd_unselect(struct imap_session *s, const struct imap_arg *args,
 	}
 	/* Like CLOSE without the expunge: nothing is removed. */
 	imap_set_state(s, IMAP_ST_AUTH);
+	imap_searchres_reset(s);
 	imap_reply_tagged(s, "OK", "UNSELECT completed");
 	return CMD_DONE;
 }

@@ -17,7 +17,9 @@
 #include "mime.h"
 
 #include "imap_commands.h"
+#include "imap_ext2.h"
 #include "imap_fetch_items.h"
+#include "imap_modseq.h"
 
 #define FETCH_CHUNK      65536
 #define HEADER_READ_MAX  (1u << 20)
@@ -37,12 +39,14 @@ struct imap_fetch {
 	bool have_cache;
 	uint64_t stream_off, stream_left;
 	char *chunk;
+	struct buf out;         /* reply text, reused from message to message */
 	struct buf hdr;         /* the message header, read once per message */
 	bool hdr_loaded;
 	/* Files of the next messages, opened early with a read-ahead hint so
 	   that a cold-cache FETCH 1:* reads many files in parallel. */
 	int pf_fd[PREFETCH];
 	size_t pf_next;         /* first position not yet prefetched */
+	bool has_modseq;        /* MODSEQ is among the items */
 };
 
 static void
@@ -76,6 +80,7 @@ imap_fetch_free(struct imap_fetch **fp)
 	free(f->idx);
 	free(f->seen_changed);
 	free(f->chunk);
+	buf_free(&f->out);
 	buf_free(&f->hdr);
 	free(f);
 	*fp = NULL;
@@ -280,9 +285,8 @@ static bool
 write_items(struct imap_session *s, struct imap_fetch *f)
 {
 	struct store_msg *m = &s->sel->msgs[f->idx[f->pos]];
-	struct buf b;
+	struct buf *bp = &f->out;
 
-	buf_init(&b);
 	for (;;) {
 		if (f->stream_left > 0) {
 			size_t want = f->stream_left > FETCH_CHUNK ? FETCH_CHUNK :
@@ -301,7 +305,6 @@ write_items(struct imap_session *s, struct imap_fetch *f)
 			if (f->stream_left == 0)
 				f->k++;
 			if (conn_is_congested(s->c)) {
-				buf_free(&b);
 				return false;
 			}
 			continue;
@@ -312,30 +315,34 @@ write_items(struct imap_session *s, struct imap_fetch *f)
 			const struct imap_fetch_item *it = &f->it.v[f->k];
 
 			if (f->k > 0)
-				buf_putc(&b, ' ');
+				buf_putc(bp, ' ');
 			switch (it->type) {
 			case IMAP_FI_UID:
-				buf_printf(&b, "UID %u", m->uid);
+				buf_printf(bp, "UID %u", m->uid);
 				break;
 			case IMAP_FI_FLAGS:
-				buf_puts(&b, "FLAGS ");
-				imap_buf_flags(&b, s->sel, m->flags, m->keywords);
+				buf_puts(bp, "FLAGS ");
+				imap_buf_flags(bp, s->sel, m->flags, m->keywords);
 				break;
 			case IMAP_FI_INTERNALDATE:
-				put_internaldate(&b, m->internaldate, m->internal_tz);
+				put_internaldate(bp, m->internaldate, m->internal_tz);
 				break;
 			case IMAP_FI_SIZE:
-				buf_printf(&b, "RFC822.SIZE %llu",
+				buf_printf(bp, "RFC822.SIZE %llu",
 				    (unsigned long long)m->size);
 				break;
+			case IMAP_FI_MODSEQ:
+				buf_printf(bp, "MODSEQ (%llu)",
+				    (unsigned long long)m->modseq);
+				break;
 			case IMAP_FI_ENVELOPE:
-				buf_printf(&b, "ENVELOPE %s", f->cache.envelope);
+				buf_printf(bp, "ENVELOPE %s", f->cache.envelope);
 				break;
 			case IMAP_FI_BODY:
-				buf_printf(&b, "BODY %s", f->cache.body);
+				buf_printf(bp, "BODY %s", f->cache.body);
 				break;
 			case IMAP_FI_BODYSTRUCTURE:
-				buf_printf(&b, "BODYSTRUCTURE %s",
+				buf_printf(bp, "BODYSTRUCTURE %s",
 				    f->cache.bodystructure);
 				break;
 			case IMAP_FI_SECTION: {
@@ -354,17 +361,17 @@ write_items(struct imap_session *s, struct imap_fetch *f)
 				if (len > fsize - off && !use_mem)
 					len = fsize - off;
 				clip(it, &off, &len);
-				buf_printf(&b, "%s {%llu}\r\n", it->label,
+				buf_printf(bp, "%s {%llu}\r\n", it->label,
 				    (unsigned long long)len);
 				if (use_mem) {
-					buf_append(&b, mem.data ? mem.data + off : "",
+					buf_append(bp, mem.data ? mem.data + off : "",
 					    (size_t)len);
 					buf_free(&mem);
 					break;
 				}
 				buf_free(&mem);
 				if (len > 0) {
-					imap_send_buf(s, &b);
+					imap_send_buf(s, bp);
 					f->stream_off = off;
 					f->stream_left = len;
 					continue;   /* k advances when streamed */
@@ -375,9 +382,8 @@ write_items(struct imap_session *s, struct imap_fetch *f)
 			f->k++;
 		}
 	}
-	buf_puts(&b, ")\r\n");
-	imap_send_buf(s, &b);
-	buf_free(&b);
+	buf_puts(bp, ")\r\n");
+	imap_send_buf(s, bp);
 	return true;
 }
 
@@ -388,9 +394,8 @@ static void
 fetch_run(struct imap_session *s)
 {
 	struct imap_fetch *f = s->fetch;
-	struct buf b;
+	struct buf *bp = &f->out;
 
-	buf_init(&b);
 	while (f->pos < f->n) {
 		if (!f->in_msg) {
 			struct store_msg *m = &s->sel->msgs[f->idx[f->pos]];
@@ -402,33 +407,32 @@ fetch_run(struct imap_session *s)
 				f->pos++;
 				continue;
 			}
-			buf_printf(&b, "* %zu FETCH (", f->idx[f->pos] + 1);
+			buf_printf(bp, "* %zu FETCH (", f->idx[f->pos] + 1);
 			for (i = 0; add_flags && i < f->it.n; i++)
 				if (f->it.v[i].type == IMAP_FI_FLAGS)
 					add_flags = false;
 			if (add_flags) {
-				buf_puts(&b, "FLAGS ");
-				imap_buf_flags(&b, s->sel, m->flags, m->keywords);
+				buf_puts(bp, "FLAGS ");
+				imap_buf_flags(bp, s->sel, m->flags, m->keywords);
+				if (!f->has_modseq)
+					imap_buf_modseq(bp, s, m->modseq);
 				if (f->it.n)
-					buf_putc(&b, ' ');
+					buf_putc(bp, ' ');
 			}
-			imap_send_buf(s, &b);
+			imap_send_buf(s, bp);
 			f->in_msg = true;
 			f->k = 0;
 		}
 		if (!write_items(s, f)) {
-			buf_free(&b);
 			return;     /* drain() calls us again */
 		}
 		msg_release(f);
 		f->in_msg = false;
 		f->pos++;
 		if (conn_is_congested(s->c)) {
-			buf_free(&b);
 			return;
 		}
 	}
-	buf_free(&b);
 	fetch_finish(s);
 }
 
@@ -507,12 +511,34 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args,
     const struct imap_arg *end)
 {
 	struct imap_fetch *f;
-	bool has_uid = false;
-	size_t i, nunseen = 0;
+	struct imap_fetch_mods mods;
+	bool has_uid = false, has_flags = false;
+	size_t i, nunseen = 0, nargs = imap_args_count(args, end);
+	const char *err;
 
-	if (imap_args_count(args, end) != 2) {
+	memset(&mods, 0, sizeof(mods));
+	if (nargs != 2 && nargs != 3) {
 		imap_reply_tagged(s, "BAD", "Usage: FETCH sequence-set items");
 		return CMD_DONE;
+	}
+	/* RFC 7162 §3.1.4: (CHANGEDSINCE n) and, for UID FETCH with QRESYNC
+	   enabled, VANISHED (§3.2.6). */
+	if (nargs == 3) {
+		if (imap_fetch_mods_parse(imap_arg_next(imap_arg_next(args)),
+		    &mods, &err) < 0) {
+			imap_reply_tagged(s, "BAD", "%s", err);
+			return CMD_DONE;
+		}
+		if (mods.vanished && (!s->uid_cmd || !imap_qresync_on(s))) {
+			imap_reply_tagged(s, "BAD", "VANISHED needs UID FETCH and"
+			    " ENABLE QRESYNC");
+			return CMD_DONE;
+		}
+		imap_condstore_enable(s);
+		/* Changes by other sessions count: bring the view up to date
+		   (untagged FETCH is allowed here, EXPUNGE only for UID). */
+		s->force_sync = true;
+		imap_view_sync(s, s->uid_cmd);
 	}
 	f = xcalloc(1, sizeof(*f));
 	f->fd = -1;
@@ -520,9 +546,26 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args,
 		f->pf_fd[i] = -1;
 	if (imap_fetch_items_parse(imap_arg_next(args), &f->it) < 0)
 		goto bad;
-	for (i = 0; i < f->it.n; i++)
+	for (i = 0; i < f->it.n; i++) {
 		if (f->it.v[i].type == IMAP_FI_UID)
 			has_uid = true;
+		if (f->it.v[i].type == IMAP_FI_FLAGS)
+			has_flags = true;
+		if (f->it.v[i].type == IMAP_FI_MODSEQ)
+			f->has_modseq = true;
+	}
+	if (f->has_modseq)
+		imap_condstore_enable(s);
+	/* Once CONDSTORE is on, FLAGS come with MODSEQ (RFC 7162 §3.1.4.1);
+	   CHANGEDSINCE always adds it. */
+	if (!f->has_modseq && (mods.changedsince ||
+	    (has_flags && imap_condstore_on(s)))) {
+		f->it.v = xrealloc(f->it.v, (f->it.n + 1) * sizeof(*f->it.v));
+		memset(&f->it.v[f->it.n], 0, sizeof(f->it.v[0]));
+		f->it.v[f->it.n].type = IMAP_FI_MODSEQ;
+		f->it.n++;
+		f->has_modseq = true;
+	}
 	if (s->uid_cmd && !has_uid) {
 		/* UID FETCH always returns the UID, first */
 		f->it.v = xrealloc(f->it.v, (f->it.n + 1) * sizeof(*f->it.v));
@@ -534,6 +577,16 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args,
 	if (imap_seqset_arg(s, args, s->uid_cmd, &f->idx, &f->n) < 0) {
 		imap_fetch_free(&f);
 		return CMD_DONE;
+	}
+	if (mods.changedsince) {
+		size_t k = 0;
+
+		for (i = 0; i < f->n; i++)
+			if (s->sel->msgs[f->idx[i]].modseq > mods.since)
+				f->idx[k++] = f->idx[i];
+		f->n = k;
+		if (mods.vanished)
+			imap_fetch_vanished(s, args, mods.since);
 	}
 	if (f->it.need_fd)
 		f->chunk = xmalloc(FETCH_CHUNK);

@@ -9,6 +9,7 @@
 #include "log.h"
 
 #include "imap_commands.h"
+#include "imap_ext2.h"
 #include "imap_utf7.h"
 
 #define PATTERN_MAX 1024
@@ -220,6 +221,9 @@ enum cmd_result
 imap_cmd_create(struct imap_session *s, const struct imap_arg *args,
     const struct imap_arg *end)
 {
+	/* CREATE name (USE (...)): CREATE-SPECIAL-USE in cmd_list_ext.c */
+	if (imap_args_count(args, end) == 2)
+		return imap_cmd_create_ext(s, args, end);
 	return mbox_cmd(s, args, end, OP_CREATE, "CREATE");
 }
 
@@ -508,6 +512,9 @@ enum cmd_result
 imap_cmd_list(struct imap_session *s, const struct imap_arg *args,
     const struct imap_arg *end)
 {
+	/* selection/return options, several patterns: RFC 5258 */
+	if (imap_list_is_extended(args, end))
+		return imap_cmd_list_ext(s, args, end);
 	return list_cmd(s, args, end, false);
 }
 
@@ -543,7 +550,8 @@ imap_cmd_status(struct imap_session *s, const struct imap_arg *args,
 		    strcasecmp(a->str, "UIDNEXT") &&
 		    strcasecmp(a->str, "UIDVALIDITY") &&
 		    strcasecmp(a->str, "UNSEEN") &&
-		    strcasecmp(a->str, "SIZE"))) {
+		    strcasecmp(a->str, "SIZE") &&
+		    strcasecmp(a->str, "HIGHESTMODSEQ"))) {
 			imap_reply_tagged(s, "BAD", "Unknown STATUS item");
 			return CMD_DONE;
 		}
@@ -574,6 +582,9 @@ imap_cmd_status(struct imap_session *s, const struct imap_arg *args,
 			buf_printf(&b, "UIDVALIDITY %u", mb.uidvalidity);
 		else if (strcasecmp(a->str, "SIZE") == 0)  /* RFC 8438 */
 			buf_printf(&b, "SIZE %llu", (unsigned long long)mb.size);
+		else if (strcasecmp(a->str, "HIGHESTMODSEQ") == 0)  /* RFC 7162 */
+			buf_printf(&b, "HIGHESTMODSEQ %llu",
+			    (unsigned long long)mb.highestmodseq);
 		else
 			buf_printf(&b, "UNSEEN %u", mb.unseen);
 	}

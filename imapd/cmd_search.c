@@ -9,6 +9,8 @@
 #include "log.h"
 
 #include "imap_commands.h"
+#include "imap_esearch.h"
+#include "imap_ext2.h"
 #include "imap_search.h"
 
 #define SEARCH_HEADER_MAX (1u << 20)
@@ -22,6 +24,24 @@ imap_seqset_arg(struct imap_session *s, const struct imap_arg *a, bool uid,
 	const char *err;
 	size_t *idx = NULL, n = 0, cap = 0, r;
 
+	if (imap_arg_is_saved(a)) {
+		/* SEARCHRES "$": the saved UIDs still in the view (RFC 5182
+		   §2.1: expunged ones just drop out). */
+		const uint32_t *uids;
+		size_t nuids, i;
+
+		imap_searchres_get(s, &uids, &nuids);
+		idx = xmalloc((nuids ? nuids : 1) * sizeof(*idx));
+		for (i = 0; i < nuids; i++) {
+			uint32_t msn = imap_view_msn(v, uids[i]);
+
+			if (msn != 0)
+				idx[n++] = msn - 1;
+		}
+		*idx_r = idx;
+		*n_r = n;
+		return 0;
+	}
 	if (a->type != IMAP_ARG_ATOM ||
 	    imap_seqset_parse(a->str, a->len, IMAP_SEQSET_MAX_RANGES, &set,
 	    &err) < 0) {
@@ -172,6 +192,9 @@ struct search_job {
 	size_t n;
 	struct msg_loader l;
 	bool *hit;
+	unsigned ret;               /* IMAP_ESR_*; 0: a plain SEARCH */
+	bool esearch;               /* RETURN was given */
+	bool want_modseq;           /* a MODSEQ key (RFC 7162 §3.1.5) */
 };
 
 static void
@@ -187,7 +210,7 @@ search_eval(struct search_job *j)
 			.recent = (m->flags & IMAP_VF_RECENT) != 0,
 			.keywords = m->keywords, .size = m->size,
 			.internaldate = m->internaldate,
-			.internal_tz = m->internal_tz,
+			.internal_tz = m->internal_tz, .modseq = m->modseq,
 			.get_header = load_header, .get_message = load_message,
 			.ctx = &j->l,
 		};
@@ -211,20 +234,54 @@ search_done(struct imap_session *s, void *arg)
 {
 	struct search_job *j = arg;
 	struct buf b;
-	size_t i;
+	size_t i, nhit = 0;
+	uint32_t *nums, *uids;
+	uint64_t modseq = 0;
 
-	buf_init(&b);
-	buf_puts(&b, "* SEARCH");
+	nums = xmalloc((j->n ? j->n : 1) * sizeof(*nums));
+	uids = xmalloc((j->n ? j->n : 1) * sizeof(*uids));
 	for (i = 0; i < j->n; i++) {
 		if (!j->hit[i])
 			continue;
-		buf_printf(&b, " %u", s->uid_cmd ? j->msgs[i].uid : (uint32_t)i + 1);
-		if (b.len > 65536)
-			imap_send_buf(s, &b);
+		nums[nhit] = s->uid_cmd ? j->msgs[i].uid : (uint32_t)i + 1;
+		uids[nhit++] = j->msgs[i].uid;
+		if (j->msgs[i].modseq > modseq)
+			modseq = j->msgs[i].modseq;
 	}
-	buf_puts(&b, "\r\n");
+	if (!j->want_modseq)
+		modseq = 0;
+	buf_init(&b);
+	if (j->esearch) {
+		imap_esearch_format(&b, s->tag, s->uid_cmd, j->ret, nums, nhit,
+		    modseq);
+	} else {
+		buf_puts(&b, "* SEARCH");
+		for (i = 0; i < nhit; i++) {
+			buf_printf(&b, " %u", nums[i]);
+			if (b.len > 65536)
+				imap_send_buf(s, &b);
+		}
+		/* no MODSEQ when nothing matched (RFC 7162 §3.1.5) */
+		if (modseq != 0 && nhit > 0)
+			buf_printf(&b, " (MODSEQ %llu)", (unsigned long long)modseq);
+		buf_puts(&b, "\r\n");
+	}
 	imap_send_buf(s, &b);
 	buf_free(&b);
+	if (j->ret & IMAP_ESR_SAVE) {
+		size_t part[2], np = imap_esearch_save_part(j->ret, nhit, part);
+		uint32_t two[2];
+
+		if (np == SIZE_MAX) {
+			imap_searchres_save(s, uids, nhit);
+		} else {
+			for (i = 0; i < np; i++)
+				two[i] = uids[part[i]];
+			imap_searchres_save(s, two, np);
+		}
+	}
+	free(nums);
+	free(uids);
 	imap_reply_tagged(s, "OK", "%sSEARCH completed", s->uid_cmd ? "UID " : "");
 	imap_search_free(&j->prog);
 	buf_free(&j->l.hdr);
@@ -243,21 +300,46 @@ imap_cmd_search(struct imap_session *s, const struct imap_arg *args,
 	struct imap_search *prog;
 	struct search_job *j;
 	const char *err;
+	unsigned ret = 0;
+	int has_return;
 
+	/* SEARCH RETURN (...) criteria: ESEARCH (RFC 4731) and SAVE (RFC
+	   5182). */
+	if ((has_return = imap_esearch_parse_return(&args, end, &ret, &err)) <
+	    0) {
+		imap_reply_tagged(s, "BAD", "%s", err);
+		return CMD_DONE;
+	}
 	switch (imap_search_parse(args, end, &prog, &err)) {
 	case IMAP_SEARCH_OK:
 		break;
 	case IMAP_SEARCH_BADCHARSET:
+		if (ret & IMAP_ESR_SAVE)
+			imap_searchres_reset(s);  /* RFC 5182 §2.1 */
 		imap_reply_tagged(s, "NO", "%s", err);
 		return CMD_DONE;
 	default:
+		if (ret & IMAP_ESR_SAVE)
+			imap_searchres_reset(s);
 		imap_reply_tagged(s, "BAD", "%s", err);
 		return CMD_DONE;
 	}
+	if (imap_search_has_saved(prog)) {
+		const uint32_t *saved;
+		size_t nsaved;
+
+		imap_searchres_get(s, &saved, &nsaved);
+		imap_search_bind_saved(prog, saved, nsaved);
+	}
+	if (imap_search_has_modseq(prog))
+		imap_condstore_enable(s);
 	imap_search_bind(prog, (uint32_t)v->n, v->n ? v->msgs[v->n - 1].uid : 0,
 	    (const char (*)[65])v->mb.keywords, v->mb.nkeywords);
 	j = xcalloc(1, sizeof(*j));
 	j->prog = prog;
+	j->ret = ret;
+	j->esearch = has_return > 0;
+	j->want_modseq = imap_search_has_modseq(prog);
 	j->n = v->n;
 	j->msgs = xmalloc((v->n ? v->n : 1) * sizeof(*j->msgs));
 	if (v->n)

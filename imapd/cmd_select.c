@@ -7,6 +7,8 @@
 #include "log.h"
 
 #include "imap_commands.h"
+#include "imap_ext2.h"
+#include "imap_modseq.h"
 
 struct select_job {
 	struct store *st;
@@ -15,6 +17,9 @@ struct select_job {
 	bool readonly;
 	struct imap_view *v;
 	enum store_err err;
+	struct imap_select_params params;   /* CONDSTORE/QRESYNC (RFC 7162) */
+	uint32_t *vanished;                 /* QRESYNC: owned, sorted */
+	size_t nvanished;
 };
 
 static void
@@ -23,6 +28,9 @@ select_work(void *arg)
 	struct select_job *j = arg;
 
 	j->err = imap_view_open(j->st, j->user_id, j->name, j->readonly, &j->v);
+	if (j->err == STORE_OK && j->params.qresync)
+		imap_qresync_work(j->st, j->v, &j->params, &j->vanished,
+		    &j->nvanished);
 }
 
 static void
@@ -73,12 +81,21 @@ select_done(struct imap_session *s, void *arg)
 	buf_printf(&b, "* OK [UIDVALIDITY %u] UIDs valid\r\n"
 	    "* OK [UIDNEXT %u] Predicted next UID\r\n", v->mb.uidvalidity,
 	    v->mb.uidnext);
+	/* Every mailbox has mod-sequences: HIGHESTMODSEQ on every SELECT,
+	   never NOMODSEQ (RFC 7162 §3.1.2.1). */
+	buf_printf(&b, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+	    (unsigned long long)v->mb.highestmodseq);
+	if (j->params.condstore)
+		imap_condstore_enable(s);
+	imap_qresync_reply(s, &j->params, j->vanished, j->nvanished, &b);
 	imap_send_buf(s, &b);
 	buf_free(&b);
 	imap_reply_tagged(s, "OK", "[%s] %s completed",
 	    v->readonly ? "READ-ONLY" : "READ-WRITE",
 	    v->readonly ? "EXAMINE" : "SELECT");
 out:
+	imap_select_params_free(&j->params);
+	free(j->vanished);
 	free(j->name);
 	free(j);
 	imap_cmd_finish(s);
@@ -89,18 +106,41 @@ do_select(struct imap_session *s, const struct imap_arg *args,
     const struct imap_arg *end, bool readonly)
 {
 	struct select_job *j;
+	struct imap_select_params params;
+	const char *err;
+	size_t nargs = imap_args_count(args, end);
 	char *name;
 
-	if (imap_args_count(args, end) != 1) {
+	memset(&params, 0, sizeof(params));
+	if (nargs != 1 && nargs != 2) {
 		imap_reply_tagged(s, "BAD", "Usage: SELECT mailbox");
 		return CMD_DONE;
 	}
-	/* A SELECT that fails leaves the session unselected (RFC 3501). */
-	if (s->state == IMAP_ST_SELECTED)
-		imap_set_state(s, IMAP_ST_AUTH);
-	if ((name = imap_mailbox_arg(s, args)) == NULL)
+	if (nargs == 2 && imap_select_params_parse(imap_arg_next(args), &params,
+	    &err) < 0) {
+		imap_select_params_free(&params);
+		imap_reply_tagged(s, "BAD", "%s", err);
 		return CMD_DONE;
+	}
+	if (params.qresync && !imap_qresync_on(s)) {
+		imap_select_params_free(&params);
+		imap_reply_tagged(s, "BAD", "QRESYNC is not enabled");
+		return CMD_DONE;
+	}
+	/* A SELECT that fails leaves the session unselected (RFC 3501). The
+	   implicit close is announced for QRESYNC clients (RFC 7162
+	   §3.2.11), before anything about the new mailbox. */
+	if (s->state == IMAP_ST_SELECTED) {
+		imap_set_state(s, IMAP_ST_AUTH);
+		imap_reply_untagged(s, "OK [CLOSED] Previous mailbox closed");
+	}
+	imap_searchres_reset(s);
+	if ((name = imap_mailbox_arg(s, args)) == NULL) {
+		imap_select_params_free(&params);
+		return CMD_DONE;
+	}
 	j = xcalloc(1, sizeof(*j));
+	j->params = params;
 	j->st = s->d->store;
 	j->user_id = s->user.id;
 	j->name = name;
@@ -198,6 +238,7 @@ imap_cmd_close(struct imap_session *s, const struct imap_arg *args,
 		imap_reply_tagged(s, "BAD", "CLOSE takes no arguments");
 		return CMD_DONE;
 	}
+	imap_searchres_reset(s);
 	if (s->sel->readonly) {
 		imap_set_state(s, IMAP_ST_AUTH);
 		imap_reply_tagged(s, "OK", "CLOSE completed");

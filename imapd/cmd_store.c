@@ -6,6 +6,9 @@
 #include <strings.h>
 
 #include "imap_commands.h"
+#include "imap_ext2.h"
+#include "imap_modseq.h"
+#include "imap_seqset.h"
 
 struct store_job {
 	struct store *st;
@@ -20,6 +23,10 @@ struct store_job {
 	enum store_err err;
 	struct store_mailbox mb;    /* keyword names after the change */
 	bool have_mb;
+	bool conditional;           /* UNCHANGEDSINCE given (RFC 7162) */
+	uint64_t unchangedsince;
+	uint32_t *modified;         /* MSNs or UIDs that failed the test */
+	size_t nmodified;
 };
 
 static const struct { const char *name; uint32_t bit; } sysflags[] = {
@@ -91,6 +98,7 @@ job_free(struct store_job *j)
 		free(j->kw[i]);
 	free(j->kw);
 	free(j->ch);
+	free(j->modified);
 	free(j);
 }
 
@@ -99,8 +107,20 @@ store_work(void *arg)
 {
 	struct store_job *j = arg;
 
+	size_t i;
+
+	/* UNCHANGEDSINCE 0 fails for every message (each has a modseq);
+	   the store takes 0 as "no condition", so it is answered here. */
+	if (j->conditional && j->unchangedsince == 0) {
+		for (i = 0; i < j->n; i++) {
+			j->ch[i].exists = true;
+			j->ch[i].conflict = true;
+		}
+		j->err = STORE_OK;
+		return;
+	}
 	j->err = store_msg_set_flags(j->st, j->mbox_id, j->op, j->flags,
-	    (const char *const *)j->kw, j->nkw, 0, j->ch, j->n);
+	    (const char *const *)j->kw, j->nkw, j->unchangedsince, j->ch, j->n);
 	if (j->err == STORE_OK && j->nkw > 0)
 		j->have_mb = store_mailbox_get_by_id(j->st, j->mbox_id, &j->mb) ==
 		    STORE_OK;
@@ -135,24 +155,53 @@ store_done(struct imap_session *s, void *arg)
 		    (msn = imap_view_msn(v, j->ch[i].uid)) == 0)
 			continue;
 		m = &v->msgs[msn - 1];
-		m->flags = (m->flags & ~IMAP_VF_SYSTEM) |
-		    (j->ch[i].flags & IMAP_VF_SYSTEM);
-		m->keywords = j->ch[i].keywords;
-		m->modseq = j->ch[i].modseq;
-		if (j->silent || (m->flags & IMAP_VF_EXPUNGED))
+		if (j->ch[i].conflict) {
+			j->modified = xrealloc(j->modified,
+			    (j->nmodified + 1) * sizeof(*j->modified));
+			j->modified[j->nmodified++] = s->uid_cmd ? m->uid : msn;
 			continue;
+		}
+		if (j->ch[i].modseq != 0) {
+			m->flags = (m->flags & ~IMAP_VF_SYSTEM) |
+			    (j->ch[i].flags & IMAP_VF_SYSTEM);
+			m->keywords = j->ch[i].keywords;
+			m->modseq = j->ch[i].modseq;
+		}
+		if (m->flags & IMAP_VF_EXPUNGED)
+			continue;
+		/* .SILENT still reports the new MODSEQ of a changed message
+		   to a CONDSTORE client (RFC 7162 §3.1.3). */
+		if (j->silent) {
+			if (!j->ch[i].changed || !imap_condstore_on(s))
+				continue;
+			buf_printf(&b, "* %u FETCH (", msn);
+			if (s->uid_cmd)
+				buf_printf(&b, "UID %u ", m->uid);
+			buf_printf(&b, "MODSEQ (%llu))\r\n",
+			    (unsigned long long)m->modseq);
+			continue;
+		}
 		buf_printf(&b, "* %u FETCH (", msn);
 		if (s->uid_cmd)
 			buf_printf(&b, "UID %u ", m->uid);
 		buf_puts(&b, "FLAGS ");
 		imap_buf_flags(&b, v, m->flags, m->keywords);
+		imap_buf_modseq(&b, s, m->modseq);
 		buf_puts(&b, ")\r\n");
 		if (b.len > 65536)
 			imap_send_buf(s, &b);
 	}
 	imap_send_buf(s, &b);
+	if (j->nmodified > 0) {
+		/* ch[] is in view order, so the list is already ascending */
+		imap_seqset_format(j->modified, j->nmodified, &b);
+		imap_reply_tagged(s, "OK", "[MODIFIED %.900s] Conditional STORE"
+		    " failed", b.data);
+	} else {
+		imap_reply_tagged(s, "OK", "%sSTORE completed",
+		    s->uid_cmd ? "UID " : "");
+	}
 	buf_free(&b);
-	imap_reply_tagged(s, "OK", "%sSTORE completed", s->uid_cmd ? "UID " : "");
 out:
 	job_free(j);
 	imap_cmd_finish(s);
@@ -167,12 +216,37 @@ imap_cmd_store(struct imap_session *s, const struct imap_arg *args,
 	const char *w;
 	size_t *idx = NULL, n = 0, i;
 
-	if (imap_args_count(args, end) < 3 ||
-	    (item = imap_arg_next(args))->type != IMAP_ARG_ATOM) {
+	const char *err;
+	uint64_t since = 0;
+	bool conditional = false;
+
+	if (imap_args_count(args, end) < 3) {
+		imap_reply_tagged(s, "BAD", "Usage: STORE set item flags");
+		return CMD_DONE;
+	}
+	item = imap_arg_next(args);
+	if (item->type == IMAP_ARG_LIST) {
+		/* STORE set (UNCHANGEDSINCE n) item flags (RFC 7162 §3.1.3) */
+		if (imap_store_mods_parse(item, &since, &err) < 0) {
+			imap_reply_tagged(s, "BAD", "%s", err);
+			return CMD_DONE;
+		}
+		conditional = true;
+		item = imap_arg_next(item);
+		if (imap_args_count(item, end) < 2) {
+			imap_reply_tagged(s, "BAD", "Usage: STORE set item flags");
+			return CMD_DONE;
+		}
+	}
+	if (item->type != IMAP_ARG_ATOM) {
 		imap_reply_tagged(s, "BAD", "Usage: STORE set item flags");
 		return CMD_DONE;
 	}
 	j = xcalloc(1, sizeof(*j));
+	j->conditional = conditional;
+	j->unchangedsince = since;
+	if (conditional)
+		imap_condstore_enable(s);
 	w = item->str;
 	if (*w == '+') {
 		j->op = STORE_FLAGS_ADD;

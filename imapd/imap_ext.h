@@ -25,6 +25,8 @@
    cmd_ext.c's enable table. */
 enum imap_ext_bit {
 	IMAP_EXT_NONE = 0,
+	IMAP_EXT_CONDSTORE = 1 << 0,    /* RFC 7162 (imap_ext2.h) */
+	IMAP_EXT_QRESYNC = 1 << 1,
 };
 
 /* ---- cmd_ext.c ---- */

@@ -16,6 +16,7 @@ struct imap_ext {
 	bool trim_next;             /* the timer trims; else keep-alive */
 	ev_timer timer;             /* trim / keep-alive, only while idling */
 	struct imap_session *s;
+	void *ext2;                 /* struct imap_ext2 (imap_ext2.h) */
 };
 
 /* s->ext, allocated on first use. */

@@ -176,6 +176,8 @@ parse_item(struct imap_fetch_items *f, const struct imap_arg *a)
 		it.type = IMAP_FI_UID;
 	} else if (strcasecmp(w, "FLAGS") == 0) {
 		it.type = IMAP_FI_FLAGS;
+	} else if (strcasecmp(w, "MODSEQ") == 0) {
+		it.type = IMAP_FI_MODSEQ;
 	} else if (strcasecmp(w, "INTERNALDATE") == 0) {
 		it.type = IMAP_FI_INTERNALDATE;
 	} else if (strcasecmp(w, "RFC822.SIZE") == 0) {

@@ -19,6 +19,8 @@ enum skey {
 	SK_LARGER, SK_SMALLER,
 	SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE, SK_SENTON, SK_SENTSINCE,
 	SK_HEADER, SK_BODY, SK_TEXT,
+	SK_MODSEQ,      /* RFC 7162 §3.1.5 */
+	SK_SAVED,       /* "$", RFC 5182 */
 };
 
 struct snode {
@@ -31,12 +33,16 @@ struct snode {
 	char *field, *value;         /* owned */
 	size_t vlen;
 	struct imap_seqset set;
+	const uint32_t *saved;       /* SK_SAVED: borrowed, sorted UIDs */
+	size_t nsaved;
 };
 
 struct imap_search {
 	struct snode *root;
 	unsigned needs;
 	size_t nnodes;
+	bool has_modseq;             /* a MODSEQ key: (MODSEQ n) in the reply */
+	bool has_saved;              /* a "$" key */
 };
 
 struct pctx {
@@ -362,6 +368,39 @@ parse_key(struct pctx *c, const struct imap_arg **ap,
 		return NULL;
 	}
 	w = a->str;
+	if (a->len == 1 && w[0] == '$') {
+		c->s->has_saved = true;
+		return new_node(c, SK_SAVED);
+	}
+	if (strcasecmp(w, "MODSEQ") == 0) {
+		/* MODSEQ [entry-name entry-type] n: the per-message modseq
+		   stands for every entry (one modseq per message here). */
+		if ((n = new_node(c, SK_MODSEQ)) == NULL)
+			return NULL;
+		if ((v = take_string(c, ap, end)) == NULL)
+			goto bad;
+		if (v->type != IMAP_ARG_ATOM) {
+			const struct imap_arg *t = *ap;
+
+			if (t >= end || !(imap_arg_is_atom(t, "priv") ||
+			    imap_arg_is_atom(t, "shared") ||
+			    imap_arg_is_atom(t, "all"))) {
+				c->err = "Invalid MODSEQ entry type";
+				goto bad;
+			}
+			*ap = imap_arg_next(t);
+			if ((v = take_string(c, ap, end)) == NULL)
+				goto bad;
+		}
+		if (v->type != IMAP_ARG_ATOM || v->len == 0 || v->len > 19 ||
+		    strspn(v->str, "0123456789") != v->len) {
+			c->err = "Invalid mod-sequence";
+			goto bad;
+		}
+		n->num = strtoull(v->str, NULL, 10);
+		c->s->has_modseq = true;
+		return n;
+	}
 	if (is_seqset_atom(a)) {
 		if ((n = new_node(c, SK_SEQ)) == NULL)
 			return NULL;
@@ -472,6 +511,12 @@ parse_key(struct pctx *c, const struct imap_arg **ap,
 			return NULL;
 		if ((v = take_string(c, ap, end)) == NULL)
 			goto bad;
+		if (v->len == 1 && v->str[0] == '$') {
+			/* UID $: the saved result (RFC 5182), UIDs anyway */
+			n->key = SK_SAVED;
+			c->s->has_saved = true;
+			return n;
+		}
 		if (imap_seqset_parse(v->str, v->len, IMAP_SEQSET_MAX_RANGES,
 		    &n->set, &c->err) < 0)
 			goto bad;
@@ -691,6 +736,23 @@ eval(const struct snode *n, const struct imap_search_msg *m)
 		return imap_seqset_has(&n->set, m->msn);
 	case SK_UID:
 		return imap_seqset_has(&n->set, m->uid);
+	case SK_MODSEQ:
+		return m->modseq >= n->num;
+	case SK_SAVED: {
+		size_t lo = 0, hi = n->nsaved;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (n->saved[mid] < m->uid)
+				lo = mid + 1;
+			else if (n->saved[mid] > m->uid)
+				hi = mid;
+			else
+				return true;
+		}
+		return false;
+	}
 	case SK_FLAG:
 		return (m->flags & n->flag) != 0;
 	case SK_UNFLAG:
@@ -720,6 +782,37 @@ eval(const struct snode *n, const struct imap_search_msg *m)
 		return match_text(n, m);
 	}
 	return false;
+}
+
+static void
+bind_saved(struct snode *n, const uint32_t *uids, size_t nuids)
+{
+	for (; n != NULL; n = n->next) {
+		if (n->key == SK_SAVED) {
+			n->saved = uids;
+			n->nsaved = nuids;
+		}
+		bind_saved(n->kids, uids, nuids);
+	}
+}
+
+void
+imap_search_bind_saved(struct imap_search *s, const uint32_t *uids,
+    size_t n)
+{
+	bind_saved(s->root, uids, n);
+}
+
+bool
+imap_search_has_modseq(const struct imap_search *s)
+{
+	return s->has_modseq;
+}
+
+bool
+imap_search_has_saved(const struct imap_search *s)
+{
+	return s->has_saved;
 }
 
 bool

@@ -49,6 +49,7 @@ struct imap_search_msg {
 	uint64_t size;
 	int64_t internaldate;
 	int32_t internal_tz;
+	uint64_t modseq;        /* RFC 7162 MODSEQ key */
 	/* Lazy loaders: 0 with a borrowed buffer valid for this message, or
 	   -1 (the key then does not match). */
 	int (*get_header)(void *ctx, const char **p_r, size_t *len_r);
@@ -58,6 +59,15 @@ struct imap_search_msg {
 };
 
 bool imap_search_match(struct imap_search *s, const struct imap_search_msg *m);
+
+/* SEARCHRES (RFC 5182): binds "$" keys to the saved UIDs (sorted,
+   borrowed until the search is freed). */
+void imap_search_bind_saved(struct imap_search *s, const uint32_t *uids,
+    size_t n);
+/* Whether the criteria have a MODSEQ key (the reply then ends with
+   "(MODSEQ n)", RFC 7162 §3.1.5) / a "$" key. */
+bool imap_search_has_modseq(const struct imap_search *s);
+bool imap_search_has_saved(const struct imap_search *s);
 
 /* "1-Feb-1994" -> days since 1970-01-01. 0 or -1. Pure. */
 int imap_date_parse(const char *s, size_t len, int64_t *day_r);

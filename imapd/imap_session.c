@@ -13,6 +13,7 @@
 
 #include "imap_commands.h"
 #include "imap_ext.h"
+#include "imap_ext2.h"
 #include "imap_session.h"
 
 static struct imap_daemon *g_d;
@@ -588,11 +589,22 @@ send_expunges(struct imap_session *s)
 	   an EXPUNGE, and each one lowers that count: a message appended and
 	   expunged in between is never mentioned, and the EXISTS that follows
 	   is still sent when the count changed. */
-	for (i = v->n; i-- > 0;)
-		if ((v->msgs[i].flags & IMAP_VF_EXPUNGED) && i < known) {
-			buf_printf(&b, "* %zu EXPUNGE\r\n", i + 1);
-			gone++;
-		}
+	if (imap_qresync_on(s)) {
+		/* QRESYNC: one VANISHED with the UIDs (RFC 7162 §3.2.10) */
+		uint32_t *uids = xmalloc((v->n ? v->n : 1) * sizeof(*uids));
+
+		for (i = 0; i < v->n && i < known; i++)
+			if (v->msgs[i].flags & IMAP_VF_EXPUNGED)
+				uids[gone++] = v->msgs[i].uid;
+		imap_buf_vanished(&b, false, uids, gone);
+		free(uids);
+	} else {
+		for (i = v->n; i-- > 0;)
+			if ((v->msgs[i].flags & IMAP_VF_EXPUNGED) && i < known) {
+				buf_printf(&b, "* %zu EXPUNGE\r\n", i + 1);
+				gone++;
+			}
+	}
 	for (i = 0; i < v->n; i++)
 		if (!(v->msgs[i].flags & IMAP_VF_EXPUNGED))
 			v->msgs[k++] = v->msgs[i];
@@ -719,6 +731,7 @@ report:
 			buf_printf(&b, "UID %u ", m->uid);
 		buf_puts(&b, "FLAGS ");
 		imap_buf_flags(&b, v, m->flags, m->keywords);
+		imap_buf_modseq(&b, s, m->modseq);
 		buf_puts(&b, ")\r\n");
 	}
 	imap_send_buf(s, &b);

@@ -1,0 +1,151 @@
+"""LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE and
+CREATE-SPECIAL-USE (RFC 6154), CHILDREN (RFC 3348) end to end with
+imaplib. New users get INBOX, Drafts, Sent, Trash, Junk and Archive (with
+special-use), all subscribed."""
+import re
+
+import pytest
+
+from conftest import Postroom
+from ext2_helper import caps, client, fill, new_user, ok, raw
+
+
+@pytest.fixture(scope="module")
+def ext2():
+    inst = Postroom(extra_config={"allow_plaintext_auth": "yes"})
+    try:
+        inst.start("imapd")
+        yield inst
+    finally:
+        inst.stop_all()
+
+
+def lst(m, cmd):
+    lines, t = ok(m, cmd)
+    return lines
+
+
+def by_name(lines):
+    """{name: (attrs, rest)} of the LIST lines."""
+    out = {}
+    for x in lines:
+        f = re.match(r'\* LIST \(([^)]*)\) "/" ("[^"]*"|\S+)(.*)$', x)
+        if f:
+            out[f.group(2).strip('"')] = (set(f.group(1).split()), f.group(3).strip())
+    return out
+
+
+def test_capabilities(ext2):
+    m = client(ext2, new_user(ext2))
+    assert {"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE",
+            "CHILDREN"} <= caps(m)
+    m.logout()
+
+
+def test_special_use_in_plain_and_extended_list(ext2):
+    m = client(ext2, new_user(ext2))
+    plain = by_name(lst(m, 'LIST "" "*"'))
+    assert "\\Sent" in plain["Sent"][0] and "\\Drafts" in plain["Drafts"][0]
+    assert "\\HasNoChildren" in plain["INBOX"][0]
+    su = by_name(lst(m, 'LIST (SPECIAL-USE) "" "*"'))
+    assert set(su) == {"Drafts", "Sent", "Trash", "Junk", "Archive"}, su
+    ret = by_name(lst(m, 'LIST "" "*" RETURN (SPECIAL-USE)'))
+    assert "\\Trash" in ret["Trash"][0] and "INBOX" in ret
+    m.logout()
+
+
+def test_subscribed_selection_and_nonexistent(ext2):
+    m = client(ext2, new_user(ext2))
+    m.create("Gone")
+    m.subscribe("Gone")
+    m.delete("Gone")
+    m.create("Unsub")
+    got = by_name(lst(m, 'LIST (SUBSCRIBED) "" "*"'))
+    assert "Unsub" not in got and "INBOX" in got
+    assert all("\\Subscribed" in a for a, r in got.values()), got
+    assert "\\NonExistent" in got["Gone"][0], got
+    # RETURN (SUBSCRIBED) marks subscribed ones among all mailboxes
+    got = by_name(lst(m, 'LIST "" "*" RETURN (SUBSCRIBED)'))
+    assert "\\Subscribed" in got["Sent"][0] and "\\Subscribed" not in got["Unsub"][0]
+    assert "Gone" not in got
+    m.logout()
+
+
+def test_recursivematch_childinfo(ext2):
+    m = client(ext2, new_user(ext2))
+    m.create("Top/Sub")
+    m.subscribe("Top/Sub")
+    got = by_name(lst(m, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"'))
+    assert "Top" in got and 'CHILDINFO' in got["Top"][1] and "SUBSCRIBED" in got["Top"][1], got
+    assert "\\Subscribed" not in got["Top"][0]
+    got = by_name(lst(m, 'LIST (SUBSCRIBED) "" "%"'))
+    assert "Top" not in got
+    typ, lines, t = raw(m, 'LIST (RECURSIVEMATCH) "" "*"')
+    assert typ == "BAD", t
+    m.logout()
+
+
+def test_multiple_patterns_and_errors(ext2):
+    m = client(ext2, new_user(ext2))
+    got = by_name(lst(m, 'LIST "" ("INBOX" "Sent" "Sen*")'))
+    assert set(got) == {"INBOX", "Sent"}, got
+    got = by_name(lst(m, 'LIST () "" "inbox"'))
+    assert set(got) == {"INBOX"}
+    for bad in ['LIST (FOO) "" "*"', 'LIST "" "*" RETURN (FOO)',
+                'LIST "" "*" RETURN', 'LIST "" "*" RETURN (STATUS ())',
+                'LIST "" "*" RETURN (STATUS (BOGUS))', 'LIST "" ()',
+                'LIST "" "*" EXTRA (x)']:
+        typ, lines, t = raw(m, bad)
+        assert typ == "BAD", (bad, t)
+    m.logout()
+
+
+def test_children(ext2):
+    m = client(ext2, new_user(ext2))
+    m.create("Parent/Child")
+    got = by_name(lst(m, 'LIST "" "Parent*"'))
+    assert "\\HasChildren" in got["Parent"][0] and "\\HasNoChildren" in got["Parent/Child"][0]
+    got = by_name(lst(m, 'LIST "" "Parent*" RETURN (CHILDREN)'))
+    assert "\\HasChildren" in got["Parent"][0] and "\\HasNoChildren" in got["Parent/Child"][0]
+    m.logout()
+
+
+def test_list_status(ext2):
+    m = client(ext2, new_user(ext2))
+    fill(m, 2)
+    m.select("INBOX")
+    m.store("1", "+FLAGS", "(\\Seen)")
+    m.close()
+    lines = lst(m, 'LIST "" "*" RETURN (STATUS (MESSAGES UNSEEN UIDNEXT HIGHESTMODSEQ SIZE))')
+    st = [x for x in lines if x.startswith("* STATUS")]
+    assert len(st) == 6, lines
+    i = lines.index(next(x for x in lines if x.startswith("* LIST") and x.endswith("\"INBOX\"")))
+    assert lines[i + 1].startswith("* STATUS \"INBOX\" ("), lines
+    assert re.search(r"MESSAGES 2 UIDNEXT 3 UNSEEN 1 SIZE \d+ HIGHESTMODSEQ \d+\)", lines[i + 1]), \
+        lines[i + 1]
+    # no STATUS for a \NonExistent mailbox
+    m.subscribe("Nowhere")
+    lines = lst(m, 'LIST (SUBSCRIBED) "" "Nowhere" RETURN (STATUS (MESSAGES))')
+    assert len(lines) == 1 and "\\NonExistent" in lines[0], lines
+    m.logout()
+
+
+def test_create_special_use(ext2):
+    m = client(ext2, new_user(ext2))
+    lines, t = ok(m, 'CREATE "Sent Items" (USE (\\Sent))')
+    got = by_name(lst(m, 'LIST "" "Sent Items"'))
+    assert "\\Sent" in got["Sent Items"][0], got
+    lines, t = ok(m, 'CREATE "A/B" (USE (\\Archive \\Flagged))')
+    got = by_name(lst(m, 'LIST "" "A*"'))
+    assert {"\\Archive", "\\Flagged"} <= got["A/B"][0] and "\\HasChildren" in got["A"][0], got
+    typ, lines, t = raw(m, 'CREATE "Weird" (USE (\\NoSuchUse))')
+    assert typ == "NO" and "[USEATTR]" in t, t
+    typ, lines, t = raw(m, 'CREATE "Weird" (FOO (\\Sent))')
+    assert typ == "BAD", t
+    typ, lines, t = raw(m, 'CREATE "Sent Items" (USE (\\Sent))')
+    assert typ == "NO" and "ALREADYEXISTS" in t, t
+    typ, lines, t = raw(m, 'CREATE INBOX (USE (\\Sent))')
+    assert typ == "NO"
+    got = by_name(lst(m, 'LIST (SPECIAL-USE) "" "*" RETURN (STATUS (MESSAGES))'))
+    assert "Sent Items" in got and "Weird" not in got
+    m.logout()
