@@ -54,6 +54,7 @@ test_items(void **state)
 	static const struct { const char *in, *out; } ok[] = {
 		{ "FLAGS", "1;" },
 		{ "(UID FLAGS)", "0;1;" },
+		{ "(UID MODSEQ)", "0;8;" },     /* RFC 7162 */
 		{ "ALL", "1;2;3;4;C" },
 		{ "FAST", "1;2;3;" },
 		{ "FULL", "1;2;3;4;5;C" },

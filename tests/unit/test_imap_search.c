@@ -61,12 +61,14 @@ eval(const char *q, uint32_t flags, bool recent)
 	struct imap_cmd cmd;
 	const char *tag, *err;
 	struct imap_search *s;
+	static const uint32_t saved[] = { 5, 20 };  /* SEARCHRES "$" */
 	int r;
 	struct imap_search_msg m = {
 		.msn = 2, .uid = 20, .flags = flags, .recent = recent,
 		.keywords = 1, .size = 1000,
 		.internaldate = 1772580600, /* 2026-03-03 23:30 UTC */
 		.internal_tz = 120,         /* +0200: already 4 Mar there */
+		.modseq = 77,
 		.get_header = get_header, .get_message = get_message,
 	};
 
@@ -82,6 +84,7 @@ eval(const char *q, uint32_t flags, bool recent)
 		return r == IMAP_SEARCH_BADCHARSET ? -2 : -1;
 	}
 	imap_search_bind(s, 5, 50, kw, 1);
+	imap_search_bind_saved(s, saved, 2);
 	r = imap_search_match(s, &m);
 	imap_search_free(&s);
 	imap_parser_free(&p);
@@ -125,6 +128,14 @@ test_keys(void **state)
 		{ "LARGER -1", -1 }, { "LARGER 99999999999999999999", -1 },
 		{ "UID x", -1 }, { "0", -1 }, { "HEADER", -1 }, { "()", -1 },
 		{ "KEYWORD \\Seen", -1 }, { "(SEEN", -1 },
+		/* RFC 7162 MODSEQ, RFC 5182 "$" */
+		{ "MODSEQ 77", 1 }, { "MODSEQ 78", 0 }, { "MODSEQ 0", 1 },
+		{ "MODSEQ \"/flags/\\\\seen\" all 77", 1 },
+		{ "MODSEQ \"/flags/x\" priv 78", 0 },
+		{ "MODSEQ", -1 }, { "MODSEQ x", -1 }, { "MODSEQ -1", -1 },
+		{ "MODSEQ \"/flags/x\" bogus 1", -1 }, { "MODSEQ \"/flags/x\"", -1 },
+		{ "$", 1 }, { "UID $", 1 }, { "NOT $", 0 }, { "OR $ FLAGGED", 1 },
+		{ "$:3", -1 },
 	};
 	size_t i;
 
