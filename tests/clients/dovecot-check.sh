@@ -6,7 +6,8 @@
 # auth, answers empty lines with BAD, NO to a tagged line inside SASL, STATUS
 # echoes the INBOX spelling, no RENAME INBOX, no trailing "/", closes the connection
 # on plaintext pipelined after STARTTLS, sends "+" for a huge APPEND literal, no
-# literal for the SASL-IR initial response); those tests fail.
+# literal for the SASL-IR initial response, no HIGHESTMODSEQ on a plain SELECT); those
+# tests fail.
 # usage: tests/clients/dovecot-check.sh [pytest args]     (as root)
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)

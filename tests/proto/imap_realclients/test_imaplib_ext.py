@@ -312,6 +312,12 @@ def test_condstore(target):
     typ, lines, tagged = raw(m, "EXAMINE Drafts")
     assert any("HIGHESTMODSEQ" in x for x in lines), lines
     m.logout()
+    # ... also on a plain SELECT of a connection that never enabled it (Thunderbird
+    # turns CONDSTORE on only after seeing it there)
+    m = connect(target)
+    typ, lines, tagged = raw(m, "SELECT INBOX")
+    assert any("[HIGHESTMODSEQ " in x for x in lines), lines
+    m.logout()
 
 
 def test_qresync(target):
