@@ -380,3 +380,32 @@ def test_sighup_reloads_certificate(pr):
     while served() != pem(c2) and time.time() < deadline:
         time.sleep(0.1)
     assert served() == pem(c2)
+
+
+def test_partial_chunks_over_tls_match_size(pr):
+    """Thunderbird's chunked download over IMAPS: BODY[]<off.65536> pieces
+    add up to RFC822.SIZE exactly, the last chunk may start past the end."""
+    pr.add_user("alice@example.test")
+    pr.start("imapd")
+    r = Raw(pr, "imaps", tls=True)
+    r.login()
+    big = b"Subject: big\r\n\r\n" + b"".join(
+        b"%06d the quick brown fox jumps over the lazy dog\r\n" % i
+        for i in range(5000))
+    r.send(b"a APPEND INBOX {%d}\r\n" % len(big))
+    assert r.line().startswith(b"+ ")
+    r.send(big + b"\r\n")
+    assert r.until("a")[1].startswith(b"a OK")
+    r.ok("SELECT INBOX")
+    unt, t = r.ok("UID FETCH 1 (UID RFC822.SIZE)")
+    size = int(re.search(rb"RFC822.SIZE (\d+)", unt[0]).group(1))
+    assert size == len(big)
+    got, off = b"", 0
+    while off <= size:
+        unt, t = r.ok("UID FETCH 1 (UID BODY.PEEK[]<%d.65536>)" % off)
+        m = re.search(rb"BODY\[\]<(\d+)> \{(\d+)\}\r\n", unt[0])
+        assert int(m.group(1)) == off
+        n = int(m.group(2))
+        got += unt[0][m.end():m.end() + n]
+        off += 65536
+    assert got == big
