@@ -185,11 +185,16 @@ def test_idle_sees_pop3_delete(ext):
     p = poplib.POP3("127.0.0.1", ext.port("pop3"), timeout=30)
     p.user(user)
     p.pass_(PASSWORD)
+    p.retr(1)                   # pop3d marks it \Seen at QUIT
     p.dele(2)
     p.quit()
-    seen = a.wait_untagged(lambda x: x.endswith("EXPUNGE"))
-    assert seen[-1] == "* 2 EXPUNGE", seen
+    got = []
+    seen = a.wait_untagged(lambda x: got.append(x) or (
+        any(y == "* 2 EXPUNGE" for y in got) and
+        any(re.match(r"\* 1 FETCH \(FLAGS \(.*\\Seen", y) for y in got)))
     done(a, tag)
+    unt, t = a.ok("FETCH 1 (FLAGS)")
+    assert "\\Seen" in unt[0], unt
     unt, t = a.ok("STATUS INBOX (MESSAGES)")
     assert "MESSAGES 1" in unt[0]
     a.close()
