@@ -257,14 +257,43 @@ imap_cmd_unsubscribe(struct imap_session *s, const struct imap_arg *args,
 
 /* ---- LIST / LSUB ---- */
 
+/* A run of wildcards matches what its widest member matches: "%*%" is
+   "*", "%%" is "%". Collapsing bounds the matcher's work by the pattern's
+   literal characters, whatever the client sends. */
+static void
+collapse_wildcards(char *p)
+{
+	char *w = p;
+
+	while (*p) {
+		if (*p == '*' || *p == '%') {
+			char c = '%';
+
+			for (; *p == '*' || *p == '%'; p++)
+				if (*p == '*')
+					c = '*';
+			*w++ = c;
+		} else {
+			*w++ = *p++;
+		}
+	}
+	*w = '\0';
+}
+
 /* '*' matches anything, '%' anything but the delimiter. Dynamic
    programming over (pattern, name): no exponential backtracking. */
 static bool
 pattern_match(const char *pat, const char *name)
 {
-	size_t pl = strlen(pat), nl = strlen(name), i, j;
+	size_t pl = strlen(pat), nl = strlen(name), i, j, lit = 0;
 	unsigned char *row, *prev;
 	bool r;
+
+	for (i = 0; i < pl; i++)
+		if (pat[i] != '*' && pat[i] != '%')
+			lit++;
+	if (lit > nl)
+		return false;   /* more fixed characters than the name has */
 
 	prev = xcalloc(nl + 1, 1);
 	row = xcalloc(nl + 1, 1);
@@ -444,6 +473,7 @@ list_cmd(struct imap_session *s, const struct imap_arg *args,
 	}
 	buf_putc(&pattern, '\0');
 	normalize_inbox(pattern.data);
+	collapse_wildcards(pattern.data);
 	if (lsub) {
 		struct store_mailbox mb;
 

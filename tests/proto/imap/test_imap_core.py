@@ -409,3 +409,19 @@ def test_partial_chunks_over_tls_match_size(pr):
         got += unt[0][m.end():m.end() + n]
         off += 65536
     assert got == big
+
+
+def test_list_wildcard_runs(pr):
+    plain_instance(pr)
+    pr.start("imapd")
+    r = Raw(pr)
+    r.login()
+    r.ok("CREATE a/b/c")
+    unt, _ = r.ok('LIST "" "%%%%"')
+    assert b'"a"' in b"".join(unt) and b'"a/b"' not in b"".join(unt)
+    unt, _ = r.ok('LIST "" "a%*%"')
+    assert len(unt) == 3
+    unt, _ = r.ok('LIST "" "' + "*%" * 500 + '"')
+    assert any(b'"a/b/c"' in u for u in unt)
+    unt, _ = r.ok('LIST "" "' + "x*" * 500 + '"')
+    assert unt == []
