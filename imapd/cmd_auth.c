@@ -148,7 +148,7 @@ login_done(struct imap_session *s, void *arg)
 		auth_throttle_success(s->d->throttle, conn_peer_addr(s->c));
 		s->user = j->u;
 		imap_set_state(s, IMAP_ST_AUTH);
-		log_info("imapd %s login user=%s result=ok tls=%s", conn_id(s->c),
+		log_info("%s login user=%s result=ok tls=%s", conn_id(s->c),
 		    esc, conn_tls_version(s->c) ? conn_tls_version(s->c) : "no");
 		buf_init(&b);
 		imap_capability_string(s, &b);
@@ -158,7 +158,7 @@ login_done(struct imap_session *s, void *arg)
 		login_job_free(j);
 		return;
 	}
-	log_info("imapd %s login user=%s result=fail peer=%s", conn_id(s->c), esc,
+	log_info("%s login user=%s result=fail peer=%s", conn_id(s->c), esc,
 	    conn_peer_addr(s->c));
 	err = j->err;
 	login_job_free(j);

@@ -90,7 +90,7 @@ imap_reply_store_err(struct imap_session *s, enum store_err e,
 		    what);
 		break;
 	default:
-		log_warnx("imapd %s store error=%s detail=%s", conn_id(s->c),
+		log_warnx("%s store error=%s detail=%s", conn_id(s->c),
 		    store_err_str(e), store_last_error());
 		imap_reply_tagged(s, "NO", "[SERVERBUG] %s: internal error",
 		    what);

@@ -83,9 +83,11 @@ main(int argc, char **argv)
 	d.workers = worker_pool_new(d.loop, cfg.worker_threads ?
 	    cfg.worker_threads : 4);
 	d.throttle = auth_throttle_new();
-	log_info("imapd started");
+	log_info("started imap=%s imaps=%s",
+	    cfg.imap_listen ? cfg.imap_listen : "",
+	    cfg.imaps_listen ? cfg.imaps_listen : "");
 	rc = server_run(d.srv, NULL, NULL) == 0 ? 0 : 1;
-	log_info("imapd stopped");
+	log_info("stopped");
 out:
 	if (d.workers != NULL)
 		worker_pool_free(&d.workers);
