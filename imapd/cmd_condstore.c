@@ -71,6 +71,16 @@ imap_qresync_on(const struct imap_session *s)
 void
 imap_condstore_enable(struct imap_session *s)
 {
+	struct store_mailbox mb;
+
+	/* The first enabling command in the selected state tells the
+	   mailbox's HIGHESTMODSEQ (RFC 7162 §3.1), read fresh: this
+	   session's own STOREs do not update the view's copy. */
+	if (!imap_condstore_on(s) && s->state == IMAP_ST_SELECTED &&
+	    s->sel != NULL && store_mailbox_get_by_id(s->d->store,
+	    s->sel->mb.id, &mb) == STORE_OK)
+		imap_reply_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest",
+		    (unsigned long long)mb.highestmodseq);
 	imap_ext2_get(s)->condstore_implicit = true;
 }
 

@@ -51,6 +51,8 @@ select_done(struct imap_session *s, void *arg)
 	struct buf b;
 	size_t i, recent = 0, unseen = 0;
 
+	if (j->params.condstore)
+		imap_condstore_enable(s);   /* before the state is SELECTED */
 	if (j->err != STORE_OK) {
 		imap_reply_store_err(s, j->err, "SELECT");
 		goto out;
@@ -85,8 +87,6 @@ select_done(struct imap_session *s, void *arg)
 	   never NOMODSEQ (RFC 7162 §3.1.2.1). */
 	buf_printf(&b, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
 	    (unsigned long long)v->mb.highestmodseq);
-	if (j->params.condstore)
-		imap_condstore_enable(s);
 	imap_qresync_reply(s, &j->params, j->vanished, j->nvanished, &b);
 	imap_send_buf(s, &b);
 	buf_free(&b);

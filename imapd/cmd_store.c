@@ -174,15 +174,15 @@ store_done(struct imap_session *s, void *arg)
 		if (j->silent) {
 			if (!j->ch[i].changed || !imap_condstore_on(s))
 				continue;
-			buf_printf(&b, "* %u FETCH (", msn);
-			if (s->uid_cmd)
-				buf_printf(&b, "UID %u ", m->uid);
+			buf_printf(&b, "* %u FETCH (UID %u ", msn, m->uid);
 			buf_printf(&b, "MODSEQ (%llu))\r\n",
 			    (unsigned long long)m->modseq);
 			continue;
 		}
 		buf_printf(&b, "* %u FETCH (", msn);
-		if (s->uid_cmd)
+		/* CONDSTORE: UID and MODSEQ in every such FETCH (RFC 7162
+		   §3.1) */
+		if (s->uid_cmd || imap_condstore_on(s))
 			buf_printf(&b, "UID %u ", m->uid);
 		buf_puts(&b, "FLAGS ");
 		imap_buf_flags(&b, v, m->flags, m->keywords);

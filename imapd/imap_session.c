@@ -727,7 +727,7 @@ report:
 			continue;
 		m = &v->msgs[msn - 1];
 		buf_printf(&b, "* %u FETCH (", msn);
-		if (s->uid_cmd)
+		if (s->uid_cmd || imap_condstore_on(s))  /* RFC 7162 §3.1 */
 			buf_printf(&b, "UID %u ", m->uid);
 		buf_puts(&b, "FLAGS ");
 		imap_buf_flags(&b, v, m->flags, m->keywords);

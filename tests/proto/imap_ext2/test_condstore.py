@@ -126,6 +126,11 @@ def test_search_modseq(ext2):
     lines, t = ok(m, "STORE 3 +FLAGS (\\Seen)")
     lines, t = ok(m, "FETCH 3 (MODSEQ)")
     new = modseq_of(lines)[3]
+    # the first CONDSTORE enabling command in the selected state reports
+    # HIGHESTMODSEQ (RFC 7162 §3.1), once
+    assert lines[0] == "* OK [HIGHESTMODSEQ %d] Highest" % new, lines
+    lines, t = ok(m, "FETCH 3 (MODSEQ)")
+    assert not any("HIGHESTMODSEQ" in x for x in lines), lines
     lines, t = ok(m, "SEARCH MODSEQ %d" % new)
     assert "* SEARCH 3 (MODSEQ %d)" % new in lines, lines
     lines, t = ok(m, 'SEARCH MODSEQ "/flags/\\\\seen" all %d' % new)
@@ -135,6 +140,10 @@ def test_search_modseq(ext2):
     lines, t = ok(m, "UID SEARCH RETURN (COUNT MAX) MODSEQ 1")
     assert re.search(r"\* ESEARCH \(TAG \"\w+\"\) UID MAX \d+ COUNT 3 MODSEQ %d" % new,
                      lines[0]), lines
+    # from now on flag FETCHes caused by STORE carry UID and MODSEQ
+    lines, t = ok(m, "STORE 1 +FLAGS (\\Draft)")
+    assert re.match(r"\* 1 FETCH \(UID 1 FLAGS \(\\Draft[^)]*\) MODSEQ \(\d+\)\)$", lines[0]), lines
+    lines, t = ok(m, "STORE 1 -FLAGS (\\Draft)")
     m.logout()
 
 

@@ -94,6 +94,13 @@ def test_searchres_across_commands(ext2):
     ok(m, "UID MOVE $ Trash")
     typ, data = m.status("Trash", "(MESSAGES)")
     assert b"MESSAGES 2" in data[0]
+    # UID EXPUNGE $ removes only the saved ones
+    ok(m, "STORE 1:* +FLAGS (\\Deleted)")
+    lines, t = ok(m, "SEARCH RETURN (SAVE MAX) ALL")
+    lines, t = ok(m, "UID EXPUNGE $")
+    assert [x for x in lines if "EXPUNGE" in x] == ["* 2 EXPUNGE"], lines
+    typ, data = m.status("INBOX", "(MESSAGES)")
+    assert b"MESSAGES 1" in data[0]
     # a failed SEARCH with SAVE empties $; a new SELECT forgets it
     ok(m, "SEARCH RETURN (SAVE) ALL")
     typ, lines, t = raw(m, "SEARCH RETURN (SAVE) FOO")
