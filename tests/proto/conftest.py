@@ -19,6 +19,12 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BIN = os.environ.get("POSTROOM_BIN") or os.path.join(ROOT, "build", "san", "bin")
+# Opt-in wrapper put before every daemon and mailctl, e.g. POSTROOM_WRAP="valgrind
+# --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q"
+# (with a non-sanitizer build). Wrapped programs run slower, so the harness's
+# own waits are multiplied by WRAP_SCALE; tests may use it for theirs too.
+WRAP = os.environ.get("POSTROOM_WRAP", "").split()
+WRAP_SCALE = int(os.environ.get("POSTROOM_WRAP_SCALE", "10")) if WRAP else 1
 DOMAIN = "example.test"
 PASSWORD = "s3cret-Pass"
 
@@ -103,8 +109,9 @@ class Postroom:
 
     # -- mailctl -------------------------------------------------------
     def mailctl(self, *args, input=None, check=True):
-        r = subprocess.run([os.path.join(BIN, "mailctl"), "-c", self.conf, *args],
-                           input=input, capture_output=True, text=True, timeout=60)
+        r = subprocess.run([*WRAP, os.path.join(BIN, "mailctl"), "-c", self.conf, *args],
+                           input=input, capture_output=True, text=True,
+                           timeout=60 * WRAP_SCALE)
         if check and r.returncode != 0:
             raise AssertionError(f"mailctl {' '.join(args)} -> {r.returncode}: {r.stderr}")
         return r
@@ -126,7 +133,7 @@ class Postroom:
             log = open(os.path.join(self.dir, f"{name}.log"), "w+")
             e = dict(os.environ)
             e.update(env or {})
-            p = subprocess.Popen([os.path.join(BIN, name), "-c", self.conf],
+            p = subprocess.Popen([*WRAP, os.path.join(BIN, name), "-c", self.conf],
                                  stdout=log, stderr=subprocess.STDOUT, env=e)
             self.procs[name], self.logs[name] = p, log
             for key in LISTENERS[name]:
@@ -134,7 +141,7 @@ class Postroom:
         return self
 
     def wait_port(self, port, proc, name, timeout=20):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * WRAP_SCALE
         while time.time() < deadline:
             if proc.poll() is not None:
                 raise AssertionError(f"{name} exited {proc.returncode}: {self.log(name)}")
@@ -168,7 +175,7 @@ class Postroom:
         p = self.procs.pop(name)
         p.send_signal(signal.SIGTERM)
         try:
-            rc = p.wait(timeout=timeout)
+            rc = p.wait(timeout=timeout * WRAP_SCALE)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
@@ -191,7 +198,8 @@ class Postroom:
 
     # -- client helpers ------------------------------------------------
     def connect(self, key, tls=False, timeout=10):
-        s = socket.create_connection(("127.0.0.1", self.port(key)), timeout=timeout)
+        s = socket.create_connection(("127.0.0.1", self.port(key)),
+                                     timeout=timeout * WRAP_SCALE)
         if tls:
             s = client_tls_context().wrap_socket(s, server_hostname="mail.example.test")
         return s
