@@ -127,8 +127,12 @@ put_xattrs(struct buf *b, const struct xentry *e,
 	size_t i, start = b->len;
 
 	buf_putc(b, '(');
+	/* A name that is only a parent of real mailboxes is \Noselect, as
+	   in the plain LIST; one that a selection option brought in
+	   (subscribed, or a RECURSIVEMATCH parent) is \NonExistent. */
 	if (e->mb == NULL)
-		buf_puts(b, "\\NonExistent ");
+		buf_puts(b, o->sel & (IMAP_LSEL_SUBSCRIBED |
+		    IMAP_LSEL_RECURSIVEMATCH) ? "\\NonExistent " : "\\Noselect ");
 	if ((o->ret & IMAP_LRET_SUBSCRIBED) && e->subscribed)
 		buf_puts(b, "\\Subscribed ");
 	buf_puts(b, e->children ? "\\HasChildren " : "\\HasNoChildren ");
@@ -268,8 +272,17 @@ imap_cmd_list_ext(struct imap_session *s, const struct imap_arg *args,
 		put_xattrs(&out, x, &o);
 		buf_puts(&out, " \"/\" ");
 		imap_buf_mailbox(&out, x->name);
-		if (x->child_selected)
-			buf_puts(&out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+		if (x->child_selected) {
+			/* the selection criteria a descendant meets (RFC 5258
+			   §3.5) */
+			buf_puts(&out, " (\"CHILDINFO\" (");
+			if (o.sel & IMAP_LSEL_SUBSCRIBED)
+				buf_puts(&out, "\"SUBSCRIBED\"");
+			if (o.sel & IMAP_LSEL_SPECIAL_USE)
+				buf_puts(&out, o.sel & IMAP_LSEL_SUBSCRIBED ?
+				    " \"SPECIAL-USE\"" : "\"SPECIAL-USE\"");
+			buf_puts(&out, "))");
+		}
 		buf_puts(&out, "\r\n");
 		/* RFC 5819: STATUS right after its LIST line, selectable
 		   mailboxes only */

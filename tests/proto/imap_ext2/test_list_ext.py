@@ -149,3 +149,46 @@ def test_create_special_use(ext2):
     got = by_name(lst(m, 'LIST (SPECIAL-USE) "" "*" RETURN (STATUS (MESSAGES))'))
     assert "Sent Items" in got and "Weird" not in got
     m.logout()
+
+
+def test_client_list_commands(ext2):
+    """The exact LIST forms of Thunderbird, K-9 and Evolution (CLIENTS.md
+    1.3, 2.3, 2.4)."""
+    m = client(ext2, new_user(ext2))
+    m.create("Work/2026")
+    fill(m, 3)
+    # Thunderbird with LIST-EXTENDED and SPECIAL-USE
+    got = by_name(lst(m, 'list (subscribed) "" "*" return (special-use)'))
+    assert "\\Sent" in got["Sent"][0] and "\\Subscribed" in got["INBOX"][0], got
+    assert "Work/2026" not in got              # created, not subscribed
+    got = by_name(lst(m, 'list "" "INBOX"'))
+    assert list(got) == ["INBOX"]
+    # K-9
+    got = by_name(lst(m, 'LIST "" "*" RETURN (SPECIAL-USE)'))
+    assert {"INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive", "Work",
+            "Work/2026"} == set(got), got
+    # Evolution
+    lines = lst(m, 'LIST "" "*" RETURN (CHILDREN SUBSCRIBED STATUS (MESSAGES UNSEEN'
+                   ' UIDVALIDITY UIDNEXT HIGHESTMODSEQ) SPECIAL-USE)')
+    got = by_name(lines)
+    assert "\\HasChildren" in got["Work"][0] and "\\Subscribed" not in got["Work"][0]
+    st = {re.match(r'\* STATUS "?([^"(]*)"? \(', x).group(1).strip(): x
+          for x in lines if x.startswith("* STATUS")}
+    assert set(st) == set(got), (st, got)
+    assert re.search(r"MESSAGES 3 UIDNEXT 4 UIDVALIDITY \d+ UNSEEN 3 HIGHESTMODSEQ \d+\)$",
+                     st["INBOX"]), st["INBOX"]
+    m.logout()
+
+
+def test_noselect_parent_and_special_use_recursivematch(ext2):
+    m = client(ext2, new_user(ext2))
+    m.create("Old/Keep")
+    lines, t = ok(m, 'CREATE "Old/Keep/Bin" (USE (\\Trash))')
+    m.delete("Old")                            # its children stay
+    got = by_name(lst(m, 'LIST () "" "Old*"'))
+    assert "\\Noselect" in got["Old"][0] and "\\HasChildren" in got["Old"][0], got
+    got = by_name(lst(m, 'LIST (SPECIAL-USE RECURSIVEMATCH) "" "%"'))
+    assert "Old" in got and '"SPECIAL-USE"' in got["Old"][1], got
+    assert "\\NonExistent" in got["Old"][0]
+    assert "Trash" in got and "CHILDINFO" not in got["Trash"][1]
+    m.logout()
