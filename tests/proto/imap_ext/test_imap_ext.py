@@ -536,3 +536,23 @@ def test_appendlimit(ext):
     unt, t = r.until(tag)
     assert " OK " in t, t
     r.close()
+
+
+def test_copyuid_too_long_for_one_line_is_left_out(ext):
+    """COPY of a set whose COPYUID would not fit a reply line gets a clean OK
+    without the code (never a cut one); the copies are all made."""
+    user = new_user(ext)
+    r = login(ext, user)
+    n = 600
+    data = b"".join(b"a%d APPEND INBOX {%d+}\r\n%s\r\n" % (i, len(m), m)
+                    for i, m in ((i, message("m%d" % i, to=user)) for i in range(n)))
+    r.send(data)
+    for i in range(n):
+        unt, t = r.until("a%d" % i)
+        assert " OK " in t, t
+    r.ok("SELECT INBOX")
+    odd = ",".join(str(u) for u in range(1, n + 1, 2))
+    unt, t = r.ok("UID COPY %s Trash" % odd)
+    assert re.match(r"\S+ OK (\[COPYUID \d+ [0-9:,]+ [0-9:,]+\] )?UID COPY completed$", t), t
+    assert status(r, "Trash", "MESSAGES") == n // 2
+    r.close()
