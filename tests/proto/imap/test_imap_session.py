@@ -357,3 +357,54 @@ def test_random_commands_do_not_hurt(pr):
     got = [u for u in unt if b"BODY[]" in u]
     for b, u in zip(bodies, got):
         assert b in u
+
+
+def test_fetch_of_message_expunged_elsewhere(pr):
+    plain_instance(pr)
+    pr.start("imapd")
+    a, b = Raw(pr), Raw(pr)
+    a.login()
+    b.login()
+    append(b, msg("gone"))
+    append(b, msg("stays"))
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    # a still numbers the message 1 and has its flags; its body is gone
+    unt, t = a.cmd("FETCH 1:2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b" NO [EXPUNGEISSUED]" in t
+    assert not any(b"EXPUNGE\r\n" in u for u in unt)
+    assert any(b"Subject: stays" in u and u.startswith(b"* 2 FETCH") for u in unt)
+    unt, t = a.ok("FETCH 1 (FLAGS)")
+    assert unt[0].startswith(b"* 1 FETCH (FLAGS")
+    unt, t = a.ok("NOOP")
+    assert b"* 1 EXPUNGE\r\n" in unt
+
+
+def test_disconnects_mid_append_and_mid_fetch(pr):
+    import os
+    plain_instance(pr)
+    pr.start("imapd")
+    r = Raw(pr)
+    r.login()
+    big = b"Subject: big\r\n\r\n" + b"z" * (3 * 1024 * 1024) + b"\r\n"
+    append(r, big)
+    # a client that leaves halfway through a message literal
+    r2 = Raw(pr)
+    r2.login()
+    r2.send(b"a APPEND INBOX {100000+}\r\n" + b"x" * 5000)
+    r2.close()
+    # a client that leaves while a 3 MB FETCH is being streamed to it
+    r3 = Raw(pr)
+    r3.login()
+    r3.ok("SELECT INBOX")
+    r3.send("b FETCH 1 (BODY.PEEK[])\r\n")
+    r3.close()
+    r.ok("SELECT INBOX")
+    unt, t = r.ok("FETCH 1:* (RFC822.SIZE)")
+    assert len(unt) == 1 and b"RFC822.SIZE %d" % len(big) in unt[0]
+    def tmp_files():
+        return [f for dp, _, fs in os.walk(pr.data_dir)
+                if os.path.basename(dp) == "tmp" for f in fs]
+    assert wait_for(lambda: tmp_files() == []), tmp_files()
