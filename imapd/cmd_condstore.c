@@ -170,9 +170,21 @@ imap_fetch_vanished(struct imap_session *s, const struct imap_arg *a,
 	struct buf b;
 	const struct imap_view *v = s->sel;
 
-	if (imap_seqset_parse(a->str, a->len, IMAP_SEQSET_MAX_RANGES, &set,
-	    &err) < 0)
+	if (imap_arg_is_saved(a)) {
+		/* "$": the saved UIDs (RFC 5182), as single-UID ranges */
+		const uint32_t *saved;
+		size_t nsaved, i;
+
+		imap_searchres_get(s, &saved, &nsaved);
+		memset(&set, 0, sizeof(set));
+		set.r = xmalloc((nsaved ? nsaved : 1) * sizeof(*set.r));
+		for (i = 0; i < nsaved; i++)
+			set.r[i].lo = set.r[i].hi = saved[i];
+		set.n = nsaved;
+	} else if (imap_seqset_parse(a->str, a->len, IMAP_SEQSET_MAX_RANGES,
+	    &set, &err) < 0) {
 		return;
+	}
 	/* '*' is the highest UID ever given out, so that expunged UIDs above
 	   the last existing message are reported too. */
 	imap_seqset_resolve(&set, v->mb.uidnext > 0 ? v->mb.uidnext - 1 : 0);

@@ -195,8 +195,19 @@ store_done(struct imap_session *s, void *arg)
 	if (j->nmodified > 0) {
 		/* ch[] is in view order, so the list is already ascending */
 		imap_seqset_format(j->modified, j->nmodified, &b);
-		imap_reply_tagged(s, "OK", "[MODIFIED %.900s] Conditional STORE"
-		    " failed", b.data);
+		if (b.len < 900) {
+			imap_reply_tagged(s, "OK", "[MODIFIED %s] Conditional"
+			    " STORE failed", b.data);
+		} else {
+			/* too long for imap_reply_tagged's bounded text: the
+			   same sync it does (STORE: expunges for UID STORE
+			   only), then the line as is */
+			imap_view_sync(s, s->uid_cmd);
+			s->bad_count = 0;
+			conn_printf(s->c, "%s OK [MODIFIED ", s->tag);
+			conn_write(s->c, b.data, b.len);
+			conn_printf(s->c, "] Conditional STORE failed\r\n");
+		}
 	} else {
 		imap_reply_tagged(s, "OK", "%sSTORE completed",
 		    s->uid_cmd ? "UID " : "");

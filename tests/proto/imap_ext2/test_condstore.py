@@ -214,6 +214,10 @@ def test_qresync_resync_after_other_session(ext2):
     assert len([x for x in lines if "FETCH" in x]) == 1, lines
     lines, t = ok(a, "UID FETCH %d (FLAGS) (CHANGEDSINCE %d VANISHED)" % (us[3], h0))
     assert lines == ["* VANISHED (EARLIER) %d" % us[3]], lines
+    # with the saved result "$" (RFC 5182) as the UID set
+    ok(a, "UID SEARCH RETURN (SAVE) UID %d:%d" % (us[2], us[4]))
+    lines, t = ok(a, "UID FETCH $ (FLAGS) (CHANGEDSINCE %d VANISHED)" % h0)
+    assert len(lines) == 1 and "UID %d " % us[2] in lines[0], lines  # 4 is not in $
     typ, lines, t = raw(a, "FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % h0)
     assert typ == "BAD"                  # VANISHED is for UID FETCH only
     a.logout()
@@ -246,5 +250,34 @@ def test_vanished_instead_of_expunge(ext2):
     ok(a, "EXPUNGE")
     lines, t = ok(b, "NOOP")
     assert "* 1 EXPUNGE" in lines, lines
+    a.logout()
+    b.logout()
+
+
+def test_long_modified_set(ext2):
+    """A [MODIFIED] set longer than a normal reply line is sent whole."""
+    user = new_user(ext2)
+    a = client(ext2, user)
+    b = client(ext2, user)
+    # 600 APPENDs pipelined with LITERAL+ literals
+    msg = b"Subject: x\r\n\r\nbody\r\n"
+    a.send(b"".join(b"P%d APPEND INBOX {%d+}\r\n%s\r\n" % (i, len(msg), msg)
+                    for i in range(600)))
+    done = 0
+    while done < 600:
+        line = a.readline()
+        assert not line.startswith(b"P") or b" OK " in line, line
+        done += line.startswith(b"P")
+    lines, t = ok(a, "SELECT INBOX (CONDSTORE)")
+    h0 = hms(lines)
+    ok(b, "SELECT INBOX")
+    odd = ",".join(str(i) for i in range(1, 601, 2))
+    ok(b, "STORE %s +FLAGS.SILENT (\\Flagged)" % odd)
+    lines, t = ok(a, "STORE 1:600 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\\Seen)" % h0)
+    got = re.search(r"\[MODIFIED ([\d,:]+)\]", t).group(1)
+    assert got == odd, t[:200]
+    assert len(got) > 1000
+    lines, t = ok(a, "SEARCH SEEN")
+    assert lines[-1].split()[2:] == [str(i) for i in range(2, 601, 2)]
     a.logout()
     b.logout()
