@@ -612,9 +612,12 @@ imap_cmd_status(struct imap_session *s, const struct imap_arg *args,
 			buf_printf(&b, "UIDVALIDITY %u", mb.uidvalidity);
 		else if (strcasecmp(a->str, "SIZE") == 0)  /* RFC 8438 */
 			buf_printf(&b, "SIZE %llu", (unsigned long long)mb.size);
-		else if (strcasecmp(a->str, "HIGHESTMODSEQ") == 0)  /* RFC 7162 */
+		else if (strcasecmp(a->str, "HIGHESTMODSEQ") == 0) {
+			/* RFC 7162 §3.1: a CONDSTORE enabling command */
 			buf_printf(&b, "HIGHESTMODSEQ %llu",
 			    (unsigned long long)mb.highestmodseq);
+			imap_condstore_enable(s);
+		}
 		else
 			buf_printf(&b, "UNSEEN %u", mb.unseen);
 	}

@@ -46,7 +46,12 @@ def test_highestmodseq_everywhere(ext2):
     lines, t = ok(m, "FETCH 1:* (FLAGS)")
     assert not any("MODSEQ" in x for x in lines), lines
     lines, t = ok(m, "STATUS Drafts (HIGHESTMODSEQ MESSAGES)")
-    assert re.search(r"HIGHESTMODSEQ \d+", lines[0]), lines
+    st = [x for x in lines if x.startswith("* STATUS")]
+    assert re.search(r"HIGHESTMODSEQ \d+ MESSAGES 0\)", st[0]), lines
+    # STATUS (HIGHESTMODSEQ) enables CONDSTORE (RFC 7162 §3.1)
+    assert lines[0] == "* OK [HIGHESTMODSEQ %d] Highest" % h, lines
+    lines, t = ok(m, "FETCH 1 (FLAGS)")
+    assert "MODSEQ" in lines[0], lines
     lines, t = ok(m, "EXAMINE Drafts")
     assert "[CLOSED]" in lines[0], lines       # the implicit close comes first
     hms(lines)
