@@ -33,7 +33,7 @@ struct mime_span {
 	uint64_t hdr_off, hdr_len;   /* the part's MIME header, incl. blank line */
 	uint64_t body_off, body_len; /* the part's body */
 	bool is_multipart;
-	bool is_message;             /* message/rfc822 (or global): then */
+	bool is_message;             /* message/rfc822 (as Dovecot: not global): */
 	uint64_t msg_hdr_off, msg_hdr_len;   /* the encapsulated message's header */
 	uint64_t msg_body_off, msg_body_len; /* and its text */
 };
