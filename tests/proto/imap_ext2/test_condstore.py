@@ -286,3 +286,34 @@ def test_long_modified_set(ext2):
     assert lines[-1].split()[2:] == [str(i) for i in range(2, 601, 2)]
     a.logout()
     b.logout()
+
+
+def test_vanished_during_idle(ext2):
+    user = new_user(ext2)
+    a = client(ext2, user)
+    b = client(ext2, user)
+    fill(a, 3)
+    ok(a, "ENABLE QRESYNC")
+    ok(a, "SELECT INBOX")
+    lines, t = ok(a, "UID SEARCH ALL")
+    us = [int(x) for x in lines[-1].split()[2:]]
+    a.send(b"I1 IDLE\r\n")
+    assert a.readline().startswith(b"+ ")
+    ok(b, "SELECT INBOX")
+    ok(b, "UID STORE %d +FLAGS (\\Deleted \\Seen)" % us[1])
+    got = []
+    while not any(x.startswith(b"* VANISHED") for x in got):
+        got.append(a.readline().rstrip(b"\r\n"))
+        if len(got) == 1:
+            # the flag change first, with UID and MODSEQ
+            assert re.match(rb"\* 2 FETCH \(UID %d FLAGS \(.*\) MODSEQ \(\d+\)\)$" % us[1],
+                            got[0]), got
+            ok(b, "EXPUNGE")
+    assert got[-1] == b"* VANISHED %d" % us[1], got
+    a.send(b"DONE\r\n")
+    line = a.readline()
+    while not line.startswith(b"I1 "):
+        line = a.readline()
+    assert line.startswith(b"I1 OK"), line
+    a.logout()
+    b.logout()

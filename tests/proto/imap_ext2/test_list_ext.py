@@ -192,3 +192,17 @@ def test_noselect_parent_and_special_use_recursivematch(ext2):
     assert "\\NonExistent" in got["Old"][0]
     assert "Trash" in got and "CHILDINFO" not in got["Trash"][1]
     m.logout()
+
+
+def test_limits(ext2):
+    m = client(ext2, new_user(ext2))
+    pats = " ".join('"p%d"' % i for i in range(33))
+    typ, lines, t = raw(m, 'LIST "" (%s)' % pats)
+    assert typ == "BAD", t
+    pats = " ".join('"p%d"' % i for i in range(31)) + ' "INBOX"'
+    got = by_name(lst(m, 'LIST "" (%s)' % pats))
+    assert list(got) == ["INBOX"]
+    # a pathological pattern is answered quickly (no backtracking)
+    got = lst(m, 'LIST "" "%s"' % ("*%" * 400 + "x"))
+    assert got == []
+    m.logout()
