@@ -7,6 +7,7 @@ module), then calls pr.start("smtpd", "imapd", ...). Teardown sends SIGTERM,
 requires a clean exit, and fails the test if a sanitizer reported anything.
 """
 import os
+import random
 import signal
 import socket
 import ssl
@@ -53,10 +54,27 @@ def test_cert():
     return _CERT
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that is free now, taken below the kernel's ephemeral range
+    (32768+) so that outgoing connections of other tests cannot grab it
+    between this check and the daemon's bind, and never handed out twice
+    in one run."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(12000, 32000)
+        if port in _HANDED_OUT:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _HANDED_OUT.add(port)
+        return port
+    raise AssertionError("no free loopback port found")
 
 
 def client_tls_context():
@@ -133,11 +151,25 @@ class Postroom:
             log = open(os.path.join(self.dir, f"{name}.log"), "w+")
             e = dict(os.environ)
             e.update(env or {})
-            p = subprocess.Popen([*WRAP, os.path.join(BIN, name), "-c", self.conf],
-                                 stdout=log, stderr=subprocess.STDOUT, env=e)
-            self.procs[name], self.logs[name] = p, log
-            for key in LISTENERS[name]:
-                self.wait_port(self.ports[key], p, name)
+            for attempt in range(3):
+                log.seek(0)
+                log.truncate()
+                p = subprocess.Popen([*WRAP, os.path.join(BIN, name), "-c", self.conf],
+                                     stdout=log, stderr=subprocess.STDOUT, env=e)
+                self.procs[name], self.logs[name] = p, log
+                try:
+                    for key in LISTENERS[name]:
+                        self.wait_port(self.ports[key], p, name)
+                    break
+                except AssertionError:
+                    # Another process took a port between our check and the
+                    # bind: pick new ports for this daemon and try again.
+                    if attempt == 2 or "Address already in use" not in self.log(name):
+                        raise
+                    p.wait()
+                    for key in LISTENERS[name]:
+                        self.ports[key] = free_port()
+                    self.write_config()
         return self
 
     def wait_port(self, port, proc, name, timeout=20):
