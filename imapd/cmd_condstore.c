@@ -153,7 +153,8 @@ imap_qresync_reply(struct imap_session *s,
 			continue;
 		buf_printf(b, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
 		imap_buf_flags(b, v, m->flags, m->keywords);
-		buf_printf(b, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
+		buf_printf(b, " MODSEQ (%llu))\r\n",
+		    (unsigned long long)m->modseq);
 		if (b->len > 65536)
 			imap_send_buf(s, b);
 	}

@@ -132,7 +132,8 @@ put_xattrs(struct buf *b, const struct xentry *e,
 	   (subscribed, or a RECURSIVEMATCH parent) is \NonExistent. */
 	if (e->mb == NULL)
 		buf_puts(b, o->sel & (IMAP_LSEL_SUBSCRIBED |
-		    IMAP_LSEL_RECURSIVEMATCH) ? "\\NonExistent " : "\\Noselect ");
+		    IMAP_LSEL_RECURSIVEMATCH) ? "\\NonExistent " :
+		    "\\Noselect ");
 	if ((o->ret & IMAP_LRET_SUBSCRIBED) && e->subscribed)
 		buf_puts(b, "\\Subscribed ");
 	buf_puts(b, e->children ? "\\HasChildren " : "\\HasNoChildren ");
@@ -253,7 +254,8 @@ imap_cmd_list_ext(struct imap_session *s, const struct imap_arg *args,
 			for (k = i + 1; k < l.n; k++) {
 				if (strncmp(l.v[k].name, l.v[i].name, len) != 0)
 					break;
-				if (l.v[k].name[len] == '/' && l.v[k].selected) {
+				if (l.v[k].name[len] == '/' &&
+				    l.v[k].selected) {
 					l.v[i].child_selected = true;
 					break;
 				}
@@ -331,8 +333,8 @@ create_work(void *arg)
 		*p = '\0';
 		if (store_mailbox_get(j->st, j->user_id, j->name, &mb) ==
 		    STORE_ENOTFOUND) {
-			j->err = store_mailbox_create(j->st, j->user_id, j->name, 0,
-			    &mb);
+			j->err = store_mailbox_create(j->st, j->user_id,
+			    j->name, 0, &mb);
 			if (j->err != STORE_OK && j->err != STORE_EEXISTS) {
 				*p = '/';
 				return;
@@ -368,7 +370,8 @@ imap_cmd_create_ext(struct imap_session *s, const struct imap_arg *args,
 	size_t i;
 
 	if (l >= end || l->type != IMAP_ARG_LIST || imap_arg_next(l) != end) {
-		imap_reply_tagged(s, "BAD", "Usage: CREATE mailbox [(USE (...))]");
+		imap_reply_tagged(s, "BAD",
+		    "Usage: CREATE mailbox [(USE (...))]");
 		return CMD_DONE;
 	}
 	for (a = l + 1; a < imap_arg_list_end(l); a = imap_arg_next(u)) {
@@ -378,13 +381,14 @@ imap_cmd_create_ext(struct imap_session *s, const struct imap_arg *args,
 			imap_reply_tagged(s, "BAD", "Unknown CREATE parameter");
 			return CMD_DONE;
 		}
-		for (a = u + 1; a < imap_arg_list_end(u); a = imap_arg_next(a)) {
+		for (a = u + 1; a < imap_arg_list_end(u);
+		    a = imap_arg_next(a)) {
 			for (i = 0; i < ARRAY_SIZE(su_names); i++)
 				if (imap_arg_is_atom(a, su_names[i].name))
 					break;
 			if (i == ARRAY_SIZE(su_names)) {
 				imap_reply_tagged(s, "NO", "[USEATTR] Unsupported"
-				    " special-use attribute");
+				    " special-use");
 				return CMD_DONE;
 			}
 			su |= su_names[i].bit;

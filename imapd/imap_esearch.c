@@ -38,7 +38,7 @@ imap_esearch_parse_return(const struct imap_arg **ap,
 		v |= opts[i].bit;
 	}
 	if (v == 0)
-		v = IMAP_ESR_ALL;   /* RETURN () is RETURN (ALL), RFC 4731 §3.1 */
+		v = IMAP_ESR_ALL;   /* RETURN () means ALL (RFC 4731 §3.1) */
 	*opts_r = v;
 	*ap = imap_arg_next(l);
 	return 1;
@@ -86,7 +86,8 @@ imap_esearch_save_part(unsigned opts, size_t n, size_t idx_r[2])
 {
 	size_t k = 0;
 
-	if (!(opts & IMAP_ESR_SAVE) || (opts & (IMAP_ESR_ALL | IMAP_ESR_COUNT)) ||
+	if (!(opts & IMAP_ESR_SAVE) ||
+	    (opts & (IMAP_ESR_ALL | IMAP_ESR_COUNT)) ||
 	    !(opts & (IMAP_ESR_MIN | IMAP_ESR_MAX)))
 		return SIZE_MAX;
 	if (n == 0)

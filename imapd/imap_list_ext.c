@@ -12,7 +12,8 @@ unsigned
 imap_list_status_item(const struct imap_arg *a)
 {
 	static const struct { const char *name; unsigned bit; } items[] = {
-		{ "MESSAGES", IMAP_LSTAT_MESSAGES }, { "RECENT", IMAP_LSTAT_RECENT },
+		{ "MESSAGES", IMAP_LSTAT_MESSAGES },
+		{ "RECENT", IMAP_LSTAT_RECENT },
 		{ "UIDNEXT", IMAP_LSTAT_UIDNEXT },
 		{ "UIDVALIDITY", IMAP_LSTAT_UIDVALIDITY },
 		{ "UNSEEN", IMAP_LSTAT_UNSEEN }, { "SIZE", IMAP_LSTAT_SIZE },
@@ -60,8 +61,8 @@ parse_return(const struct imap_arg *l, struct imap_list_opts *o)
 			o->ret |= IMAP_LRET_SPECIAL_USE;
 		} else if (imap_arg_is_atom(a, "STATUS")) {
 			a = imap_arg_next(a);
-			if (a >= imap_arg_list_end(l) || a->type != IMAP_ARG_LIST ||
-			    a->span == 0)
+			if (a >= imap_arg_list_end(l) ||
+			    a->type != IMAP_ARG_LIST || a->span == 0)
 				return -1;
 			for (st = a + 1; st < imap_arg_list_end(a);
 			    st = imap_arg_next(st)) {
@@ -86,7 +87,8 @@ imap_list_opts_parse(const struct imap_arg *args, const struct imap_arg *end,
 	const struct imap_arg *a = args, *p;
 
 	memset(o, 0, sizeof(*o));
-	*error_r = "Usage: LIST [(options)] reference pattern [RETURN (options)]";
+	*error_r = "Usage: LIST [(options)] reference pattern"
+	    " [RETURN (options)]";
 	if (a < end && a->type == IMAP_ARG_LIST) {
 		if (parse_select(a, o) < 0) {
 			*error_r = "Unknown LIST selection option";
@@ -103,7 +105,8 @@ imap_list_opts_parse(const struct imap_arg *args, const struct imap_arg *end,
 	if (a->type == IMAP_ARG_LIST) {
 		if (a->span == 0)
 			return -1;
-		for (p = a + 1; p < imap_arg_list_end(a); p = imap_arg_next(p)) {
+		for (p = a + 1; p < imap_arg_list_end(a);
+		    p = imap_arg_next(p)) {
 			if (!imap_arg_is_string(p) ||
 			    o->npats == IMAP_LIST_PATTERNS_MAX)
 				return -1;
@@ -157,7 +160,8 @@ imap_list_match(const char *pat, const char *name)
 			if (c == '*')
 				row[j] = prev[j] || row[j - 1];
 			else if (c == '%')
-				row[j] = prev[j] || (row[j - 1] && name[j - 1] != '/');
+				row[j] = prev[j] ||
+				    (row[j - 1] && name[j - 1] != '/');
 			else
 				row[j] = prev[j - 1] && c == name[j - 1];
 		}

@@ -50,7 +50,8 @@ parse_qresync(const struct imap_arg *l, struct imap_select_params *p,
 	    imap_modseq_parse(a, &v) < 0 || v == 0 || v > UINT32_MAX)
 		return -1;
 	p->uidvalidity = (uint32_t)v;
-	if ((a = imap_arg_next(a)) >= end || imap_modseq_parse(a, &p->modseq) < 0)
+	if ((a = imap_arg_next(a)) >= end ||
+	    imap_modseq_parse(a, &p->modseq) < 0)
 		return -1;
 	if ((a = imap_arg_next(a)) >= end)
 		return 0;
