@@ -4,6 +4,7 @@
    event loop. The throttle is single-threaded (one per loop). */
 #include "auth.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -143,6 +144,23 @@ auth_throttle_free(struct auth_throttle **tp)
 	*tp = NULL;
 }
 
+/* The throttle's key for a peer: the address itself, except that a native
+   IPv6 address stands for its /64, which one peer typically holds whole
+   (else each guess could come from a new address). */
+static const char *
+throttle_key(const char *addr, char *buf, size_t size)
+{
+	struct in6_addr a;
+
+	if (strchr(addr, ':') == NULL || inet_pton(AF_INET6, addr, &a) != 1 ||
+	    IN6_IS_ADDR_V4MAPPED(&a))
+		return addr;
+	memset(a.s6_addr + 8, 0, 8);
+	if (inet_ntop(AF_INET6, &a, buf, (socklen_t)size) == NULL)
+		return addr;
+	return buf;
+}
+
 /* Drops entries quiet for longer than the window. */
 static void
 throttle_sweep(struct auth_throttle *t, double now)
@@ -192,9 +210,11 @@ auth_throttle_fail(struct auth_throttle *t, const char *addr)
 {
 	double now = mono_now(), delay;
 	struct throttle_entry *e;
+	char kbuf[INET6_ADDRSTRLEN];
 	size_t len;
 	unsigned shift;
 
+	addr = throttle_key(addr, kbuf, sizeof(kbuf));
 	if (++t->ops_since_sweep >= 1024 ||
 	    t->n_entries >= THROTTLE_MAX_ENTRIES)
 		throttle_sweep(t, now);
@@ -222,7 +242,9 @@ auth_throttle_fail(struct auth_throttle *t, const char *addr)
 unsigned
 auth_throttle_count(struct auth_throttle *t, const char *addr)
 {
-	struct throttle_entry *e = throttle_find(t, addr, mono_now());
+	char kbuf[INET6_ADDRSTRLEN];
+	struct throttle_entry *e = throttle_find(t,
+	    throttle_key(addr, kbuf, sizeof(kbuf)), mono_now());
 
 	return e != NULL ? e->count : 0;
 }
@@ -230,9 +252,11 @@ auth_throttle_count(struct auth_throttle *t, const char *addr)
 void
 auth_throttle_success(struct auth_throttle *t, const char *addr)
 {
-	struct throttle_entry **pp = &t->buckets[addr_hash(addr) %
-	    THROTTLE_BUCKETS];
+	char kbuf[INET6_ADDRSTRLEN];
+	struct throttle_entry **pp;
 
+	addr = throttle_key(addr, kbuf, sizeof(kbuf));
+	pp = &t->buckets[addr_hash(addr) % THROTTLE_BUCKETS];
 	for (; *pp != NULL; pp = &(*pp)->next) {
 		struct throttle_entry *e = *pp;
 		if (strcmp(e->addr, addr) == 0) {

@@ -16,7 +16,8 @@ bool pw_verify(const char *hash, const char *password);
 /* Constant work for an unknown user, so timing does not tell users apart. */
 void pw_verify_dummy(const char *password);
 
-/* Failed logins per peer address, kept by one process on its loop thread. */
+/* Failed logins per peer address, kept by one process on its loop thread.
+   A native IPv6 address counts for its whole /64. */
 struct auth_throttle;
 struct auth_throttle *auth_throttle_new(void);
 void auth_throttle_free(struct auth_throttle **t);

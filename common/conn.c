@@ -198,7 +198,7 @@ conn_force_free(struct conn *c)
 {
 	if (c->phase != PH_DEAD) {
 		if (c->reason == NULL)
-			c->reason = "server stopped";
+			c->reason = "server-stopped";
 		conn_shut(c);
 	}
 	conn_finalize(c);
@@ -286,7 +286,7 @@ conn_flush(struct conn *c)
 		if (n == 0)
 			break;
 		if (n < 0) {
-			conn_fail(c, "write error");
+			conn_fail(c, "write-error");
 			return;
 		}
 		c->out_start += (size_t)n;
@@ -335,15 +335,13 @@ conn_read(struct conn *c)
 			return;
 		}
 		if (n < 0) {
-			conn_fail(c, "read error");
+			conn_fail(c, "read-error");
 			return;
 		}
 		if (c->z != NULL)
 			z_conn_raw_added(c, (size_t)n);
 		else
 			c->in_end += (uint32_t)n;
-		if (c->idle_timeout > 0)
-			ev_timer_again(c->srv->loop, &c->timer);
 		/* Plain sockets are level-triggered: one read per event keeps
 		   connections fair. OpenSSL may hold decrypted bytes the
 		   kernel no longer reports, so drain it. */
@@ -362,7 +360,7 @@ conn_dispatch(struct conn *c)
 
 	for (rounds = 0; conn_can_input(c); rounds++) {
 		if (c->z != NULL && z_conn_inflate(c) < 0) {
-			conn_fail(c, "inflate error");
+			conn_fail(c, "inflate-error");
 			return;
 		}
 		if (c->in_end == c->in_start)
@@ -411,6 +409,11 @@ conn_leave(struct conn *c)
 		c->in = NULL;
 		c->in_start = c->in_end = c->in_cap = 0;
 	}
+	if (c->progress != c->progress_seen) {
+		c->progress_seen = c->progress;
+		if (c->phase == PH_OPEN && c->idle_timeout > 0)
+			ev_timer_again(c->srv->loop, &c->timer);
+	}
 	if (c->phase != PH_DEAD) {
 		conn_update_io(c);
 		if (conn_can_read(c) && tls_conn_has_pending(c))
@@ -426,7 +429,7 @@ conn_do_accept(struct conn *c)
 
 	if (sess == NULL) {
 		if (c->reason == NULL)
-			c->reason = "refused by daemon";
+			c->reason = "refused-by-daemon";
 		conn_close(c);
 		return;
 	}
@@ -489,7 +492,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		break;
 	case PH_HANDSHAKE:
 		if (c->reason == NULL)
-			c->reason = "tls handshake timeout";
+			c->reason = "tls-handshake-timeout";
 		if (c->accepted && h->tls_done != NULL)
 			h->tls_done(c, c->sess, false);
 		conn_abort(c);
@@ -499,14 +502,14 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	case PH_STARTTLS_WAIT:
 		/* The peer never read our "go ahead". */
 		if (c->reason == NULL)
-			c->reason = "starttls timeout";
+			c->reason = "starttls-timeout";
 		if (h->tls_done != NULL)
 			h->tls_done(c, c->sess, false);
 		conn_abort(c);
 		break;
 	default:
 		if (c->reason == NULL)
-			c->reason = "close timeout";
+			c->reason = "close-timeout";
 		conn_abort(c);
 		break;
 	}
@@ -594,6 +597,7 @@ conn_getline(struct conn *c, char **line_r, size_t *len_r)
 		p[len] = '\0';
 		*line_r = p;
 		*len_r = len;
+		c->progress++;
 		return 1;
 	}
 }
@@ -614,8 +618,15 @@ conn_consume(struct conn *c, size_t n)
 	if (c->phase == PH_CLOSING || c->phase == PH_DEAD)
 		return;
 	assert(n <= (size_t)(c->in_end - c->in_start));
-	if (n > 0)
-		conn_consumed(c, n);
+	if (n == 0)
+		return;
+	/* Progress for the idle timer: a line end (a command, or a part of
+	   one, is complete) or a good chunk of literal data. A parser that
+	   takes bytes one at a time must not let a trickle keep it alive. */
+	if (n >= CONN_PROGRESS_BYTES ||
+	    memchr(c->in + c->in_start, '\n', n) != NULL)
+		c->progress++;
+	conn_consumed(c, n);
 }
 
 void
@@ -680,7 +691,7 @@ conn_write(struct conn *c, const void *data, size_t len)
 	if (c->phase == PH_DEAD || len == 0)
 		return;
 	if (out_pending(c) + len > OUT_HARD) {
-		conn_fail(c, "output overflow");
+		conn_fail(c, "output-overflow");
 		return;
 	}
 	if (c->z != NULL) {

@@ -63,7 +63,7 @@ struct server_params {
 };
 
 /* Owned; free with server_free. Limits come from cfg (max_connections,
-   max_connections_per_ip). */
+   max_connections_per_ip; a native IPv6 peer is counted per /64). */
 struct server *server_new(const struct server_params *p);
 void server_free(struct server **s);
 
@@ -112,6 +112,10 @@ int conn_getline(struct conn *c, char **line_r, size_t *len_r);
 /* Raw access to the buffered input (literals, DATA, BDAT). Returns the
    number of bytes available at *p_r (0 if none). */
 size_t conn_peek(struct conn *c, const char **p_r);
+/* Drops n peeked bytes. The idle timer is re-armed (at the end of the
+   callback) only by input that shows progress: a line from conn_getline, a
+   consumed chunk holding a LF, or at least 512 bytes. Bytes that trickle in
+   without completing anything do not keep a connection alive. */
 void conn_consume(struct conn *c, size_t n);
 /* Changes the max line length (e.g. tighter before authentication). */
 void conn_set_line_limit(struct conn *c, size_t max);

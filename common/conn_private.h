@@ -32,6 +32,9 @@
 #define HANDSHAKE_TIMEOUT 30.0
 /* input() calls per event before yielding to other connections. */
 #define DISPATCH_ROUNDS   256
+/* conn_consume of at least this much re-arms the idle timer even without
+   a line end (literal data). */
+#define CONN_PROGRESS_BYTES 512
 
 enum conn_phase {
 	PH_HANDSHAKE,       /* TLS handshake (implicit or after STARTTLS) */
@@ -63,6 +66,10 @@ struct conn {
 	size_t out_start, out_end, out_cap;
 
 	uint64_t consumed;          /* input progress, for the dispatch loop */
+	/* Whole lines and literal bytes the daemon took. Only these re-arm
+	   the idle timer (once per callback, in conn_leave): raw bytes do
+	   not, or a peer trickling one byte a second would never time out. */
+	uint64_t progress, progress_seen;
 	int fd;
 	int tag;
 	unsigned refs;              /* conn_hold + callbacks running */

@@ -289,6 +289,10 @@ peer_key(const struct sockaddr_storage *ss, unsigned char *key, char *str,
 		const struct sockaddr_in6 *s6 = (const void *)ss;
 
 		memcpy(key, &s6->sin6_addr, 16);
+		/* One native IPv6 peer holds a whole /64: counted per address
+		   it could open max_connections_per_ip from each of 2^64. */
+		if (!IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			memset(key + 8, 0, 8);
 		inet_ntop(AF_INET6, &s6->sin6_addr, str, strsize);
 	} else if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const void *)ss;
@@ -345,7 +349,7 @@ server_accept_fd(struct server *s, struct listener *l, int fd,
 	if (!l->implicit_tls)
 		conn_do_accept(c);
 	else if (s->ctx == NULL)
-		conn_fail(c, "no tls certificate");
+		conn_fail(c, "no-tls-certificate");
 	else
 		tls_conn_start(c);
 	conn_leave(c);

@@ -108,9 +108,9 @@ tls_handshake_failed(struct conn *c, const char *why)
 {
 	const struct conn_handlers *h = c->srv->h;
 
-	log_info("%s tls handshake failed: %s", c->id, why);
+	log_info("%s tls result=fail reason=\"%s\"", c->id, why);
 	if (c->reason == NULL)
-		c->reason = "tls handshake failed";
+		c->reason = "tls-handshake-failed";
 	if (c->accepted && h->tls_done != NULL)
 		h->tls_done(c, c->sess, false);
 	conn_abort(c);

@@ -1,0 +1,59 @@
+/* Unit tests for the failed-login throttle in common/auth.c: growing delay,
+   counting, success clears, and IPv6 peers counted per /64. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "auth.h"
+
+static void
+test_delay_grows(void **state)
+{
+	struct auth_throttle *t = auth_throttle_new();
+	double d1, d2, d3;
+
+	(void)state;
+	d1 = auth_throttle_fail(t, "192.0.2.1");
+	d2 = auth_throttle_fail(t, "192.0.2.1");
+	d3 = auth_throttle_fail(t, "192.0.2.1");
+	assert_true(d1 < d2 && d2 < d3);
+	assert_int_equal(auth_throttle_count(t, "192.0.2.1"), 3);
+	assert_int_equal(auth_throttle_count(t, "192.0.2.2"), 0);
+	auth_throttle_success(t, "192.0.2.1");
+	assert_int_equal(auth_throttle_count(t, "192.0.2.1"), 0);
+	auth_throttle_free(&t);
+	assert_null(t);
+}
+
+static void
+test_ipv6_per_64(void **state)
+{
+	struct auth_throttle *t = auth_throttle_new();
+
+	(void)state;
+	auth_throttle_fail(t, "2001:db8:1:2::1");
+	auth_throttle_fail(t, "2001:db8:1:2:ffff:eeee:dddd:cccc");
+	assert_int_equal(auth_throttle_count(t, "2001:db8:1:2::77"), 2);
+	assert_int_equal(auth_throttle_count(t, "2001:db8:1:3::1"), 0);
+	/* v4-mapped addresses stay whole */
+	auth_throttle_fail(t, "::ffff:192.0.2.1");
+	assert_int_equal(auth_throttle_count(t, "::ffff:192.0.2.2"), 0);
+	auth_throttle_success(t, "2001:db8:1:2::5");
+	assert_int_equal(auth_throttle_count(t, "2001:db8:1:2::1"), 0);
+	/* not an address: used as given */
+	auth_throttle_fail(t, "unknown");
+	assert_int_equal(auth_throttle_count(t, "unknown"), 1);
+	auth_throttle_free(&t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_delay_grows),
+		cmocka_unit_test(test_ipv6_per_64),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
