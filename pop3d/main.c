@@ -23,7 +23,7 @@ pop3_reload(void *arg)
 {
 	const struct config *cfg = arg;
 
-	log_info("reload cert=%s", cfg->tls_cert ? cfg->tls_cert : "-");
+	log_info("- reload cert=%s", cfg->tls_cert ? cfg->tls_cert : "-");
 }
 
 int
@@ -108,12 +108,11 @@ main(int argc, char **argv)
 	}
 	d->pool = worker_pool_new(d->loop, cfg.worker_threads);
 	d->throttle = auth_throttle_new();
-	log_info("started pop3=%s pop3s=%s",
+	log_info("- start pop3=%s pop3s=%s",
 	    cfg.pop3_listen ? cfg.pop3_listen : "",
 	    cfg.pop3s_listen ? cfg.pop3s_listen : "");
 
 	rc = server_run(d->server, pop3_reload, &cfg) == 0 ? 0 : 1;
-	log_info("stopping");
 
 out:
 	/* Pending jobs hold their connections: finish them (their done

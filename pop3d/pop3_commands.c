@@ -128,7 +128,7 @@ cmd_stls(struct pop3_session *s, const char *line,
 		return bad_command(s, "TLS is not available");
 	pop3_reply(s, "+OK Begin TLS negotiation");
 	if (conn_starttls(s->conn) < 0) {
-		log_warnx("%s stls-failed", conn_id(s->conn));
+		log_warnx("%s starttls result=fail", conn_id(s->conn));
 		return CMD_CLOSE;
 	}
 	/* A USER given in plaintext does not carry over into TLS. */

@@ -176,7 +176,7 @@ pop3_closed(struct conn *c, void *arg)
 	if (s->in_locked_set)
 		locked_del(s->user_id);
 	if (s->state == POP3_ST_TRANSACTION)
-		log_info("%s disconnect user=%s retr=%" PRIu32 " bytes=%"
+		log_info("%s session-end user=%s retr=%" PRIu32 " bytes=%"
 		    PRIu64 " deleted=0", conn_id(c), s->address,
 		    s->retr_count, s->retr_bytes);
 	secret_free(&s->user);
@@ -316,8 +316,8 @@ login_failed(struct pop3_session *s, const char *user)
 	char esc[LOG_ESCAPE_SIZE];
 	double delay;
 
-	delay = auth_throttle_fail(pop3_daemon.throttle,
-	    conn_peer_addr(s->conn));
+	/* Charged to the address when the attempt began. */
+	delay = s->auth_delay;
 	s->auth_failures++;
 	log_info("%s login user=%s result=fail delay=%.0f", conn_id(s->conn),
 	    log_escape(user, strlen(user), esc, sizeof(esc)), delay);
@@ -372,6 +372,9 @@ login_done(void *arg)
 	} else if (j->err == STORE_OK && !locked_add(j->u.id)) {
 		log_info("%s login user=%s result=in-use", conn_id(c),
 		    j->u.address);
+		/* The password was right: not a guess. */
+		auth_throttle_success(pop3_daemon.throttle,
+		    conn_peer_addr(c));
 		pop3_set_state(s, POP3_ST_AUTHORIZATION);
 		pop3_reply_store_err(s, STORE_EEXISTS);
 		conn_resume(c);
@@ -401,8 +404,22 @@ login_done(void *arg)
 enum cmd_result
 pop3_session_login(struct pop3_session *s, const char *user, char *pass)
 {
-	struct login_job *j = xcalloc(1, sizeof(*j));
+	struct auth_throttle *t = pop3_daemon.throttle;
+	const char *addr = conn_peer_addr(s->conn);
+	struct login_job *j;
 
+	if (auth_throttle_count(t, addr) >= POP3_MAX_AUTH_FAILURES_PER_ADDR) {
+		secret_free(&pass);
+		free((char *)user);
+		log_info("%s login result=refused reason=too-many-failures",
+		    conn_id(s->conn));
+		pop3_reply(s, "-ERR [AUTH] Too many failed logins, try later");
+		return CMD_CLOSE;
+	}
+	/* Every attempt counts as a failure until it succeeds: attempts
+	   running in parallel sessions see each other at once. */
+	s->auth_delay = auth_throttle_fail(t, addr);
+	j = xcalloc(1, sizeof(*j));
 	j->s = s;
 	j->user = (char *)user;
 	j->pass = pass;
@@ -434,7 +451,7 @@ stream_pump(struct pop3_session *s)
 			continue;
 		if (n < 0) {
 			/* The +OK is out: no clean way to report this. */
-			log_warn("%s retr read error", conn_id(s->conn));
+			log_warn("%s retr result=read-error", conn_id(s->conn));
 			stream_end(s);
 			conn_abort(s->conn);
 			return true;

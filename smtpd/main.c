@@ -31,7 +31,8 @@ static void
 on_reload(void *arg)
 {
 	(void)arg;
-	log_info("reload requested (certificate reloaded by the server)");
+	log_info("- reload cert=%s", the_ctx.cfg != NULL &&
+	    the_ctx.cfg->tls_cert != NULL ? the_ctx.cfg->tls_cert : "-");
 }
 
 static bool
@@ -110,10 +111,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "smtpd: %s\n", err);
 		goto out;
 	}
-	log_info("started hostname=%s max_message_size=%llu",
+	log_info("- start hostname=%s max_message_size=%llu",
 	    cfg.hostname, (unsigned long long)cfg.max_message_size);
 	ret = server_run(the_ctx.server, on_reload, NULL);
-	log_info("stopped");
 out:
 	/* Work in flight finishes first: its done callbacks still reply to
 	   (and release) their connections. */

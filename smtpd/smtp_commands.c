@@ -555,7 +555,8 @@ auth_done(void *arg)
 		smtp_resume(s, SMTP_ST_READY);
 		return;
 	}
-	double delay = auth_throttle_fail(s->ctx->throttle, addr);
+	/* The failure was charged when the attempt began (auth_verify). */
+	double delay = s->auth_delay;
 	unsigned n = auth_throttle_count(s->ctx->throttle, addr);
 
 	log_info("%s auth user=%s result=fail failures=%u", conn_id(s->c),
@@ -576,6 +577,18 @@ auth_done(void *arg)
 static void
 auth_verify(struct smtp_session *s)
 {
+	const char *addr = conn_peer_addr(s->c);
+
+	/* Checked again here, not only at AUTH: a LOGIN exchange started
+	   before other sessions failed must not get a guess past the limit. */
+	if (auth_throttle_count(s->ctx->throttle, addr) >= SMTP_MAX_AUTH_FAILS) {
+		sasl_server_reset(&s->sasl);
+		smtp_close_421(s, "4.7.0", "Too many failed authentications");
+		return;
+	}
+	/* Every attempt counts as a failure until it succeeds, so attempts
+	   running in parallel sessions see each other at once. */
+	s->auth_delay = auth_throttle_fail(s->ctx->throttle, addr);
 	smtp_suspend(s);
 	worker_submit(s->ctx->pool, auth_work, auth_done, s);
 }

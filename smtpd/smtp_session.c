@@ -109,8 +109,12 @@ void
 smtp_reply_store_err(struct smtp_session *s, enum store_err e,
     const char *what)
 {
-	log_warnx("%s store error during %s: %s (%s)", conn_id(s->c),
-	    what, store_err_str(e), store_last_error());
+	char esc[LOG_ESCAPE_SIZE];
+	const char *detail = store_last_error();
+
+	log_warnx("%s store-error op=%s err=%s detail=\"%s\"", conn_id(s->c),
+	    what, store_err_str(e),
+	    log_escape(detail, strlen(detail), esc, sizeof(esc)));
 	switch (e) {
 	case STORE_EQUOTA:
 		smtp_reply(s, 452, "4.2.2", "Mailbox full");
@@ -238,7 +242,7 @@ on_tls_done(struct conn *c, void *sess, bool ok)
 	struct smtp_session *s = sess;
 
 	if (!ok) {
-		log_info("%s starttls result=failed", conn_id(c));
+		log_info("%s starttls result=fail", conn_id(c));
 		return;
 	}
 	/* RFC 3207 4.2: forget everything learnt before TLS. */
