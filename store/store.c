@@ -376,6 +376,19 @@ open_dbs(struct store *st)
 			return store_mdb_err(rc, "dbi open");
 		}
 	}
+	/* A store from before the MODSEQ index: build it once, here. */
+	rc = mdb_dbi_open(txn, "msgmodseq", 0, &st->db_modseq);
+	if (rc == MDB_NOTFOUND) {
+		rc = mdb_dbi_open(txn, "msgmodseq", MDB_CREATE, &st->db_modseq);
+		if (rc == 0 && (e = modseq_idx_build(st, txn)) != STORE_OK) {
+			mdb_txn_abort(txn);
+			return e;
+		}
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return store_mdb_err(rc, "dbi open");
+	}
 	MDB_val k = { 12, "next_mbox_id" }, v;
 	if (mdb_get(txn, st->db_meta, &k, &v) == MDB_NOTFOUND)
 		seed_counters(st, txn);
@@ -462,6 +475,7 @@ store_open_new(const char *data_dir, struct store **st_r)
 	atomic_init(&st->group_commit, true);
 	atomic_init(&st->unique, 0);
 	gc_init(st);
+	pthread_mutex_init(&st->dirfd_mu, NULL);
 	if (gethostname(st->host, sizeof(st->host) - 1) < 0 || !st->host[0])
 		str_copy(st->host, "localhost", sizeof(st->host));
 	for (char *p = st->host; *p; p++)
@@ -507,6 +521,8 @@ store_free(struct store *st)
 	if (st->env != NULL)
 		mdb_env_close(st->env);
 	gc_deinit(st);
+	dirfd_deinit(st);
+	pthread_mutex_destroy(&st->dirfd_mu);
 	free(st->data_dir);
 	free(st->real_dir);
 	free(st);

@@ -229,6 +229,19 @@ enum store_err store_msg_cache_get(struct store *st, uint32_t mbox_id,
     uint32_t uid, struct store_msg_cache *cache_r);
 void store_msg_cache_free(struct store_msg_cache *cache);
 
+/* Headers up to this size are cached at delivery (and by copy, move and
+   reindex) next to the structure above; larger ones are not. */
+#define STORE_HEADER_CACHE_MAX 16384
+struct buf;
+/* The message's top-level header as stored in its file: up to and
+   including the first empty line (just "\r\n" if the message starts with
+   one; the whole message if it has no empty line). Replaces out's
+   contents. STORE_ENOTFOUND if the message is gone or its header is not
+   cached (too large, or delivered before the cache existed): read the
+   file then. One short read transaction; never touches the file. */
+enum store_err store_msg_header_get(struct store *st, uint32_t mbox_id,
+    uint32_t uid, struct buf *out);
+
 enum store_flag_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
 
 struct store_flag_change {

@@ -213,15 +213,18 @@ build_cache(struct store_delivery *d)
 			map = NULL;
 	}
 	mime_parse(map ? map : "", map ? d->size : 0, &info);
-	if (map != NULL)
-		munmap(map, d->size);
 	c.envelope = info.envelope.data;
 	c.bodystructure = info.bodystructure.data;
 	c.body = info.body.data;
 	c.parts = info.parts.data;
 	c.parts_len = info.parts.len;
 	buf_reset(&d->cache);
-	cache_encode(&c, &d->cache);
+	/* The header too, so that header fetches need not open the file
+	   (not cached if the file could not be mapped). */
+	cache_encode(&c, map ? map : (d->size == 0 ? "" : NULL),
+	    map ? msg_header_len(map, d->size) : 0, &d->cache);
+	if (map != NULL)
+		munmap(map, d->size);
 	mime_info_free(&info);
 }
 

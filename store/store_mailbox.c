@@ -603,7 +603,7 @@ mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id,
 		}
 		mdb_cursor_close(c);
 	}
-	return STORE_OK;
+	return modseq_idx_purge(st, txn, mbox_id);
 }
 
 enum store_err

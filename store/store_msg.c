@@ -167,13 +167,87 @@ msg_rec_put(struct store *st, MDB_txn *txn, uint32_t mbox,
 	struct buf b;
 	int rc;
 
+	enum store_err e;
+	MDB_val ov;
+
 	msg_key(key, mbox, m->uid);
+	/* Every record write passes here, so the MODSEQ index is kept here:
+	   the old entry goes, the new one comes. */
+	MDB_val k = { 8, key };
+	rc = mdb_get(txn, st->db_msgs, &k, &ov);
+	if (rc == 0 && ov.mv_size >= sizeof(struct msg_head)) {
+		struct msg_head oh;
+		memcpy(&oh, ov.mv_data, sizeof(oh));
+		if (oh.modseq != m->h.modseq &&
+		    (e = modseq_idx_del(st, txn, mbox, oh.modseq, m->uid)))
+			return e;
+	} else if (rc != 0 && rc != MDB_NOTFOUND) {
+		return store_mdb_err(rc, "msg get");
+	}
+	if ((e = modseq_idx_put(st, txn, mbox, m->h.modseq, m->uid)))
+		return e;
 	buf_init(&b);
 	msg_rec_encode(m, &b);
-	MDB_val k = { 8, key }, v = { b.len, b.data };
+	MDB_val v = { b.len, b.data };
 	rc = mdb_put(txn, st->db_msgs, &k, &v, 0);
 	buf_free(&b);
 	return rc ? store_mdb_err(rc, "msg put") : STORE_OK;
+}
+
+static void
+head_to_public(uint32_t uid, const struct msg_head *h, struct store_msg *out)
+{
+	out->uid = uid;
+	out->flags = h->flags;
+	out->keywords = h->keywords;
+	out->modseq = h->modseq;
+	out->size = h->size;
+	out->internaldate = h->internaldate;
+	out->internal_tz = h->internal_tz;
+}
+
+/* store_msg_list through the MODSEQ index: cost proportional to the
+   changes. STORE_ENOTFOUND if there are more than max (scan instead). */
+static enum store_err
+list_changed(struct store *st, MDB_txn *txn, MDB_cursor *c, uint32_t mbox_id,
+    uint32_t min_uid, uint64_t min_modseq, size_t max,
+    struct store_msg **msgs_r, size_t *n_r)
+{
+	struct store_msg *msgs;
+	uint32_t *uids;
+	size_t nu, n = 0;
+	unsigned char key[8];
+	MDB_val k, v;
+
+	if (modseq_idx_changed(st, txn, mbox_id, min_modseq, max, &uids,
+	    &nu) < 0)
+		return STORE_ENOTFOUND;
+	if (nu == 0)
+		return STORE_OK;
+	msgs = xmalloc(nu * sizeof(*msgs));
+	for (size_t i = 0; i < nu; i++) {
+		struct msg_head h;
+		if (uids[i] < min_uid)
+			continue;
+		msg_key(key, mbox_id, uids[i]);
+		k.mv_size = 8;
+		k.mv_data = key;
+		if (mdb_cursor_get(c, &k, &v, MDB_SET_KEY) != 0 ||
+		    v.mv_size < sizeof(h))
+			continue;
+		memcpy(&h, v.mv_data, sizeof(h));
+		if (h.modseq <= min_modseq)
+			continue;
+		head_to_public(uids[i], &h, &msgs[n++]);
+	}
+	free(uids);
+	if (n == 0) {
+		free(msgs);
+		msgs = NULL;
+	}
+	*msgs_r = msgs;
+	*n_r = n;
+	return STORE_OK;
 }
 
 enum store_err
@@ -202,6 +276,15 @@ store_msg_list(struct store *st, uint32_t mbox_id, uint32_t min_uid,
 		e = store_set_error(STORE_EINTERNAL, "cursor");
 		goto out;
 	}
+	if (min_modseq > 0) {
+		e = list_changed(st, txn, c, mbox_id, min_uid, min_modseq,
+		    r.messages / 8 + 16, msgs_r, n_r);
+		if (e != STORE_ENOTFOUND) {
+			mdb_cursor_close(c);
+			goto out;
+		}
+		e = STORE_OK;   /* many changes: scan */
+	}
 	cap = r.messages < 16 ? 16 : r.messages;
 	msgs = xmalloc(cap * sizeof(*msgs));
 	msg_key(key, mbox_id, min_uid);
@@ -222,14 +305,8 @@ store_msg_list(struct store *st, uint32_t mbox_id, uint32_t min_uid,
 			cap *= 2;
 			msgs = xrealloc(msgs, cap * sizeof(*msgs));
 		}
-		msgs[n].uid = be32_get((unsigned char *)k.mv_data + 4);
-		msgs[n].flags = h.flags;
-		msgs[n].keywords = h.keywords;
-		msgs[n].modseq = h.modseq;
-		msgs[n].size = h.size;
-		msgs[n].internaldate = h.internaldate;
-		msgs[n].internal_tz = h.internal_tz;
-		n++;
+		head_to_public(be32_get((unsigned char *)k.mv_data + 4), &h,
+		    &msgs[n++]);
 	}
 	mdb_cursor_close(c);
 	if (n == 0) {
@@ -266,22 +343,52 @@ store_msg_open(struct store *st, uint32_t mbox_id, uint32_t uid, int *fd_r)
 	MDB_txn *txn;
 	struct msg_rec m;
 	struct mbox_rec r;
-	char dir[4096], path[4200];
+	struct dirfd_ent *de = dirfd_ref(st, mbox_id);
+	char dir[4096], path[4200], name[512];
+	bool have_dir = false;
 	enum store_err e;
 	int fd;
 
 	*fd_r = -1;
-	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
-		return e;
-	if ((e = mbox_rec_get(st, txn, mbox_id, &r)) != STORE_OK ||
-	    (e = msg_rec_get(st, txn, mbox_id, uid, &m)) != STORE_OK ||
-	    (e = mbox_dir(st, txn, &r, dir, sizeof(dir))) != STORE_OK) {
-		mdb_txn_abort(txn);
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK) {
+		dirfd_unref(st, de);
 		return e;
 	}
+	/* With the cur/ fd cached, the message record is all we need. */
+	e = msg_rec_get(st, txn, mbox_id, uid, &m);
+	if (e == STORE_OK && de == NULL &&
+	    (e = mbox_rec_get(st, txn, mbox_id, &r)) == STORE_OK &&
+	    (e = mbox_dir(st, txn, &r, dir, sizeof(dir))) == STORE_OK) {
+		have_dir = true;
+		de = dirfd_add(st, mbox_id, dir);
+	}
 	mdb_txn_abort(txn);
-	/* A concurrent flag change may rename the file between the lookup
-	   and the open: look again a few times. */
+	if (e != STORE_OK) {
+		dirfd_unref(st, de);
+		return e;
+	}
+	if (de != NULL) {
+		msg_file_name(NULL, &m, name, sizeof(name));
+		fd = openat(dirfd_fd(de), name, O_RDONLY | O_CLOEXEC);
+		dirfd_unref(st, de);
+		if (fd >= 0) {
+			*fd_r = fd;
+			return STORE_OK;
+		}
+		if (errno != ENOENT)
+			return store_errno_err("open message");
+	}
+	/* Renamed by a concurrent flag change, or left with other letters
+	   by a crash: look it up by path (and scan) a few times. */
+	if (!have_dir) {
+		if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+			return e;
+		if ((e = mbox_rec_get(st, txn, mbox_id, &r)) == STORE_OK)
+			e = mbox_dir(st, txn, &r, dir, sizeof(dir));
+		mdb_txn_abort(txn);
+		if (e != STORE_OK)
+			return e;
+	}
 	for (int tries = 0; tries < 5; tries++) {
 		if (msg_find_path(dir, &r, &m, path, sizeof(path)) < 0)
 			continue;
@@ -312,14 +419,30 @@ put_field(struct buf *out, const void *p, size_t len)
 		buf_append(out, p, len);
 }
 
+/* Fields: envelope, bodystructure, body, parts, then the header if it is
+   cached. Entries written before the header existed end after parts. */
 void
-cache_encode(const struct store_msg_cache *c, struct buf *out)
+cache_encode(const struct store_msg_cache *c, const char *hdr,
+    size_t hdr_len, struct buf *out)
 {
 	put_field(out, c->envelope, c->envelope ? strlen(c->envelope) : 0);
 	put_field(out, c->bodystructure,
 	    c->bodystructure ? strlen(c->bodystructure) : 0);
 	put_field(out, c->body, c->body ? strlen(c->body) : 0);
 	put_field(out, c->parts, c->parts_len);
+	if (hdr != NULL && hdr_len <= STORE_HEADER_CACHE_MAX)
+		put_field(out, hdr, hdr_len);
+}
+
+size_t
+msg_header_len(const char *msg, size_t len)
+{
+	const char *e;
+
+	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n')
+		return 2;
+	e = memmem(msg, len, "\r\n\r\n", 4);
+	return e != NULL ? (size_t)(e - msg) + 4 : len;
 }
 
 static int
@@ -377,6 +500,64 @@ store_msg_cache_get(struct store *st, uint32_t mbox_id, uint32_t uid,
 	cache_r->parts = parts;
 	mdb_txn_abort(txn);
 	return STORE_OK;
+}
+
+/* Skips one length-prefixed field; -1 if it does not fit. */
+static int
+skip_field(const unsigned char **p, const unsigned char *end)
+{
+	uint32_t l;
+
+	if ((size_t)(end - *p) < sizeof(l))
+		return -1;
+	memcpy(&l, *p, sizeof(l));
+	*p += sizeof(l);
+	if ((size_t)(end - *p) < l)
+		return -1;
+	*p += l;
+	return 0;
+}
+
+enum store_err
+store_msg_header_get(struct store *st, uint32_t mbox_id, uint32_t uid,
+    struct buf *out)
+{
+	MDB_txn *txn;
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v;
+	enum store_err e;
+	uint32_t l;
+	int rc;
+
+	buf_reset(out);
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	msg_key(key, mbox_id, uid);
+	rc = mdb_get(txn, st->db_cache, &k, &v);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		if (rc == MDB_NOTFOUND)
+			return store_set_error(STORE_ENOTFOUND, "no cache entry");
+		return store_mdb_err(rc, "cache get");
+	}
+	const unsigned char *p = v.mv_data, *end = p + v.mv_size;
+	e = STORE_OK;
+	for (int i = 0; i < 4 && e == STORE_OK; i++)
+		if (skip_field(&p, end) < 0)
+			e = store_set_error(STORE_ECORRUPT, "bad cache entry");
+	if (e == STORE_OK && p == end) {
+		e = store_set_error(STORE_ENOTFOUND, "header not cached");
+	} else if (e == STORE_OK) {
+		const unsigned char *h = p;
+		if (skip_field(&p, end) < 0) {
+			e = store_set_error(STORE_ECORRUPT, "bad cache entry");
+		} else {
+			memcpy(&l, h, sizeof(l));
+			buf_append(out, h + sizeof(l), l);
+		}
+	}
+	mdb_txn_abort(txn);
+	return e;
 }
 
 void
@@ -553,6 +734,9 @@ msg_remove_txn(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 	msg_key(key, mb->id, m->uid);
 	if ((rc = mdb_del(txn, st->db_msgs, &k, NULL)) != 0)
 		return store_mdb_err(rc, "msg del");
+	enum store_err e = modseq_idx_del(st, txn, mb->id, m->h.modseq, m->uid);
+	if (e != STORE_OK)
+		return e;
 	mdb_del(txn, st->db_cache, &k, NULL);
 	if ((rc = mdb_put(txn, st->db_tombs, &k, &tv, 0)) != 0)
 		return store_mdb_err(rc, "tombstone put");

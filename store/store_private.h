@@ -29,6 +29,9 @@
 #define STORE_PW_HASH_MAX   128
 
 struct gc_req;
+struct dirfd_ent;
+
+#define STORE_DIRFD_SLOTS 64
 
 struct store {
 	char *data_dir;
@@ -45,6 +48,8 @@ struct store {
 	MDB_dbi db_cache;      /* be32 mbox + be32 uid -> packed mime cache */
 	MDB_dbi db_tombs;      /* be32 mbox + be32 uid -> u64 modseq */
 	MDB_dbi db_subs;       /* be32 user id + name -> "" */
+	/* be32 mbox + be64 modseq + be32 uid -> "" (store_modseq.c) */
+	MDB_dbi db_modseq;
 	char host[64];
 	atomic_bool group_commit;
 	atomic_uint unique;
@@ -53,6 +58,9 @@ struct store {
 	struct gc_req *gc_head, *gc_tail;
 	bool gc_busy;
 	uint64_t gc_batches, gc_commits;   /* under gc_mu */
+	/* cur/ directory fds by mailbox id (store_dirfd.c) */
+	pthread_mutex_t dirfd_mu;
+	struct dirfd_ent *dirfds[STORE_DIRFD_SLOTS];
 	/* Process-wide registry of open stores (LMDB allows one environment
 	   per file per process): */
 	char *real_dir;
@@ -210,11 +218,44 @@ void msg_letters(uint32_t flags, uint32_t keywords, char *buf);
 int msg_find_path(const char *dir, const struct mbox_rec *mb,
     const struct msg_rec *m, char *buf, size_t size);
 void mbox_counters_add(struct mbox_rec *mb, const struct msg_rec *m, int sign);
-void cache_encode(const struct store_msg_cache *c, struct buf *out);
+/* hdr may be NULL (header not cached: too large). */
+void cache_encode(const struct store_msg_cache *c, const char *hdr,
+    size_t hdr_len, struct buf *out);
+/* Length of the top-level header of msg[0..len) as FETCH BODY[HEADER]
+   sees it (store_msg_header_get). */
+size_t msg_header_len(const char *msg, size_t len);
 enum store_err msg_rec_get(struct store *st, MDB_txn *txn, uint32_t mbox,
     uint32_t uid, struct msg_rec *m);
 enum store_err msg_rec_put(struct store *st, MDB_txn *txn, uint32_t mbox,
     const struct msg_rec *m);
+
+/* ---- the MODSEQ index (store_modseq.c) ---- */
+#define MODSEQ_KEY_LEN 16
+enum store_err modseq_idx_put(struct store *st, MDB_txn *txn, uint32_t mbox,
+    uint64_t modseq, uint32_t uid);
+/* A missing entry is not an error. */
+enum store_err modseq_idx_del(struct store *st, MDB_txn *txn, uint32_t mbox,
+    uint64_t modseq, uint32_t uid);
+enum store_err modseq_idx_purge(struct store *st, MDB_txn *txn,
+    uint32_t mbox);
+/* Indexes every message record of the store (a store from before the
+   index existed). */
+enum store_err modseq_idx_build(struct store *st, MDB_txn *txn);
+/* The uids of mbox with modseq > min_modseq, sorted (owned array). -1 if
+   there are more than max of them (or on error): scan the records then. */
+int modseq_idx_changed(struct store *st, MDB_txn *txn, uint32_t mbox,
+    uint64_t min_modseq, size_t max, uint32_t **uids_r, size_t *n_r);
+
+/* ---- cached cur/ directory fds (store_dirfd.c) ---- */
+/* A referenced entry for the mailbox, or NULL if none is cached. */
+struct dirfd_ent *dirfd_ref(struct store *st, uint32_t mbox_id);
+/* Opens dir/cur, caches it (replacing the slot's entry) and returns it
+   referenced; NULL if the directory cannot be opened. */
+struct dirfd_ent *dirfd_add(struct store *st, uint32_t mbox_id,
+    const char *dir);
+void dirfd_unref(struct store *st, struct dirfd_ent *e);
+int dirfd_fd(const struct dirfd_ent *e);
+void dirfd_deinit(struct store *st);
 
 /* ---- delivery (store_delivery.c) ---- */
 void gc_init(struct store *st);

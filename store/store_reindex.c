@@ -175,15 +175,18 @@ parse_into_cache(const char *path, uint64_t size, struct buf *out)
 	if (fd >= 0)
 		close(fd);
 	mime_parse(map ? map : "", map ? size : 0, &info);
-	if (map != NULL)
-		munmap(map, size);
 	c.envelope = info.envelope.data;
 	c.bodystructure = info.bodystructure.data;
 	c.body = info.body.data;
 	c.parts = info.parts.data;
 	c.parts_len = info.parts.len;
 	buf_reset(out);
-	cache_encode(&c, out);
+	/* The header too, so that header fetches need not open the file
+	   (not cached if the file could not be mapped). */
+	cache_encode(&c, map ? map : (size == 0 ? "" : NULL),
+	    map ? msg_header_len(map, size) : 0, out);
+	if (map != NULL)
+		munmap(map, size);
 	mime_info_free(&info);
 }
 
@@ -265,7 +268,8 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 	mdb_cursor_close(c);
 	/* Tombstones stay: QRESYNC clients still need them. */
 	if ((e = purge_db(st, txn, st->db_msgs, mb->id)) != STORE_OK ||
-	    (e = purge_db(st, txn, st->db_cache, mb->id)) != STORE_OK)
+	    (e = purge_db(st, txn, st->db_cache, mb->id)) != STORE_OK ||
+	    (e = modseq_idx_purge(st, txn, mb->id)) != STORE_OK)
 		goto out;
 	adopt_new(dir);
 	scan_cur(dir, &files, &nfiles);

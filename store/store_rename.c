@@ -80,6 +80,9 @@ move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
 		if (mdb_get(txn, st->db_msgs, &okv, &v) != 0 ||
 		    msg_rec_decode(&v, &m) < 0)
 			continue;
+		if ((e = modseq_idx_del(st, txn, src->id, m.h.modseq,
+		    uid)) != STORE_OK)
+			break;
 		/* Keywords keep their bit: dst starts with src's list. */
 		m.h.modseq = dst->highestmodseq;
 		if (msg_find_path(sdir, src, &m, from, sizeof(from)) == 0) {
@@ -97,6 +100,9 @@ move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
 		MDB_val nv = { b.len, b.data };
 		prc = mdb_put(txn, st->db_msgs, &nkv, &nv, 0);
 		buf_free(&b);
+		if (prc == 0 && (e = modseq_idx_put(st, txn, dst->id,
+		    m.h.modseq, uid)) != STORE_OK)
+			break;
 		if (prc == 0 && mdb_get(txn, st->db_cache, &okv, &cv) == 0) {
 			buf_init(&b);
 			buf_append(&b, cv.mv_data, cv.mv_size);
