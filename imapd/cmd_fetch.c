@@ -47,6 +47,9 @@ struct imap_fetch {
 	int pf_fd[PREFETCH];
 	size_t pf_next;         /* first position not yet prefetched */
 	bool has_modseq;        /* MODSEQ is among the items */
+	/* Only top-level header sections are read: served from the store's
+	   header cache (no file open) when the message has one. */
+	bool hdr_only;
 };
 
 static void
@@ -160,6 +163,11 @@ locate(struct imap_fetch *f, const struct imap_fetch_item *it, uint64_t fsize,
 		case IMAP_SEC_HEADER:
 			*off_r = 0;
 			*len_r = f->hdr.len;
+			if (f->fd < 0) {    /* from the header cache */
+				buf_append(mem, f->hdr.data ? f->hdr.data : "",
+				    f->hdr.len);
+				*use_mem = true;
+			}
 			return 0;
 		case IMAP_SEC_TEXT:
 			*off_r = f->hdr.len;
@@ -237,6 +245,9 @@ clip(const struct imap_fetch_item *it, uint64_t *off, uint64_t *len)
 static void
 prefetch(struct imap_session *s, struct imap_fetch *f)
 {
+	/* Positions served from the header cache were never prefetched. */
+	if (f->pf_next < f->pos)
+		f->pf_next = f->pos;
 	while (f->pf_next < f->n && f->pf_next < f->pos + PREFETCH) {
 		size_t slot = f->pf_next % PREFETCH;
 		uint32_t uid = s->sel->msgs[f->idx[f->pf_next]].uid;
@@ -259,7 +270,16 @@ prefetch(struct imap_session *s, struct imap_fetch *f)
 static int
 msg_open(struct imap_session *s, struct imap_fetch *f, uint32_t uid)
 {
-	if (f->it.need_fd) {
+	if (f->it.need_fd && f->hdr_only && store_msg_header_get(s->d->store,
+	    s->sel->mb.id, uid, &f->hdr) == STORE_OK) {
+		size_t slot = f->pos % PREFETCH;
+
+		f->hdr_loaded = true;
+		/* opened ahead after an earlier cache miss: not needed */
+		if (f->pf_fd[slot] >= 0)
+			close(f->pf_fd[slot]);
+		f->pf_fd[slot] = -1;
+	} else if (f->it.need_fd) {
 		size_t slot = f->pos % PREFETCH;
 
 		prefetch(s, f);
@@ -587,6 +607,15 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args,
 		f->n = k;
 		if (mods.vanished)
 			imap_fetch_vanished(s, args, mods.since);
+	}
+	f->hdr_only = f->it.need_fd;
+	for (i = 0; i < f->it.n; i++) {
+		const struct imap_fetch_item *it = &f->it.v[i];
+
+		if (it->type == IMAP_FI_SECTION && (it->depth != 0 ||
+		    (it->kind != IMAP_SEC_HEADER && it->kind != IMAP_SEC_FIELDS &&
+		    it->kind != IMAP_SEC_FIELDS_NOT)))
+			f->hdr_only = false;
 	}
 	if (f->it.need_fd)
 		f->chunk = xmalloc(FETCH_CHUNK);
