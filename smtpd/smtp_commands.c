@@ -632,6 +632,17 @@ bad_sequence(struct smtp_session *s, enum smtp_verb v)
 		smtp_reply(s, 503, "5.5.1", "Bad sequence of commands");
 }
 
+/* A peer that is not speaking SMTP at all (an HTTP request sent through a
+   proxy, a port scanner) is cut sooner than the general error limit allows,
+   unless it has authenticated. */
+static void
+bad_command(struct smtp_session *s)
+{
+	if (!s->authenticated &&
+	    ++s->bad_commands >= SMTP_MAX_BAD_COMMANDS_PREAUTH)
+		smtp_close_421(s, "4.7.0", "Too many unrecognized commands");
+}
+
 void
 smtp_command(struct smtp_session *s, const char *line, size_t len)
 {
@@ -640,6 +651,7 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 
 	if (smtp_parse_command(line, len, &cmd, &err) < 0) {
 		smtp_reply(s, 500, "5.5.2", "%s", err);
+		bad_command(s);
 		return;
 	}
 	if (log_is_debug()) {
@@ -660,4 +672,5 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 		return;
 	}
 	smtp_reply(s, 500, "5.5.1", "Command unrecognized");
+	bad_command(s);
 }

@@ -92,6 +92,7 @@ struct smtp_session {
 	uint32_t auth_user_id;
 	char auth_user[STORE_ADDRESS_MAX + 1];
 	unsigned errors;
+	unsigned bad_commands;           /* unparseable or unknown verbs */
 	unsigned messages;
 
 	/* AUTH */

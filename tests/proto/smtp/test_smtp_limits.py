@@ -52,11 +52,21 @@ def test_too_many_recipients(smtp):
 
 def test_error_limit_closes(smtp):
     r = mx(smtp)
-    # Exactly as many bad commands as the limit, in one write, so the
+    # Exactly as many errors as the limit, in one write, so the
     # server has read everything when it closes (no RST).
-    r.send("BOGUS\r\n" * 20)
+    r.send("RCPT TO:<alice@example.test>\r\n" * 20)
     codes = [r.reply()[0] for _ in range(21)]
-    assert codes == [500] * 20 + [421], codes
+    assert codes == [503] * 20 + [421], codes
+    assert r.closed()
+
+
+def test_unrecognized_limit_closes(smtp):
+    """A peer not speaking SMTP (an HTTP request through a proxy) is cut
+    after 10 unrecognized commands, before the general error limit."""
+    r = mx(smtp)
+    r.send("POST / HTTP/1.1\r\nHost: x\r\n" + "X-Junk: y\r\n" * 8)
+    codes = [r.reply()[0] for _ in range(11)]
+    assert codes == [500] * 10 + [421], codes
     assert r.closed()
 
 
