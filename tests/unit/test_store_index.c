@@ -261,6 +261,23 @@ test_modseq_reindex(void **state)
 	check_index(f->st, inbox, 0);
 	set_seen(f->st, inbox, uids, 2, STORE_FLAGS_REMOVE);
 	check_index(f->st, inbox, 0);
+	/* the whole index lost: reindex brings the MODSEQ index back too */
+	char *idx = xasprintf("%s/index", f->data);
+	store_close(&f->st);
+	rm_tree(idx);
+	free(idx);
+	assert_int_equal(store_open(f->data, &f->st), STORE_OK);
+	assert_int_equal(store_reindex_user(f->st, "alice@example.test", &rs),
+	    STORE_OK);
+	inbox = mbox_id(f->st, f->alice.id, "INBOX");
+	hms = check_index(f->st, inbox, 0);
+	set_seen(f->st, inbox, uids + 30, 1, STORE_FLAGS_ADD);
+	assert_int_equal(store_msg_list(f->st, inbox, 0, hms, &got, &n, NULL),
+	    STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0].uid, uids[30]);
+	free(got);
+	check_index(f->st, inbox, 0);
 }
 
 /* A store written before the MODSEQ index existed: store_open builds it. */
