@@ -169,7 +169,7 @@ fsw_rewatch(struct fsw_watch *w)
 	w->wd = -1;
 	wd = inotify_add_watch(reg.fd, w->path, FSW_MASK);
 	if (wd < 0) {
-		log_debug("- fswatch cannot watch %s again", w->path);
+		log_debug("- fswatch rewatch=fail path=%s", w->path);
 		return;
 	}
 	other = fsw_find(wd);

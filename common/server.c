@@ -379,13 +379,13 @@ server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		    errno == ENOMEM) {
 			/* The listen socket stays readable: without a pause
 			   this would spin until a descriptor frees up. */
-			log_warn("- accept");
+			log_warn("- accept result=fail");
 			for (size_t j = 0; j < s->n_listeners; j++)
 				ev_io_stop(loop, &s->listeners[j]->io);
 			ev_timer_set(&s->accept_pause, 0.5, 0.);
 			ev_timer_start(loop, &s->accept_pause);
 		} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			log_warn("- accept");
+			log_warn("- accept result=fail");
 		}
 		break;
 	}
@@ -498,8 +498,8 @@ server_reload(struct server *s)
 	    s->cfg->tls_key != NULL &&
 	    server_tls_load(s, s->cfg->tls_cert, s->cfg->tls_key, err,
 	    sizeof(err)) < 0)
-		log_warnx("- tls reload failed, keeping the old "
-		    "certificate: %s", err);
+		log_warnx("- tls-reload result=fail keep=old error=\"%s\"",
+		    err);
 }
 
 static void
