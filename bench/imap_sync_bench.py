@@ -60,7 +60,6 @@ def message(i, rnd):
 
 
 def fill(target, n, conns=4):
-    from clients.replay import quote
     done = [0]
     lock = threading.Lock()
 
@@ -86,7 +85,6 @@ def fill(target, n, conns=4):
                 if done[0] % 5000 == 0:
                     print(f"  appended {done[0]}", flush=True)
         c.close()
-        _ = quote
     ts = [threading.Thread(target=worker, args=(k,)) for k in range(conns)]
     for t in ts:
         t.start()
