@@ -402,6 +402,11 @@ def test_appendlimit(target):
     line = m.readline()
     assert line.startswith(f"{tag} NO".encode()) and b"TOOBIG" in line.upper(), line
     m.noop()
+    # exactly at the limit is accepted
+    msg = make_message("at the limit", to=target.user, size=limit)
+    assert len(msg) == limit
+    typ, data = m.append("INBOX", None, None, msg)
+    assert typ == "OK", data
     m.logout()
 
 
