@@ -281,6 +281,19 @@ def test_list_status(target):
     inbox = [x for x in st if "INBOX" in x]
     assert inbox and "MESSAGES 2" in inbox[0] and "UNSEEN 2" in inbox[0], lines
     assert len(st) >= 6, st
+    # Evolution's combined form (CLIENTS.md 2.4), when everything it needs is there
+    have = need(m, "LIST-STATUS")
+    if {"LIST-EXTENDED", "SPECIAL-USE", "CHILDREN"} <= have:
+        items = "MESSAGES UNSEEN UIDVALIDITY UIDNEXT" + (
+            " HIGHESTMODSEQ" if "CONDSTORE" in have else "")
+        typ, lines, tagged = raw(
+            m, f'LIST "" "*" RETURN (CHILDREN SUBSCRIBED STATUS ({items}) SPECIAL-USE)')
+        assert typ == "OK", tagged
+        lists = [x for x in lines if x.startswith("* LIST")]
+        st = [x for x in lines if x.startswith("* STATUS")]
+        assert any("\\Sent" in x and "\\Subscribed" in x for x in lists), lists
+        assert all("HasNoChildren" in x or "HasChildren" in x for x in lists), lists
+        assert len(st) == len(lists) and all("UIDVALIDITY" in x for x in st), lines
     m.logout()
 
 
