@@ -197,9 +197,15 @@ struct search_job {
 	bool want_modseq;           /* a MODSEQ key (RFC 7162 §3.1.5) */
 };
 
+/* A message expunged elsewhere but not yet reported keeps its MSN in this
+   session (RFC 3501 §7.4.1), so it is matched on its last known state:
+   flags, keywords, size, dates, UID, MODSEQ. Its text is gone, so a
+   search that reads headers or bodies never matches it, under NOT too;
+   the same holds for any message whose file could not be read. */
 static void
 search_eval(struct search_job *j)
 {
+	bool reads = imap_search_needs(j->prog) != 0;
 	size_t i;
 
 	for (i = 0; i < j->n; i++) {
@@ -215,10 +221,12 @@ search_eval(struct search_job *j)
 			.ctx = &j->l,
 		};
 
-		if (m->flags & IMAP_VF_EXPUNGED)
+		if (reads && (m->flags & IMAP_VF_EXPUNGED))
 			continue;
 		loader_reset(&j->l, m->uid);
-		j->hit[i] = imap_search_match(j->prog, &sm);
+		j->hit[i] = imap_search_match(j->prog, &sm) &&
+		    !(j->l.hdr_done && j->l.hdr_ok < 0) &&
+		    !(j->l.msg_done && j->l.msg_ok < 0);
 	}
 	loader_reset(&j->l, 0);
 }
