@@ -427,6 +427,29 @@ imap_session_handlers(struct imap_daemon *d)
 
 /* ---- the selected-mailbox view ---- */
 
+/* Tells views apart across free and reuse of their memory, for a claim
+   that finishes after its view was closed. */
+static _Atomic uint64_t g_view_serial;
+
+/* Claims \Recent for this session (worker thread). The store moves the
+   mark from first to its uidnext at the time of the claim; uidnext read
+   just before is a lower bound of that, so [first, pre) is certainly this
+   session's. A delivery racing the claim leaves its message recent for
+   nobody rather than for two sessions. */
+static enum store_err
+claim_recent_range(struct store *st, uint32_t mbox_id, uint32_t pre_uidnext,
+    uint32_t *lo_r, uint32_t *hi_r)
+{
+	uint32_t first;
+	enum store_err e;
+
+	if ((e = store_mailbox_claim_recent(st, mbox_id, &first)) != STORE_OK)
+		return e;
+	*lo_r = first;
+	*hi_r = pre_uidnext > first ? pre_uidnext : first;
+	return STORE_OK;
+}
+
 enum store_err
 imap_view_open(struct store *st, uint32_t user_id, const char *name,
     bool readonly, struct imap_view **v_r)
@@ -438,20 +461,28 @@ imap_view_open(struct store *st, uint32_t user_id, const char *name,
 
 	if ((e = store_mailbox_get(st, user_id, name, &v->mb)) != STORE_OK)
 		goto fail;
+	/* EXAMINE peeks at the recent mark without claiming (RFC 3501
+	   §6.3.2: the \Recent state is not altered). */
 	if (readonly)
 		first = v->mb.first_recent_uid;
-	else if ((e = store_mailbox_claim_recent(st, v->mb.id, &first)) !=
-	    STORE_OK)
+	else if ((e = claim_recent_range(st, v->mb.id, v->mb.uidnext,
+	    &v->recent_lo, &v->recent_hi)) != STORE_OK)
 		goto fail;
 	if ((e = store_msg_list(st, v->mb.id, 0, 0, &v->msgs, &v->n, &v->mb)) !=
 	    STORE_OK)
 		goto fail;
 	v->cap = v->n;
 	v->readonly = readonly;
+	v->serial = ++g_view_serial;
 	for (i = 0; i < v->n; i++) {
+		uint32_t uid = v->msgs[i].uid;
+
 		v->msgs[i].flags &= IMAP_VF_SYSTEM;
-		if (first != 0 && v->msgs[i].uid >= first)
+		if (readonly ? first != 0 && uid >= first :
+		    uid >= v->recent_lo && uid < v->recent_hi)
 			v->msgs[i].flags |= IMAP_VF_RECENT;
+		else if (!readonly && uid >= v->recent_hi)
+			v->claim_again = true;  /* delivered during the claim */
 	}
 	*v_r = v;
 	return STORE_OK;
@@ -548,18 +579,81 @@ view_find_expunged(struct imap_session *s)
 	free(all);
 }
 
+struct claim_job {
+	uint64_t serial;
+	uint32_t mbox_id, pre_uidnext, lo, hi;
+	enum store_err e;
+};
+
 static void
 claim_work(void *arg)
 {
-	uint32_t *id = arg, first;
+	struct claim_job *j = arg;
+	struct store_mailbox mb;
 
-	(void)store_mailbox_claim_recent(g_d->store, *id, &first);
+	/* A fresher lower bound than the view's, read right before. */
+	if (store_mailbox_get_by_id(g_d->store, j->mbox_id, &mb) == STORE_OK &&
+	    mb.uidnext > j->pre_uidnext)
+		j->pre_uidnext = mb.uidnext;
+	j->e = claim_recent_range(g_d->store, j->mbox_id, j->pre_uidnext,
+	    &j->lo, &j->hi);
 }
 
+static void view_claim(struct imap_session *s);
+
+/* The claim is back: flag what it gave this session. The client hears of
+   it with the next untagged window (at once while idling). */
 static void
 claim_done(struct imap_session *s, void *arg)
 {
-	free(arg);
+	struct claim_job *j = arg;
+	struct imap_view *v = s->sel;
+	bool flagged = false;
+	size_t i;
+
+	if (v == NULL || v->serial != j->serial || s->closing)
+		goto out;
+	v->claiming = false;
+	if (j->e != STORE_OK)
+		goto out;
+	v->recent_lo = j->lo;
+	v->recent_hi = j->hi;
+	for (i = 0; i < v->n; i++) {
+		struct store_msg *m = &v->msgs[i];
+
+		if (m->uid >= j->lo && m->uid < j->hi &&
+		    !(m->flags & (IMAP_VF_RECENT | IMAP_VF_EXPUNGED))) {
+			m->flags |= IMAP_VF_RECENT;
+			flagged = true;
+		}
+	}
+	if (v->claim_again)
+		view_claim(s);
+	if (flagged && s->view_changed_hook != NULL)
+		s->view_changed_hook(s);
+out:
+	free(j);
+}
+
+/* One claim at a time per view; mail that arrives while one runs is
+   claimed by the next. */
+static void
+view_claim(struct imap_session *s)
+{
+	struct imap_view *v = s->sel;
+	struct claim_job *j;
+
+	if (v->claiming) {
+		v->claim_again = true;
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->serial = v->serial;
+	j->mbox_id = v->mb.id;
+	j->pre_uidnext = v->mb.uidnext;
+	v->claiming = true;
+	v->claim_again = false;
+	imap_session_submit(s, claim_work, claim_done, j);
 }
 
 void
@@ -635,6 +729,21 @@ imap_buf_flags_update(struct buf *b, const struct imap_view *v)
 	buf_puts(b, ")] Flags permitted\r\n");
 }
 
+/* The selected mailbox was deleted by another session or process (or
+   deleted and created again: a new id). Its MSNs and UIDs mean nothing
+   any more, and RFC 3501 has no response for it, so the session ends as
+   Dovecot ends it. */
+static void
+view_gone(struct imap_session *s)
+{
+	s->sel->gone = true;
+	log_info("%s mailbox-gone mailbox=%u", conn_id(s->c), s->sel->mb.id);
+	imap_reply_untagged(s,
+	    "BYE Selected mailbox was deleted, have to disconnect.");
+	s->closing = true;
+	conn_close(s->c);
+}
+
 void
 imap_view_sync(struct imap_session *s, bool allow_expunge)
 {
@@ -644,14 +753,21 @@ imap_view_sync(struct imap_session *s, bool allow_expunge)
 	size_t nch = 0, i, nchanged = 0, recent = 0;
 	uint32_t last_uid, *changed = NULL;
 	bool need_claim = false, new_keywords = false;
+	enum store_err e;
 	struct buf b;
 
+	if (v->gone)
+		return;
 	if (v->dirty || s->force_sync) {
 		v->dirty = false;
 		/* One record read tells whether anything changed; the scan
 		   of the messages is only done when it did. */
-		if (store_mailbox_get_by_id(s->d->store, v->mb.id, &mb) !=
-		    STORE_OK || (mb.highestmodseq == v->mb.highestmodseq &&
+		e = store_mailbox_get_by_id(s->d->store, v->mb.id, &mb);
+		if (e == STORE_ENOTFOUND) {
+			view_gone(s);
+			return;
+		}
+		if (e != STORE_OK || (mb.highestmodseq == v->mb.highestmodseq &&
 		    mb.uidnext == v->mb.uidnext &&
 		    mb.messages == v->n - v->npending_expunge))
 			goto report;
@@ -670,11 +786,13 @@ imap_view_sync(struct imap_session *s, bool allow_expunge)
 
 			if (m.uid > last_uid) {
 				m.flags &= IMAP_VF_SYSTEM;
-				if (!v->readonly && mb.first_recent_uid != 0 &&
-				    m.uid >= mb.first_recent_uid) {
+				if (v->readonly)
+					;
+				else if (m.uid >= v->recent_lo &&
+				    m.uid < v->recent_hi)
 					m.flags |= IMAP_VF_RECENT;
+				else if (m.uid >= v->recent_hi)
 					need_claim = true;
-				}
 				view_append(v, &m);
 				continue;
 			}
@@ -708,17 +826,27 @@ report:
 	buf_init(&b);
 	if (new_keywords)
 		imap_buf_flags_update(&b, v);
-	if (v->n != v->reported_exists) {
-		buf_printf(&b, "* %zu EXISTS\r\n", v->n);
-		v->reported_exists = (uint32_t)v->n;
-	}
 	for (i = 0; i < v->n; i++)
 		if (v->msgs[i].flags & IMAP_VF_RECENT)
 			recent++;
-	if (recent != v->reported_recent) {
+	/* RFC 3501 §7.3: EXISTS and RECENT come when the mailbox grows; an
+	   EXPUNGE already lowers both counts on the client's side, so a
+	   smaller count alone is not announced. RECENT also comes when a
+	   claim made messages recent for this session after their EXISTS. */
+	if (v->n != v->reported_exists) {
+		bool grew = v->n > v->reported_exists;
+
+		buf_printf(&b, "* %zu EXISTS\r\n", v->n);
+		v->reported_exists = (uint32_t)v->n;
+		if (grew || recent != v->reported_recent) {
+			buf_printf(&b, "* %zu RECENT\r\n", recent);
+			v->reported_recent = (uint32_t)recent;
+		}
+	} else if (recent > v->reported_recent) {
 		buf_printf(&b, "* %zu RECENT\r\n", recent);
 		v->reported_recent = (uint32_t)recent;
 	}
+	v->reported_recent = (uint32_t)recent;
 	for (i = 0; i < nchanged; i++) {
 		uint32_t msn = imap_view_msn(v, changed[i]);
 		struct store_msg *m;
@@ -737,10 +865,6 @@ report:
 	imap_send_buf(s, &b);
 	buf_free(&b);
 	free(changed);
-	if (need_claim) {
-		uint32_t *id = xmalloc(sizeof(*id));
-
-		*id = v->mb.id;
-		imap_session_submit(s, claim_work, claim_done, id);
-	}
+	if (!v->readonly && (need_claim || (v->claim_again && !v->claiming)))
+		view_claim(s);
 }

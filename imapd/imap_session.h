@@ -82,6 +82,13 @@ struct imap_view {
 	uint32_t npending_expunge;  /* msgs with IMAP_VF_EXPUNGED */
 	struct fswatch *watch;
 	bool dirty;                 /* a change notification arrived */
+	bool gone;                  /* deleted elsewhere: BYE sent */
+	/* \Recent: the uids of this session's last claim, [lo, hi); only
+	   these are ever flagged recent here (RFC 3501 §2.3.2). */
+	uint32_t recent_lo, recent_hi;
+	bool claiming;              /* a claim is on a worker */
+	bool claim_again;           /* unclaimed mail arrived meanwhile */
+	uint64_t serial;            /* tells a claim's view apart */
 };
 
 struct imap_session;
