@@ -9,11 +9,10 @@ advertised after login.
 """
 import base64
 import re
-import socket
 
 import pytest
 
-from .replay import ImapConn, ReplayError, capabilities, make_message, quote
+from .replay import capabilities, make_message, quote
 
 
 def caps_of(conn):

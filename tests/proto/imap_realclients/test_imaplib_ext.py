@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from clients.replay import capabilities, make_message, quote, tls_context
+from clients.replay import make_message, tls_context
 
 
 def connect(target):
