@@ -89,6 +89,7 @@ struct throttle_entry {
 	struct throttle_entry *next;
 	double last;            /* CLOCK_MONOTONIC seconds of the last failure */
 	unsigned count;
+	unsigned pending;           /* attempts begun and not ended */
 	char addr[];
 };
 
@@ -171,7 +172,8 @@ throttle_sweep(struct auth_throttle *t, double now)
 		struct throttle_entry **pp = &t->buckets[i];
 		while (*pp != NULL) {
 			struct throttle_entry *e = *pp;
-			if (now - e->last > THROTTLE_FORGET_SECS) {
+			if (now - e->last > THROTTLE_FORGET_SECS &&
+			    e->pending == 0) {
 				*pp = e->next;
 				free(e);
 				t->n_entries--;
@@ -195,6 +197,12 @@ throttle_find(struct auth_throttle *t, const char *addr, double now)
 		if (strcmp(e->addr, addr) != 0)
 			continue;
 		if (now - e->last > THROTTLE_FORGET_SECS) {
+			if (e->pending > 0) {
+				/* Old failures are forgiven, not the attempts
+				   still running. */
+				e->count = 0;
+				return e;
+			}
 			*pp = e->next;
 			free(e);
 			t->n_entries--;
@@ -205,32 +213,81 @@ throttle_find(struct auth_throttle *t, const char *addr, double now)
 	return NULL;
 }
 
+/* addr's entry (addr already a key), made if need be; NULL if the table
+   is full. */
+static struct throttle_entry *
+throttle_get(struct auth_throttle *t, const char *addr, double now)
+{
+	struct throttle_entry *e;
+	size_t len;
+	uint32_t b;
+
+	if (++t->ops_since_sweep >= 1024 ||
+	    t->n_entries >= THROTTLE_MAX_ENTRIES)
+		throttle_sweep(t, now);
+	e = throttle_find(t, addr, now);
+	if (e != NULL)
+		return e;
+	if (t->n_entries >= THROTTLE_MAX_ENTRIES)
+		return NULL;
+	len = strlen(addr);
+	e = xmalloc(sizeof(*e) + len + 1);
+	memcpy(e->addr, addr, len + 1);
+	e->count = 0;
+	e->pending = 0;
+	e->last = now;
+	b = addr_hash(addr) % THROTTLE_BUCKETS;
+	e->next = t->buckets[b];
+	t->buckets[b] = e;
+	t->n_entries++;
+	return e;
+}
+
+bool
+auth_throttle_begin(struct auth_throttle *t, const char *addr, unsigned limit)
+{
+	char kbuf[INET6_ADDRSTRLEN];
+	double now = mono_now();
+	struct throttle_entry *e;
+
+	addr = throttle_key(addr, kbuf, sizeof(kbuf));
+	e = throttle_get(t, addr, now);
+	if (e == NULL)
+		return true;    /* flooded: the delays still apply */
+	/* Attempts running now count only once this address has failed:
+	   a burst of honest logins from one NAT is not refused, but guesses
+	   made in parallel cannot all start below the limit. */
+	if (e->count >= limit || (e->count > 0 && e->count + e->pending >= limit))
+		return false;
+	e->pending++;
+	e->last = now;
+	return true;
+}
+
+void
+auth_throttle_end(struct auth_throttle *t, const char *addr)
+{
+	char kbuf[INET6_ADDRSTRLEN];
+	struct throttle_entry *e;
+
+	e = throttle_find(t, throttle_key(addr, kbuf, sizeof(kbuf)),
+	    mono_now());
+	if (e != NULL && e->pending > 0)
+		e->pending--;
+}
+
 double
 auth_throttle_fail(struct auth_throttle *t, const char *addr)
 {
 	double now = mono_now(), delay;
 	struct throttle_entry *e;
 	char kbuf[INET6_ADDRSTRLEN];
-	size_t len;
 	unsigned shift;
 
 	addr = throttle_key(addr, kbuf, sizeof(kbuf));
-	if (++t->ops_since_sweep >= 1024 ||
-	    t->n_entries >= THROTTLE_MAX_ENTRIES)
-		throttle_sweep(t, now);
-	e = throttle_find(t, addr, now);
-	if (e == NULL) {
-		if (t->n_entries >= THROTTLE_MAX_ENTRIES)
-			return THROTTLE_MAX_DELAY;  /* flooded: be slow to all */
-		len = strlen(addr);
-		e = xmalloc(sizeof(*e) + len + 1);
-		memcpy(e->addr, addr, len + 1);
-		e->count = 0;
-		uint32_t b = addr_hash(addr) % THROTTLE_BUCKETS;
-		e->next = t->buckets[b];
-		t->buckets[b] = e;
-		t->n_entries++;
-	}
+	e = throttle_get(t, addr, now);
+	if (e == NULL)
+		return THROTTLE_MAX_DELAY;  /* flooded: be slow to all */
 	if (e->count < UINT_MAX)
 		e->count++;
 	e->last = now;
@@ -259,11 +316,16 @@ auth_throttle_success(struct auth_throttle *t, const char *addr)
 	pp = &t->buckets[addr_hash(addr) % THROTTLE_BUCKETS];
 	for (; *pp != NULL; pp = &(*pp)->next) {
 		struct throttle_entry *e = *pp;
-		if (strcmp(e->addr, addr) == 0) {
-			*pp = e->next;
-			free(e);
-			t->n_entries--;
+		if (strcmp(e->addr, addr) != 0)
+			continue;
+		if (e->pending > 0) {
+			/* Others from there are still trying. */
+			e->count = 0;
 			return;
 		}
+		*pp = e->next;
+		free(e);
+		t->n_entries--;
+		return;
 	}
 }

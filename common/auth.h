@@ -28,5 +28,14 @@ double auth_throttle_fail(struct auth_throttle *t, const char *addr);
    quiet). A daemon closes a session past its own limit. */
 unsigned auth_throttle_count(struct auth_throttle *t, const char *addr);
 void auth_throttle_success(struct auth_throttle *t, const char *addr);
+/* Brackets one password check from addr, begin before it starts (on the
+   loop), end when its result is in (before _fail or _success). Returns
+   false, counting nothing, if the attempt must be refused unchecked: addr
+   has `limit` failures, or has failed before and its failures plus the
+   checks still running reach `limit` (so parallel sessions cannot each
+   make a guess below the limit; a burst of first logins is not refused). */
+bool auth_throttle_begin(struct auth_throttle *t, const char *addr,
+    unsigned limit);
+void auth_throttle_end(struct auth_throttle *t, const char *addr);
 
 #endif

@@ -316,8 +316,8 @@ login_failed(struct pop3_session *s, const char *user)
 	char esc[LOG_ESCAPE_SIZE];
 	double delay;
 
-	/* Charged to the address when the attempt began. */
-	delay = s->auth_delay;
+	delay = auth_throttle_fail(pop3_daemon.throttle,
+	    conn_peer_addr(s->conn));
 	s->auth_failures++;
 	log_info("%s login user=%s result=fail delay=%.0f", conn_id(s->conn),
 	    log_escape(user, strlen(user), esc, sizeof(esc)), delay);
@@ -367,6 +367,7 @@ login_done(void *arg)
 	struct pop3_session *s = j->s;
 	struct conn *c = s->conn;
 
+	auth_throttle_end(pop3_daemon.throttle, conn_peer_addr(c));
 	if (conn_is_closing(c)) {
 		/* Nobody to answer; drop what the job got. */
 	} else if (j->err == STORE_OK && !locked_add(j->u.id)) {
@@ -408,7 +409,7 @@ pop3_session_login(struct pop3_session *s, const char *user, char *pass)
 	const char *addr = conn_peer_addr(s->conn);
 	struct login_job *j;
 
-	if (auth_throttle_count(t, addr) >= POP3_MAX_AUTH_FAILURES_PER_ADDR) {
+	if (!auth_throttle_begin(t, addr, POP3_MAX_AUTH_FAILURES_PER_ADDR)) {
 		secret_free(&pass);
 		free((char *)user);
 		log_info("%s login result=refused reason=too-many-failures",
@@ -416,9 +417,6 @@ pop3_session_login(struct pop3_session *s, const char *user, char *pass)
 		pop3_reply(s, "-ERR [AUTH] Too many failed logins, try later");
 		return CMD_CLOSE;
 	}
-	/* Every attempt counts as a failure until it succeeds: attempts
-	   running in parallel sessions see each other at once. */
-	s->auth_delay = auth_throttle_fail(t, addr);
 	j = xcalloc(1, sizeof(*j));
 	j->s = s;
 	j->user = (char *)user;

@@ -27,9 +27,9 @@ enum pop3_listen_tag { POP3_TAG_PLAIN = 0, POP3_TAG_TLS = 1 };
 /* Failed logins in one session before it closes (the per-address delay
    of auth_throttle grows meanwhile). */
 #define POP3_MAX_AUTH_FAILURES 3
-/* Failed (or still running) logins from one address, across its sessions,
-   before further attempts are refused without checking the password:
-   parallel sessions must not multiply the guesses the delay allows. */
+/* Failed logins from one address, across its sessions, before further
+   attempts are refused without checking the password (auth_throttle_begin:
+   parallel sessions must not multiply the guesses the delay allows). */
 #define POP3_MAX_AUTH_FAILURES_PER_ADDR 10
 
 /* What the whole daemon shares; one per process, owned by main.c. */
@@ -80,7 +80,6 @@ struct pop3_session {
 	char *user;                 /* USER argument, owned */
 	struct sasl_server sasl;
 	struct ev_timer delay;      /* the growing delay of a failed login */
-	double auth_delay;          /* charged when the attempt began */
 	bool delay_active;
 
 	/* After login */

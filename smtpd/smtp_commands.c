@@ -536,6 +536,7 @@ auth_done(void *arg)
 	    strcasecmp(s->sasl.authzid, s->sasl.user) != 0;
 	char esc[LOG_ESCAPE_SIZE];
 
+	auth_throttle_end(s->ctx->throttle, addr);
 	log_escape(s->sasl.user, strlen(s->sasl.user), esc, sizeof(esc));
 	if (s->auth_err == STORE_OK && !proxy) {
 		auth_throttle_success(s->ctx->throttle, addr);
@@ -555,8 +556,7 @@ auth_done(void *arg)
 		smtp_resume(s, SMTP_ST_READY);
 		return;
 	}
-	/* The failure was charged when the attempt began (auth_verify). */
-	double delay = s->auth_delay;
+	double delay = auth_throttle_fail(s->ctx->throttle, addr);
 	unsigned n = auth_throttle_count(s->ctx->throttle, addr);
 
 	log_info("%s auth user=%s result=fail failures=%u", conn_id(s->c),
@@ -579,16 +579,14 @@ auth_verify(struct smtp_session *s)
 {
 	const char *addr = conn_peer_addr(s->c);
 
-	/* Checked again here, not only at AUTH: a LOGIN exchange started
-	   before other sessions failed must not get a guess past the limit. */
-	if (auth_throttle_count(s->ctx->throttle, addr) >= SMTP_MAX_AUTH_FAILS) {
+	/* Checked here, not only at AUTH: checks running in parallel
+	   sessions (or a LOGIN exchange begun before others failed) must not
+	   each get a guess below the limit. */
+	if (!auth_throttle_begin(s->ctx->throttle, addr, SMTP_MAX_AUTH_FAILS)) {
 		sasl_server_reset(&s->sasl);
 		smtp_close_421(s, "4.7.0", "Too many failed authentications");
 		return;
 	}
-	/* Every attempt counts as a failure until it succeeds, so attempts
-	   running in parallel sessions see each other at once. */
-	s->auth_delay = auth_throttle_fail(s->ctx->throttle, addr);
 	smtp_suspend(s);
 	worker_submit(s->ctx->pool, auth_work, auth_done, s);
 }

@@ -102,7 +102,6 @@ struct smtp_session {
 	struct store_user auth_result;
 	ev_timer delay;                  /* failed-AUTH delay */
 	bool delay_on;
-	double auth_delay;               /* charged when the attempt began */
 	bool closing;                    /* 421 sent: close after the reply */
 	bool close_pending;              /* close at smtp_resume */
 	bool shutting_down;              /* SIGTERM came while BUSY */

@@ -47,12 +47,48 @@ test_ipv6_per_64(void **state)
 	auth_throttle_free(&t);
 }
 
+static void
+test_begin_end(void **state)
+{
+	struct auth_throttle *t = auth_throttle_new();
+	int i;
+
+	(void)state;
+	/* No failure yet: a burst of checks from one address all start. */
+	for (i = 0; i < 20; i++)
+		assert_true(auth_throttle_begin(t, "192.0.2.9", 5));
+	for (i = 0; i < 20; i++)
+		auth_throttle_end(t, "192.0.2.9");
+	/* One failure: running checks count toward the limit. */
+	auth_throttle_fail(t, "192.0.2.9");
+	for (i = 0; i < 4; i++)
+		assert_true(auth_throttle_begin(t, "192.0.2.9", 5));
+	assert_false(auth_throttle_begin(t, "192.0.2.9", 5));
+	/* They fail: the limit is reached for good. */
+	for (i = 0; i < 4; i++) {
+		auth_throttle_end(t, "192.0.2.9");
+		auth_throttle_fail(t, "192.0.2.9");
+	}
+	assert_int_equal(auth_throttle_count(t, "192.0.2.9"), 5);
+	assert_false(auth_throttle_begin(t, "192.0.2.9", 5));
+	/* A success clears the failures but keeps a running check known. */
+	assert_true(auth_throttle_begin(t, "192.0.2.10", 5));
+	assert_true(auth_throttle_begin(t, "192.0.2.10", 5));
+	auth_throttle_end(t, "192.0.2.10");
+	auth_throttle_success(t, "192.0.2.10");
+	auth_throttle_end(t, "192.0.2.10");
+	auth_throttle_end(t, "192.0.2.10");   /* unmatched: harmless */
+	assert_int_equal(auth_throttle_count(t, "192.0.2.10"), 0);
+	auth_throttle_free(&t);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_delay_grows),
 		cmocka_unit_test(test_ipv6_per_64),
+		cmocka_unit_test(test_begin_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
