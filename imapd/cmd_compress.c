@@ -23,10 +23,10 @@ imap_cmd_compress(struct imap_session *s, const struct imap_arg *args,
 	imap_reply_tagged(s, "OK", "DEFLATE active");
 	if (conn_start_compress(s->c) < 0) {
 		/* the client now deflates: nothing more can be understood */
-		log_warnx("imapd %s compress start failed", conn_id(s->c));
+		log_warnx("%s compress result=fail", conn_id(s->c));
 		s->closing = true;
 		return CMD_CLOSE;
 	}
-	log_info("imapd %s compress deflate", conn_id(s->c));
+	log_info("%s compress result=ok method=deflate", conn_id(s->c));
 	return CMD_DONE;
 }

@@ -135,8 +135,7 @@ imap_cmd_id(struct imap_session *s, const struct imap_arg *args,
 		imap_reply_tagged(s, "BAD", "Invalid ID parameters");
 		return CMD_DONE;
 	}
-	log_info("imapd %s id%s", conn_id(s->c),
-	    logb.len ? logb.data : " NIL");
+	log_info("%s id%s", conn_id(s->c), logb.len ? logb.data : "");
 	buf_free(&logb);
 	imap_reply_untagged(s, "ID (\"name\" \"" IMAP_SERVER_NAME "\" "
 	    "\"version\" \"" IMAP_SERVER_VERSION "\")");

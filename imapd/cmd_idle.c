@@ -154,8 +154,7 @@ imap_idle_input(struct imap_session *s)
 	if (done) {
 		imap_reply_tagged(s, "OK", "IDLE completed");
 	} else {
-		log_debug("imapd %s idle ended by a line other than DONE",
-		    conn_id(s->c));
+		log_debug("%s idle-end result=not-done", conn_id(s->c));
 		imap_reply_tagged(s, "BAD", "Expected DONE");
 	}
 	imap_cmd_finish(s);

@@ -203,7 +203,7 @@ expunge_done(struct imap_session *s, void *arg)
 		/* CLOSE is silent: no EXPUNGE responses (RFC 3501 6.4.2). */
 		imap_set_state(s, IMAP_ST_AUTH);
 		if (j->err != STORE_OK)
-			log_warnx("imapd %s close expunge error=%s", conn_id(s->c),
+			log_warnx("%s close expunge error=%s", conn_id(s->c),
 			    store_err_str(j->err));
 		imap_reply_tagged(s, "OK", "CLOSE completed");
 	} else if (j->err != STORE_OK) {

@@ -41,7 +41,7 @@ state_name(enum imap_state st)
 void
 imap_set_state(struct imap_session *s, enum imap_state st)
 {
-	log_debug("imapd %s state %s -> %s", conn_id(s->c), state_name(s->state),
+	log_debug("%s state from=%s to=%s", conn_id(s->c), state_name(s->state),
 	    state_name(st));
 	if (st == IMAP_ST_AUTH || st == IMAP_ST_SELECTED)
 		conn_set_timeout(s->c, s->d->cfg->imap_timeout);
@@ -349,8 +349,7 @@ session_accept(struct conn *c, int tag)
 	buf_puts(&b, "] Postroom IMAP ready\r\n");
 	imap_send_buf(s, &b);
 	buf_free(&b);
-	log_info("imapd %s connect peer=%s tls=%s", conn_id(c),
-	    conn_peer_addr(c), conn_is_tls(c) ? "yes" : "no");
+	/* The connect line is the network layer's (server.c). */
 	return s;
 }
 
@@ -366,7 +365,11 @@ session_drain(struct conn *c, void *arg)
 static void
 session_tls_done(struct conn *c, void *arg, bool ok)
 {
-	log_info("imapd %s starttls result=%s", conn_id(c), ok ? "ok" : "fail");
+	if (ok)
+		log_info("%s starttls result=ok version=%s", conn_id(c),
+		    conn_tls_version(c) ? conn_tls_version(c) : "-");
+	else
+		log_info("%s starttls result=fail", conn_id(c));
 }
 
 static void
@@ -392,7 +395,9 @@ session_closed(struct conn *c, void *arg)
 {
 	struct imap_session *s = arg;
 
-	log_info("imapd %s disconnect user=%s", conn_id(c),
+	/* The disconnect line (with its reason) is conn.c's; this one says
+	   what the session was. */
+	log_info("%s session-end user=%s", conn_id(c),
 	    s->state == IMAP_ST_NOT_AUTH ? "-" : s->user.address);
 	imap_fetch_free(&s->fetch);
 	imap_append_free(&s->append);
@@ -524,7 +529,7 @@ imap_view_watch(struct imap_session *s)
 	store_mailbox_notify_path(s->d->store, s->sel->mb.id, path, sizeof(path));
 	s->sel->watch = fswatch_new(s->d->loop, path, view_changed, s);
 	if (s->sel->watch == NULL)
-		log_debug("imapd %s fswatch failed path=%s", conn_id(s->c), path);
+		log_debug("%s fswatch failed path=%s", conn_id(s->c), path);
 }
 
 uint32_t

@@ -83,11 +83,11 @@ main(int argc, char **argv)
 	d.workers = worker_pool_new(d.loop, cfg.worker_threads ?
 	    cfg.worker_threads : 4);
 	d.throttle = auth_throttle_new();
-	log_info("started imap=%s imaps=%s",
+	log_info("- start imap=%s imaps=%s",
 	    cfg.imap_listen ? cfg.imap_listen : "",
 	    cfg.imaps_listen ? cfg.imaps_listen : "");
+	/* server_run logs "- stopped" itself. */
 	rc = server_run(d.srv, NULL, NULL) == 0 ? 0 : 1;
-	log_info("stopped");
 out:
 	if (d.workers != NULL)
 		worker_pool_free(&d.workers);
