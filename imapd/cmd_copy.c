@@ -1,10 +1,60 @@
-/* cmd_copy: COPY and UID COPY through store_msg_copy (hard links, flags
-   and keywords kept, new UIDs in the destination) on a worker. */
+/* cmd_copy: COPY, MOVE (RFC 6851) and their UID forms through one
+   store_msg_copy on a worker (hard links, flags and keywords kept, new
+   UIDs in the destination; MOVE also expunges from the source in the same
+   transaction), and the COPYUID response code (RFC 4315) they share. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "imap_commands.h"
 #include "imap_ext.h"
+
+/* Appends the uids of list[0..n) whose pair[i] != 0 as a compact
+   ascending set ("1:3,7"). */
+static void
+put_set(struct buf *b, const uint32_t *list, const uint32_t *pair, size_t n)
+{
+	size_t i = 0, j;
+	bool first = true;
+
+	while (i < n) {
+		if (pair[i] == 0) {
+			i++;
+			continue;
+		}
+		j = i;
+		while (j + 1 < n && pair[j + 1] != 0 && list[j + 1] == list[j] + 1)
+			j++;
+		if (!first)
+			buf_putc(b, ',');
+		first = false;
+		if (j == i)
+			buf_printf(b, "%u", list[i]);
+		else
+			buf_printf(b, "%u:%u", list[i], list[j]);
+		i = j + 1;
+	}
+}
+
+bool
+imap_ext_copyuid(struct buf *b, uint32_t uidvalidity, const uint32_t *src,
+    const uint32_t *dst, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && dst[i] == 0; i++)
+		;
+	if (i == n)
+		return false;
+	/* Both lists are ascending and paired by index, so compressing
+	   each on its own keeps the correspondence (RFC 4315 §3). A range
+	   only spans pairs that both exist: the dst list is its own pair
+	   mask. */
+	buf_printf(b, "COPYUID %u ", uidvalidity);
+	put_set(b, src, dst, n);
+	buf_putc(b, ' ');
+	put_set(b, dst, dst, n);
+	return true;
+}
 
 struct copy_job {
 	struct store *st;
@@ -12,6 +62,7 @@ struct copy_job {
 	uint32_t *uids, *dst_uids;
 	size_t n;
 	uint32_t uidvalidity;
+	bool move;
 	enum store_err err;
 };
 
@@ -20,8 +71,58 @@ copy_work(void *arg)
 {
 	struct copy_job *j = arg;
 
-	j->err = store_msg_copy(j->st, j->src, j->uids, j->n, j->dst, false,
+	j->err = store_msg_copy(j->st, j->src, j->uids, j->n, j->dst, j->move,
 	    j->dst_uids, &j->uidvalidity);
+}
+
+static const char *
+copy_verb(const struct imap_session *s, bool move)
+{
+	if (move)
+		return s->uid_cmd ? "UID MOVE" : "MOVE";
+	return s->uid_cmd ? "UID COPY" : "COPY";
+}
+
+/* COPY: COPYUID in the tagged OK; a set too long for one reply line is
+   left out rather than cut. */
+static void
+copy_reply(struct imap_session *s, struct copy_job *j)
+{
+	struct buf b;
+
+	if (s->sel != NULL && j->dst == s->sel->mb.id)
+		s->force_sync = true;
+	buf_init(&b);
+	if (imap_ext_copyuid(&b, j->uidvalidity, j->uids, j->dst_uids, j->n) &&
+	    b.len < 900)
+		imap_reply_tagged(s, "OK", "[%s] %s completed", b.data,
+		    copy_verb(s, false));
+	else
+		imap_reply_tagged(s, "OK", "%s completed", copy_verb(s, false));
+	buf_free(&b);
+}
+
+/* MOVE: COPYUID goes in an untagged OK before the EXPUNGEs, which the
+   tagged reply's sync sends (RFC 6851 §4.3). */
+static void
+move_reply(struct imap_session *s, struct copy_job *j)
+{
+	struct buf b;
+	size_t i, k = 0;
+
+	buf_init(&b);
+	buf_puts(&b, "* OK [");
+	if (imap_ext_copyuid(&b, j->uidvalidity, j->uids, j->dst_uids, j->n)) {
+		buf_puts(&b, "] Moved\r\n");
+		imap_send_buf(s, &b);
+	}
+	buf_free(&b);
+	for (i = 0; i < j->n; i++)
+		if (j->dst_uids[i] != 0)
+			j->uids[k++] = j->uids[i];
+	imap_view_mark_expunged(s->sel, j->uids, k);
+	s->force_sync = true;
+	imap_reply_tagged(s, "OK", "%s completed", copy_verb(s, true));
 }
 
 static void
@@ -29,36 +130,23 @@ copy_done(struct imap_session *s, void *arg)
 {
 	struct copy_job *j = arg;
 
-	if (j->err == STORE_OK) {
-		struct buf b;
-
-		if (s->sel != NULL && j->dst == s->sel->mb.id)
-			s->force_sync = true;
-		/* UIDPLUS (RFC 4315); a set too long for one reply line is
-		   left out rather than cut. */
-		buf_init(&b);
-		if (imap_ext_copyuid(&b, j->uidvalidity, j->uids, j->dst_uids,
-		    j->n) && b.len < 900)
-			imap_reply_tagged(s, "OK", "[%s] %sCOPY completed", b.data,
-			    s->uid_cmd ? "UID " : "");
-		else
-			imap_reply_tagged(s, "OK", "%sCOPY completed",
-			    s->uid_cmd ? "UID " : "");
-		buf_free(&b);
-	} else if (j->err == STORE_ENOTFOUND) {
+	if (j->err == STORE_OK && j->move)
+		move_reply(s, j);
+	else if (j->err == STORE_OK)
+		copy_reply(s, j);
+	else if (j->err == STORE_ENOTFOUND)
 		imap_reply_tagged(s, "NO", "[TRYCREATE] No such mailbox");
-	} else {
-		imap_reply_store_err(s, j->err, "COPY");
-	}
+	else
+		imap_reply_store_err(s, j->err, j->move ? "MOVE" : "COPY");
 	free(j->uids);
 	free(j->dst_uids);
 	free(j);
 	imap_cmd_finish(s);
 }
 
-enum cmd_result
-imap_cmd_copy(struct imap_session *s, const struct imap_arg *args,
-    const struct imap_arg *end)
+static enum cmd_result
+copy_start(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end, bool move)
 {
 	struct store_mailbox mb;
 	struct copy_job *j;
@@ -67,7 +155,12 @@ imap_cmd_copy(struct imap_session *s, const struct imap_arg *args,
 	char *name;
 
 	if (imap_args_count(args, end) != 2) {
-		imap_reply_tagged(s, "BAD", "Usage: COPY set mailbox");
+		imap_reply_tagged(s, "BAD", "Usage: %s set mailbox",
+		    move ? "MOVE" : "COPY");
+		return CMD_DONE;
+	}
+	if (move && s->sel->readonly) {
+		imap_reply_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
 		return CMD_DONE;
 	}
 	if ((name = imap_mailbox_arg(s, imap_arg_next(args))) == NULL)
@@ -79,21 +172,25 @@ imap_cmd_copy(struct imap_session *s, const struct imap_arg *args,
 		return CMD_DONE;
 	}
 	if (e != STORE_OK) {
-		imap_reply_store_err(s, e, "COPY");
+		imap_reply_store_err(s, e, move ? "MOVE" : "COPY");
 		return CMD_DONE;
 	}
 	if (imap_seqset_arg(s, args, s->uid_cmd, &idx, &n) < 0)
 		return CMD_DONE;
-	if (n == 0) {
+	for (i = 0; i < n; i++)
+		if (!(s->sel->msgs[idx[i]].flags & IMAP_VF_EXPUNGED))
+			break;
+	if (i == n) {
+		/* nothing (left) to copy: not an error (RFC 3501 §6.4.8) */
 		free(idx);
-		imap_reply_tagged(s, "OK", "%sCOPY completed",
-		    s->uid_cmd ? "UID " : "");
+		imap_reply_tagged(s, "OK", "%s completed", copy_verb(s, move));
 		return CMD_DONE;
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->st = s->d->store;
 	j->src = s->sel->mb.id;
 	j->dst = mb.id;
+	j->move = move;
 	j->uids = xmalloc(n * sizeof(*j->uids));
 	j->dst_uids = xcalloc(n, sizeof(*j->dst_uids));
 	for (i = 0; i < n; i++)
@@ -102,4 +199,18 @@ imap_cmd_copy(struct imap_session *s, const struct imap_arg *args,
 	free(idx);
 	imap_session_submit(s, copy_work, copy_done, j);
 	return CMD_SUSPEND;
+}
+
+enum cmd_result
+imap_cmd_copy(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end)
+{
+	return copy_start(s, args, end, false);
+}
+
+enum cmd_result
+imap_cmd_move(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end)
+{
+	return copy_start(s, args, end, true);
 }

@@ -127,16 +127,13 @@ imap_cmd_idle(struct imap_session *s, const struct imap_arg *args,
 bool
 imap_idle_input(struct imap_session *s)
 {
-	const char *p, *lf;
-	size_t n, len;
+	const char *p;
+	size_t len, used;
 	bool done;
+	int r;
 
-	n = conn_peek(s->c, &p);
-	if (n == 0)
-		return false;
-	lf = memchr(p, '\n', n);
-	if (lf == NULL) {
-		if (n > IDLE_LINE_MAX) {
+	if ((r = imap_raw_line(s, IDLE_LINE_MAX, &p, &len, &used)) <= 0) {
+		if (r < 0) {
 			idle_stop(s);
 			imap_reply_untagged(s, "BYE Expected DONE");
 			s->closing = true;
@@ -144,12 +141,9 @@ imap_idle_input(struct imap_session *s)
 		}
 		return false;
 	}
-	len = (size_t)(lf - p);
-	if (len > 0 && p[len - 1] == '\r')
-		len--;
 	done = len == 4 && strncasecmp(p, "DONE", 4) == 0;
 	/* Only this line: a pipelined command after it is the parser's. */
-	conn_consume(s->c, (size_t)(lf - p) + 1);
+	conn_consume(s->c, used);
 	idle_stop(s);
 	if (done) {
 		imap_reply_tagged(s, "OK", "IDLE completed");

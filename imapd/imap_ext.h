@@ -51,9 +51,10 @@ bool imap_idle_active(const struct imap_session *s);
    consumed a line (the caller loops), false if it needs more input. */
 bool imap_idle_input(struct imap_session *s);
 
-/* ---- cmd_move.c ---- */
+/* ---- cmd_copy.c, cmd_move.c ---- */
 
-/* MOVE / UID MOVE (RFC 6851) and EXPUNGE / UID EXPUNGE (RFC 4315). */
+/* MOVE / UID MOVE (RFC 6851, cmd_copy.c) and EXPUNGE / UID EXPUNGE
+   (RFC 4315, cmd_move.c). */
 imap_cmd_fn imap_cmd_move, imap_cmd_expunge_any;
 /* Appends "COPYUID uidvalidity src dst" (without brackets) for the pairs
    with dst[i] != 0; both lists ascending. Returns false (nothing added)

@@ -222,30 +222,44 @@ reject:
 	}
 }
 
-static bool
-sasl_input(struct imap_session *s)
+int
+imap_raw_line(struct imap_session *s, size_t max, const char **p_r,
+    size_t *len_r, size_t *used_r)
 {
 	const char *p, *lf;
 	size_t n, len;
-	char *line;
 
-	n = conn_peek(s->c, &p);
-	if (n == 0)
-		return false;
-	lf = memchr(p, '\n', n);
-	if (lf == NULL) {
-		if (n > 16384) {
+	if ((n = conn_peek(s->c, &p)) == 0)
+		return 0;
+	if ((lf = memchr(p, '\n', n)) == NULL)
+		return n > max ? -1 : 0;
+	len = (size_t)(lf - p);
+	if (len > 0 && p[len - 1] == '\r')
+		len--;
+	*p_r = p;
+	*len_r = len;
+	*used_r = (size_t)(lf - p) + 1;
+	return 1;
+}
+
+static bool
+sasl_input(struct imap_session *s)
+{
+	const char *p;
+	size_t len, used;
+	char *line;
+	int r;
+
+	if ((r = imap_raw_line(s, 16384, &p, &len, &used)) <= 0) {
+		if (r < 0) {
 			imap_reply_untagged(s, "BYE SASL response too long");
 			s->closing = true;
 			conn_close(s->c);
 		}
 		return false;
 	}
-	len = (size_t)(lf - p);
-	if (len > 0 && p[len - 1] == '\r')
-		len--;
 	line = xstrndup(p, len);
-	conn_consume(s->c, (size_t)(lf - p) + 1);
+	conn_consume(s->c, used);
 	imap_auth_sasl_line(s, line, len);
 	explicit_bzero(line, len);
 	free(line);

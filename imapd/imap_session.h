@@ -156,6 +156,12 @@ void imap_cmd_finish(struct imap_session *s);
    CMD_SUSPEND and done() ends with imap_cmd_finish() (or closes). */
 void imap_session_submit(struct imap_session *s, void (*work)(void *arg),
     void (*done)(struct imap_session *s, void *arg), void *arg);
+/* One raw input line that is not a command (an AUTHENTICATE response,
+   IDLE's DONE), without its CRLF. Returns 1 with *p_r and *len_r borrowed
+   from the input buffer (consume *used_r bytes when done with it), 0 if
+   more input is needed, -1 if max bytes came without a LF. */
+int imap_raw_line(struct imap_session *s, size_t max, const char **p_r,
+    size_t *len_r, size_t *used_r);
 /* Capability list for the current state, without "* CAPABILITY ". */
 void imap_capability_string(const struct imap_session *s, struct buf *out);
 
