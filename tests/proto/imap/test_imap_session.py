@@ -7,17 +7,7 @@ import socket
 import pytest
 
 from conftest import PASSWORD
-from imap_core_helper import Raw, imaplib_login, msg, plain_instance, wait_for
-
-
-def append(r, text, mbox="INBOX", flags=""):
-    data = text if isinstance(text, bytes) else text.encode()
-    tag = r.tag()
-    r.send(("%s APPEND %s %s{%d+}\r\n" % (tag, mbox, flags, len(data))).encode()
-           + data + b"\r\n")
-    unt, t = r.until(tag)
-    assert b" OK " in t, t
-    return unt
+from imap_core_helper import Raw, append, imaplib_login, msg, plain_instance, wait_for
 
 
 def test_two_sessions_updates(pr):

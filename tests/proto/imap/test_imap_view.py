@@ -5,15 +5,7 @@ expunged elsewhere but not yet reported by their last known state, and
 RECENT comes with EXISTS, not alone after an EXPUNGE (RFC 3501 §7.3)."""
 import re
 
-from imap_core_helper import Raw, msg, plain_instance, wait_for
-
-
-def append(r, text, mbox="INBOX"):
-    tag = r.tag()
-    r.send(("%s APPEND %s {%d+}\r\n" % (tag, mbox, len(text))).encode() + text + b"\r\n")
-    unt, t = r.until(tag)
-    assert b" OK " in t, t
-    return unt
+from imap_core_helper import Raw, append, msg, plain_instance, wait_for
 
 
 def flags_by_uid(r):

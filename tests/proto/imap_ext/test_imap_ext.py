@@ -9,20 +9,13 @@ import zlib
 
 import pytest
 
-from conftest import PASSWORD, Postroom
-from ext_helper import Raw, login, message, new_user, smtp_deliver
+from conftest import PASSWORD
+from ext_helper import Raw, login, message, module_instance, new_user, smtp_deliver
 
 LIMIT = 10 * 1024 * 1024            # the harness's max_message_size
 
 
-@pytest.fixture(scope="module")
-def ext():
-    inst = Postroom(extra_config={"allow_plaintext_auth": "yes"})
-    try:
-        inst.start("imapd", "smtpd", "pop3d")
-        yield inst
-    finally:
-        inst.stop_all()
+ext = module_instance("ext", ("imapd", "smtpd", "pop3d"))
 
 
 def caps(line):
@@ -34,6 +27,18 @@ def fill(r, n, box="INBOX", to="x@example.test"):
     for i in range(n):
         unt, t = r.append(box, message("msg %d" % (i + 1), to=to))
         assert " OK " in t, t
+
+
+def two_selected(pr, n):
+    """A fresh user with n messages and two sessions that selected its
+    INBOX: (user, a, b)."""
+    user = new_user(pr)
+    a = login(pr, user)
+    fill(a, n, to=user)
+    a.ok("SELECT INBOX")
+    b = login(pr, user)
+    b.ok("SELECT INBOX")
+    return user, a, b
 
 
 def uids(r):
@@ -155,12 +160,7 @@ def test_idle_in_authenticated_state(ext):
 
 
 def test_idle_sees_flags_and_expunge_from_other_session(ext):
-    user = new_user(ext)
-    a = login(ext, user)
-    fill(a, 3, to=user)
-    a.ok("SELECT INBOX")
-    b = login(ext, user)
-    b.ok("SELECT INBOX")
+    user, a, b = two_selected(ext, 3)
     tag = idle(a)
     b.ok("STORE 2 +FLAGS (\\Flagged)")
     seen = a.wait_untagged(lambda x: "FETCH" in x)
@@ -356,12 +356,7 @@ def test_copyuid(ext):
 
 
 def test_uid_expunge(ext):
-    user = new_user(ext)
-    a = login(ext, user)
-    fill(a, 4, to=user)
-    a.ok("SELECT INBOX")
-    b = login(ext, user)
-    b.ok("SELECT INBOX")
+    user, a, b = two_selected(ext, 4)
     u = uids(a)
     a.ok("STORE 1:3 +FLAGS.SILENT (\\Deleted)")
     unt, t = a.ok("UID EXPUNGE %d,%d" % (u[1], u[3]))   # u[3] is not \Deleted
@@ -385,12 +380,7 @@ def test_uid_expunge(ext):
 # ---- MOVE ----------------------------------------------------------------
 
 def test_uid_move_flags_copyuid_and_other_session(ext):
-    user = new_user(ext)
-    a = login(ext, user)
-    fill(a, 3, to=user)
-    a.ok("SELECT INBOX")
-    b = login(ext, user)
-    b.ok("SELECT INBOX")
+    user, a, b = two_selected(ext, 3)
     u = uids(a)
     a.ok("STORE 2 +FLAGS (\\Flagged \\Seen $Important)")
     v = status(a, "Archive", "UIDVALIDITY")

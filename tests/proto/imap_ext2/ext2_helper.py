@@ -1,58 +1,30 @@
-"""imaplib helpers for the imap_ext2 tests: a logged-in imaplib client per
-fresh user, raw commands for the syntax imaplib has no verb for (returns
-the untagged lines as text and the tagged line)."""
-import imaplib
-import itertools
+"""Helpers of the imap_ext2 tests (imaplib clients): the shared ones of
+tests/proto/imap_common.py under the names these tests use, the module
+instance fixture `ext2`, and a few reply parsers."""
 import re
 
-from conftest import PASSWORD
+from imap_common import imaplib_client, imaplib_ok, imaplib_raw, module_instance
+from imap_common import message as _message
+from imap_common import new_user as _new_user
 
-_users = itertools.count(1)
+ext2 = module_instance("ext2")
+client = imaplib_client
+raw = imaplib_raw
+ok = imaplib_ok
 
 
 def new_user(pr):
-    return pr.add_user("e%d@example.test" % next(_users))
+    return _new_user(pr, "e")
 
 
 def message(subject, to="x@example.test"):
-    return ("From: Bob <bob@example.test>\r\nTo: %s\r\nSubject: %s\r\n"
-            "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
-            "Message-ID: <%s.%d@example.test>\r\n\r\nbody of %s\r\n"
-            % (to, subject, subject.replace(" ", "."), next(_users), subject)).encode()
-
-
-def client(pr, user):
-    m = imaplib.IMAP4("127.0.0.1", pr.port("imap"), timeout=30)
-    m.login(user, PASSWORD)
-    return m
+    return _message(subject, "body of %s\r\n" % subject, to=to)
 
 
 def fill(m, n, box="INBOX", prefix="msg"):
     for i in range(n):
         typ, data = m.append(box, None, None, message("%s %d" % (prefix, i + 1)))
         assert typ == "OK", data
-
-
-def raw(m, cmd):
-    """Runs cmd; returns (status, untagged lines as str, tagged line)."""
-    tag = m._new_tag().decode()
-    m.send(("%s %s\r\n" % (tag, cmd)).encode())
-    lines = []
-    while True:
-        line = m.readline().decode("latin-1").rstrip("\r\n")
-        lit = re.search(r"\{(\d+)\}$", line)
-        if lit:
-            line += "\r\n" + m.read(int(lit.group(1))).decode("latin-1")
-            line += m.readline().decode("latin-1").rstrip("\r\n")
-        if line.startswith(tag + " "):
-            return line.split()[1], lines, line
-        lines.append(line)
-
-
-def ok(m, cmd):
-    typ, lines, tagged = raw(m, cmd)
-    assert typ == "OK", (cmd, tagged, lines)
-    return lines, tagged
 
 
 def caps(m):

@@ -4,20 +4,7 @@ STORE with [MODIFIED], SEARCH MODSEQ, ENABLE, QRESYNC resync after another
 session expunged and changed flags, VANISHED, CLOSED."""
 import re
 
-import pytest
-
-from conftest import Postroom
-from ext2_helper import caps, client, fill, modseq_of, new_user, ok, raw
-
-
-@pytest.fixture(scope="module")
-def ext2():
-    inst = Postroom(extra_config={"allow_plaintext_auth": "yes"})
-    try:
-        inst.start("imapd")
-        yield inst
-    finally:
-        inst.stop_all()
+from ext2_helper import caps, client, ext2, fill, modseq_of, new_user, ok, raw  # noqa: F401 (ext2: fixture)
 
 
 def hms(lines):
