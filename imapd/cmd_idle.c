@@ -114,6 +114,9 @@ imap_cmd_idle(struct imap_session *s, const struct imap_arg *args,
 	s->view_changed_hook = idle_view_changed;
 	conn_set_timeout(s->c, s->d->cfg->imap_idle_timeout);
 	imap_reply_continue(s, "idling");
+	/* An IDLE may last 30 minutes and more: the parser's buffers are
+	   not needed until DONE (the arguments are not used past here). */
+	imap_parser_release(s->parser);
 	/* Changes made between the last command and IDLE are reported right
 	   away (Thunderbird relies on it; Cyrus bug 3668). */
 	if (s->sel != NULL) {

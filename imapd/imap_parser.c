@@ -114,6 +114,23 @@ imap_parser_trim(struct imap_parser *p)
 }
 
 bool
+imap_parser_release(struct imap_parser *p)
+{
+	if (!p->done && (p->st != PS_ARGS || p->nnodes != 0 ||
+	    p->text.len != 0))
+		return false;
+	reset(p);
+	buf_free(&p->text);
+	free(p->nodes);
+	p->nodes = NULL;
+	p->cap = 0;
+	free(p->args);
+	p->args = NULL;
+	p->args_cap = 0;
+	return true;
+}
+
+bool
 imap_parser_is_fatal(const struct imap_parser *p)
 {
 	return p->fatal;

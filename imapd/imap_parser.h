@@ -116,5 +116,10 @@ void imap_parser_literal_reject(struct imap_parser *p);
 bool imap_parser_is_fatal(const struct imap_parser *p);
 /* Frees a large buffer left by a big command (idle memory). */
 void imap_parser_trim(struct imap_parser *p);
+/* Between commands (the last one returned, nothing of the next parsed
+   yet): frees every buffer, for a session that will wait long (IDLE).
+   The args of the last command are invalid afterwards. Returns false and
+   does nothing if a command is partly parsed. */
+bool imap_parser_release(struct imap_parser *p);
 
 #endif

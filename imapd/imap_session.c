@@ -568,7 +568,9 @@ static void
 view_append(struct imap_view *v, const struct store_msg *m)
 {
 	if (v->n == v->cap) {
-		v->cap = v->cap ? v->cap * 2 : 64;
+		/* Small first: most sessions (IDLE on a quiet mailbox) only
+		   ever see a message or two arrive. */
+		v->cap = v->cap ? v->cap * 2 : 4;
 		v->msgs = xrealloc(v->msgs, v->cap * sizeof(*v->msgs));
 	}
 	v->msgs[v->n++] = *m;

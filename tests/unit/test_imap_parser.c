@@ -207,6 +207,39 @@ test_long_line(void **state)
 	free(out);
 }
 
+/* An IDLE session drops the parser's buffers between commands; the
+   next command parses as before. */
+static void
+test_release(void **state)
+{
+	struct imap_parser *p = imap_parser_new(&lim);
+	const char *in = "a LOGIN \"u\" (x (y z)) {3+}\r\nabc\r\n";
+	const char *tag, *err;
+	struct imap_cmd cmd;
+	enum imap_pev ev;
+	size_t used, off = 0;
+	int r;
+
+	do {
+		r = imap_parser_next(p, in + off, strlen(in) - off, &used, &ev,
+		    &cmd, &tag, &err);
+		off += used;
+		if (r == 1 && ev == IMAP_PEV_LITERAL)
+			imap_parser_literal_read(p);
+	} while (!(r == 1 && ev != IMAP_PEV_LITERAL));
+	assert_true(imap_parser_release(p));
+	assert_true(imap_parser_release(p));
+	/* half a command: kept */
+	assert_int_equal(imap_parser_next(p, "b NOOP", 6, &used, &ev, &cmd,
+	    &tag, &err), 0);
+	assert_false(imap_parser_release(p));
+	assert_int_equal(imap_parser_next(p, "\r\n", 2, &used, &ev, &cmd,
+	    &tag, &err), 1);
+	assert_string_equal(cmd.tag, "b");
+	assert_string_equal(cmd.name, "NOOP");
+	imap_parser_free(&p);
+}
+
 int
 main(void)
 {
@@ -214,6 +247,7 @@ main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_need_more),
 		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
