@@ -345,7 +345,7 @@ store_msg_open(struct store *st, uint32_t mbox_id, uint32_t uid, int *fd_r)
 	struct mbox_rec r;
 	struct dirfd_ent *de = dirfd_ref(st, mbox_id);
 	char dir[4096], path[4200], name[512];
-	bool have_dir = false;
+	bool have_dir = false, missed = false;
 	enum store_err e;
 	int fd;
 
@@ -377,6 +377,7 @@ store_msg_open(struct store *st, uint32_t mbox_id, uint32_t uid, int *fd_r)
 		}
 		if (errno != ENOENT)
 			return store_errno_err("open message");
+		missed = true;
 	}
 	/* Renamed by a concurrent flag change, or left with other letters
 	   by a crash: look it up by path (and scan) a few times. */
@@ -394,6 +395,10 @@ store_msg_open(struct store *st, uint32_t mbox_id, uint32_t uid, int *fd_r)
 			continue;
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
+			/* The cached directory may be a removed one (a maildir
+			   restored from a backup): open it afresh. */
+			if (missed)
+				dirfd_unref(st, dirfd_add(st, mbox_id, dir));
 			*fd_r = fd;
 			return STORE_OK;
 		}

@@ -496,6 +496,28 @@ test_msg_open_dirfd(void **state)
 		pthread_join(th[t], NULL);
 		assert_int_equal(jobs[t].bad, 0);
 	}
+	/* the directory replaced under the cached fd (restored from a
+	   backup): found by path, and the cache follows */
+	{
+		char *cur = xasprintf("%s/mail/example.test/alice/%u/cur",
+		    f->data, boxes[5]);
+		char *moved = xasprintf("%s.old", cur);
+		char *cmd = xasprintf("cp -a '%s' '%s'", moved, cur);
+		assert_open_reads(f->st, boxes[5], uids[5],
+		    "Subject: box 5\r\n\r\nx\r\n");   /* cached now */
+		assert_int_equal(rename(cur, moved), 0);
+		assert_int_equal(system(cmd), 0);
+		rm_tree(moved);
+		for (int i = 0; i < 2; i++) {
+			char want[64];
+			snprintf(want, sizeof(want),
+			    "Subject: box %d\r\n\r\nx\r\n", 5);
+			assert_open_reads(f->st, boxes[5], uids[5], want);
+		}
+		free(cur);
+		free(moved);
+		free(cmd);
+	}
 	/* a deleted mailbox's messages cannot be opened any more */
 	assert_int_equal(store_mailbox_delete(f->st, f->alice.id, "box3"),
 	    STORE_OK);
