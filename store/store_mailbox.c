@@ -566,8 +566,7 @@ fail:
 }
 
 enum store_err
-mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id,
-    const char *dir, char ***paths, size_t *npaths)
+mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id)
 {
 	static const int which[] = { 0, 1, 2 };
 	unsigned char prefix[4];
@@ -586,15 +585,6 @@ mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id,
 		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 			if (k.mv_size != 8 || memcmp(k.mv_data, prefix, 4) != 0)
 				break;
-			if (w == 0 && paths != NULL && dir != NULL) {
-				struct msg_rec m;
-				if (msg_rec_decode(&v, &m) == 0) {
-					*paths = xrealloc(*paths,
-					    (*npaths + 1) * sizeof(char *));
-					(*paths)[(*npaths)++] = xasprintf(
-					    "%s/cur/%s", dir, m.base);
-				}
-			}
 			int drc = mdb_cursor_del(c, 0);
 			if (drc != 0) {
 				mdb_cursor_close(c);
@@ -630,7 +620,7 @@ store_mailbox_delete(struct store *st, uint32_t user_id, const char *name)
 	}
 	if ((e = mbox_dir(st, txn, &r, dir, sizeof(dir))) != STORE_OK)
 		goto fail;
-	if ((e = mbox_purge_txn(st, txn, id, NULL, NULL, NULL)) != STORE_OK)
+	if ((e = mbox_purge_txn(st, txn, id)) != STORE_OK)
 		goto fail;
 	u.used = u.used > r.size ? u.used - r.size : 0;
 	if ((e = user_rec_put(st, txn, &u)) != STORE_OK)

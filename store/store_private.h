@@ -202,9 +202,8 @@ enum store_err subs_add_txn(struct store *st, MDB_txn *txn, uint32_t user_id,
 void subs_restore_txn(struct store *st, MDB_txn *txn, uint32_t user_id,
     const char *udir);
 /* Deletes every message record, cache entry and tombstone of a mailbox;
-   adds the (cur/) file names to *paths if paths != NULL. */
-enum store_err mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id,
-    const char *dir, char ***paths, size_t *npaths);
+   the caller removes the mailbox directory (files and all) after commit. */
+enum store_err mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id);
 
 /* ---- messages (store_msg.c) ---- */
 int msg_rec_decode(const MDB_val *v, struct msg_rec *m);

@@ -448,7 +448,7 @@ mbox_forget(struct store *st, MDB_txn *txn, const struct mbox_rec *mb)
 	unsigned char key[4 + STORE_MAILBOX_NAME_MAX];
 	size_t kl;
 
-	mbox_purge_txn(st, txn, mb->id, NULL, NULL, NULL);
+	mbox_purge_txn(st, txn, mb->id);
 	name_key(key, &kl, mb->user_id, mb->name);
 	MDB_val k = { kl, key }, mk = { sizeof(mb->id), (void *)&mb->id };
 	mdb_del(txn, st->db_mbox_names, &k, NULL);

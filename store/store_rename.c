@@ -80,6 +80,7 @@ move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
 		if (mdb_get(txn, st->db_msgs, &okv, &v) != 0 ||
 		    msg_rec_decode(&v, &m) < 0)
 			continue;
+		m.uid = uid;	/* the uid lives in the key, not the value */
 		if ((e = modseq_idx_del(st, txn, src->id, m.h.modseq,
 		    uid)) != STORE_OK)
 			break;

@@ -520,7 +520,7 @@ store_user_del(struct store *st, const char *address)
 	c = NULL;
 	for (size_t i = 0; i < nids; i++) {
 		MDB_val mk = { sizeof(ids[i]), &ids[i] };
-		if ((e = mbox_purge_txn(st, txn, ids[i], NULL, NULL, NULL)))
+		if ((e = mbox_purge_txn(st, txn, ids[i])))
 			goto fail;
 		mdb_del(txn, st->db_mboxes, &mk, NULL);
 	}
