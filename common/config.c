@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 /* A config file is a few KiB; anything far bigger is a mistake. */
@@ -497,4 +498,33 @@ config_default_path(const char *cli_path)
 	if (env != NULL && *env != '\0')
 		return env;
 	return "/etc/postroom/postroom.conf";
+}
+
+void
+config_from_args(int argc, char **argv, const char *prog, struct config *cfg)
+{
+	const char *cli_path = NULL;
+	char err[512];
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:")) != -1) {
+		if (ch != 'c')
+			goto usage;
+		cli_path = optarg;
+	}
+	if (optind != argc)
+		goto usage;
+	log_init(prog, LOG_LVL_INFO);
+	if (config_load(cfg, config_default_path(cli_path), err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		config_free(cfg);
+		exit(1);
+	}
+	if (cfg->log_debug)
+		log_set_level(LOG_LVL_DEBUG);
+	return;
+usage:
+	fprintf(stderr, "usage: %s [-c FILE]\n", prog);
+	exit(2);
 }

@@ -52,6 +52,12 @@ int config_parse(struct config *cfg, const char *text, size_t len,
    config_parse, by contrast, leaves cfg for the caller to config_free. */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
+/* The start of each daemon: parses "-c FILE" (anything else: usage line
+   and exit 2), starts logging as prog, loads the config (on error: one line
+   on stderr and exit 1) and applies log_level. */
+void config_from_args(int argc, char **argv, const char *prog,
+    struct config *cfg);
+
 /* The file to read: cli_path if not NULL, else $POSTROOM_CONF, else
    /etc/postroom/postroom.conf. Borrowed. */
 const char *config_default_path(const char *cli_path);

@@ -12,13 +12,6 @@
 #include "pop3_session.h"
 
 static void
-usage(void)
-{
-	fprintf(stderr, "usage: pop3d [-c FILE]\n");
-	exit(2);
-}
-
-static void
 pop3_reload(void *arg)
 {
 	const struct config *cfg = arg;
@@ -32,31 +25,11 @@ main(int argc, char **argv)
 	struct pop3_daemon *d = &pop3_daemon;
 	struct server_params sp;
 	struct config cfg;
-	const char *cli_conf = NULL;
 	char err[512];
 	enum store_err se;
-	int ch, rc = 1;
+	int rc = 1;
 
-	while ((ch = getopt(argc, argv, "c:")) != -1) {
-		switch (ch) {
-		case 'c':
-			cli_conf = optarg;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-
-	log_init("pop3d", LOG_LVL_INFO);
-	if (config_load(&cfg, config_default_path(cli_conf), err,
-	    sizeof(err)) < 0) {
-		fprintf(stderr, "pop3d: %s\n", err);
-		return 1;
-	}
-	if (cfg.log_debug)
-		log_set_level(LOG_LVL_DEBUG);
+	config_from_args(argc, argv, "pop3d", &cfg);
 	if ((cfg.pop3_listen == NULL || *cfg.pop3_listen == '\0') &&
 	    (cfg.pop3s_listen == NULL || *cfg.pop3s_listen == '\0')) {
 		fprintf(stderr, "pop3d: neither pop3_listen nor pop3s_listen "

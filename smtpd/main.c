@@ -21,13 +21,6 @@ smtp_ctx_get(void)
 }
 
 static void
-usage(void)
-{
-	fprintf(stderr, "usage: smtpd [-c FILE]\n");
-	exit(2);
-}
-
-static void
 on_reload(void *arg)
 {
 	(void)arg;
@@ -44,32 +37,13 @@ is_set(const char *s)
 int
 main(int argc, char **argv)
 {
-	const char *cli_conf = NULL;
 	struct config cfg;
 	char err[512];
 	enum store_err se;
-	int ch, ret = 1;
+	int ret = 1;
 	struct server_params sp;
 
-	while ((ch = getopt(argc, argv, "c:")) != -1) {
-		switch (ch) {
-		case 'c':
-			cli_conf = optarg;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-	log_init("smtpd", LOG_LVL_INFO);
-	if (config_load(&cfg, config_default_path(cli_conf), err,
-	    sizeof(err)) < 0) {
-		fprintf(stderr, "smtpd: %s\n", err);
-		return 1;
-	}
-	if (cfg.log_debug)
-		log_set_level(LOG_LVL_DEBUG);
+	config_from_args(argc, argv, "smtpd", &cfg);
 	if (is_set(cfg.smtps_listen) && cfg.tls_cert == NULL) {
 		fprintf(stderr, "smtpd: smtps_listen needs tls_cert and tls_key\n");
 		goto out_cfg;
