@@ -48,7 +48,7 @@ UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps deps-test test unit fuzz proto check-deps run clean bench valgrind
+.PHONY: all deps deps-test test unit unit-bins fuzz fuzz-bins proto run clean bench valgrind
 all: deps $(PROGS)
 
 deps:
@@ -119,6 +119,17 @@ build/fuzz/fuzz/%: tests/fuzz/%.c $(LIBSTORE) $(LIBCOMMON)
 # Protocol tests drive the sanitizer-built daemons with real clients.
 proto:
 	@POSTROOM_BIN=$(abspath $(SANBUILD)/bin) tests/run_proto.sh
+
+# The end-to-end suites with every daemon and mailctl under valgrind (plain
+# build, since valgrind cannot run ASan binaries). Slow (~15 min), so not part
+# of `make test`; load and timing tests (tests/proto/abuse) are left out.
+VALGRIND = valgrind --error-exitcode=99 --leak-check=full \
+           --errors-for-leak-kinds=definite --track-fds=no -q
+VALGRIND_SUITES ?= proto/smtp proto/pop3 proto/mailctl proto/imap \
+           proto/imap_ext proto/imap_ext2
+valgrind: all
+	@POSTROOM_BIN=$(abspath $(BUILD)/bin) POSTROOM_WRAP="$(VALGRIND)" \
+	  PROTO_SUITES="$(VALGRIND_SUITES)" tests/run_proto.sh
 
 run: all
 	@scripts/demo.sh $(BUILD)/bin
