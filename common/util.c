@@ -340,8 +340,8 @@ base64_encode(const void *in, size_t len, struct buf *out)
 	}
 }
 
-static int
-b64_value(unsigned char c)
+int
+base64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -379,7 +379,7 @@ base64_decode(const char *in, size_t len, struct buf *out)
 				pad++;
 				continue;
 			}
-			if (pad > 0 || (v[k] = b64_value(c)) < 0)
+			if (pad > 0 || (v[k] = base64_value(c)) < 0)
 				goto bad;
 		}
 		o[0] = (unsigned char)((v[0] << 2) | (v[1] >> 4));

@@ -54,6 +54,8 @@ int parse_duration(const char *s, double *seconds_out);
 /* Base64 (RFC 4648, no line breaks). decode returns -1 on any bad input,
    including bad padding; whitespace is not accepted. */
 void base64_encode(const void *in, size_t len, struct buf *out);
+/* The 6-bit value of one base64 alphabet character, or -1. */
+int base64_value(unsigned char c);
 int base64_decode(const char *in, size_t len, struct buf *out);
 
 /* "Mon, 23 Nov 2026 23:13:25 +0000" (RFC 5322) in local time; out >= 64. */

@@ -113,22 +113,6 @@ hexval(char c)
 	return -1;
 }
 
-static int
-b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Skips anything not in the alphabet; stops at the first '='. */
 static void
 b64_decode(const char *in, size_t n, struct buf *out)
@@ -138,7 +122,7 @@ b64_decode(const char *in, size_t n, struct buf *out)
 
 	buf_reserve(out, n / 4 * 3 + 3);
 	for (size_t i = 0; i < n && in[i] != '='; i++) {
-		int v = b64val(in[i]);
+		int v = base64_value((unsigned char)in[i]);
 
 		if (v < 0)
 			continue;
