@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 
-from conftest import PASSWORD, Postroom, client_tls_context
+from conftest import PASSWORD, WRAP_SCALE, Postroom, client_tls_context
 
 LIT_RE = re.compile(rb"\{(\d+)\}\r\n$")
 _seq = itertools.count(1)
@@ -40,9 +40,10 @@ def message(subject="hello", body="Hello world body\r\n", frm="Bob <bob@example.
 
 
 def wait_for(fn, timeout=5.0):
-    """Polls fn until it returns something true or timeout passes; returns
-    its last result (tests assert on it, never on the time taken)."""
-    deadline = time.time() + timeout
+    """Polls fn until it returns something true or timeout passes (scaled
+    by WRAP_SCALE under a wrapper such as valgrind); returns its last
+    result (tests assert on it, never on the time taken)."""
+    deadline = time.time() + timeout * WRAP_SCALE
     while time.time() < deadline:
         r = fn()
         if r:
