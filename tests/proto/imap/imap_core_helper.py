@@ -34,3 +34,13 @@ def append(r, text, mbox="INBOX", flags=""):
     unt, t = r.append(mbox, data, flags.strip())
     assert b" OK " in t, t
     return unt
+
+
+def two_sessions(pr):
+    """Starts imapd on a plain instance; two sessions logged in as alice."""
+    plain_instance(pr)
+    pr.start("imapd")
+    a, b = Raw(pr), Raw(pr)
+    a.login()
+    b.login()
+    return a, b

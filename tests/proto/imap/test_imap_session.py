@@ -7,15 +7,12 @@ import socket
 import pytest
 
 from conftest import PASSWORD, WRAP_SCALE
-from imap_core_helper import Raw, append, imaplib_login, msg, plain_instance, wait_for
+from imap_core_helper import (Raw, append, imaplib_login, msg, plain_instance,
+                              two_sessions, wait_for)
 
 
 def test_two_sessions_updates(pr):
-    plain_instance(pr)
-    pr.start("imapd")
-    a, b = Raw(pr), Raw(pr)
-    a.login()
-    b.login()
+    a, b = two_sessions(pr)
     for i in range(3):
         append(b, msg("m%d" % i))
     unt, t = a.ok("SELECT INBOX")
@@ -352,11 +349,7 @@ def test_random_commands_do_not_hurt(pr):
 
 
 def test_fetch_of_message_expunged_elsewhere(pr):
-    plain_instance(pr)
-    pr.start("imapd")
-    a, b = Raw(pr), Raw(pr)
-    a.login()
-    b.login()
+    a, b = two_sessions(pr)
     append(b, msg("gone"))
     append(b, msg("stays"))
     a.ok("SELECT INBOX")

@@ -5,7 +5,7 @@ expunged elsewhere but not yet reported by their last known state, and
 RECENT comes with EXISTS, not alone after an EXPUNGE (RFC 3501 §7.3)."""
 import re
 
-from imap_core_helper import Raw, append, msg, plain_instance, wait_for
+from imap_core_helper import Raw, append, msg, plain_instance, two_sessions, wait_for
 
 
 def flags_by_uid(r):
@@ -94,11 +94,7 @@ def test_recent_reported_during_idle(pr):
 
 
 def test_selected_mailbox_deleted_elsewhere(pr):
-    plain_instance(pr)
-    pr.start("imapd")
-    a, b = Raw(pr), Raw(pr)
-    a.login()
-    b.login()
+    a, b = two_sessions(pr)
     b.ok("CREATE Work")
     append(b, msg("w"), "Work")
     a.ok("SELECT Work")
@@ -133,11 +129,7 @@ def test_selected_mailbox_deleted_elsewhere(pr):
 
 
 def test_search_sees_unreported_expunges_by_last_state(pr):
-    plain_instance(pr)
-    pr.start("imapd")
-    a, b = Raw(pr), Raw(pr)
-    a.login()
-    b.login()
+    a, b = two_sessions(pr)
     for i in range(3):
         append(b, msg("s%d" % i, body="needle %d\r\n" % i))
     a.ok("SELECT INBOX")
@@ -168,11 +160,7 @@ def test_search_sees_unreported_expunges_by_last_state(pr):
 
 
 def test_recent_not_sent_alone_after_expunge(pr):
-    plain_instance(pr)
-    pr.start("imapd")
-    a, b = Raw(pr), Raw(pr)
-    a.login()
-    b.login()
+    a, b = two_sessions(pr)
     for i in range(2):
         append(b, msg("e%d" % i))
     unt, t = a.ok("SELECT INBOX")
