@@ -11,6 +11,7 @@ import threading
 import time
 
 from conftest import PASSWORD, WRAP_SCALE
+from rawline import RawLine
 
 USER = "abuse@example.test"
 
@@ -60,17 +61,13 @@ def assert_alive(pr, proto):
     assert p.poll() is None, f"{proto} daemon died: {pr.log(PROTOS[proto]['daemon'])[-3000:]}"
 
 
-class Raw:
+class Raw(RawLine):
     """A raw socket with a line reader; no protocol knowledge."""
 
     def __init__(self, pr, key, source="127.0.0.1", timeout=10):
-        self.s = socket.create_connection(
+        super().__init__(socket.create_connection(
             ("127.0.0.1", pr.port(key)), timeout=timeout * WRAP_SCALE,
-            source_address=(source, 0))
-        self.buf = b""
-
-    def send(self, data):
-        self.s.sendall(data)
+            source_address=(source, 0)))
 
     def line(self):
         """One line without CRLF; b'' at EOF."""
@@ -94,25 +91,6 @@ class Raw:
             lines.append(ln)
             if ln.startswith(prefix) or ln == b"" and not self.buf:
                 return lines
-
-    def is_closed(self, timeout=10):
-        """True once the server closed (EOF or reset) within timeout."""
-        self.s.settimeout(timeout * WRAP_SCALE)
-        try:
-            while True:
-                d = self.s.recv(65536)
-                if not d:
-                    return True
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
 
 
 def login(pr, proto, raw):

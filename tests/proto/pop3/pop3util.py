@@ -4,11 +4,11 @@ strips and unstuffs lines, which hides exactly what these tests check)."""
 import os
 import smtplib
 import socket
-import ssl
 
 import pytest
 
 from conftest import BIN, PASSWORD, client_tls_context
+from rawline import RawLine
 
 HAVE_SMTPD = os.path.exists(os.path.join(BIN, "smtpd"))
 HAVE_IMAPD = os.path.exists(os.path.join(BIN, "imapd"))
@@ -36,12 +36,10 @@ def simple_msg(n, extra=b""):
             b"Body of message %d.\r\n" % (n, n)) + extra
 
 
-class Raw:
+class Raw(RawLine):
     """A line-level POP3 client over a plain or TLS socket."""
 
-    def __init__(self, sock):
-        self.s = sock
-        self.buf = b""
+    line = RawLine.raw_line
 
     @classmethod
     def connect(cls, inst, tls=False, stls=False, timeout=20):
@@ -52,23 +50,6 @@ class Raw:
             assert r.cmd("STLS").startswith(b"+OK")
             r.s = client_tls_context().wrap_socket(r.s, server_hostname="mail.example.test")
         return r
-
-    def _fill(self):
-        data = self.s.recv(65536)
-        if not data:
-            raise EOFError("connection closed")
-        self.buf += data
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.s.sendall(data)
 
     def cmd(self, c):
         self.send(c + "\r\n" if isinstance(c, str) else c + b"\r\n")
@@ -90,20 +71,3 @@ class Raw:
         r = self.cmd("PASS " + password)
         assert r.startswith(b"+OK"), r
         return r
-
-    def is_closed(self, timeout=10):
-        self.s.settimeout(timeout)
-        try:
-            while True:
-                if not self.s.recv(4096):
-                    return True
-        except (ConnectionResetError, ssl.SSLError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass

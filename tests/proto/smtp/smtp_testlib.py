@@ -3,11 +3,11 @@ reads whole (multi-line) replies, plus store inspection by unique token."""
 import base64
 import os
 import socket
-import ssl
 import time
 import uuid
 
 from conftest import PASSWORD, client_tls_context
+from rawline import RawLine
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -59,34 +59,16 @@ def plain_ir(user, password=PASSWORD):
     return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
 
 
-class Raw:
+class Raw(RawLine):
     """A line-level SMTP client over a plain or TLS socket."""
-
-    def __init__(self, sock):
-        self.s = sock
-        self.buf = b""
 
     @classmethod
     def connect(cls, inst, key, tls=False, timeout=10):
         r = cls(inst.connect(key, tls=tls, timeout=timeout))
         return r
 
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.s.sendall(data)
-
-    def _fill(self):
-        chunk = self.s.recv(65536)
-        if not chunk:
-            raise EOFError("connection closed")
-        self.buf += chunk
-
     def line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln.decode("utf-8", "replace")
+        return self.raw_line().decode("utf-8", "replace")
 
     def reply(self):
         """(code, [text lines]) of one complete reply."""
@@ -123,23 +105,7 @@ class Raw:
             self.s, server_hostname="mail.example.test")
         self.buf = b""
 
-    def closed(self, timeout=10):
-        """True once the server has closed (reads until EOF)."""
-        self.s.settimeout(timeout)
-        try:
-            while True:
-                if not self.s.recv(65536):
-                    return True
-        except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
+    closed = RawLine.is_closed
 
 
 def submission_session(inst, key="submission", user=ALICE):
