@@ -5,18 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 
 #include "imap_session.h"
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: imapd [-c FILE]\n");
-	exit(2);
-}
 
 int
 main(int argc, char **argv)
@@ -24,25 +16,11 @@ main(int argc, char **argv)
 	struct imap_daemon d;
 	struct config cfg;
 	struct server_params sp;
-	const char *conf = NULL;
 	char err[512];
-	int ch, rc = 1;
+	int rc = 1;
 
-	while ((ch = getopt(argc, argv, "c:")) != -1) {
-		if (ch == 'c')
-			conf = optarg;
-		else
-			usage();
-	}
-	log_init("imapd", LOG_LVL_INFO);
+	config_from_args(argc, argv, "imapd", &cfg);
 	memset(&d, 0, sizeof(d));
-	if (config_load(&cfg, config_default_path(conf), err, sizeof(err)) < 0) {
-		fprintf(stderr, "imapd: %s\n", err);
-		config_free(&cfg);
-		return 1;
-	}
-	if (cfg.log_debug)
-		log_set_level(LOG_LVL_DEBUG);
 	d.cfg = &cfg;
 	d.loop = ev_default_loop(0);
 	if (store_open(cfg.data_dir, &d.store) != STORE_OK) {

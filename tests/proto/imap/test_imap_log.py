@@ -1,9 +1,12 @@
 """imapd log lines: "imapd <level> <session-id|-> <event> key=value ...",
 the daemon's name once (log.c puts it first), one connect line (the
 network layer's) and one disconnect line per session."""
+import os
 import re
 import signal
+import subprocess
 
+from conftest import BIN
 from imap_core_helper import Raw, plain_instance
 
 LINE_RE = re.compile(r'^imapd (debug|info|warn|error) (-|[0-9a-f]{8,}) [a-z][a-z-]*'
@@ -45,3 +48,14 @@ def test_log_lines_are_event_key_value(pr):
     assert any(" login user=alice@example.test result=ok" in x for x in lines)
     assert sum(1 for x in lines if x.endswith(" - stopped")) == 1, lines
     assert any(re.match(r"imapd info - start imap=", x) for x in lines), lines
+
+
+def test_command_line_errors():
+    """The shared daemon start (config_from_args): usage and exit 2 for an
+    unknown option, one line and exit 1 for a config that cannot be read."""
+    imapd = os.path.join(BIN, "imapd")
+    r = subprocess.run([imapd, "-x"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "usage: imapd [-c FILE]" in r.stderr, r
+    r = subprocess.run([imapd, "-c", "/nonexistent/postroom.conf"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1 and r.stderr.startswith("imapd: /nonexistent"), r
