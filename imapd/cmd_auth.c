@@ -143,6 +143,7 @@ login_done(struct imap_session *s, void *arg)
 	double delay;
 	enum store_err err;
 
+	auth_throttle_end(s->d->throttle, conn_peer_addr(s->c));
 	log_escape(j->user, strlen(j->user), esc, sizeof(esc));
 	if (j->err == STORE_OK) {
 		auth_throttle_success(s->d->throttle, conn_peer_addr(s->c));
@@ -189,6 +190,15 @@ start_login(struct imap_session *s, const char *user, size_t ulen,
 		imap_reply_tagged(s, "NO",
 		    "[AUTHENTICATIONFAILED] Authentication failed");
 		return CMD_DONE;
+	}
+	if (!auth_throttle_begin(s->d->throttle, conn_peer_addr(s->c),
+	    IMAP_AUTH_FAIL_MAX_PER_ADDR)) {
+		log_info("%s login result=refused reason=too-many-failures "
+		    "peer=%s", conn_id(s->c), conn_peer_addr(s->c));
+		imap_reply_untagged(s, "BYE Too many failed logins");
+		imap_reply_tagged(s, "NO",
+		    "[AUTHENTICATIONFAILED] Authentication failed");
+		return CMD_CLOSE;
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->user = xstrndup(user, ulen);
@@ -293,6 +303,10 @@ imap_auth_sasl_line(struct imap_session *s, const char *line, size_t len)
 	res = sasl_result(s, r, chal);
 	if (res == CMD_DONE) {
 		imap_cmd_finish(s);
+	} else if (res == CMD_CLOSE) {
+		s->closing = true;
+		imap_cmd_finish(s);
+		conn_close(s->c);
 	} else if (!s->in_sasl && !s->paused) {
 		/* waiting on the password check */
 		s->paused = true;

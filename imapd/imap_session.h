@@ -51,6 +51,10 @@ enum { IMAP_LISTEN_PLAIN = 0, IMAP_LISTEN_IMPLICIT_TLS = 1 };
 #define IMAP_ARGS_MAX          20000
 #define IMAP_BAD_MAX           20       /* BAD replies in a row: BYE */
 #define IMAP_AUTH_FAIL_MAX     5        /* failed logins per session */
+/* Failed logins per peer address (15-minute window) after which logins are
+   refused unchecked; checks still running count, so parallel sessions
+   cannot each make a guess below it (auth_throttle_begin). */
+#define IMAP_AUTH_FAIL_MAX_PER_ADDR 10
 
 /* Process-wide state (one per imapd). */
 struct imap_daemon {

@@ -360,6 +360,38 @@ def test_pop3_auth_guessing_parallel(pr):
     assert len(refused) >= len(rs) - 9
 
 
+def test_imap_auth_guessing_parallel(pr):
+    """As above for IMAP: once the address has failed, at most the
+    per-address limit (10) of passwords are checked; the other sessions get
+    BYE and NO at once, without a password check."""
+    start(pr, "imap", preauth_timeout="60s")
+    r = Raw(pr, "imap", timeout=60)
+    assert r.line().startswith(b"* OK")
+    r.send(f'a LOGIN "{USER}" "first"\r\n'.encode())
+    assert r.until(b"a ")[-1].startswith(b"a NO")
+    r.close()
+    rs = []
+    for i in range(30):
+        r = Raw(pr, "imap", timeout=60)
+        assert r.line().startswith(b"* OK")
+        rs.append(r)
+
+    def guess(i):
+        try:
+            rs[i].send(f'g LOGIN "{USER}" "par{i}"\r\n'.encode())
+            return rs[i].until(b"g ")
+        except OSError:
+            return [b""]
+    replies = _parallel(len(rs), guess)
+    refused = [x for x in replies if b"* BYE Too many failed logins" in x]
+    failed = [x for x in replies if x not in refused and x[-1].startswith(b"g NO")]
+    assert len(failed) + len(refused) == len(rs), replies
+    assert 1 <= len(failed) <= 9, replies
+    assert len(refused) >= len(rs) - 9
+    checked = len(re.findall(r"login user=\S+ result=fail", pr.log("imapd")))
+    assert checked <= 10, checked
+
+
 # ---- STARTTLS injection -----------------------------------------------------
 
 def _tls(r):
