@@ -74,11 +74,10 @@ conn_start_compress(struct conn *c)
 	if (c->z != NULL || c->phase != PH_OPEN)
 		return -1;
 	z = xcalloc(1, sizeof(*z));
-	if (inflateInit2(&z->in, -15) != Z_OK) {
+	if (z_inflate_init(z) < 0) {
 		free(z);
 		return -1;
 	}
-	z->in_live = true;
 	if (z_deflate_init(z) < 0) {
 		inflateEnd(&z->in);
 		free(z);
