@@ -471,27 +471,42 @@ get_field(const unsigned char **p, const unsigned char *end, char **s_r,
 	return 0;
 }
 
+/* Opens a read txn and finds the cache record of (mbox_id, uid). On
+ * STORE_OK *txn_r is open and *v_r points into it: the caller aborts it. */
+static enum store_err
+cache_lookup(struct store *st, uint32_t mbox_id, uint32_t uid,
+    MDB_txn **txn_r, MDB_val *v_r)
+{
+	unsigned char key[8];
+	MDB_val k = { 8, key };
+	enum store_err e;
+	int rc;
+
+	if ((e = store_txn_begin(st, false, txn_r)) != STORE_OK)
+		return e;
+	msg_key(key, mbox_id, uid);
+	rc = mdb_get(*txn_r, st->db_cache, &k, v_r);
+	if (rc != 0) {
+		mdb_txn_abort(*txn_r);
+		*txn_r = NULL;
+		if (rc == MDB_NOTFOUND)
+			return store_set_error(STORE_ENOTFOUND, "no cache entry");
+		return store_mdb_err(rc, "cache get");
+	}
+	return STORE_OK;
+}
+
 enum store_err
 store_msg_cache_get(struct store *st, uint32_t mbox_id, uint32_t uid,
     struct store_msg_cache *cache_r)
 {
 	MDB_txn *txn;
-	unsigned char key[8];
-	MDB_val k = { 8, key }, v;
+	MDB_val v;
 	enum store_err e;
-	int rc;
 
 	memset(cache_r, 0, sizeof(*cache_r));
-	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+	if ((e = cache_lookup(st, mbox_id, uid, &txn, &v)) != STORE_OK)
 		return e;
-	msg_key(key, mbox_id, uid);
-	rc = mdb_get(txn, st->db_cache, &k, &v);
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		if (rc == MDB_NOTFOUND)
-			return store_set_error(STORE_ENOTFOUND, "no cache entry");
-		return store_mdb_err(rc, "cache get");
-	}
 	const unsigned char *p = v.mv_data, *end = p + v.mv_size;
 	char *parts = NULL;
 	if (get_field(&p, end, &cache_r->envelope, NULL) < 0 ||
@@ -528,23 +543,13 @@ store_msg_header_get(struct store *st, uint32_t mbox_id, uint32_t uid,
     struct buf *out)
 {
 	MDB_txn *txn;
-	unsigned char key[8];
-	MDB_val k = { 8, key }, v;
+	MDB_val v;
 	enum store_err e;
 	uint32_t l;
-	int rc;
 
 	buf_reset(out);
-	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+	if ((e = cache_lookup(st, mbox_id, uid, &txn, &v)) != STORE_OK)
 		return e;
-	msg_key(key, mbox_id, uid);
-	rc = mdb_get(txn, st->db_cache, &k, &v);
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		if (rc == MDB_NOTFOUND)
-			return store_set_error(STORE_ENOTFOUND, "no cache entry");
-		return store_mdb_err(rc, "cache get");
-	}
 	const unsigned char *p = v.mv_data, *end = p + v.mv_size;
 	e = STORE_OK;
 	for (int i = 0; i < 4 && e == STORE_OK; i++)
