@@ -209,6 +209,13 @@ fsw_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 		for (off = 0; off < (size_t)n;
 		    off += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)(buf + off);
+			if (ev->mask & IN_Q_OVERFLOW) {
+				/* The kernel dropped events: any watch may
+				   have missed one. */
+				for (w = reg.watches; w != NULL; w = w->next)
+					w->fired = true;
+				continue;
+			}
 			w = fsw_find(ev->wd);
 			if (w == NULL)
 				continue;

@@ -199,6 +199,39 @@ test_replaced_file(void **state)
 }
 
 static void
+test_queue_overflow(void **state)
+{
+	struct sub a = { 0 }, d = { 0 };
+	char fill[128];
+	FILE *f;
+	long max = 16384;
+
+	/* Fill the inotify queue through the directory watch; the write to
+	   file then finds it full and is dropped, leaving only IN_Q_OVERFLOW.
+	   Every subscriber must hear of it, or a's change is lost. */
+	f = fopen("/proc/sys/fs/inotify/max_queued_events", "r");
+	if (f != NULL) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = 16384;
+		fclose(f);
+	}
+	if (max > 200000)
+		skip();
+	d.w = fswatch_new(loop, dir, sub_cb, &d);
+	a.w = fswatch_new(loop, file, sub_cb, &a);
+	assert_non_null(d.w);
+	assert_non_null(a.w);
+	snprintf(fill, sizeof(fill), "%s/fill", dir);
+	child_write(fill, (int)(max / 2 + 100));
+	child_write(file, 1);
+	run_until_event();
+	assert_true(d.calls >= 1);
+	assert_true(a.calls >= 1);
+	fswatch_free(&a.w);
+	fswatch_free(&d.w);
+}
+
+static void
 test_missing_path(void **state)
 {
 	struct fswatch *w;
@@ -218,6 +251,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_free_in_callback, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_replaced_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_queue_overflow, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_missing_path, setup,
 		    teardown),
