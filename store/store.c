@@ -258,7 +258,10 @@ write_file_atomic(const char *path, const char *data, size_t len)
 	if (slash != NULL && (size_t)(slash - path) < sizeof(dir)) {
 		memcpy(dir, path, (size_t)(slash - path));
 		dir[slash - path] = '\0';
-		fsync_dir(dir);
+		/* The rename is done, but unless the directory is on disk
+		   the caller must not count on the new contents. */
+		if (fsync_dir(dir) < 0)
+			goto out;
 	}
 	ret = 0;
 out:

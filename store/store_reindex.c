@@ -388,7 +388,10 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 	}
 	char cur[4200];
 	snprintf(cur, sizeof(cur), "%s/cur", dir);
-	fsync_dir(cur);
+	if (fsync_dir(cur) < 0) {
+		e = store_errno_err("fsync dir");
+		goto out;
+	}
 	e = mbox_rec_put(st, txn, mb);
 out:
 	for (size_t i = 0; i < nfiles; i++)

@@ -164,7 +164,8 @@ rename_inbox(struct store *st, MDB_txn *txn, struct user_rec *u,
 		return store_errno_err("mailbox file");
 	char cur[4200];
 	snprintf(cur, sizeof(cur), "%s/cur", ddir);
-	fsync_dir(cur);
+	if (fsync_dir(cur) < 0)
+		return store_errno_err("fsync dir");
 	if ((e = mbox_rec_put(st, txn, &inbox)) != STORE_OK ||
 	    (e = mbox_rec_put(st, txn, &dst)) != STORE_OK)
 		return e;
