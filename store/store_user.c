@@ -560,8 +560,10 @@ out:
 	return e;
 }
 
-enum store_err
-store_user_get(struct store *st, const char *address, struct store_user *user_r)
+/* One user by address, or by id when address is NULL, in a read txn. */
+static enum store_err
+user_get(struct store *st, const char *address, uint32_t id,
+    struct store_user *user_r)
 {
 	MDB_txn *txn;
 	struct user_rec u;
@@ -569,7 +571,8 @@ store_user_get(struct store *st, const char *address, struct store_user *user_r)
 
 	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
 		return e;
-	e = user_by_addr(st, txn, address, &u);
+	e = address != NULL ? user_by_addr(st, txn, address, &u) :
+	    user_rec_get(st, txn, id, &u);
 	mdb_txn_abort(txn);
 	if (e == STORE_OK && user_r != NULL)
 		user_to_public(&u, user_r);
@@ -577,19 +580,15 @@ store_user_get(struct store *st, const char *address, struct store_user *user_r)
 }
 
 enum store_err
+store_user_get(struct store *st, const char *address, struct store_user *user_r)
+{
+	return user_get(st, address, 0, user_r);
+}
+
+enum store_err
 store_user_get_by_id(struct store *st, uint32_t id, struct store_user *user_r)
 {
-	MDB_txn *txn;
-	struct user_rec u;
-	enum store_err e;
-
-	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
-		return e;
-	e = user_rec_get(st, txn, id, &u);
-	mdb_txn_abort(txn);
-	if (e == STORE_OK && user_r != NULL)
-		user_to_public(&u, user_r);
-	return e;
+	return user_get(st, NULL, id, user_r);
 }
 
 enum store_err
