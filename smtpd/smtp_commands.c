@@ -503,19 +503,8 @@ auth_work(void *arg)
 	    s->sasl.pass, &s->auth_result);
 }
 
-static void
-auth_delay_done(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct smtp_session *s = w->data;
-
-	(void)loop;
-	(void)revents;
-	ev_timer_stop(s->ctx->loop, &s->delay);
-	s->delay_on = false;
-	smtp_reply(s, 535, "5.7.8", "Authentication credentials invalid");
-	smtp_resume(s, SMTP_ST_READY);
-}
-
+/* Ends the wait after a failed AUTH, early on shutdown: the 535 goes out
+   and the session takes commands again. */
 void
 smtp_auth_cancel(struct smtp_session *s)
 {
@@ -525,6 +514,14 @@ smtp_auth_cancel(struct smtp_session *s)
 	s->delay_on = false;
 	smtp_reply(s, 535, "5.7.8", "Authentication credentials invalid");
 	smtp_resume(s, SMTP_ST_READY);
+}
+
+static void
+auth_delay_done(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	smtp_auth_cancel(w->data);
 }
 
 static void
