@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "imap_list_ext.h"
+#include "fuzz_imap_util.h"
 #include "imap_parser.h"
 #include "imap_utf7.h"
 
@@ -38,35 +39,6 @@ list(const struct imap_cmd *cmd)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct imap_parser_limits lim = {
-		.line_max = 4096, .hard_max = 8192, .literal_total = 4096,
-		.depth_max = 16, .args_max = 500,
-	};
-	struct imap_parser *p = imap_parser_new(&lim);
-	size_t pos = 0;
-
-	while (pos < size && !imap_parser_is_fatal(p)) {
-		size_t used;
-		enum imap_pev ev;
-		struct imap_cmd cmd;
-		const char *tag, *err;
-		int r;
-
-		r = imap_parser_next(p, (const char *)data + pos, size - pos,
-		    &used, &ev, &cmd, &tag, &err);
-		pos += used;
-		if (r == 1 && ev == IMAP_PEV_LITERAL) {
-			if (imap_parser_literal_fits(p))
-				imap_parser_literal_read(p);
-			else
-				imap_parser_literal_reject(p);
-			continue;
-		}
-		if (r == 1)
-			list(&cmd);
-		else if (r == 0 && used == 0)
-			break;
-	}
-	imap_parser_free(&p);
+	fuzz_imap_each_cmd(data, size, list);
 	return 0;
 }
