@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "store.h"
 #include "util.h"
+#include "store_test_util.h"
 
 struct fx {
 	char dir[64];
@@ -31,25 +32,13 @@ struct fx {
 
 static char alice_hash[PW_HASH_MAX];
 
-static void
-rm_tree(const char *path)
-{
-	char *cmd = xasprintf("rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		fprintf(stderr, "rm failed\n");
-	free(cmd);
-}
-
 static int
 setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
 
-	strcpy(f->dir, "/tmp/test_store.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
-	assert_int_equal(store_open(f->data, &f->st), STORE_OK);
-	assert_int_equal(store_domain_add(f->st, "Example.TEST"), STORE_OK);
+	store_test_open(f->dir, f->data, "/tmp/test_store.XXXXXX",
+	    "Example.TEST", &f->st);
 	if (!alice_hash[0])
 		assert_int_equal(pw_hash("alice-pw", alice_hash), 0);
 	assert_int_equal(store_user_add(f->st, "Alice@example.test", alice_hash,

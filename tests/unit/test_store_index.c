@@ -19,6 +19,7 @@
 
 #include "store.h"
 #include "util.h"
+#include "store_test_util.h"
 
 struct fx {
 	char dir[64];
@@ -27,25 +28,13 @@ struct fx {
 	struct store_user alice;
 };
 
-static void
-rm_tree(const char *path)
-{
-	char *cmd = xasprintf("rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		fprintf(stderr, "rm failed\n");
-	free(cmd);
-}
-
 static int
 setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
 
-	strcpy(f->dir, "/tmp/test_store_index.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
-	assert_int_equal(store_open(f->data, &f->st), STORE_OK);
-	assert_int_equal(store_domain_add(f->st, "example.test"), STORE_OK);
+	store_test_open(f->dir, f->data, "/tmp/test_store_index.XXXXXX",
+	    "example.test", &f->st);
 	/* Any string does as a hash: nobody logs in here. */
 	assert_int_equal(store_user_add(f->st, "alice@example.test",
 	    "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", 0,
