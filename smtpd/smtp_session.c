@@ -245,10 +245,14 @@ on_tls_done(struct conn *c, void *sess, bool ok)
 		log_info("%s starttls result=fail", conn_id(c));
 		return;
 	}
-	/* RFC 3207 4.2: forget everything learnt before TLS. */
+	/* RFC 3207 4.2: forget everything learnt before TLS, a plaintext
+	   AUTH (allow_plaintext_auth) included. */
 	smtp_tx_free(&s->tx);
 	s->helo[0] = '\0';
 	s->esmtp = false;
+	s->authenticated = false;
+	s->auth_user_id = 0;
+	s->auth_user[0] = '\0';
 	smtp_set_state(s, SMTP_ST_INIT);
 	log_info("%s starttls result=ok version=%s cipher=%s", conn_id(c),
 	    conn_tls_version(c), conn_tls_cipher(c));

@@ -194,6 +194,29 @@ def test_data_before_starttls_completes_on_submission(smtp):
     r.expect("QUIT", 221)
 
 
+def test_starttls_forgets_plaintext_auth(pr):
+    # RFC 3207 4.2: an AUTH done in clear text (allow_plaintext_auth) is
+    # knowledge from before TLS and does not carry over.
+    pr.write_config(allow_plaintext_auth="yes")
+    setup_users(pr)
+    pr.start("smtpd")
+    r = Raw.connect(pr, "submission")
+    r.greeting()
+    r.ehlo()
+    r.expect("AUTH PLAIN " + plain_ir(ALICE), 235)
+    r.expect("STARTTLS", 220)
+    from conftest import client_tls_context
+    r.s = client_tls_context().wrap_socket(r.s,
+                                           server_hostname="mail.example.test")
+    r.buf = b""
+    r.ehlo()
+    c, _ = r.cmd(f"MAIL FROM:<{ALICE}>")
+    assert c == 530
+    r.expect("AUTH PLAIN " + plain_ir(ALICE), 235)
+    r.expect(f"MAIL FROM:<{ALICE}>", 250)
+    r.expect("QUIT", 221)
+
+
 def test_idle_timeout(pr):
     pr.write_config(preauth_timeout="1s", smtp_timeout="2s")
     setup_users(pr)
