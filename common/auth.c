@@ -97,6 +97,7 @@ struct auth_throttle {
 	struct throttle_entry *buckets[THROTTLE_BUCKETS];
 	size_t n_entries;
 	unsigned ops_since_sweep;
+	double oldest;          /* no entry's last is older (set by a sweep) */
 };
 
 static double
@@ -168,6 +169,7 @@ throttle_sweep(struct auth_throttle *t, double now)
 {
 	size_t i;
 
+	t->oldest = now;
 	for (i = 0; i < THROTTLE_BUCKETS; i++) {
 		struct throttle_entry **pp = &t->buckets[i];
 		while (*pp != NULL) {
@@ -178,6 +180,8 @@ throttle_sweep(struct auth_throttle *t, double now)
 				free(e);
 				t->n_entries--;
 			} else {
+				if (e->last < t->oldest)
+					t->oldest = e->last;
 				pp = &e->next;
 			}
 		}
@@ -222,8 +226,12 @@ throttle_get(struct auth_throttle *t, const char *addr, double now)
 	size_t len;
 	uint32_t b;
 
+	/* A full table is swept again only once its oldest entry can have
+	   gone stale: else every attempt during a flood would walk all
+	   THROTTLE_MAX_ENTRIES entries on the loop thread to free nothing. */
 	if (++t->ops_since_sweep >= 1024 ||
-	    t->n_entries >= THROTTLE_MAX_ENTRIES)
+	    (t->n_entries >= THROTTLE_MAX_ENTRIES &&
+	    now - t->oldest > THROTTLE_FORGET_SECS))
 		throttle_sweep(t, now);
 	e = throttle_find(t, addr, now);
 	if (e != NULL)

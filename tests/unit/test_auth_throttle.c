@@ -5,6 +5,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+
 #include "auth.h"
 
 static void
@@ -44,6 +46,30 @@ test_ipv6_per_64(void **state)
 	/* not an address: used as given */
 	auth_throttle_fail(t, "unknown");
 	assert_int_equal(auth_throttle_count(t, "unknown"), 1);
+	auth_throttle_free(&t);
+}
+
+static void
+test_full_table(void **state)
+{
+	struct auth_throttle *t = auth_throttle_new();
+	char addr[32];
+	int i;
+
+	(void)state;
+	/* 65536 addresses fill the table (THROTTLE_MAX_ENTRIES). Those
+	   already in keep counting; a new one is not tracked but gets the
+	   longest delay, and many attempts while full stay cheap. */
+	for (i = 0; i < 65536; i++) {
+		snprintf(addr, sizeof(addr), "10.%d.%d.1", i >> 8, i & 255);
+		assert_true(auth_throttle_fail(t, addr) < 15.0);
+	}
+	for (i = 0; i < 20000; i++)
+		assert_true(auth_throttle_fail(t, "192.0.2.77") == 15.0);
+	assert_int_equal(auth_throttle_count(t, "192.0.2.77"), 0);
+	assert_true(auth_throttle_begin(t, "192.0.2.77", 1));
+	assert_true(auth_throttle_fail(t, "10.0.5.1") < 15.0);
+	assert_int_equal(auth_throttle_count(t, "10.0.5.1"), 2);
 	auth_throttle_free(&t);
 }
 
@@ -88,6 +114,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_delay_grows),
 		cmocka_unit_test(test_ipv6_per_64),
+		cmocka_unit_test(test_full_table),
 		cmocka_unit_test(test_begin_end),
 	};
 
