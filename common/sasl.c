@@ -16,7 +16,7 @@
 #define LOGIN_USER_CHALLENGE "VXNlcm5hbWU6"   /* "Username:" */
 #define LOGIN_PASS_CHALLENGE "UGFzc3dvcmQ6"   /* "Password:" */
 
-/* A PLAIN message holds two names and a password; 1 KiB of base64 is far
+/* A PLAIN message holds two names and a password; 4 KiB of base64 is far
    more than any real one, and bounds what an unauthenticated peer makes us
    decode. */
 #define SASL_RESPONSE_MAX 4096
