@@ -16,8 +16,7 @@
 struct dirfd_ent {
 	uint32_t mbox_id;
 	int fd;
-	unsigned refs;
-	bool detached;          /* replaced in the table: last unref closes */
+	unsigned refs;          /* the table's (until replaced) + users' */
 };
 
 static void
@@ -60,11 +59,8 @@ dirfd_add(struct store *st, uint32_t mbox_id, const char *dir)
 	pthread_mutex_lock(&st->dirfd_mu);
 	old = st->dirfds[mbox_id % STORE_DIRFD_SLOTS];
 	st->dirfds[mbox_id % STORE_DIRFD_SLOTS] = e;
-	if (old != NULL) {
-		old->detached = true;
-		if (--old->refs > 0)
-			old = NULL;
-	}
+	if (old != NULL && --old->refs > 0)
+		old = NULL;     /* still in use: its last user closes it */
 	pthread_mutex_unlock(&st->dirfd_mu);
 	if (old != NULL)
 		ent_free(old);
