@@ -582,6 +582,37 @@ store_msg_cache_free(struct store_msg_cache *cache)
 
 /* ---- flags ---- */
 
+/* The renames store_msg_set_flags made, to undo if the txn fails. */
+struct rename_log {
+	char **from, **to;
+	size_t n;
+};
+
+static void
+rename_log_add(struct rename_log *l, const char *from, const char *to)
+{
+	l->from = xrealloc(l->from, (l->n + 1) * sizeof(char *));
+	l->to = xrealloc(l->to, (l->n + 1) * sizeof(char *));
+	l->from[l->n] = xstrdup(from);
+	l->to[l->n++] = xstrdup(to);
+}
+
+/* Frees the log; with undo, first renames every file back (newest first),
+   so a failed flag change leaves the names the index still has. */
+static void
+rename_log_free(struct rename_log *l, bool undo)
+{
+	for (size_t i = l->n; i-- > 0;) {
+		if (undo)
+			(void)rename(l->to[i], l->from[i]);
+		free(l->from[i]);
+		free(l->to[i]);
+	}
+	free(l->from);
+	free(l->to);
+	memset(l, 0, sizeof(*l));
+}
+
 enum store_err
 store_msg_set_flags(struct store *st, uint32_t mbox_id, enum store_flag_op op,
     uint32_t flags, const char *const *keywords, size_t nkeywords,
@@ -593,6 +624,7 @@ store_msg_set_flags(struct store *st, uint32_t mbox_id, enum store_flag_op op,
 	uint32_t kbits = 0;
 	uint64_t modseq = 0;
 	bool added = false, any = false;
+	struct rename_log renamed = { 0 };
 	enum store_err e;
 
 	flags &= STORE_F_SEEN | STORE_F_ANSWERED | STORE_F_FLAGGED |
@@ -644,9 +676,13 @@ store_msg_set_flags(struct store *st, uint32_t mbox_id, enum store_flag_op op,
 			if (msg_find_path(dir, &mb, &m, from, sizeof(from)) == 0) {
 				msg_file_name(&mb, &nm, name, sizeof(name));
 				snprintf(to, sizeof(to), "%s/cur/%s", dir, name);
-				if (strcmp(from, to) != 0 && rename(from, to) < 0) {
-					e = store_errno_err("rename message");
-					goto fail;
+				if (strcmp(from, to) != 0) {
+					if (rename(from, to) < 0) {
+						e = store_errno_err(
+						    "rename message");
+						goto fail;
+					}
+					rename_log_add(&renamed, from, to);
 				}
 			}
 			mbox_counters_add(&mb, &m, -1);
@@ -670,12 +706,16 @@ store_msg_set_flags(struct store *st, uint32_t mbox_id, enum store_flag_op op,
 	}
 	if ((e = mbox_rec_put(st, txn, &mb)) != STORE_OK)
 		goto fail;
-	if ((e = store_txn_commit(txn)) != STORE_OK)
+	if ((e = store_txn_commit(txn)) != STORE_OK) {
+		rename_log_free(&renamed, true);
 		return e;
+	}
+	rename_log_free(&renamed, false);
 	notify_touch(st, mbox_id);
 	return STORE_OK;
 fail:
 	mdb_txn_abort(txn);
+	rename_log_free(&renamed, true);
 	return e;
 }
 
