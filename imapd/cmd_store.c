@@ -156,8 +156,11 @@ store_done(struct imap_session *s, void *arg)
 			continue;
 		m = &v->msgs[msn - 1];
 		if (j->ch[i].conflict) {
-			j->modified = xrealloc(j->modified,
-			    (j->nmodified + 1) * sizeof(*j->modified));
+			/* at most one entry per message: sized once, not
+			   grown per conflict (quadratic on a large set) */
+			if (j->modified == NULL)
+				j->modified = xmalloc(j->n *
+				    sizeof(*j->modified));
 			j->modified[j->nmodified++] = s->uid_cmd ? m->uid : msn;
 			continue;
 		}
