@@ -177,14 +177,6 @@ put_status(struct buf *b, const struct xentry *e, unsigned items)
 	buf_puts(b, ")\r\n");
 }
 
-static void
-normalize_inbox(char *name)
-{
-	if (strncasecmp(name, "INBOX", 5) == 0 &&
-	    (name[5] == '\0' || name[5] == '/'))
-		memcpy(name, "INBOX", 5);
-}
-
 bool
 imap_list_is_extended(const struct imap_arg *args, const struct imap_arg *end)
 {
@@ -229,7 +221,7 @@ imap_cmd_list_ext(struct imap_session *s, const struct imap_arg *args,
 			empty_pat = true;
 		buf_putc(&p, '\0');
 		pats[i] = buf_steal(&p);
-		normalize_inbox(pats[i]);
+		imap_mailbox_normalize_inbox(pats[i]);
 	}
 	buf_init(&out);
 	if (empty_pat && o.npats == 1) {

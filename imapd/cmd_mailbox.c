@@ -14,8 +14,8 @@
 
 #define PATTERN_MAX 1024
 
-static void
-normalize_inbox(char *name)
+void
+imap_mailbox_normalize_inbox(char *name)
 {
 	if (strncasecmp(name, "INBOX", 5) == 0 &&
 	    (name[5] == '\0' || name[5] == '/'))
@@ -68,7 +68,7 @@ imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a)
 	name = b.data ? buf_steal(&b) : xstrdup("");
 	while (name[0] && name[strlen(name) - 1] == '/')
 		name[strlen(name) - 1] = '\0';
-	normalize_inbox(name);
+	imap_mailbox_normalize_inbox(name);
 	if (!name_is_valid(name)) {
 		free(name);
 		imap_reply_tagged(s, "NO", "[CANNOT] Invalid mailbox name");
@@ -472,7 +472,7 @@ list_cmd(struct imap_session *s, const struct imap_arg *args,
 		return CMD_DONE;
 	}
 	buf_putc(&pattern, '\0');
-	normalize_inbox(pattern.data);
+	imap_mailbox_normalize_inbox(pattern.data);
 	collapse_wildcards(pattern.data);
 	if (lsub) {
 		struct store_mailbox mb;

@@ -20,6 +20,9 @@ imap_cmd_fn imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
    normalised and a trailing '/' removed. NULL (and a tagged reply queued)
    if invalid. */
 char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a);
+/* Rewrites a leading "inbox" (any case, alone or before '/') to "INBOX"
+   in place. */
+void imap_mailbox_normalize_inbox(char *name);
 
 /* cmd_select.c */
 imap_cmd_fn imap_cmd_select, imap_cmd_examine, imap_cmd_check,
