@@ -568,16 +568,14 @@ fail:
 enum store_err
 mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id)
 {
-	static const int which[] = { 0, 1, 2 };
+	const MDB_dbi dbis[] = { st->db_msgs, st->db_cache, st->db_tombs };
 	unsigned char prefix[4];
 	MDB_val k, v;
 
 	be32_put(prefix, mbox_id);
-	for (size_t w = 0; w < ARRAY_SIZE(which); w++) {
-		MDB_dbi dbi = w == 0 ? st->db_msgs : w == 1 ? st->db_cache :
-		    st->db_tombs;
+	for (size_t w = 0; w < ARRAY_SIZE(dbis); w++) {
 		MDB_cursor *c;
-		if (mdb_cursor_open(txn, dbi, &c) != 0)
+		if (mdb_cursor_open(txn, dbis[w], &c) != 0)
 			return store_set_error(STORE_EINTERNAL, "cursor");
 		k.mv_size = 4;
 		k.mv_data = prefix;
