@@ -8,6 +8,7 @@ requires a clean exit, and fails the test if a sanitizer reported anything.
 """
 import os
 import random
+import shutil
 import signal
 import socket
 import ssl
@@ -36,6 +37,18 @@ LISTENERS = {
 }
 
 _CERT = None
+# Temporary directories of this run: removed at the end of a passing run,
+# kept (for the logs and data) when anything failed.
+_MADE_DIRS = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if exitstatus != 0 or os.environ.get("POSTROOM_KEEP"):
+        return
+    if _CERT is not None:
+        _MADE_DIRS.append(os.path.dirname(_CERT[0]))
+    for d in _MADE_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_cert():
@@ -93,6 +106,7 @@ class Postroom:
 
     def __init__(self, extra_config=None):
         self.dir = tempfile.mkdtemp(prefix="postroom-test-")
+        _MADE_DIRS.append(self.dir)
         self.data_dir = os.path.join(self.dir, "data")
         self.conf = os.path.join(self.dir, "postroom.conf")
         self.cert, self.key = test_cert()
