@@ -631,8 +631,11 @@ store_mailbox_delete(struct store *st, uint32_t user_id, const char *name)
 	char mf[4200];
 	snprintf(mf, sizeof(mf), "%s/" STORE_MBOX_FILE, dir);
 	unlink(mf);
-	if ((e = store_txn_commit(txn)) != STORE_OK)
+	if ((e = store_txn_commit(txn)) != STORE_OK) {
+		/* The mailbox lives on: put its mirror back for a reindex. */
+		(void)mbox_file_write(dir, &r);
 		return e;
+	}
 	rm_rf(dir);
 	notify_touch(st, id);
 	snprintf(dir, sizeof(dir), "%s/notify/%u", st->data_dir, id);
