@@ -378,7 +378,11 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 			continue;
 		msg_key(key, mb->id, old[j].uid);
 		MDB_val tk = { 8, key }, tv = { sizeof(modseq), &modseq };
-		mdb_put(txn, st->db_tombs, &tk, &tv, 0);
+		int rc = mdb_put(txn, st->db_tombs, &tk, &tv, 0);
+		if (rc != 0) {
+			e = store_mdb_err(rc, "tombstone put");
+			goto out;
+		}
 	}
 	mb->reserved_uid = mb->uidnext + STORE_RESERVE_CHUNK;
 	mb->reserved_modseq = mb->highestmodseq + 1 + STORE_RESERVE_CHUNK;
