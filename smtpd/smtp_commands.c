@@ -219,7 +219,6 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 	enum smtp_path_err e;
 	enum store_err se;
 	const char *err = "";
-	char addr[SMTP_PATH_MAX + 1 + 256];
 	uint32_t *ids = NULL;
 	size_t n = 0;
 
@@ -232,11 +231,10 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 		reply_path_err(s, e, err, false);
 		return;
 	}
-	snprintf(addr, sizeof(addr), "%s", path.address);
 	if (!path.has_domain)
 		se = resolve_postmaster(s, &ids, &n);
 	else
-		se = store_resolve(s->ctx->store, addr, &ids, &n);
+		se = store_resolve(s->ctx->store, path.address, &ids, &n);
 	switch (se) {
 	case STORE_OK:
 		break;

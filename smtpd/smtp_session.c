@@ -292,7 +292,6 @@ on_closed(struct conn *c, void *sess)
 	    s->messages, s->errors);
 	smtp_tx_free(&s->tx);
 	sasl_server_reset(&s->sasl);
-	secret_free(&s->auth_pass);
 	free(s);
 }
 

@@ -97,7 +97,6 @@ struct smtp_session {
 
 	/* AUTH */
 	struct sasl_server sasl;
-	char *auth_pass;                 /* owned, wiped */
 	enum store_err auth_err;
 	struct store_user auth_result;
 	ev_timer delay;                  /* failed-AUTH delay */
