@@ -202,30 +202,7 @@ store_delivery_add_target(struct store_delivery *d, uint32_t user_id,
 static void
 build_cache(struct store_delivery *d)
 {
-	struct mime_info info;
-	struct store_msg_cache c;
-	void *map = NULL;
-
-	memset(&info, 0, sizeof(info));
-	if (d->size > 0) {
-		map = mmap(NULL, d->size, PROT_READ, MAP_SHARED, d->fd, 0);
-		if (map == MAP_FAILED)
-			map = NULL;
-	}
-	mime_parse(map ? map : "", map ? d->size : 0, &info);
-	c.envelope = info.envelope.data;
-	c.bodystructure = info.bodystructure.data;
-	c.body = info.body.data;
-	c.parts = info.parts.data;
-	c.parts_len = info.parts.len;
-	buf_reset(&d->cache);
-	/* The header too, so that header fetches need not open the file
-	   (not cached if the file could not be mapped). */
-	cache_encode(&c, map ? map : (d->size == 0 ? "" : NULL),
-	    map ? msg_header_len(map, d->size) : 0, &d->cache);
-	if (map != NULL)
-		munmap(map, d->size);
-	mime_info_free(&info);
+	cache_build(d->fd, d->size, &d->cache);
 }
 
 struct dirset {

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include "mime.h"
 #include "store_private.h"
 
 int
@@ -437,6 +439,35 @@ cache_encode(const struct store_msg_cache *c, const char *hdr,
 	put_field(out, c->parts, c->parts_len);
 	if (hdr != NULL && hdr_len <= STORE_HEADER_CACHE_MAX)
 		put_field(out, hdr, hdr_len);
+}
+
+void
+cache_build(int fd, uint64_t size, struct buf *out)
+{
+	struct mime_info info;
+	struct store_msg_cache c;
+	void *map = NULL;
+
+	memset(&info, 0, sizeof(info));
+	if (fd >= 0 && size > 0) {
+		map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED)
+			map = NULL;
+	}
+	mime_parse(map ? map : "", map ? size : 0, &info);
+	c.envelope = info.envelope.data;
+	c.bodystructure = info.bodystructure.data;
+	c.body = info.body.data;
+	c.parts = info.parts.data;
+	c.parts_len = info.parts.len;
+	buf_reset(out);
+	/* The header too, so that header fetches need not open the file
+	   (not cached if the file could not be mapped). */
+	cache_encode(&c, map ? map : (size == 0 ? "" : NULL),
+	    map ? msg_header_len(map, size) : 0, out);
+	if (map != NULL)
+		munmap(map, size);
+	mime_info_free(&info);
 }
 
 size_t

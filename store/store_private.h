@@ -223,6 +223,9 @@ void cache_encode(const struct store_msg_cache *c, const char *hdr,
 /* Length of the top-level header of msg[0..len) as FETCH BODY[HEADER]
    sees it (store_msg_header_get). */
 size_t msg_header_len(const char *msg, size_t len);
+/* Parses the size bytes of the file open on fd (fd < 0: unreadable) and
+   encodes its cache record into out (reset first). */
+void cache_build(int fd, uint64_t size, struct buf *out);
 enum store_err msg_rec_get(struct store *st, MDB_txn *txn, uint32_t mbox,
     uint32_t uid, struct msg_rec *m);
 enum store_err msg_rec_put(struct store *st, MDB_txn *txn, uint32_t mbox,

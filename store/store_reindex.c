@@ -161,33 +161,11 @@ scan_cur(const char *dir, struct rfile **files_r, size_t *n_r)
 static void
 parse_into_cache(const char *path, uint64_t size, struct buf *out)
 {
-	struct mime_info info;
-	struct store_msg_cache c;
-	void *map = NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	memset(&info, 0, sizeof(info));
-	if (fd >= 0 && size > 0) {
-		map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-		if (map == MAP_FAILED)
-			map = NULL;
-	}
+	cache_build(fd, size, out);
 	if (fd >= 0)
 		close(fd);
-	mime_parse(map ? map : "", map ? size : 0, &info);
-	c.envelope = info.envelope.data;
-	c.bodystructure = info.bodystructure.data;
-	c.body = info.body.data;
-	c.parts = info.parts.data;
-	c.parts_len = info.parts.len;
-	buf_reset(out);
-	/* The header too, so that header fetches need not open the file
-	   (not cached if the file could not be mapped). */
-	cache_encode(&c, map ? map : (size == 0 ? "" : NULL),
-	    map ? msg_header_len(map, size) : 0, out);
-	if (map != NULL)
-		munmap(map, size);
-	mime_info_free(&info);
 }
 
 static size_t
