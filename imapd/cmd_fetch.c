@@ -47,6 +47,7 @@ struct imap_fetch {
 	int pf_fd[PREFETCH];
 	size_t pf_next;         /* first position not yet prefetched */
 	bool has_modseq;        /* MODSEQ is among the items */
+	bool has_flags;         /* FLAGS is among the items */
 	/* Only top-level header sections are read: served from the store's
 	   header cache (no file open) when the message has one. */
 	bool hdr_only;
@@ -419,8 +420,8 @@ fetch_run(struct imap_session *s)
 	while (f->pos < f->n) {
 		if (!f->in_msg) {
 			struct store_msg *m = &s->sel->msgs[f->idx[f->pos]];
-			bool add_flags = f->seen_changed && f->seen_changed[f->pos];
-			size_t i;
+			bool add_flags = f->seen_changed &&
+			    f->seen_changed[f->pos] && !f->has_flags;
 
 			if (msg_open(s, f, m->uid) < 0) {
 				f->failed = true;
@@ -428,9 +429,6 @@ fetch_run(struct imap_session *s)
 				continue;
 			}
 			buf_printf(bp, "* %zu FETCH (", f->idx[f->pos] + 1);
-			for (i = 0; add_flags && i < f->it.n; i++)
-				if (f->it.v[i].type == IMAP_FI_FLAGS)
-					add_flags = false;
 			if (add_flags) {
 				buf_puts(bp, "FLAGS ");
 				imap_buf_flags(bp, s->sel, m->flags, m->keywords);
@@ -532,7 +530,7 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args,
 {
 	struct imap_fetch *f;
 	struct imap_fetch_mods mods;
-	bool has_uid = false, has_flags = false;
+	bool has_uid = false;
 	size_t i, nunseen = 0, nargs = imap_args_count(args, end);
 	const char *err;
 
@@ -570,7 +568,7 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args,
 		if (f->it.v[i].type == IMAP_FI_UID)
 			has_uid = true;
 		if (f->it.v[i].type == IMAP_FI_FLAGS)
-			has_flags = true;
+			f->has_flags = true;
 		if (f->it.v[i].type == IMAP_FI_MODSEQ)
 			f->has_modseq = true;
 	}
@@ -579,7 +577,7 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args,
 	/* Once CONDSTORE is on, FLAGS come with MODSEQ (RFC 7162 §3.1.4.1);
 	   CHANGEDSINCE always adds it. */
 	if (!f->has_modseq && (mods.changedsince ||
-	    (has_flags && imap_condstore_on(s)))) {
+	    (f->has_flags && imap_condstore_on(s)))) {
 		f->it.v = xrealloc(f->it.v, (f->it.n + 1) * sizeof(*f->it.v));
 		memset(&f->it.v[f->it.n], 0, sizeof(f->it.v[0]));
 		f->it.v[f->it.n].type = IMAP_FI_MODSEQ;
