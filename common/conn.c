@@ -351,8 +351,9 @@ conn_read(struct conn *c)
 }
 
 /* Calls input() while it makes progress. A daemon that consumes nothing is
-   waiting for more bytes: stop, or we would spin. */
-static void
+   waiting for more bytes: stop, or we would spin. True when it stopped at
+   DISPATCH_ROUNDS with input left for the kicked next round. */
+static bool
 conn_dispatch(struct conn *c)
 {
 	uint64_t before;
@@ -361,19 +362,20 @@ conn_dispatch(struct conn *c)
 	for (rounds = 0; conn_can_input(c); rounds++) {
 		if (c->z != NULL && z_conn_inflate(c) < 0) {
 			conn_fail(c, "inflate-error");
-			return;
+			return false;
 		}
 		if (c->in_end == c->in_start)
-			return;
+			return false;
 		if (rounds == DISPATCH_ROUNDS) {
 			conn_kick(c);
-			return;
+			return true;
 		}
 		before = c->consumed;
 		c->srv->h->input(c, c->sess);
 		if (c->consumed == before)
-			return;
+			return false;
 	}
+	return false;
 }
 
 void
@@ -463,8 +465,10 @@ conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (conn_can_read(c) && ((revents & EV_READ) ||
 	    c->tls_read_wants_write || tls_conn_has_pending(c)))
 		conn_read(c);
-	conn_dispatch(c);
-	if (c->eof && c->phase == PH_OPEN && c->pauses == 0 && !c->congested) {
+	/* At the end of the peer's data, close only once the commands
+	   before it have had their turn. */
+	if (!conn_dispatch(c) && c->eof && c->phase == PH_OPEN &&
+	    c->pauses == 0 && !c->congested) {
 		if (c->reason == NULL)
 			c->reason = "eof";
 		conn_close(c);

@@ -42,6 +42,7 @@ struct tsess {
 	long raw_left;          /* RAW: bytes still to take with peek/consume */
 	unsigned raw_sum;
 	bool held;
+	bool one;               /* ONE: one command per input() call */
 };
 
 static struct {
@@ -190,6 +191,9 @@ d_command(struct conn *c, struct tsess *s, char *line, size_t len)
 		    conn_tls_version(c) ? conn_tls_version(c) : "-",
 		    conn_tls_cipher(c) ? "yes" : "-", conn_is_compressed(c),
 		    conn_id(c), conn_peer_addr(c));
+	} else if (strcmp(line, "ONE") == 0) {
+		s->one = true;
+		conn_puts(c, "ONE\r\n");
 	} else if (strcmp(line, "COUNT") == 0) {
 		conn_printf(c, "COUNT %u\r\n", server_conn_count(T.srv));
 	} else {
@@ -235,7 +239,7 @@ d_input(struct conn *c, void *sess)
 		d_command(c, s, line, len);
 		/* One command per call when it changed the connection's
 		   state, as a daemon with a CMD_SUSPEND would. */
-		if (conn_is_paused(c) || conn_is_closing(c))
+		if (conn_is_paused(c) || conn_is_closing(c) || s->one)
 			return;
 	}
 }
@@ -732,6 +736,56 @@ cl_lines_bytewise(void)
 	EXPECT(&k, "ECHO 3 a\rb");
 	cli_close(&k);
 	return NULL;
+}
+
+static const char *
+eof_pipelined_on(bool tls)
+{
+	struct cli k;
+	static char many[4000];
+	char got[64];
+	int n = 0;
+
+	if (cli_connect(&k, tls ? T.tls_port : T.port) < 0)
+		return "connect";
+	if (tls && cli_tls(&k) < 0)
+		return "tls";
+	EXPECT(&k, tls ? "HELLO tls" : "HELLO plain");
+	cli_puts(&k, "ONE\r\n");
+	EXPECT(&k, "ONE");
+	/* Far more one-byte commands than one dispatch runs, then the end
+	   of our side: every command is still answered before the close. */
+	memset(many, '\n', sizeof(many));
+	if (cli_send(&k, many, sizeof(many)) < 0)
+		return "send";
+	shutdown(k.fd, SHUT_WR);
+	while (cli_line(&k, got, sizeof(got)) == 0) {
+		if (strcmp(got, "ECHO 0 ") != 0)
+			return "unexpected reply";
+		n++;
+	}
+	cli_close(&k);
+	if (n != (int)sizeof(many)) {
+		snprintf(errbuf, sizeof(errbuf), "%d of %zu answered", n,
+		    sizeof(many));
+		return errbuf;
+	}
+	return NULL;
+}
+
+/* Over TLS the read loop can take the data and the end in one go. */
+static const char *
+cl_eof_pipelined(void)
+{
+	const char *err = eof_pipelined_on(false);
+
+	return err != NULL ? err : eof_pipelined_on(true);
+}
+
+static void
+test_eof_pipelined(void **state)
+{
+	run_client(cl_eof_pipelined);
 }
 
 static void
@@ -1396,6 +1450,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eof_pipelined, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_lines_bytewise, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_raw, setup, teardown),
