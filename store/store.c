@@ -237,7 +237,10 @@ write_file_atomic(const char *path, const char *data, size_t len)
 	size_t off = 0;
 	const char *slash;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	/* Per thread, not per process: worker threads of one daemon may
+	   rewrite the same mirror file at once. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d.%d", path, (int)getpid(),
+	    (int)gettid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
