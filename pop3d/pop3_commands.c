@@ -5,6 +5,7 @@
    services (login, streaming, update); they do no I/O of their own. */
 #include <inttypes.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "pop3_session.h"
@@ -203,11 +204,12 @@ auth_result(struct pop3_session *s, enum sasl_result r,
 	}
 	pop3_set_state(s, POP3_ST_AUTHORIZATION);
 	/* No proxy logins: an authzid other than the user is refused like
-	   a wrong password (through the same delayed path). */
+	   a wrong password (through the same delayed path). Compared
+	   without case, as smtpd does: the login name is lowered later. */
 	user = s->sasl.user;
 	pass = s->sasl.pass;
 	s->sasl.user = s->sasl.pass = NULL;
-	if (s->sasl.authzid != NULL && strcmp(s->sasl.authzid, user) != 0)
+	if (s->sasl.authzid != NULL && strcasecmp(s->sasl.authzid, user) != 0)
 		pass[0] = '\0';
 	sasl_server_reset(&s->sasl);
 	return pop3_session_login(s, user, pass);
