@@ -34,16 +34,6 @@ select_work(void *arg)
 }
 
 static void
-put_flag_names(struct buf *b, const struct imap_view *v)
-{
-	unsigned i;
-
-	buf_puts(b, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (i = 0; i < v->mb.nkeywords; i++)
-		buf_printf(b, " %s", v->mb.keywords[i]);
-}
-
-static void
 select_done(struct imap_session *s, void *arg)
 {
 	struct select_job *j = arg;
@@ -61,14 +51,7 @@ select_done(struct imap_session *s, void *arg)
 	imap_set_state(s, IMAP_ST_SELECTED);
 	imap_view_watch(s);
 	buf_init(&b);
-	buf_puts(&b, "* FLAGS (");
-	put_flag_names(&b, v);
-	buf_puts(&b, ")\r\n* OK [PERMANENTFLAGS (");
-	if (!v->readonly) {
-		put_flag_names(&b, v);
-		buf_puts(&b, " \\*");
-	}
-	buf_puts(&b, ")] Flags permitted\r\n");
+	imap_buf_flags_update(&b, v);
 	for (i = 0; i < v->n; i++) {
 		if (v->msgs[i].flags & IMAP_VF_RECENT)
 			recent++;
