@@ -125,15 +125,6 @@ imap_buf_string(struct buf *b, const char *str, size_t len)
 }
 
 void
-imap_buf_nstring(struct buf *b, const char *str, size_t len)
-{
-	if (str == NULL)
-		buf_puts(b, "NIL");
-	else
-		imap_buf_string(b, str, len);
-}
-
-void
 imap_buf_mailbox(struct buf *b, const char *utf8_name)
 {
 	struct buf t;

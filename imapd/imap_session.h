@@ -204,8 +204,6 @@ void imap_reply_store_err(struct imap_session *s, enum store_err e,
 /* Appends s[0..len) as an IMAP string: an atom-safe quoted string, or a
    literal if it has CR, LF, NUL, '"'/'\\' plus 8-bit, or is long. */
 void imap_buf_string(struct buf *b, const char *str, size_t len);
-/* Same, NIL for NULL. */
-void imap_buf_nstring(struct buf *b, const char *str, size_t len);
 /* A mailbox name (UTF-8 internally) as modified UTF-7 string. */
 void imap_buf_mailbox(struct buf *b, const char *utf8_name);
 /* The untagged FLAGS and PERMANENTFLAGS lines of the view's mailbox. */
