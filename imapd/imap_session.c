@@ -215,7 +215,12 @@ literal_decision(struct imap_session *s)
 	s->bad_count++;
 reject:
 	imap_parser_literal_reject(p);
-	if (!sync && size > 2 * s->d->cfg->max_message_size + 65536) {
+	/* A refused non-synchronizing literal is already on its way: after
+	   login it is read and dropped (up to a bound); before login no client
+	   has a reason to send one this big, so the session ends at once
+	   rather than let an anonymous peer keep it busy draining. */
+	if (!sync && (s->state == IMAP_ST_NOT_AUTH ||
+	    size > 2 * s->d->cfg->max_message_size + 65536)) {
 		imap_reply_untagged(s, "BYE Literal too large");
 		s->closing = true;
 		conn_close(s->c);

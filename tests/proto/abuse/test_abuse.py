@@ -159,6 +159,22 @@ HUGE_LITERALS = [
 ]
 
 
+def test_imap_nonsync_literal_preauth_ends_session(pr):
+    """Before login, a non-synchronizing literal over the pre-auth cap ends
+    the session at once: the server does not sit draining megabytes for an
+    anonymous peer (after login such a literal is read and dropped)."""
+    start(pr, "imap")
+    r = Raw(pr, "imap")
+    assert r.line().startswith(b"* OK")
+    r.send(b"a LOGIN {50000000+}\r\n" + b"x" * 4096)
+    lines = r.until(b"a ")
+    assert any(x.startswith(b"* BYE") for x in lines) or \
+        r.line().startswith(b"* BYE"), lines
+    assert r.is_closed()
+    fresh_session(pr, "imap")
+    assert_alive(pr, "imap")
+
+
 @pytest.mark.parametrize("announce", HUGE_LITERALS,
                          ids=[x.decode().strip() for x in HUGE_LITERALS])
 def test_imap_huge_literal_preauth(pr, announce):
