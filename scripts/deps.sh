@@ -4,6 +4,8 @@
 set -euo pipefail
 BUILD_PKGS="gcc make pkg-config libev-dev libssl-dev liblmdb-dev libsodium-dev zlib1g-dev openssl"
 TEST_PKGS="$BUILD_PKGS clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest swaks curl fetchmail isync getmail6 lmdb-utils procps"
+# swaks needs these (Recommends, which --no-install-recommends skips) for TLS and AUTH.
+TEST_PKGS="$TEST_PKGS libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl"
 BENCH_PKGS="$BUILD_PKGS procps"
 case "${1:-build}" in
   build) want=$BUILD_PKGS ;;
