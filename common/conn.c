@@ -3,7 +3,9 @@
    timer and the lifecycle (close, abort, hold/release). The TLS and deflate
    layers live in tls.c and compress.c; listeners and limits in server.c.
    Callbacks into the daemon run only from the watchers here, each wrapped in
-   conn_enter/conn_leave so a conn is never freed under a running callback. */
+   conn_enter/conn_leave so a conn is never freed under a running callback.
+   Also streams a file region to the peer with back-pressure
+   (conn_send_fd). It never interprets the bytes it carries. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -16,8 +18,22 @@
 #include "log.h"
 #include "util.h"
 
+/* conn_send_fd reads the file in chunks of this size: few syscalls, and
+   a 50 MB message costs no more than this plus the output queue. */
+#define SEND_CHUNK (64 * 1024)
+
+struct conn_send {
+	int fd;
+	uint64_t off, left;
+	conn_filter_cb *filter;
+	conn_send_done_cb *done;
+	void *arg;
+	struct buf out;             /* the filter's output, reused */
+};
+
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void send_free(struct conn *c);
 
 /* splitmix64: a bijection, so distinct counters give distinct ids, and
    consecutive ids do not look consecutive. */
@@ -73,7 +89,8 @@ conn_kick(struct conn *c)
 static bool
 conn_can_read(const struct conn *c)
 {
-	if (c->phase != PH_OPEN || c->pauses > 0 || c->congested || c->eof)
+	if (c->phase != PH_OPEN || c->pauses > 0 || c->congested || c->eof ||
+	    c->close_pending)
 		return false;
 	if (c->z != NULL)
 		return z_conn_raw_space((struct conn *)c, NULL) > 0;
@@ -84,7 +101,7 @@ static bool
 conn_can_input(const struct conn *c)
 {
 	return c->phase == PH_OPEN && c->pauses == 0 && !c->congested &&
-	    c->accepted;
+	    c->accepted && c->send == NULL && !c->close_pending;
 }
 
 /* Sets the watched events from the state; keeps a pending kick alive
@@ -123,7 +140,7 @@ conn_timer_reset(struct conn *c)
 
 	switch (c->phase) {
 	case PH_OPEN:
-		if (c->idle_timeout > 0) {
+		if (c->idle_timeout > 0 && !c->close_pending) {
 			c->timer.repeat = c->idle_timeout;
 			ev_timer_again(loop, &c->timer);
 		} else {
@@ -158,6 +175,7 @@ conn_shut(struct conn *c)
 	ev_timer_stop(c->srv->loop, &c->timer);
 	if (c->z != NULL)
 		z_conn_free(c);
+	send_free(c);
 	close(c->fd);
 	c->fd = -1;
 	c->phase = PH_DEAD;
@@ -208,14 +226,32 @@ void
 conn_hold(struct conn *c)
 {
 	c->refs++;
+	c->holds++;
+}
+
+static void
+conn_unref(struct conn *c)
+{
+	assert(c->refs > 0);
+	if (--c->refs == 0 && c->phase == PH_DEAD)
+		conn_finalize(c);
 }
 
 void
 conn_release(struct conn *c)
 {
-	assert(c->refs > 0);
-	if (--c->refs == 0 && c->phase == PH_DEAD)
-		conn_finalize(c);
+	assert(c->holds > 0);
+	if (--c->holds == 0 && c->close_pending) {
+		/* The close asked for while held starts now, flushing what
+		   the holder queued; as a callback of its own, so that the
+		   flush (and maybe the end) happens here, not at some later
+		   event. */
+		c->close_pending = false;
+		conn_enter(c);
+		conn_close(c);
+		conn_leave(c);
+	}
+	conn_unref(c);
 }
 
 void
@@ -242,10 +278,17 @@ conn_fail(struct conn *c, const char *reason)
 void
 conn_close(struct conn *c)
 {
-	if (c->phase == PH_CLOSING || c->phase == PH_DEAD)
+	if (c->phase == PH_CLOSING || c->phase == PH_DEAD || c->close_pending)
 		return;
 	if (c->reason == NULL)
 		c->reason = "closed";
+	if (c->holds > 0 && c->phase != PH_HANDSHAKE) {
+		/* No idle timeout meanwhile (it would say goodbye twice): the
+		   close timer starts at the release. */
+		c->close_pending = true;
+		ev_timer_stop(c->srv->loop, &c->timer);
+		return;
+	}
 	if (c->phase == PH_HANDSHAKE) {
 		conn_abort(c);
 		return;
@@ -261,7 +304,8 @@ conn_close(struct conn *c)
 bool
 conn_is_closing(const struct conn *c)
 {
-	return c->phase == PH_CLOSING || c->phase == PH_DEAD;
+	return c->phase == PH_CLOSING || c->phase == PH_DEAD ||
+	    c->close_pending;
 }
 
 /* Writes as much of the output queue as the socket takes. */
@@ -393,7 +437,7 @@ conn_leave(struct conn *c)
 	c->depth--;
 	if (c->depth > 0) {
 		/* a nested callback: the outermost one finishes the work */
-		conn_release(c);
+		conn_unref(c);
 		return;
 	}
 	if (c->phase != PH_DEAD && c->phase != PH_HANDSHAKE)
@@ -413,7 +457,8 @@ conn_leave(struct conn *c)
 	}
 	if (c->progress != c->progress_seen) {
 		c->progress_seen = c->progress;
-		if (c->phase == PH_OPEN && c->idle_timeout > 0)
+		if (c->phase == PH_OPEN && c->idle_timeout > 0 &&
+		    !c->close_pending)
 			ev_timer_again(c->srv->loop, &c->timer);
 	}
 	if (c->phase != PH_DEAD) {
@@ -421,7 +466,7 @@ conn_leave(struct conn *c)
 		if (conn_can_read(c) && tls_conn_has_pending(c))
 			conn_kick(c);
 	}
-	conn_release(c);
+	conn_unref(c);
 }
 
 void
@@ -438,6 +483,114 @@ conn_do_accept(struct conn *c)
 	c->sess = sess;
 	c->accepted = true;
 	conn_timer_reset(c);
+}
+
+/* ---- streaming a file ---- */
+
+static void
+send_free(struct conn *c)
+{
+	struct conn_send *x = c->send;
+
+	if (x == NULL)
+		return;
+	c->send = NULL;
+	close(x->fd);
+	buf_free(&x->out);
+	free(x);
+}
+
+/* Queues chunks until the output is congested. 1 once the stream is
+   complete (and freed), 0 to wait for a drain, -1 if the conn died. */
+static int
+send_pump(struct conn *c)
+{
+	/* Everything runs on the loop thread: one chunk buffer for all. */
+	static char chunk[SEND_CHUNK];
+	struct conn_send *x = c->send;
+	size_t want;
+	ssize_t n;
+	bool last;
+	int more;
+
+	while (!c->congested) {
+		/* Never past the region: that saves the read that would
+		   only report EOF. */
+		want = x->left < sizeof(chunk) ? (size_t)x->left : sizeof(chunk);
+		n = want == 0 ? 0 : pread(x->fd, chunk, want, (off_t)x->off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			/* Part of the reply is out: no clean way to say so. */
+			log_warn("%s send-file result=read-error", c->id);
+			send_free(c);
+			conn_fail(c, "file-read-error");
+			return -1;
+		}
+		x->off += (uint64_t)n;
+		x->left -= (uint64_t)n;
+		last = n == 0 || x->left == 0;
+		more = 1;
+		if (x->filter != NULL) {
+			buf_reset(&x->out);
+			more = x->filter(x->arg, chunk, (size_t)n, last, &x->out);
+			conn_write(c, x->out.data, x->out.len);
+		} else {
+			conn_write(c, chunk, (size_t)n);
+		}
+		if (c->phase == PH_DEAD)
+			return -1;	/* conn_shut freed the stream */
+		if (last || more == 0) {
+			send_free(c);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The peer took output: go on, and tell the daemon once done. */
+static void
+send_continue(struct conn *c)
+{
+	conn_send_done_cb *done = c->send->done;
+	void *arg = c->send->arg;
+
+	/* Taking output is progress: the idle timer restarts. */
+	c->progress++;
+	if (send_pump(c) != 1)
+		return;
+	if (done != NULL)
+		done(c, arg);
+	if (c->srv->stopping && c->phase == PH_OPEN && c->pauses == 0)
+		conn_close(c);	/* the stop waited for this reply */
+}
+
+int
+conn_send_fd(struct conn *c, int fd, uint64_t off, uint64_t len,
+    conn_filter_cb *filter, conn_send_done_cb *done, void *arg)
+{
+	struct conn_send *x;
+
+	if (c->send != NULL || c->phase == PH_DEAD) {
+		close(fd);
+		return c->send != NULL ? -1 : 1;
+	}
+	x = xcalloc(1, sizeof(*x));
+	x->fd = fd;
+	x->off = off;
+	x->left = len;
+	x->filter = filter;
+	x->done = done;
+	x->arg = arg;
+	buf_init(&x->out);
+	c->send = x;
+	return send_pump(c) == 0 ? 0 : 1;
+}
+
+bool
+conn_is_sending(const struct conn *c)
+{
+	return c->send != NULL;
 }
 
 static void
@@ -459,7 +612,10 @@ conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	conn_flush(c);
 	if (c->drain_pending && c->phase == PH_OPEN) {
 		c->drain_pending = false;
-		if (h->drain != NULL && c->accepted && !c->congested)
+		if (c->send != NULL && !c->congested)
+			send_continue(c);
+		if (h->drain != NULL && c->accepted && !c->congested &&
+		    c->send == NULL && c->phase == PH_OPEN)
 			h->drain(c, c->sess);
 	}
 	if (conn_can_read(c) && ((revents & EV_READ) ||
@@ -468,7 +624,7 @@ conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	/* At the end of the peer's data, close only once the commands
 	   before it have had their turn. */
 	if (!conn_dispatch(c) && c->eof && c->phase == PH_OPEN &&
-	    c->pauses == 0 && !c->congested) {
+	    c->pauses == 0 && !c->congested && c->send == NULL) {
 		if (c->reason == NULL)
 			c->reason = "eof";
 		conn_close(c);
@@ -801,6 +957,12 @@ void *
 conn_session(const struct conn *c)
 {
 	return c->sess;
+}
+
+void *
+conn_server_ctx(const struct conn *c)
+{
+	return c->srv->daemon_ctx;
 }
 
 void

@@ -45,6 +45,7 @@ enum conn_phase {
 };
 
 struct conn_z;
+struct conn_send;
 
 struct conn {
 	struct server *srv;
@@ -54,6 +55,7 @@ struct conn {
 	ev_timer timer;
 	SSL *ssl;
 	struct conn_z *z;           /* NULL unless COMPRESS is on */
+	struct conn_send *send;     /* NULL unless conn_send_fd is running */
 	const char *reason;         /* why it closed, for the log */
 	double idle_timeout;
 
@@ -73,6 +75,7 @@ struct conn {
 	int fd;
 	int tag;
 	unsigned refs;              /* conn_hold + callbacks running */
+	unsigned holds;             /* conn_hold alone */
 	unsigned depth;             /* our callbacks running on this conn */
 	unsigned pauses;
 	uint8_t phase;
@@ -88,6 +91,7 @@ struct conn {
 	bool tls_write_wants_read : 1;
 	bool counted : 1;           /* in the total and per-address counts */
 	bool tls_up : 1;            /* the TLS handshake completed */
+	bool close_pending : 1;     /* conn_close while held: at the release */
 	unsigned char addr_key[16]; /* peer address, IPv4 mapped into IPv6 */
 	char id[17];
 	char peer[46];
@@ -111,6 +115,7 @@ struct server {
 	const struct conn_handlers *h;
 	size_t line_limit;
 	char *refuse_msg;
+	void *daemon_ctx;           /* server_params.ctx */
 	SSL_CTX *ctx;
 
 	struct listener **listeners;
