@@ -4,8 +4,8 @@
    layers live in tls.c and compress.c; listeners and limits in server.c.
    Callbacks into the daemon run only from the watchers here, each wrapped in
    conn_enter/conn_leave so a conn is never freed under a running callback.
-   Also streams a file region to the peer with back-pressure
-   (conn_send_fd). It never interprets the bytes it carries. */
+   File streaming is conn_send.c's. It never interprets the bytes it
+   carries. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -18,22 +18,8 @@
 #include "log.h"
 #include "util.h"
 
-/* conn_send_fd reads the file in chunks of this size: few syscalls, and
-   a 50 MB message costs no more than this plus the output queue. */
-#define SEND_CHUNK (64 * 1024)
-
-struct conn_send {
-	int fd;
-	uint64_t off, left;
-	conn_filter_cb *filter;
-	conn_send_done_cb *done;
-	void *arg;
-	struct buf out;             /* the filter's output, reused */
-};
-
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
-static void send_free(struct conn *c);
 
 /* splitmix64: a bijection, so distinct counters give distinct ids, and
    consecutive ids do not look consecutive. */
@@ -175,7 +161,7 @@ conn_shut(struct conn *c)
 	ev_timer_stop(c->srv->loop, &c->timer);
 	if (c->z != NULL)
 		z_conn_free(c);
-	send_free(c);
+	conn_send_free(c);
 	close(c->fd);
 	c->fd = -1;
 	c->phase = PH_DEAD;
@@ -485,114 +471,6 @@ conn_do_accept(struct conn *c)
 	conn_timer_reset(c);
 }
 
-/* ---- streaming a file ---- */
-
-static void
-send_free(struct conn *c)
-{
-	struct conn_send *x = c->send;
-
-	if (x == NULL)
-		return;
-	c->send = NULL;
-	close(x->fd);
-	buf_free(&x->out);
-	free(x);
-}
-
-/* Queues chunks until the output is congested. 1 once the stream is
-   complete (and freed), 0 to wait for a drain, -1 if the conn died. */
-static int
-send_pump(struct conn *c)
-{
-	/* Everything runs on the loop thread: one chunk buffer for all. */
-	static char chunk[SEND_CHUNK];
-	struct conn_send *x = c->send;
-	size_t want;
-	ssize_t n;
-	bool last;
-	int more;
-
-	while (!c->congested) {
-		/* Never past the region: that saves the read that would
-		   only report EOF. */
-		want = x->left < sizeof(chunk) ? (size_t)x->left : sizeof(chunk);
-		n = want == 0 ? 0 : pread(x->fd, chunk, want, (off_t)x->off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			/* Part of the reply is out: no clean way to say so. */
-			log_warn("%s send-file result=read-error", c->id);
-			send_free(c);
-			conn_fail(c, "file-read-error");
-			return -1;
-		}
-		x->off += (uint64_t)n;
-		x->left -= (uint64_t)n;
-		last = n == 0 || x->left == 0;
-		more = 1;
-		if (x->filter != NULL) {
-			buf_reset(&x->out);
-			more = x->filter(x->arg, chunk, (size_t)n, last, &x->out);
-			conn_write(c, x->out.data, x->out.len);
-		} else {
-			conn_write(c, chunk, (size_t)n);
-		}
-		if (c->phase == PH_DEAD)
-			return -1;	/* conn_shut freed the stream */
-		if (last || more == 0) {
-			send_free(c);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* The peer took output: go on, and tell the daemon once done. */
-static void
-send_continue(struct conn *c)
-{
-	conn_send_done_cb *done = c->send->done;
-	void *arg = c->send->arg;
-
-	/* Taking output is progress: the idle timer restarts. */
-	c->progress++;
-	if (send_pump(c) != 1)
-		return;
-	if (done != NULL)
-		done(c, arg);
-	if (c->srv->stopping && c->phase == PH_OPEN && c->pauses == 0)
-		conn_close(c);	/* the stop waited for this reply */
-}
-
-int
-conn_send_fd(struct conn *c, int fd, uint64_t off, uint64_t len,
-    conn_filter_cb *filter, conn_send_done_cb *done, void *arg)
-{
-	struct conn_send *x;
-
-	if (c->send != NULL || c->phase == PH_DEAD) {
-		close(fd);
-		return c->send != NULL ? -1 : 1;
-	}
-	x = xcalloc(1, sizeof(*x));
-	x->fd = fd;
-	x->off = off;
-	x->left = len;
-	x->filter = filter;
-	x->done = done;
-	x->arg = arg;
-	buf_init(&x->out);
-	c->send = x;
-	return send_pump(c) == 0 ? 0 : 1;
-}
-
-bool
-conn_is_sending(const struct conn *c)
-{
-	return c->send != NULL;
-}
-
 static void
 conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -613,7 +491,7 @@ conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (c->drain_pending && c->phase == PH_OPEN) {
 		c->drain_pending = false;
 		if (c->send != NULL && !c->congested)
-			send_continue(c);
+			conn_send_continue(c);
 		if (h->drain != NULL && c->accepted && !c->congested &&
 		    c->send == NULL && c->phase == PH_OPEN)
 			h->drain(c, c->sess);

@@ -154,6 +154,13 @@ void conn_out_reserve(struct conn *c, size_t extra);
 /* The idle timer after a phase change (handshake done, back to open). */
 void conn_timer_reset(struct conn *c);
 
+/* conn_send.c */
+/* Ends a stream: closes its file (with the conn, or at its end). */
+void conn_send_free(struct conn *c);
+/* The output drained below the low-water mark: queue more of the stream,
+   and call its done() once it is complete. */
+void conn_send_continue(struct conn *c);
+
 /* tls.c */
 void tls_conn_start(struct conn *c);
 void tls_conn_step(struct conn *c);
