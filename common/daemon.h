@@ -57,7 +57,6 @@ struct daemon_def {
 	bool need_listener;             /* refuse to start with none set */
 	size_t line_limit;              /* initial line cap of a conn */
 	const char *refuse_msg;         /* see server_params */
-	unsigned default_workers;       /* if worker_threads is 0 */
 
 	/* Required. Opens d->store from d->cfg->data_dir (common cannot
 	   call the store itself): 0, or -1 with a message in err. */

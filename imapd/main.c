@@ -52,7 +52,6 @@ main(int argc, char **argv)
 		.nlisteners = ARRAY_SIZE(listeners),
 		.line_limit = IMAP_LINE_MAX,
 		.refuse_msg = "* BYE Too many connections\r\n",
-		.default_workers = 4,
 		.store_open = open_store,
 		.store_close = store_close,
 		.start = start,

@@ -30,7 +30,6 @@ static const struct daemon_def pop3d = {
 	.need_listener = true,
 	.line_limit = POP3_PREAUTH_LINE_MAX,
 	.refuse_msg = "-ERR [SYS/TEMP] Too many connections\r\n",
-	.default_workers = 1,
 	.store_open = open_store,
 	.store_close = store_close,
 	.start = pop3_maildrop_start,

@@ -31,7 +31,6 @@ static const struct daemon_def smtpd = {
 	.nlisteners = ARRAY_SIZE(listeners),
 	.line_limit = SMTP_PREAUTH_LINE_MAX,
 	.refuse_msg = "421 4.7.0 Too many connections, try again later\r\n",
-	.default_workers = 1,
 	.store_open = open_store,
 	.store_close = store_close,
 };
