@@ -143,9 +143,9 @@ daemon_main(int argc, char **argv, const struct daemon_def *def)
 	if (def->store_open(&d, err, sizeof(err)) < 0)
 		goto out_cfg;
 	d.loop = ev_default_loop(0);
-	/* config_parse keeps worker_threads >= 1. */
 	d.workers = worker_pool_new(d.loop, cfg.worker_threads > 0 ?
-	    cfg.worker_threads : 1);
+	    cfg.worker_threads : def->default_workers > 0 ?
+	    def->default_workers : 1);
 	d.throttle = auth_throttle_new();
 	d.srv = make_server(&d);
 	if (open_listeners(&d, err, sizeof(err)) < 0)

@@ -57,6 +57,9 @@ struct daemon_def {
 	bool need_listener;             /* refuse to start with none set */
 	size_t line_limit;              /* initial line cap of a conn */
 	const char *refuse_msg;         /* see server_params */
+	/* Worker threads if worker_threads is 0 (config_parse refuses 0
+	   today; 0 here means 1). */
+	unsigned default_workers;
 
 	/* Required. Opens d->store from d->cfg->data_dir (common cannot
 	   call the store itself): 0, or -1 with a message in err. */
