@@ -1,4 +1,3 @@
-// LINK: imapd/imap_modseq.c imapd/imap_esearch.c imapd/imap_list_ext.c imapd/imap_parser.c imapd/imap_seqset.c
 /* Unit tests of the pure parsers behind CONDSTORE/QRESYNC (imap_modseq),
    ESEARCH/SEARCHRES (imap_esearch) and LIST-EXTENDED (imap_list_ext). */
 #include <stdarg.h>
