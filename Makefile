@@ -83,8 +83,12 @@ UNITS       := $(wildcard etc/systemd/*.service)
 DESTDIR     ?=
 
 .PHONY: all deps deps-test check test unit unit-bins fuzz fuzz-bins proto proto-bins \
-        run clean bench valgrind install uninstall install-test
+        run clean bench valgrind install uninstall install-test print-programs
 all: $(PROGS)
+
+# The programs this tree builds (for scripts).
+print-programs:
+	@echo $(PROGDIRS)
 
 deps:
 	@scripts/deps.sh build

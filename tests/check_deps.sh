@@ -24,7 +24,9 @@ tests/fuzz/fuzz_imap_compress.c:conn_private.h
 # fuzz_imap_compress: drives common/compress.c's inflater and deflater on a
 # bare struct conn (no socket, no loop), which no public entry point allows.
 
-DAEMONS="smtpd pop3d imapd mtad"
+# The daemons: every program of the Makefile's PROGRAMS list but mailctl.
+DAEMONS=$(sed -n 's/^PROGRAMS *:= *//p' Makefile | tr ' ' '\n' | grep -vx mailctl | xargs)
+[ -n "$DAEMONS" ] || { echo "check_deps: no PROGRAMS in the Makefile"; exit 1; }
 bad=0
 hdrs() { ls "$1"/*.h 2>/dev/null | xargs -r -n1 basename; }
 check() { # dir forbidden-header-list...

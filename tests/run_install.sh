@@ -14,8 +14,8 @@ no() { echo "install-test: $*"; fail=1; }
 mk() { $MAKE --no-print-directory -s "$@" DESTDIR="$dest" PREFIX=/usr/local >"$dest.log" 2>&1 ||
        { cat "$dest.log"; no "make $* failed"; }; rm -f "$dest.log"; }
 
-progs=""
-for p in smtpd pop3d imapd mtad mailctl; do ls $p/*.c >/dev/null 2>&1 && progs="$progs $p"; done
+progs=$($MAKE --no-print-directory -s print-programs)
+[ -n "$progs" ] || no "no programs"
 units=$(cd etc/systemd && ls *.service)
 
 mk install
