@@ -96,7 +96,7 @@ class Conn:
             count += 1
 
     def login(self):
-        from conftest import PASSWORD
+        from lib import PASSWORD
         self.cmd('LOGIN "%s" "%s"' % (USER, PASSWORD))
 
 
@@ -218,10 +218,9 @@ def mixed_client(port, seconds, seed, nmsg, q):
 
 def run_size(binpath, n, clients, seconds):
     os.environ["POSTROOM_BIN"] = binpath
-    import conftest
-    conftest.BIN = binpath
-    pr = conftest.Postroom({"allow_plaintext_auth": "yes",
-                            "max_connections_per_ip": "1000"})
+    import lib
+    pr = lib.Instance({"allow_plaintext_auth": "yes",
+                       "max_connections_per_ip": "1000"}, bindir=binpath)
     res = {"messages": n}
     try:
         pr.add_user(USER)

@@ -83,18 +83,17 @@ class Conn:
 
 
 def run_bench(args):
-    import conftest  # the shared harness
+    import lib  # the test helpers: Instance
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, args.conns * 2 + 1000))
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     if want < args.conns + 100:
         sys.exit(f"fd limit {want} is too low for {args.conns} connections")
-    if args.bin:
-        conftest.BIN = os.path.abspath(args.bin)
-    inst = conftest.Postroom({"allow_plaintext_auth": "yes",
-                              "max_connections": str(args.conns + 1000),
-                              "max_connections_per_ip": str(args.conns + 1000)})
+    inst = lib.Instance({"allow_plaintext_auth": "yes",
+                         "max_connections": str(args.conns + 1000),
+                         "max_connections_per_ip": str(args.conns + 1000)},
+                        bindir=os.path.abspath(args.bin) if args.bin else None)
     nusers = (args.conns + args.per_user - 1) // args.per_user
     print(f"creating {nusers} users ...", flush=True)
     users = [inst.add_user(f"idle{i}@example.test") for i in range(nusers)]
@@ -105,7 +104,7 @@ def run_bench(args):
     cpu0 = cpu_seconds(imapd)
     tls_ctx = None
     if args.tls:
-        tls_ctx = conftest.client_tls_context()
+        tls_ctx = lib.client_tls_context()
     port = inst.port("imaps" if args.tls else "imap")
     sel = selectors.DefaultSelector()
     conns = []
@@ -252,8 +251,8 @@ def main():
     args = ap.parse_args()
     global PASSWORD, NO_IDLE
     NO_IDLE = args.no_idle
-    import conftest
-    PASSWORD = conftest.PASSWORD
+    import lib
+    PASSWORD = lib.PASSWORD
     run_bench(args)
 
 

@@ -27,6 +27,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "proto"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "proto", "imap"))
 
 HEADERS = ("From To Cc Bcc Subject Date Message-ID Priority X-Priority References "
            "Newsgroups In-Reply-To Content-Type Reply-To Received")
@@ -193,10 +194,9 @@ def main():
     ap.add_argument("--data", help="directory to keep the instance in between runs")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    import conftest
+    import lib
     from clients.replay import Target
-    conftest.BIN = os.path.abspath(args.bin)
-    inst = conftest.Postroom()
+    inst = lib.Instance(bindir=os.path.abspath(args.bin))
     fresh = True
     if args.data:
         os.makedirs(args.data, exist_ok=True)
@@ -209,7 +209,7 @@ def main():
         inst.start("imapd")
         pid = inst.procs["imapd"].pid
         t = Target("127.0.0.1", inst.port("imap"), inst.port("imaps"), USER,
-                   conftest.PASSWORD)
+                   lib.PASSWORD)
         c = t.login()
         u, _ = c.ok("STATUS INBOX (MESSAGES)")
         have = int(re.search(r"MESSAGES (\d+)", u[0]).group(1))

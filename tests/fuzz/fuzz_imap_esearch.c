@@ -1,4 +1,3 @@
-// LINK: imapd/imap_parser.c imapd/imap_seqset.c imapd/imap_search.c imapd/imap_esearch.c imapd/imap_modseq.c
 /* Fuzz target: SEARCH RETURN options (ESEARCH/SEARCHRES) followed by the
    criteria (MODSEQ and "$" keys included), the ESEARCH reply built from
    the hits, and the CONDSTORE/QRESYNC parameter parsers of SELECT, FETCH

@@ -1,4 +1,3 @@
-// LINK: imapd/imap_parser.c imapd/imap_list_ext.c imapd/imap_utf7.c
 /* Fuzz target: the LIST-EXTENDED argument parser (selection options,
    pattern lists, RETURN options with STATUS items) and the pattern
    matcher against a fixed tree of names, on each command of the input. */

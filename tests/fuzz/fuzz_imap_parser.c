@@ -1,4 +1,3 @@
-// LINK: imapd/imap_parser.c imapd/imap_seqset.c imapd/imap_utf7.c imapd/imap_search.c imapd/imap_fetch_items.c
 /* Fuzz target: the IMAP command parser fed in random chunks, with literal
    decisions taken from the input, plus sequence sets and mUTF-7 names of
    every argument. */

@@ -3,7 +3,6 @@
    parsers on every argument), and the whole input goes through the RETR and
    TOP stuffers, whose output must never hold a NUL, must end with the
    terminator, and (for RETR) must unstuff to the input. */
-// LINK: pop3d/pop3_parse.c
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>

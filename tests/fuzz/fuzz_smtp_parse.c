@@ -3,7 +3,6 @@
    and BDAT parsers. The whole input is also fed to the DATA reader in
    chunks whose sizes come from the input, checking it never writes past
    len + 1 and never consumes more than it was given. */
-// LINK: smtpd/smtp_parse.c
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,3 @@
-// LINK: imapd/imap_fetch_items.c imapd/imap_parser.c
 /* Unit tests of the FETCH item parser and the HEADER.FIELDS filter. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,3 @@
-// LINK: imapd/imap_parser.c
 /* Unit tests of the IMAP command parser: table-driven, every input also fed
    one byte at a time and at every two-chunk split. */
 #include <stdarg.h>

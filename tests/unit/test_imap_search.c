@@ -1,4 +1,3 @@
-// LINK: imapd/imap_search.c imapd/imap_seqset.c imapd/imap_parser.c
 /* Unit tests of the SEARCH evaluator: criteria parsed from real command
    text, evaluated against fake messages with lazy loaders that count how
    often they are called. */

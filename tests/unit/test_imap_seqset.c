@@ -1,4 +1,3 @@
-// LINK: imapd/imap_seqset.c imapd/imap_utf7.c
 /* Unit tests of sequence sets and modified UTF-7 names. */
 #include <stdarg.h>
 #include <stddef.h>

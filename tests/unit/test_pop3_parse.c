@@ -3,7 +3,6 @@
    input whole, one byte at a time and at every two-chunk split, and must
    give the same bytes each way. (Command lines arrive whole from
    conn_getline, so the splitter has no "need more" state to test.) */
-// LINK: pop3d/pop3_parse.c
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,7 +1,6 @@
 /* Unit tests of smtpd's pure parsers: commands, paths and parameters,
    EHLO/BDAT arguments, and the DATA dot-unstuffing machine fed whole, one
    byte at a time and at every two-chunk split. */
-// LINK: smtpd/smtp_parse.c
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

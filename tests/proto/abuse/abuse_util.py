@@ -10,8 +10,7 @@ import socket
 import threading
 import time
 
-from conftest import PASSWORD, WRAP_SCALE
-from rawline import RawLine
+from lib import PASSWORD, WRAP_SCALE, RawLine
 
 USER = "abuse@example.test"
 
@@ -64,7 +63,7 @@ def assert_alive(pr, proto):
 class Raw(RawLine):
     """A raw socket with a line reader; no protocol knowledge."""
 
-    def __init__(self, pr, key, source="127.0.0.1", timeout=10):
+    def __init__(self, pr, key, source="127.0.0.1", timeout=30):
         super().__init__(socket.create_connection(
             ("127.0.0.1", pr.port(key)), timeout=timeout * WRAP_SCALE,
             source_address=(source, 0)))

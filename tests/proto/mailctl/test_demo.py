@@ -18,7 +18,7 @@ import imaplib
 
 import pytest
 
-from conftest import BIN, ROOT, SANITIZER_MARKS, client_tls_context
+from lib import BIN, ROOT, SANITIZER_MARKS, client_tls_context, default_signals
 
 PORTS = {"smtpd": [2525, 5587, 5465], "pop3d": [1110, 1995],
          "imapd": [1143, 1993]}
@@ -40,14 +40,18 @@ class Demo:
         self.out = open(os.path.join(root, "demo.out"), "w+")
         self.p = subprocess.Popen(
             ["bash", os.path.join(root, "scripts", "demo.sh"), BIN],
-            stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True,
+            # SIGINT back to its default: when the tests run as a background
+            # job (`make test &`), it is ignored on entry, and bash cannot
+            # trap a signal that was ignored when it started.
+            preexec_fn=default_signals)
 
     def text(self):
         self.out.flush()
         with open(self.out.name, errors="replace") as f:
             return f.read()
 
-    def wait_ready(self, timeout=60):
+    def wait_ready(self, timeout=300):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "Press Ctrl-C to stop." in self.text():
@@ -58,7 +62,7 @@ class Demo:
             time.sleep(0.1)
         raise AssertionError("demo.sh not ready:\n" + self.text())
 
-    def ctrl_c(self, timeout=30):
+    def ctrl_c(self, timeout=120):
         # A terminal's Ctrl-C goes to the whole foreground process group.
         os.killpg(self.p.pid, signal.SIGINT)
         try:
@@ -105,14 +109,14 @@ def test_demo(demo_root):
             assert name in text.split("Postroom demo is running")[1]
         ctx = client_tls_context()
         if "smtpd" in daemons:
-            with smtplib.SMTP("127.0.0.1", 2525, timeout=10) as s:
+            with smtplib.SMTP("127.0.0.1", 2525, timeout=60) as s:
                 s.sendmail("someone@example.org", ["demo@example.test"],
                            "Subject: demo test\r\n\r\nhello\r\n")
-            with smtplib.SMTP("127.0.0.1", 5587, timeout=10) as s:
+            with smtplib.SMTP("127.0.0.1", 5587, timeout=60) as s:
                 s.starttls(context=ctx)
                 s.login("demo@example.test", password)
         if "imapd" in daemons:
-            i = imaplib.IMAP4("127.0.0.1", 1143)
+            i = imaplib.IMAP4("127.0.0.1", 1143, timeout=60)
             i.starttls(ssl_context=ctx)
             i.login("demo@example.test", password)
             names = b" ".join(i.list()[1])
@@ -121,17 +125,19 @@ def test_demo(demo_root):
                 assert mb in names
             i.logout()
         if "pop3d" in daemons:
-            p = poplib.POP3_SSL("127.0.0.1", 1995, context=ctx, timeout=10)
+            p = poplib.POP3_SSL("127.0.0.1", 1995, context=ctx, timeout=60)
             p.user("demo@example.test")
             p.pass_(password)
             # The welcome message, plus the one sent above.
             want = 2 if "smtpd" in daemons else 1
-            deadline = time.monotonic() + 5
+            # delivery is durable at the 250, but allow a loaded machine
+            # a generous bound before the count must be right
+            deadline = time.monotonic() + 120
             while p.stat()[0] < want and time.monotonic() < deadline:
                 p.quit()
                 time.sleep(0.2)
                 p = poplib.POP3_SSL("127.0.0.1", 1995, context=ctx,
-                                    timeout=10)
+                                    timeout=60)
                 p.user("demo@example.test")
                 p.pass_(password)
             assert p.stat()[0] == want

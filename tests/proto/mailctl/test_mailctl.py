@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import BIN, PASSWORD, client_tls_context
+from lib import BIN, PASSWORD, client_tls_context
+from lib import message as _message
 
 MAILCTL = os.path.join(BIN, "mailctl")
 DEFAULT_MAILBOXES = ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
@@ -43,8 +44,9 @@ def mailboxes(pr, addr):
 
 
 def message(subject, body="hello\r\n"):
-    return (f"From: a@example.org\r\nTo: b@example.test\r\n"
-            f"Subject: {subject}\r\nMessage-ID: <{subject}@x>\r\n\r\n{body}")
+    """lib.message() as text, without a Date, with Message-ID <subject@x>."""
+    return _message(subject, body, frm="a@example.org", to="b@example.test", date=None,
+                    msgid=f"<{subject}@x>", text=True)
 
 
 def deliver(pr, addr, msg, mailbox=None):
