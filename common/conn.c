@@ -380,6 +380,21 @@ conn_read(struct conn *c)
 	}
 }
 
+/* input_line() for one complete line, if there is one. */
+static void
+conn_input_line(struct conn *c)
+{
+	char *line;
+	size_t len;
+	int r = conn_getline(c, &line, &len);
+
+	if (r == 0)
+		return;
+	if (c->srv->h->input_line(c, c->sess, r > 0 ? line : NULL,
+	    r > 0 ? len : 0) < 0)
+		conn_close(c);
+}
+
 /* Calls input() while it makes progress. A daemon that consumes nothing is
    waiting for more bytes: stop, or we would spin. True when it stopped at
    DISPATCH_ROUNDS with input left for the kicked next round. */
@@ -401,7 +416,10 @@ conn_dispatch(struct conn *c)
 			return true;
 		}
 		before = c->consumed;
-		c->srv->h->input(c, c->sess);
+		if (c->srv->h->input != NULL)
+			c->srv->h->input(c, c->sess);
+		else
+			conn_input_line(c);
 		if (c->consumed == before)
 			return false;
 	}

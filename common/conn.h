@@ -29,6 +29,12 @@ struct conn_handlers {
 	   again after every return while unconsumed complete input remains and
 	   the conn is not paused; not called while paused or held closed. */
 	void (*input)(struct conn *c, void *sess);
+	/* The line-protocol convenience, used when input is NULL: one
+	   complete line per call (as conn_getline gives it; NULL and 0 for
+	   a line over the limit, whose bytes are skipped). Returns 1 or 0
+	   to go on (conn calls again for the next line unless the daemon
+	   paused: 0 says it did), or -1 to close the connection. */
+	int (*input_line)(struct conn *c, void *sess, char *line, size_t len);
 	/* The output queue went from congested to below the low-water mark. Used
 	   to resume streaming a big reply. May be NULL. */
 	void (*drain)(struct conn *c, void *sess);

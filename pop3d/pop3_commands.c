@@ -372,5 +372,6 @@ cmd_quit(struct pop3_session *s, const char *line,
 	    pop3_maildrop_has_updates(s))
 		return pop3_maildrop_update(s);
 	pop3_reply(s, "+OK Logging out");
+	session_close(&s->base, "quit");
 	return CMD_CLOSE;
 }

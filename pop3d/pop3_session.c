@@ -109,21 +109,16 @@ pop3_closed(struct conn *c, void *arg)
 	free(s);
 }
 
-static void
-pop3_input(struct conn *c, void *arg)
+/* One line per call: conn calls again while lines remain, and a
+   suspended command pauses the conn before the next one. */
+static int
+pop3_input_line(struct conn *c, void *arg, char *line, size_t len)
 {
 	struct pop3_session *s = arg;
 	enum cmd_result r;
-	char *line;
-	size_t len;
-	int ret;
 
-	/* One line per call: conn calls again while lines remain, and a
-	   suspended command pauses the conn before the next one. */
-	ret = conn_getline(c, &line, &len);
-	if (ret == 0)
-		return;
-	if (ret < 0) {
+	(void)c;
+	if (line == NULL) {
 		login_sasl_abort(&s->login);
 		r = pop3_bad_command(s, "Line too long");
 	} else if (login_in_sasl(&s->login)) {
@@ -132,7 +127,8 @@ pop3_input(struct conn *c, void *arg)
 		r = pop3_command_dispatch(s, line, len);
 	}
 	if (r == CMD_CLOSE)
-		session_close(&s->base, "quit");
+		session_close(&s->base, "closed");
+	return r == CMD_SUSPEND ? 0 : 1;
 }
 
 static void
@@ -212,7 +208,7 @@ pop3_session_send_msg(struct pop3_session *s, uint32_t idx, bool top,
 
 const struct conn_handlers pop3_handlers = {
 	.accept = pop3_accept,
-	.input = pop3_input,
+	.input_line = pop3_input_line,
 	.drain = NULL,
 	.tls_done = pop3_tls_done,
 	.timeout = pop3_timeout,

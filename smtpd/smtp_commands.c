@@ -344,6 +344,7 @@ cmd_quit(struct smtp_session *s, const char *args, size_t len)
 {
 	smtp_reply(s, 221, "2.0.0", "%s closing connection",
 	    s->base.d->cfg->hostname);
+	session_close(&s->base, "quit");
 	return CMD_CLOSE;
 }
 

@@ -210,7 +210,7 @@ on_input(struct conn *c, void *sess)
 	else
 		res = smtp_command(s, line, len);
 	if (res == CMD_CLOSE)
-		session_close(&s->base, "quit");
+		session_close(&s->base, "closed");
 }
 
 static void

@@ -224,6 +224,38 @@ static const struct conn_handlers handlers = {
 	.closed = d_closed,
 };
 
+/* The input_line convenience: one line per call, NULL for an overlong
+   one; -1 closes. */
+static int
+d_input_line(struct conn *c, void *sess, char *line, size_t len)
+{
+	(void)sess;
+	if (line == NULL) {
+		conn_puts(c, "TOO LONG\r\n");
+		return 1;
+	}
+	if (strcmp(line, "CLOSE") == 0) {
+		conn_puts(c, "CLOSING\r\n");
+		return -1;
+	}
+	conn_printf(c, "LINE %zu %s\r\n", len, line);
+	return 1;
+}
+
+static const struct conn_handlers line_handlers = {
+	.accept = d_accept, .input_line = d_input_line, .closed = d_closed,
+};
+
+static const struct conn_handlers *use_handlers = &handlers;
+static int setup(void **state);
+
+static int
+setup_lines(void **state)
+{
+	use_handlers = &line_handlers;
+	return setup(state);
+}
+
 static int
 setup(void **state)
 {
@@ -242,7 +274,8 @@ setup(void **state)
 	sp.name = "test";
 	sp.loop = T.loop;
 	sp.cfg = &T.cfg;
-	sp.h = &handlers;
+	sp.h = use_handlers;
+	use_handlers = &handlers;
 	sp.line_limit = 1024;
 	sp.ctx = &T.d;
 	T.d.srv = server_new(&sp);
@@ -485,6 +518,32 @@ test_send_fd_slow_reader(void **state)
 		ev_run(T.loop, EVRUN_ONCE);
 }
 
+static void
+test_input_line(void **state)
+{
+	char big[1100];
+	struct cli k;
+
+	(void)state;
+	T.closed = 0;
+	cli_connect(&k);
+	expect(&k, "HELLO");
+	memset(big, 'x', sizeof(big) - 3);
+	memcpy(big + sizeof(big) - 3, "\r\n", 3);
+	cli_send(&k, "one\r\ntwo\r\n");
+	cli_send(&k, big);
+	cli_send(&k, "three\r\nCLOSE\r\nnever\r\n");
+	expect(&k, "LINE 3 one");
+	expect(&k, "LINE 3 two");
+	expect(&k, "TOO LONG");
+	expect(&k, "LINE 5 three");
+	expect(&k, "CLOSING");
+	until_eof(&k);
+	while (T.closed < 1)
+		ev_run(T.loop, EVRUN_ONCE);
+	close(k.fd);
+}
+
 int
 main(void)
 {
@@ -497,6 +556,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_submit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_send_fd_slow_reader,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_input_line, setup_lines,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
