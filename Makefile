@@ -183,11 +183,12 @@ install-test: all
 
 # The end-to-end suites with every daemon and mailctl under valgrind (plain
 # build, since valgrind cannot run ASan binaries). Slow (~15 min), so not part
-# of `make test`; load and timing tests (tests/proto/abuse) and the real-client
-# suites (tests/proto/imap/clients) are left out.
+# of `make test`. Left out: the load and timing tests (tests/proto/abuse), the
+# store crash tests (tests/proto/store) and the real-client and replay suites
+# (tests/proto/imap/clients).
 VALGRIND = valgrind --error-exitcode=99 --leak-check=full \
            --errors-for-leak-kinds=definite --track-fds=no -q
-VALGRIND_SUITES ?= proto/smtp proto/pop3 proto/mailctl proto/store \
+VALGRIND_SUITES ?= proto/smtp proto/pop3 proto/mailctl \
            proto/imap/core proto/imap/session proto/imap/extensions \
            proto/imap/idle proto/imap/compress proto/imap/condstore \
            proto/imap/esearch proto/imap/list

@@ -12,7 +12,11 @@ from lib import instance
 
 
 def pytest_sessionfinish(session, exitstatus):
-    instance.cleanup(exitstatus != 0)
+    left = instance.kill_leftovers()
+    if left:
+        print(f"\nproto: killed daemons left running by a test: {left}")
+        session.exitstatus = 1
+    instance.cleanup(session.exitstatus != 0)
 
 
 @pytest.fixture

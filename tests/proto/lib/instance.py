@@ -34,6 +34,8 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:", "AddressSanitizer:DEADLYSIGNAL")
 
 _CERT = None
+# Every Instance of this run, so that none outlives it (kill_leftovers()).
+_INSTANCES = []
 # Temporary directories of this run: removed at the end of a passing run
 # (cleanup()), kept (for the logs and data) when anything failed.
 _MADE_DIRS = []
@@ -49,6 +51,18 @@ def cleanup(failed):
     for d in _MADE_DIRS:
         shutil.rmtree(d, ignore_errors=True)
     del _MADE_DIRS[:]
+
+
+def kill_leftovers():
+    """SIGKILLs daemons that an instance still has running (a test that
+    made an Instance itself and did not stop it); returns their names."""
+    left = []
+    for inst in _INSTANCES:
+        for name in list(inst.procs):
+            left.append(name)
+            inst.kill(name)
+    del _INSTANCES[:]
+    return left
 
 
 def certificate():
@@ -125,6 +139,7 @@ class Instance:
         self.logs = {}
         self.extra = dict(extra_config or {})
         self.write_config()
+        _INSTANCES.append(self)
 
     # -- configuration -------------------------------------------------
     def write_config(self, **more):

@@ -78,6 +78,16 @@ class Demo:
         if self.p.poll() is None:
             os.killpg(self.p.pid, signal.SIGKILL)
             self.p.wait()
+        # demo.sh starts each daemon in a session of its own (setsid): when
+        # the script had to be killed, its daemons still hold the demo ports.
+        conf = os.path.join(self.root, "var", "demo", "postroom.conf").encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if conf in f.read().split(b"\0"):
+                        os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 @pytest.fixture

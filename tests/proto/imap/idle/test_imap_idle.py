@@ -3,10 +3,9 @@ an idling client, DONE pipelined with the next command, IDLE over COMPRESS
 with buffer trims, the IDLE timeout, and shutdown of idling connections.
 Events are awaited with a generous socket timeout, never against a time
 budget."""
-import poplib
 import re
 
-from lib import PASSWORD, deliver, message, new_user
+from lib import deliver, message, new_user, pop3_login
 from lib.imap import module_instance, raw_fill as fill, raw_login as login, two_selected
 
 imapsrv = module_instance("imapsrv", ("imapd", "smtpd", "pop3d"))
@@ -79,9 +78,7 @@ def test_idle_sees_pop3_delete(imapsrv):
     fill(a, 2, to=user)
     a.ok("SELECT INBOX")
     tag = idle(a)
-    p = poplib.POP3("127.0.0.1", imapsrv.port("pop3"), timeout=30)
-    p.user(user)
-    p.pass_(PASSWORD)
+    p = pop3_login(imapsrv, user)
     p.retr(1)                   # pop3d marks it \Seen at QUIT
     p.dele(2)
     p.quit()

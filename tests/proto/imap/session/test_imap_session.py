@@ -1,12 +1,11 @@
 """imapd end to end: untagged updates from other sessions and processes
 (EXISTS/RECENT/FETCH/EXPUNGE at the allowed points only), literals and
 their limits, SEARCH, and bad input that must not crash or leak."""
-import smtplib
 import socket
 
 import pytest
 
-from lib import PASSWORD, WRAP_SCALE, imap_login as imaplib_login, wait_for
+from lib import PASSWORD, WRAP_SCALE, deliver, imap_login as imaplib_login, pop3_login, wait_for
 from lib.imap import Raw, append_ok as append, msg, plain_instance, two_sessions
 
 
@@ -53,9 +52,7 @@ def test_smtpd_delivery_reaches_selected_session(pr):
     a = Raw(pr)
     a.login()
     a.ok("SELECT INBOX")
-    with smtplib.SMTP("127.0.0.1", pr.port("smtp"), timeout=10) as s:
-        s.sendmail("someone@remote.test", ["alice@example.test"],
-                   msg("via smtp"))
+    deliver(pr, "alice@example.test", msg("via smtp"), sender="someone@remote.test")
     unt = wait_for(lambda: [u for u in a.ok("NOOP")[0] if b"EXISTS" in u])
     assert unt == [b"* 1 EXISTS\r\n"]
     unt, t = a.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
@@ -302,9 +299,7 @@ def test_pop3_deletion_reaches_selected_session(pr):
     append(a, msg("one"))
     append(a, msg("two"))
     a.ok("SELECT INBOX")
-    p = poplib.POP3("127.0.0.1", pr.port("pop3"), timeout=10)
-    p.user("alice@example.test")
-    p.pass_(PASSWORD)
+    p = pop3_login(pr, "alice@example.test")
     p.dele(1)
     p.quit()
     unt = wait_for(lambda: [u for u in a.ok("NOOP")[0] if b"EXPUNGE" in u])

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from lib import PASSWORD, client_tls_context
+from lib import PASSWORD, client_tls_context, smtp_login
 from lib.smtp import (ALICE, BOB, CAROL, TEAM, find, plain_ir, Raw, read_file, send_raw,
                       setup_users, submission_session, token, token_message)
 
@@ -120,9 +120,7 @@ def test_outbound_relay_not_configured(smtp):
 
 def test_smtplib_starttls_login(smtp):
     tok = token()
-    with smtplib.SMTP("127.0.0.1", smtp.port("submission"), timeout=10) as c:
-        c.starttls(context=client_tls_context())
-        c.login(ALICE, PASSWORD)
+    with smtp_login(smtp, ALICE) as c:       # STARTTLS, then AUTH
         assert c.sendmail(ALICE, [BOB], token_message(tok)) == {}
     assert len(find(smtp, BOB, tok)) == 1
 
