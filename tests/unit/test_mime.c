@@ -396,6 +396,53 @@ test_sections_single(void **state)
 	mime_info_free(&info);
 }
 
+/* CPython's email test message msg_47.txt: part 1's header has no blank
+   line of its own (the one there is the boundary's line break), part 2's
+   runs into the boundary. [n.MIME] is bytes of the message up to where
+   the delimiter's CRLF starts, as Dovecot serves it; never more. */
+static void
+test_sections_no_blank_line(void **state)
+{
+	static const char m[] =
+	    "Date: 01 Jan 2001 00:01+0000" CRLF
+	    "From: arthur@example.example" CRLF
+	    "MIME-Version: 1.0" CRLF
+	    "Content-Type: multipart/mixed; boundary=foo" CRLF
+	    CRLF
+	    "--foo" CRLF
+	    "Content-Type: text/plain" CRLF
+	    "bar" CRLF
+	    CRLF
+	    "--foo" CRLF
+	    "Content-Type: text/html" CRLF
+	    "<html><body><iframe src=\"http://example.edu/\" /></body></html>"
+	    CRLF
+	    "--foo--" CRLF;
+	struct mime_info info;
+	struct mime_span sp;
+	uint32_t p[1] = { 1 };
+
+	(void)state;
+	mime_parse(m, strlen(m), &info);
+	find(&info, p, 1, &sp);
+	span_text(m, sp.hdr_off, sp.hdr_len,
+	    "Content-Type: text/plain" CRLF "bar" CRLF);
+	assert_int_equal(sp.body_len, 0);
+	assert_true(sp.hdr_off + sp.hdr_len <= sp.body_off);
+	/* The CRLF before "--foo" is the delimiter's, not the header's. */
+	assert_memory_equal(m + sp.body_off, CRLF "--foo", 7);
+	p[0] = 2;
+	find(&info, p, 1, &sp);
+	span_text(m, sp.hdr_off, sp.hdr_len, "Content-Type: text/html" CRLF
+	    "<html><body><iframe src=\"http://example.edu/\" /></body></html>"
+	    CRLF);
+	assert_int_equal(sp.body_len, 0);
+	/* Still parsed as before: text/plain then text/html, no body. */
+	assert_non_null(strstr(info.bodystructure.data,
+	    "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0"));
+	mime_info_free(&info);
+}
+
 static void
 test_limits(void **state)
 {
@@ -597,6 +644,7 @@ main(void)
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_sections),
 		cmocka_unit_test(test_sections_single),
+		cmocka_unit_test(test_sections_no_blank_line),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_header_get),
