@@ -391,6 +391,30 @@ part_hdr_read(const char *h, size_t n, struct part_hdr *ph)
 	}
 }
 
+size_t
+mime_part_charset(const char *h, size_t n, char *name, size_t size)
+{
+	struct part_hdr ph;
+	struct mctype ct;
+	const struct mparam *m;
+	struct buf sc;
+	size_t len = 0;
+
+	part_hdr_read(h, n, &ph);
+	if (ph.ctype.value == NULL)
+		return 0;
+	buf_init(&sc);
+	parse_ctype(ph.ctype.value, ph.ctype.value_len, true, &sc, &ct);
+	if (ct.valid && (m = ctype_param(&sc, &ct, "charset")) != NULL &&
+	    m->val_len < size) {
+		memcpy(name, sc_str(&sc, m->val_off), m->val_len);
+		name[m->val_len] = '\0';
+		len = m->val_len;
+	}
+	buf_free(&sc);
+	return len;
+}
+
 /* A message's header is MIME only with MIME-Version or Content-Type;
    otherwise Dovecot ignores its other Content-* fields, and so do we. A
    part of a multipart is always MIME. */
