@@ -1,7 +1,8 @@
 /* Unit tests of the store over a real LMDB in a mkdtemp data dir: users,
    domains, aliases, resolution, authentication, mailboxes, delivery, flags,
    copy/move, expunge, tombstones, UIDs never reused, quota, concurrent
-   delivery from two processes, and reindex after the index is lost. */
+   delivery from two processes, reindex after the index is lost, and a
+   process killed at random points of COPY, MOVE, EXPUNGE and delivery. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
