@@ -34,6 +34,7 @@ static const struct key_def config_keys[] = {
 	{ "data_dir", K_STR, F(data_dir) },
 	{ "tls_cert", K_STR, F(tls_cert) },
 	{ "tls_key", K_STR, F(tls_key) },
+	{ "tls_ciphers", K_STR, F(tls_ciphers) },
 	{ "user", K_STR, F(user) },
 	{ "smtp_listen", K_LISTEN, F(smtp_listen) },
 	{ "submission_listen", K_LISTEN, F(submission_listen) },

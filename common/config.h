@@ -13,6 +13,9 @@ struct config {
 	char *hostname;             /* default: gethostname() at load time */
 	char *data_dir;             /* default /var/lib/postroom */
 	char *tls_cert, *tls_key;   /* NULL: no TLS */
+	/* OpenSSL cipher list for TLS 1.2; NULL: TLS_CIPHERS_DEFAULT (tls.c).
+	   TLS 1.3 suites are OpenSSL's defaults either way. */
+	char *tls_ciphers;
 	char *user;                 /* NULL: do not drop privileges */
 
 	/* Listen lists, verbatim ("0.0.0.0:25, [::]:25"); "" or NULL = off.

@@ -391,6 +391,30 @@ part_hdr_read(const char *h, size_t n, struct part_hdr *ph)
 	}
 }
 
+size_t
+mime_part_charset(const char *h, size_t n, char *name, size_t size)
+{
+	struct part_hdr ph;
+	struct mctype ct;
+	const struct mparam *m;
+	struct buf sc;
+	size_t len = 0;
+
+	part_hdr_read(h, n, &ph);
+	if (ph.ctype.value == NULL)
+		return 0;
+	buf_init(&sc);
+	parse_ctype(ph.ctype.value, ph.ctype.value_len, true, &sc, &ct);
+	if (ct.valid && (m = ctype_param(&sc, &ct, "charset")) != NULL &&
+	    m->val_len < size) {
+		memcpy(name, sc_str(&sc, m->val_off), m->val_len);
+		name[m->val_len] = '\0';
+		len = m->val_len;
+	}
+	buf_free(&sc);
+	return len;
+}
+
 /* A message's header is MIME only with MIME-Version or Content-Type;
    otherwise Dovecot ignores its other Content-* fields, and so do we. A
    part of a multipart is always MIME. */
@@ -476,7 +500,11 @@ scan_to_boundary(const struct mctx *c, size_t pos, int *m_r)
 }
 
 /* The header of an entity starting at pos ends after its blank line, at
-   a boundary line, or at the end. Returns the body offset. */
+   a boundary line, or at the end. Returns the body offset. A blank line
+   right before a boundary line is the delimiter's own line break (RFC
+   2046 5.1.1: the CRLF before "--boundary" belongs to the boundary), so
+   such a header has no blank line and ends before it: [n.MIME] must be
+   bytes of the part, never the delimiter's (Dovecot serves the same). */
 static size_t
 scan_header(const struct mctx *c, size_t pos)
 {
@@ -486,8 +514,13 @@ scan_header(const struct mctx *c, size_t pos)
 		size_t n = nl - pos;
 
 		if ((n == 1 && l[0] == '\n') || (n == 2 && l[0] == '\r' &&
-		    l[1] == '\n'))
+		    l[1] == '\n')) {
+			if (c->nstack > 0 && nl < c->len && c->msg[nl] == '-' &&
+			    boundary_match(c, c->msg + nl,
+			    next_line(c, nl) - nl) >= 0)
+				return pos;
 			return nl;
+		}
 		if (c->nstack > 0 && l[0] == '-' && boundary_match(c, l, n) >= 0)
 			return pos;
 		pos = nl;

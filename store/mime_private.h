@@ -76,8 +76,13 @@ void mime_envelope_write(struct buf *out, const char *hdr, size_t len);
 
 /* Charset name to enum mime_cs. */
 enum mime_cs mime_charset_id(const char *name, size_t n);
-/* Appends in[0..n) converted from cs to UTF-8 (MIME_CS_OTHER: as is). */
-void mime_charset_to_utf8(enum mime_cs cs, const char *in, size_t n,
-    struct buf *out);
+/* Appends in[0..n) converted to UTF-8 from the charset named cs[0..cs_len)
+   (glibc iconv; a charset it does not know: as is). */
+void mime_text_to_utf8(const char *cs, size_t cs_len, const char *in,
+    size_t n, struct buf *out);
+/* The charset parameter of the Content-Type in the part header h[0..n),
+   into name (NUL-terminated); its length, or 0 if there is none or it does
+   not fit. */
+size_t mime_part_charset(const char *h, size_t n, char *name, size_t size);
 
 #endif

@@ -1,7 +1,12 @@
 /* mime_text: the text helpers SEARCH needs: header field values, RFC 2047
-   encoded words, decoded text of text/ parts, RFC 5322 dates, and the few
-   charset conversions to UTF-8 we do ourselves (no iconv: it is locale
-   and platform dependent, and these cover an office's mail). Pure. */
+   encoded words, decoded text of text/ parts, RFC 5322 dates, and charset
+   conversion to UTF-8. Conversion is glibc's iconv, always opened with
+   explicit charset names (never the locale's), so ISO-2022-JP, Shift_JIS,
+   GB18030, KOI8-R, windows-1251, ISO-8859-7 and whatever else glibc knows
+   are searchable; a charset iconv does not know is passed through as is.
+   An iconv handle is not thread-safe: each conversion opens its own. */
+#include <errno.h>
+#include <iconv.h>
 #include <string.h>
 
 #include "mime_private.h"
@@ -34,69 +39,108 @@ mime_charset_id(const char *name, size_t n)
 static void
 put_utf8(struct buf *out, uint32_t cp)
 {
-	char t[3];
+	char t[2];
 
 	if (cp < 0x80) {
 		buf_putc(out, (char)cp);
-	} else if (cp < 0x800) {
+	} else {
 		t[0] = (char)(0xc0 | cp >> 6);
 		t[1] = (char)(0x80 | (cp & 0x3f));
 		buf_append(out, t, 2);
-	} else {
-		t[0] = (char)(0xe0 | cp >> 12);
-		t[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		t[2] = (char)(0x80 | (cp & 0x3f));
-		buf_append(out, t, 3);
 	}
 }
 
-/* Windows-1252 0x80..0x9f; the five holes map to themselves like
-   Latin-1 (what browsers do). */
-static const uint16_t cp1252_hi[32] = {
-	0x20ac, 0x0081, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021,
-	0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008d, 0x017d, 0x008f,
-	0x0090, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014,
-	0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0x009d, 0x017e, 0x0178,
-};
-
-static uint32_t
-latin9_cp(unsigned char c)
+/* A charset name as it may go to iconv_open: a plain token, so that no
+   "//TRANSLIT"-style suffix or path reaches it. */
+static bool
+charset_name_ok(const char *name, size_t n)
 {
-	switch (c) {
-	case 0xa4: return 0x20ac;
-	case 0xa6: return 0x0160;
-	case 0xa8: return 0x0161;
-	case 0xb4: return 0x017d;
-	case 0xb8: return 0x017e;
-	case 0xbc: return 0x0152;
-	case 0xbd: return 0x0153;
-	case 0xbe: return 0x0178;
-	default: return c;
+	if (n == 0 || n > 40)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+		    c == ':' || c == '+'))
+			return false;
 	}
+	return true;
+}
+
+/* The iconv name of a charset the part table records by number. */
+static const char *
+cs_iconv_name(enum mime_cs cs)
+{
+	switch (cs) {
+	case MIME_CS_LATIN1: return "ISO-8859-1";
+	case MIME_CS_CP1252: return "WINDOWS-1252";
+	case MIME_CS_LATIN9: return "ISO-8859-15";
+	default: return NULL;   /* UTF-8, ASCII: as is; other: by name */
+	}
+}
+
+/* Converts with iconv from charset cs (a C string); false, with nothing
+   appended, if iconv does not know cs. A byte that is not valid in cs is
+   taken as Latin-1 (for windows-1252's five unassigned bytes that is
+   what browsers do), and conversion goes on after it. */
+static bool
+iconv_to_utf8(const char *cs, const char *in, size_t n, struct buf *out)
+{
+	iconv_t cd = iconv_open("UTF-8", cs);
+	char *ip = (char *)in, *op;
+	size_t il = n, ol;
+
+	if (cd == (iconv_t)-1)
+		return false;
+	while (il > 0) {
+		buf_reserve(out, il * 4 + 16);
+		op = out->data + out->len;
+		ol = out->cap - out->len - 1;
+		size_t r = iconv(cd, &ip, &il, &op, &ol);
+		out->len = (size_t)(op - out->data);
+		if (r != (size_t)-1)
+			break;
+		if (errno == E2BIG)
+			continue;
+		/* EILSEQ, or EINVAL (a sequence cut short at the end). */
+		put_utf8(out, (unsigned char)*ip);
+		ip++;
+		il--;
+	}
+	/* Back to the initial shift state (ISO-2022-JP): may write bytes. */
+	buf_reserve(out, 16);
+	op = out->data + out->len;
+	ol = out->cap - out->len - 1;
+	(void)iconv(cd, NULL, NULL, &op, &ol);
+	out->len = (size_t)(op - out->data);
+	out->data[out->len] = '\0';
+	iconv_close(cd);
+	return true;
 }
 
 void
-mime_charset_to_utf8(enum mime_cs cs, const char *in, size_t n,
+mime_text_to_utf8(const char *cs, size_t cs_len, const char *in, size_t n,
     struct buf *out)
 {
-	if (cs != MIME_CS_LATIN1 && cs != MIME_CS_CP1252 &&
-	    cs != MIME_CS_LATIN9) {
+	char name[48];
+	const char *iname;
+	enum mime_cs id = mime_charset_id(cs, cs_len);
+
+	if (id == MIME_CS_UTF8 || id == MIME_CS_ASCII) {
 		buf_append(out, in, n);
 		return;
 	}
-	buf_reserve(out, n + n / 2);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (c < 0x80)
-			buf_putc(out, (char)c);
-		else if (cs == MIME_CS_CP1252 && c < 0xa0)
-			put_utf8(out, cp1252_hi[c - 0x80]);
-		else if (cs == MIME_CS_LATIN9)
-			put_utf8(out, latin9_cp(c));
-		else
-			put_utf8(out, c);
+	if ((iname = cs_iconv_name(id)) == NULL) {
+		if (!charset_name_ok(cs, cs_len)) {
+			buf_append(out, in, n);
+			return;
+		}
+		memcpy(name, cs, cs_len);
+		name[cs_len] = '\0';
+		iname = name;
 	}
+	if (!iconv_to_utf8(iname, in, n, out))
+		buf_append(out, in, n);   /* unknown charset: as is */
 }
 
 /* ---- transfer encodings (tolerant: mail is often slightly broken) ------- */
@@ -237,8 +281,8 @@ ew_decode(const struct ew *w, struct buf *tmp, struct buf *out)
 		b64_decode(w->text, w->text_len, tmp);
 	else
 		qp_decode(w->text, w->text_len, true, tmp);
-	mime_charset_to_utf8(mime_charset_id(w->cs, w->cs_len),
-	    tmp->data != NULL ? tmp->data : "", tmp->len, out);
+	mime_text_to_utf8(w->cs, w->cs_len, tmp->data != NULL ? tmp->data : "",
+	    tmp->len, out);
 }
 
 static bool
@@ -326,6 +370,7 @@ mime_body_text(const char *msg, size_t len, const void *parts, size_t plen,
 	struct mime_rec r;
 	struct buf tmp;
 	bool first = true;
+	char cs[48];
 
 	buf_init(&tmp);
 	for (uint32_t i = 0; mime_tab_rec(parts, plen, i, &r); i++) {
@@ -345,8 +390,23 @@ mime_body_text(const char *msg, size_t len, const void *parts, size_t plen,
 			qp_decode(body, r.body_len, false, &tmp);
 		else
 			buf_append(&tmp, body, r.body_len);
-		mime_charset_to_utf8((enum mime_cs)r.charset,
-		    tmp.data != NULL ? tmp.data : "", tmp.len, out);
+		/* The table has the usual charsets by number; any other is
+		   read again from the part's header. */
+		size_t csl;
+		const char *iname = cs_iconv_name((enum mime_cs)r.charset);
+		if (r.charset == MIME_CS_UTF8 || r.charset == MIME_CS_ASCII) {
+			csl = 5;
+			memcpy(cs, "utf-8", 6);
+		} else if (iname != NULL) {
+			csl = str_copy(cs, iname, sizeof(cs));
+		} else if (r.hdr_off > len || r.hdr_len > len - r.hdr_off ||
+		    (csl = mime_part_charset(msg + r.hdr_off, r.hdr_len, cs,
+		    sizeof(cs))) == 0) {
+			csl = 5;
+			memcpy(cs, "utf-8", 6);   /* as is */
+		}
+		mime_text_to_utf8(cs, csl, tmp.data != NULL ? tmp.data : "",
+		    tmp.len, out);
 	}
 	buf_append(out, "", 0);    /* data is a C string even when empty */
 	buf_free(&tmp);

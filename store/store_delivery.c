@@ -2,7 +2,9 @@
    and committing it into one or more mailboxes. Commits from concurrent
    threads are batched: each thread fsyncs its own file, then one leader
    runs a single LMDB write transaction for everyone waiting (group commit),
-   links the files into cur/, fsyncs each directory once and commits. */
+   links the files into each mailbox's postroom-adding/, fsyncs each
+   directory once, commits, and then renames the links into cur/
+   (store_pending.c: a crash before the commit leaves nothing in cur/). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -48,7 +50,7 @@ struct gc_req {
 	struct store_delivery *d;
 	unsigned opts;
 	struct store_delivery_result *res;
-	char **links;           /* files linked in this attempt */
+	char **links;           /* files staged in this attempt */
 	size_t nlinks;
 	enum store_err err;
 	char errmsg[256];
@@ -232,6 +234,15 @@ dirset_add_mbox(struct dirset *s, uint32_t mbox)
 	s->mboxes[s->nm++] = mbox;
 }
 
+static bool
+dirset_has_mbox(const struct dirset *s, uint32_t mbox)
+{
+	for (size_t i = 0; i < s->nm; i++)
+		if (s->mboxes[i] == mbox)
+			return true;
+	return false;
+}
+
 static void
 dirset_free(struct dirset *s)
 {
@@ -254,20 +265,26 @@ req_unlink(struct gc_req *r)
 	r->nlinks = 0;
 }
 
+/* After the commit: the staged links into cur/. */
 static void
-req_forget_links(struct gc_req *r)
+req_publish_links(struct gc_req *r)
 {
-	for (size_t i = 0; i < r->nlinks; i++)
+	for (size_t i = 0; i < r->nlinks; i++) {
+		pending_publish(r->links[i]);
 		free(r->links[i]);
+	}
 	free(r->links);
 	r->links = NULL;
 	r->nlinks = 0;
 }
 
-/* One delivery into all its targets, inside txn. */
+/* One delivery into all its targets, inside txn. settled: the mailboxes
+   whose staged files this batch has resolved already (once per batch,
+   before its first link there: later, the batch's own uncommitted links
+   would look committed to the nested transactions). */
 static enum store_err
 deliver_one(struct store *st, MDB_txn *txn, struct gc_req *r,
-    struct dirset *ds)
+    struct dirset *ds, struct dirset *settled)
 {
 	struct store_delivery *d = r->d;
 	enum store_err e;
@@ -277,7 +294,7 @@ deliver_one(struct store *st, MDB_txn *txn, struct gc_req *r,
 		struct user_rec u;
 		struct mbox_rec mb;
 		struct msg_rec m;
-		char dir[4096], path[4600], name[512], cur[4200];
+		char dir[4096], path[4600], name[512];
 		uint32_t id = t->mbox_id, kbits = 0;
 		bool added = false;
 		int rc;
@@ -301,6 +318,11 @@ deliver_one(struct store *st, MDB_txn *txn, struct gc_req *r,
 			return e;
 		if ((e = mbox_dir(st, txn, &mb, dir, sizeof(dir))) != STORE_OK)
 			return e;
+		if (!dirset_has_mbox(settled, mb.id)) {
+			if ((e = pending_settle(st, txn, &mb, dir)) != STORE_OK)
+				return e;
+			dirset_add_mbox(settled, mb.id);
+		}
 		if ((e = mbox_keywords_bits(&mb, (const char *const *)t->kw,
 		    t->nkw, true, &kbits, &added)) != STORE_OK)
 			return e;
@@ -316,8 +338,7 @@ deliver_one(struct store *st, MDB_txn *txn, struct gc_req *r,
 		snprintf(m.base, sizeof(m.base), "%s,S=%llu,U=%u", d->stem,
 		    (unsigned long long)d->size, m.uid);
 		msg_file_name(&mb, &m, name, sizeof(name));
-		snprintf(path, sizeof(path), "%s/cur/%s", dir, name);
-		if (link(d->tmp_path, path) < 0)
+		if (pending_add(d->tmp_path, dir, name, path, sizeof(path)) < 0)
 			return temp_err("link message");
 		r->links = xrealloc(r->links, (r->nlinks + 1) * sizeof(char *));
 		r->links[r->nlinks++] = xstrdup(path);
@@ -333,8 +354,9 @@ deliver_one(struct store *st, MDB_txn *txn, struct gc_req *r,
 			return store_errno_err("mailbox file");
 		if ((e = mbox_rec_put(st, txn, &mb)) != STORE_OK)
 			return e;
-		snprintf(cur, sizeof(cur), "%s/cur", dir);
-		dirset_add_dir(ds, cur);
+		char adding[4200];
+		snprintf(adding, sizeof(adding), "%s/%s", dir, STORE_ADDING_DIR);
+		dirset_add_dir(ds, adding);
 		dirset_add_mbox(ds, mb.id);
 		if (r->res != NULL) {
 			r->res[i].mbox_id = mb.id;
@@ -358,7 +380,7 @@ static void
 process_batch(struct store *st, struct gc_req **reqs, size_t n)
 {
 	MDB_txn *txn, *child;
-	struct dirset ds = { 0 };
+	struct dirset ds = { 0 }, settled = { 0 };
 	enum store_err e;
 	size_t nok = 0;
 	int rc;
@@ -377,7 +399,7 @@ process_batch(struct store *st, struct gc_req **reqs, size_t n)
 			req_fail(reqs[i], store_mdb_err(rc, "nested txn"));
 			continue;
 		}
-		e = deliver_one(st, child, reqs[i], &mine);
+		e = deliver_one(st, child, reqs[i], &mine, &settled);
 		if (e == STORE_OK && (rc = mdb_txn_commit(child)) != 0)
 			e = store_mdb_err(rc, "nested commit");
 		else if (e != STORE_OK)
@@ -407,12 +429,13 @@ process_batch(struct store *st, struct gc_req **reqs, size_t n)
 		if (e != STORE_OK)
 			req_fail(reqs[i], e);
 		else
-			req_forget_links(reqs[i]);
+			req_publish_links(reqs[i]);
 	}
 	if (e == STORE_OK)
 		for (size_t i = 0; i < ds.nm; i++)
 			notify_touch(st, ds.mboxes[i]);
 	dirset_free(&ds);
+	dirset_free(&settled);
 }
 
 static void

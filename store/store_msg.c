@@ -1,7 +1,9 @@
 /* store_msg: message records (list, get, open, cache), flag changes,
    copy/move and expunge. Every change is one LMDB write transaction; file
-   renames and links happen inside it (serialized by the writer lock), and
-   files are unlinked only after the commit, so a crash never loses mail. */
+   renames and links happen inside it (serialized by the writer lock). New
+   links and removed files are staged beside cur/ until the commit decides
+   (store_pending.c), so a crash never loses mail, never leaves a file the
+   index does not know in cur/, and never blocks a later operation. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -103,12 +105,24 @@ msg_find_path(const char *dir, const struct mbox_rec *mb,
 	snprintf(buf, size, "%s/cur/%s", dir, name);
 	if (access(buf, F_OK) == 0)
 		return 0;
-	/* A crash between a rename and its commit leaves other letters. */
-	snprintf(sub, sizeof(sub), "%s/cur", dir);
-	if (scan_for_base(sub, m->base, buf, size) == 0)
+	/* Staged: linked by a commit that has not moved it into cur/ yet,
+	   or taken away by a transaction still in flight (or by one a crash
+	   ended, until the next write settles the mailbox). */
+	pending_path(dir, STORE_ADDING_DIR, name, buf, size);
+	if (access(buf, F_OK) == 0)
 		return 0;
-	snprintf(sub, sizeof(sub), "%s/new", dir);
-	return scan_for_base(sub, m->base, buf, size);
+	pending_path(dir, STORE_REMOVING_DIR, name, buf, size);
+	if (access(buf, F_OK) == 0)
+		return 0;
+	/* A crash between a rename and its commit leaves other letters. */
+	static const char *const subs[] = { "cur", "new", STORE_ADDING_DIR,
+	    STORE_REMOVING_DIR };
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
+		if (scan_for_base(sub, m->base, buf, size) == 0)
+			return 0;
+	}
+	return -1;
 }
 
 void
@@ -663,7 +677,8 @@ store_msg_set_flags(struct store *st, uint32_t mbox_id, enum store_flag_op op,
 	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
 		return e;
 	if ((e = mbox_rec_get(st, txn, mbox_id, &mb)) != STORE_OK ||
-	    (e = mbox_dir(st, txn, &mb, dir, sizeof(dir))) != STORE_OK)
+	    (e = mbox_dir(st, txn, &mb, dir, sizeof(dir))) != STORE_OK ||
+	    (e = pending_settle(st, txn, &mb, dir)) != STORE_OK)
 		goto fail;
 	if ((e = mbox_keywords_bits(&mb, keywords, nkeywords,
 	    op != STORE_FLAGS_REMOVE, &kbits, &added)) != STORE_OK)
@@ -770,17 +785,6 @@ uid_idx_cmp(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
-static void
-free_paths(char **p, size_t n, bool do_unlink)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (do_unlink)
-			unlink(p[i]);
-		free(p[i]);
-	}
-	free(p);
-}
-
 static enum store_err
 cache_copy(struct store *st, MDB_txn *txn, uint32_t smbox, uint32_t suid,
     uint32_t dmbox, uint32_t duid)
@@ -833,10 +837,9 @@ store_msg_copy(struct store *st, uint32_t src_mbox, const uint32_t *uids,
 	MDB_txn *txn;
 	struct mbox_rec src, dst_store, *dst;
 	struct user_rec su, du_store, *du;
-	char sdir[4096], ddir[4096], cur[4200];
+	char sdir[4096], ddir[4096];
 	struct uid_idx *order = NULL;
-	char **created = NULL, **removed = NULL;
-	size_t ncreated = 0, nremoved = 0;
+	struct pending_list created = { 0 }, removed = { 0 };
 	uint64_t dmodseq = 0, smodseq = 0, total = 0;
 	bool added = false;
 	enum store_err e;
@@ -861,6 +864,11 @@ store_msg_copy(struct store *st, uint32_t src_mbox, const uint32_t *uids,
 		goto fail;
 	if ((e = mbox_dir(st, txn, &src, sdir, sizeof(sdir))) != STORE_OK ||
 	    (e = mbox_dir(st, txn, dst, ddir, sizeof(ddir))) != STORE_OK)
+		goto fail;
+	/* What a crash left staged goes first: its files must not meet the
+	   names (uids) this transaction hands out again. */
+	if ((e = pending_settle(st, txn, &src, sdir)) != STORE_OK ||
+	    (dst != &src && (e = pending_settle(st, txn, dst, ddir))))
 		goto fail;
 	order = xcalloc(n ? n : 1, sizeof(*order));
 	for (size_t i = 0; i < n; i++) {
@@ -912,13 +920,11 @@ store_msg_copy(struct store *st, uint32_t src_mbox, const uint32_t *uids,
 		    (int)stem_len(m.base), m.base,
 		    (unsigned long long)m.h.size, nm.uid);
 		msg_file_name(dst, &nm, name, sizeof(name));
-		snprintf(to, sizeof(to), "%s/cur/%s", ddir, name);
-		if (link(from, to) < 0) {
+		if (pending_add(from, ddir, name, to, sizeof(to)) < 0) {
 			e = store_errno_err("link message");
 			goto fail;
 		}
-		created = xrealloc(created, (ncreated + 1) * sizeof(char *));
-		created[ncreated++] = xstrdup(to);
+		pending_list_add(&created, to, NULL);
 		if ((e = msg_rec_put(st, txn, dst->id, &nm)) != STORE_OK ||
 		    (e = cache_copy(st, txn, src_mbox, m.uid, dst->id,
 		    nm.uid)) != STORE_OK)
@@ -933,16 +939,21 @@ store_msg_copy(struct store *st, uint32_t src_mbox, const uint32_t *uids,
 			if ((e = msg_remove_txn(st, txn, &src, &m, smodseq)))
 				goto fail;
 			su.used = su.used > m.h.size ? su.used - m.h.size : 0;
-			removed = xrealloc(removed, (nremoved + 1) * sizeof(char *));
-			removed[nremoved++] = xstrdup(from);
+			char staged[4200];
+			if (pending_remove(from, sdir, staged,
+			    sizeof(staged)) < 0) {
+				e = store_errno_err("stage message");
+				goto fail;
+			}
+			pending_list_add(&removed, staged, from);
 		}
 	}
 	if (added && mbox_file_write(ddir, dst) < 0) {
 		e = store_errno_err("mailbox file");
 		goto fail;
 	}
-	snprintf(cur, sizeof(cur), "%s/cur", ddir);
-	if (ncreated > 0 && fsync_dir(cur) < 0) {
+	if (pending_sync(ddir, created.n > 0, false) < 0 ||
+	    pending_sync(sdir, false, removed.n > 0) < 0) {
 		e = store_errno_err("fsync dir");
 		goto fail;
 	}
@@ -954,13 +965,13 @@ store_msg_copy(struct store *st, uint32_t src_mbox, const uint32_t *uids,
 	if (dst_uidvalidity_r != NULL)
 		*dst_uidvalidity_r = dst->uidvalidity;
 	if ((e = store_txn_commit(txn)) != STORE_OK) {
-		free_paths(created, ncreated, true);
-		free_paths(removed, nremoved, false);
+		pending_list_done(&removed, PENDING_UNDO);
+		pending_list_done(&created, PENDING_UNDO);
 		free(order);
 		return e;
 	}
-	free_paths(created, ncreated, false);
-	free_paths(removed, nremoved, true);
+	pending_list_done(&created, PENDING_PUBLISH);
+	pending_list_done(&removed, PENDING_UNLINK);
 	free(order);
 	notify_touch(st, dst_mbox);
 	if (move)
@@ -968,8 +979,8 @@ store_msg_copy(struct store *st, uint32_t src_mbox, const uint32_t *uids,
 	return STORE_OK;
 fail:
 	mdb_txn_abort(txn);
-	free_paths(created, ncreated, true);
-	free_paths(removed, nremoved, false);
+	pending_list_done(&removed, PENDING_UNDO);
+	pending_list_done(&created, PENDING_UNDO);
 	free(order);
 	for (size_t i = 0; i < n; i++)
 		dst_uids_r[i] = 0;
@@ -996,8 +1007,7 @@ store_msg_expunge(struct store *st, uint32_t mbox_id, const uint32_t *uids,
 	char dir[4096];
 	uint32_t *cand = NULL, *out = NULL;
 	size_t ncand = 0, nout = 0;
-	char **paths = NULL;
-	size_t npaths = 0;
+	struct pending_list paths = { 0 };
 	uint64_t modseq = 0;
 	enum store_err e;
 
@@ -1007,7 +1017,8 @@ store_msg_expunge(struct store *st, uint32_t mbox_id, const uint32_t *uids,
 		return e;
 	if ((e = mbox_rec_get(st, txn, mbox_id, &mb)) != STORE_OK ||
 	    (e = user_rec_get(st, txn, mb.user_id, &u)) != STORE_OK ||
-	    (e = mbox_dir(st, txn, &mb, dir, sizeof(dir))) != STORE_OK)
+	    (e = mbox_dir(st, txn, &mb, dir, sizeof(dir))) != STORE_OK ||
+	    (e = pending_settle(st, txn, &mb, dir)) != STORE_OK)
 		goto fail;
 	if (uids != NULL) {
 		cand = xmalloc((n ? n : 1) * sizeof(*cand));
@@ -1055,8 +1066,13 @@ store_msg_expunge(struct store *st, uint32_t mbox_id, const uint32_t *uids,
 		u.used = u.used > m.h.size ? u.used - m.h.size : 0;
 		out[nout++] = m.uid;
 		if (msg_find_path(dir, &mb, &m, path, sizeof(path)) == 0) {
-			paths = xrealloc(paths, (npaths + 1) * sizeof(char *));
-			paths[npaths++] = xstrdup(path);
+			char staged[4200];
+			if (pending_remove(path, dir, staged,
+			    sizeof(staged)) < 0) {
+				e = store_errno_err("stage message");
+				goto fail;
+			}
+			pending_list_add(&paths, staged, path);
 		}
 	}
 	free(cand);
@@ -1069,12 +1085,16 @@ store_msg_expunge(struct store *st, uint32_t mbox_id, const uint32_t *uids,
 	if ((e = mbox_rec_put(st, txn, &mb)) != STORE_OK ||
 	    (e = user_rec_put(st, txn, &u)) != STORE_OK)
 		goto fail;
+	if (pending_sync(dir, false, paths.n > 0) < 0) {
+		e = store_errno_err("fsync dir");
+		goto fail;
+	}
 	if ((e = store_txn_commit(txn)) != STORE_OK) {
 		free(out);
-		free_paths(paths, npaths, false);
+		pending_list_done(&paths, PENDING_UNDO);
 		return e;
 	}
-	free_paths(paths, npaths, true);
+	pending_list_done(&paths, PENDING_UNLINK);
 	notify_touch(st, mbox_id);
 	*expunged_r = out;
 	*nexpunged_r = nout;
@@ -1083,7 +1103,7 @@ fail:
 	mdb_txn_abort(txn);
 	free(cand);
 	free(out);
-	free_paths(paths, npaths, false);
+	pending_list_done(&paths, PENDING_UNDO);
 	return e;
 }
 

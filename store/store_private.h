@@ -259,6 +259,43 @@ void dirfd_unref(struct store *st, struct dirfd_ent *e);
 int dirfd_fd(const struct dirfd_ent *e);
 void dirfd_deinit(struct store *st);
 
+/* ---- staged file changes (store_pending.c) ---- */
+/* Beside cur/ in a mailbox directory: links of a transaction that has not
+   committed yet, and files it takes away. Whatever a crash leaves there is
+   resolved against the index by pending_settle(). */
+#define STORE_ADDING_DIR   "postroom-adding"
+#define STORE_REMOVING_DIR "postroom-removing"
+void pending_path(const char *dir, const char *sub, const char *name,
+    char *buf, size_t size);
+/* Links from as dir/postroom-adding/name (path in out). 0 or -1 (errno). */
+int pending_add(const char *from, const char *dir, const char *name,
+    char *out, size_t size);
+/* Renames from (a file of dir's cur/) into dir/postroom-removing/. */
+int pending_remove(const char *from, const char *dir, char *out,
+    size_t size);
+/* fsyncs what the staging changed, before the commit. */
+int pending_sync(const char *dir, bool adding, bool removing);
+/* After the commit: dir/postroom-adding/NAME into dir/cur/NAME. */
+void pending_publish(const char *path);
+/* Resolves whatever is staged in dir by the index (mb in txn; mb NULL: the
+   index does not know the mailbox). Writer lock held: write txn only. */
+enum store_err pending_settle(struct store *st, MDB_txn *txn,
+    const struct mbox_rec *mb, const char *dir);
+
+struct pending_list {
+	char **p;       /* staged paths */
+	char **orig;    /* where a removed file came from (NULL: a link) */
+	size_t n;
+};
+enum pending_end {
+	PENDING_UNLINK,     /* committed removals; failed links */
+	PENDING_PUBLISH,    /* committed links: into cur/ */
+	PENDING_UNDO,       /* failed: links unlinked, removals put back */
+};
+void pending_list_add(struct pending_list *l, const char *path,
+    const char *orig);
+void pending_list_done(struct pending_list *l, enum pending_end end);
+
 /* ---- delivery (store_delivery.c) ---- */
 void gc_init(struct store *st);
 void gc_deinit(struct store *st);

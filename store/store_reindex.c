@@ -222,6 +222,10 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 	uint32_t max_uid = 0, kwmask;
 	uint64_t modseq;
 
+	/* Changes a crash left staged beside cur/ (store_pending.c) are
+	   resolved by the index first: only then is cur/ the truth. */
+	if ((e = pending_settle(st, txn, existed ? mb : NULL, dir)) != STORE_OK)
+		return e;
 	/* What the index knew, for INTERNALDATE and tombstones. */
 	be32_put(prefix, mb->id);
 	if (mdb_cursor_open(txn, st->db_msgs, &c) != 0)

@@ -9,39 +9,15 @@
 
 #include "store_private.h"
 
-struct path_list {
-	char **p;
-	size_t n;
-};
-
-static void
-path_list_add(struct path_list *l, const char *path)
-{
-	l->p = xrealloc(l->p, (l->n + 1) * sizeof(char *));
-	l->p[l->n++] = xstrdup(path);
-}
-
-static void
-path_list_free(struct path_list *l, bool do_unlink)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		if (do_unlink)
-			unlink(l->p[i]);
-		free(l->p[i]);
-	}
-	free(l->p);
-	l->p = NULL;
-	l->n = 0;
-}
-
 /* Moves every message of src into dst (same user), keeping UIDs: used for
    RENAME INBOX, where dst is brand new with its own UIDVALIDITY. Files are
-   linked now (added to *linked) and the old names unlinked only after the
-   commit (added to *old), so a failed commit loses nothing. */
+   staged (store_pending.c): linked into dst's postroom-adding/ (*linked)
+   and moved from src's cur/ into its postroom-removing/ (*old), so that a
+   failed commit or a crash loses nothing and leaves nothing twice. */
 static enum store_err
 move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
     const char *sdir, struct mbox_rec *dst, const char *ddir,
-    struct path_list *linked, struct path_list *old)
+    struct pending_list *linked, struct pending_list *old)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -51,6 +27,9 @@ move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
 	size_t n = 0;
 	uint64_t ms;
 
+	if ((e = pending_settle(st, txn, src, sdir)) != STORE_OK ||
+	    (e = pending_settle(st, txn, dst, ddir)) != STORE_OK)
+		return e;
 	if ((e = mbox_next_modseq(st, txn, src, sdir, &ms)) != STORE_OK)
 		return e;
 	be32_put(prefix, src->id);
@@ -87,14 +66,19 @@ move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
 		/* Keywords keep their bit: dst starts with src's list. */
 		m.h.modseq = dst->highestmodseq;
 		if (msg_find_path(sdir, src, &m, from, sizeof(from)) == 0) {
+			char staged[4200];
 			msg_file_name(dst, &m, fname, sizeof(fname));
-			snprintf(to, sizeof(to), "%s/cur/%s", ddir, fname);
-			if (link(from, to) < 0) {
+			if (pending_add(from, ddir, fname, to, sizeof(to)) < 0) {
 				e = store_errno_err("link message");
 				break;
 			}
-			path_list_add(linked, to);
-			path_list_add(old, from);
+			pending_list_add(linked, to, NULL);
+			if (pending_remove(from, sdir, staged,
+			    sizeof(staged)) < 0) {
+				e = store_errno_err("stage message");
+				break;
+			}
+			pending_list_add(old, staged, from);
 		}
 		buf_init(&b);
 		msg_rec_encode(&m, &b);
@@ -138,7 +122,7 @@ move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
 
 static enum store_err
 rename_inbox(struct store *st, MDB_txn *txn, struct user_rec *u,
-    const char *new_name, struct path_list *linked, struct path_list *old)
+    const char *new_name, struct pending_list *linked, struct pending_list *old)
 {
 	struct mbox_rec inbox, dst;
 	char sdir[4096], ddir[4096];
@@ -162,9 +146,8 @@ rename_inbox(struct store *st, MDB_txn *txn, struct user_rec *u,
 		return e;
 	if (mbox_file_write(ddir, &dst) < 0)
 		return store_errno_err("mailbox file");
-	char cur[4200];
-	snprintf(cur, sizeof(cur), "%s/cur", ddir);
-	if (fsync_dir(cur) < 0)
+	if (pending_sync(ddir, linked->n > 0, false) < 0 ||
+	    pending_sync(sdir, false, old->n > 0) < 0)
 		return store_errno_err("fsync dir");
 	if ((e = mbox_rec_put(st, txn, &inbox)) != STORE_OK ||
 	    (e = mbox_rec_put(st, txn, &dst)) != STORE_OK)
@@ -183,7 +166,7 @@ store_mailbox_rename(struct store *st, uint32_t user_id, const char *old_name,
 	struct user_rec u;
 	uint32_t *ids = NULL, *moved = NULL;
 	size_t n = 0, nmoved = 0;
-	struct path_list linked = { 0 }, old = { 0 };
+	struct pending_list linked = { 0 }, old = { 0 };
 	enum store_err e;
 	uint32_t id;
 
@@ -267,19 +250,19 @@ store_mailbox_rename(struct store *st, uint32_t user_id, const char *old_name,
 	}
 commit:
 	if ((e = store_txn_commit(txn)) != STORE_OK) {
-		path_list_free(&linked, true);
-		path_list_free(&old, false);
+		pending_list_done(&old, PENDING_UNDO);
+		pending_list_done(&linked, PENDING_UNDO);
 		goto out;
 	}
-	path_list_free(&linked, false);
-	path_list_free(&old, true);
+	pending_list_done(&linked, PENDING_PUBLISH);
+	pending_list_done(&old, PENDING_UNLINK);
 	for (size_t i = 0; i < nmoved; i++)
 		notify_touch(st, moved[i]);
 	goto out;
 fail:
 	mdb_txn_abort(txn);
-	path_list_free(&linked, true);
-	path_list_free(&old, false);
+	pending_list_done(&old, PENDING_UNDO);
+	pending_list_done(&linked, PENDING_UNDO);
 out:
 	free(ids);
 	free(moved);

@@ -396,6 +396,53 @@ test_sections_single(void **state)
 	mime_info_free(&info);
 }
 
+/* CPython's email test message msg_47.txt: part 1's header has no blank
+   line of its own (the one there is the boundary's line break), part 2's
+   runs into the boundary. [n.MIME] is bytes of the message up to where
+   the delimiter's CRLF starts, as Dovecot serves it; never more. */
+static void
+test_sections_no_blank_line(void **state)
+{
+	static const char m[] =
+	    "Date: 01 Jan 2001 00:01+0000" CRLF
+	    "From: arthur@example.example" CRLF
+	    "MIME-Version: 1.0" CRLF
+	    "Content-Type: multipart/mixed; boundary=foo" CRLF
+	    CRLF
+	    "--foo" CRLF
+	    "Content-Type: text/plain" CRLF
+	    "bar" CRLF
+	    CRLF
+	    "--foo" CRLF
+	    "Content-Type: text/html" CRLF
+	    "<html><body><iframe src=\"http://example.edu/\" /></body></html>"
+	    CRLF
+	    "--foo--" CRLF;
+	struct mime_info info;
+	struct mime_span sp;
+	uint32_t p[1] = { 1 };
+
+	(void)state;
+	mime_parse(m, strlen(m), &info);
+	find(&info, p, 1, &sp);
+	span_text(m, sp.hdr_off, sp.hdr_len,
+	    "Content-Type: text/plain" CRLF "bar" CRLF);
+	assert_int_equal(sp.body_len, 0);
+	assert_true(sp.hdr_off + sp.hdr_len <= sp.body_off);
+	/* The CRLF before "--foo" is the delimiter's, not the header's. */
+	assert_memory_equal(m + sp.body_off, CRLF "--foo", 7);
+	p[0] = 2;
+	find(&info, p, 1, &sp);
+	span_text(m, sp.hdr_off, sp.hdr_len, "Content-Type: text/html" CRLF
+	    "<html><body><iframe src=\"http://example.edu/\" /></body></html>"
+	    CRLF);
+	assert_int_equal(sp.body_len, 0);
+	/* Still parsed as before: text/plain then text/html, no body. */
+	assert_non_null(strstr(info.bodystructure.data,
+	    "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0"));
+	mime_info_free(&info);
+}
+
 static void
 test_limits(void **state)
 {
@@ -490,7 +537,10 @@ test_decode_words(void **state)
 		{ "=?utf-8?q?a?= b =?utf-8?q?c?=", "a b c" },
 		{ "x =?utf-8?q?a_b?= y", "x a b y" },
 		{ "=?utf-8*en?q?hi?=", "hi" },
-		{ "=?koi8-r?b?9NXU?=", "\xf4\xd5\xd4" },
+		{ "=?koi8-r?b?9NXU?=", "\xd0\xa2\xd1\x83\xd1\x82" },
+		{ "=?x-no-such?b?9NXU?=", "\xf4\xd5\xd4" },
+		/* only a plain charset name goes to iconv_open */
+		{ "=?utf-16//translit?q?ab?=", "ab" },
 		{ "=?utf-8?x?bad?=", "=?utf-8?x?bad?=" },
 		{ "=?utf-8?q?no end", "=?utf-8?q?no end" },
 		{ "=?utf-8?q?sp ace?=", "=?utf-8?q?sp ace?=" },
@@ -537,6 +587,96 @@ test_body_text(void **state)
 	assert_int_equal(b.len, 0);
 	buf_free(&b);
 	mime_info_free(&info);
+}
+
+/* Charset conversion for SEARCH, one case per family (glibc iconv by
+   name), in RFC 2047 words and in body parts. */
+static const struct {
+	const char *cs, *raw, *b64, *utf8;
+} charset_cases[] = {
+	{ "ISO-2022-JP",
+	    "\x1b\x24\x42\x46\x7c\x4b\x5c\x38\x6c\x24\x4e\x25\x61\x21\x3c\x25"
+	    "\x6b\x1b\x28\x42", "GyRCRnxLXDhsJE4lYSE8JWsbKEI=",
+	    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\xa1\xe3"
+	    "\x83\xbc\xe3\x83\xab" },
+	{ "Shift_JIS", "\x93\xfa\x96\x7b\x8c\xea", "k/qWe4zq",
+	    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e" },
+	{ "GB18030", "\xd6\xd0\xce\xc4\x81\x30\x89\x38\x94\x39\xfc\x36",
+	    "1tDOxIEwiTiUOfw2",
+	    "\xe4\xb8\xad\xe6\x96\x87\xc3\x9f\xf0\x9f\x98\x80" },
+	{ "koi8-r", "\xf0\xd2\xc9\xd7\xc5\xd4", "8NLJ18XU",
+	    "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82" },
+	{ "windows-1251", "\xcf\xf0\xe8\xe2\xe5\xf2", "z/Do4uXy",
+	    "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82" },
+	{ "iso-8859-7", "\xca\xe1\xeb\xe7\xec\xdd\xf1\xe1", "yuHr5+zd8eE=",
+	    "\xce\x9a\xce\xb1\xce\xbb\xce\xb7\xce\xbc\xce\xad\xcf\x81\xce\xb1" },
+	{ "EUC-KR", "\xc7\xd1\xb1\xb9\xbe\xee", "x9Gxub7u",
+	    "\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4" },
+	{ "Big5", "\xa4\xa4\xa4\xe5", "pKSk5Q==", "\xe4\xb8\xad\xe6\x96\x87" },
+	/* the ones converted before iconv, unchanged */
+	{ "iso-8859-1", "caf\xe9", "Y2Fm6Q==", "caf\xc3\xa9" },
+	{ "ISO-8859-15", "\xa4", "pA==", "\xe2\x82\xac" },
+	/* windows-1252's unassigned 0x81 stays U+0081 (as Latin-1) */
+	{ "windows-1252", "\x80\x81x", "gIF4", "\xe2\x82\xac\xc2\x81x" },
+	{ "utf-8", "\xc3\xa9", "w6k=", "\xc3\xa9" },
+	{ "us-ascii", "abc", "YWJj", "abc" },
+	/* unknown: the bytes as they are */
+	{ "x-unknown", "\xf0\xd2", "8NI=", "\xf0\xd2" },
+};
+
+static void
+test_charsets(void **state)
+{
+	struct buf b, m;
+	struct mime_info info;
+
+	(void)state;
+	buf_init(&b);
+	buf_init(&m);
+	buf_puts(&m, "Subject: x\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary=zz\r\n\r\n");
+	for (size_t i = 0; i < ARRAY_SIZE(charset_cases); i++) {
+		char *w = xasprintf("a =?%s?B?%s?= b", charset_cases[i].cs,
+		    charset_cases[i].b64);
+		char *want = xasprintf("a %s b", charset_cases[i].utf8);
+		buf_reset(&b);
+		mime_decode_words(w, strlen(w), &b);
+		if (strcmp(b.data, want) != 0)
+			fail_msg("%s: got \"%s\"", w, b.data);
+		free(w);
+		free(want);
+		/* body parts: 8bit and base64, charset quoted or not */
+		buf_printf(&m, "--zz\r\nContent-Type: text/plain; charset=%s\r\n"
+		    "\r\n%s\r\n", charset_cases[i].cs, charset_cases[i].raw);
+		buf_printf(&m, "--zz\r\nContent-Type: text/plain; "
+		    "charset=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+		    "%s\r\n", charset_cases[i].cs, charset_cases[i].b64);
+	}
+	buf_puts(&m, "--zz--\r\n");
+	mime_parse(m.data, m.len, &info);
+	buf_reset(&b);
+	mime_body_text(m.data, m.len, info.parts.data, info.parts.len, &b);
+	const char *p = b.data;
+	for (size_t i = 0; i < ARRAY_SIZE(charset_cases); i++) {
+		for (int k = 0; k < 2; k++) {
+			const char *want = charset_cases[i].utf8;
+			size_t wl = strlen(want);
+			if (strncmp(p, want, wl) != 0)
+				fail_msg("body %s (%s): got \"%.40s\"",
+				    charset_cases[i].cs, k ? "base64" : "8bit", p);
+			p += wl;
+			/* The 8bit part keeps its line end; parts are joined
+			   by "\n". */
+			if (k == 0 && strncmp(p, "\r\n", 2) == 0)
+				p += 2;
+			if (*p == '\n')
+				p++;
+		}
+	}
+	assert_int_equal(*p, '\0');
+	mime_info_free(&info);
+	buf_free(&m);
+	buf_free(&b);
 }
 
 static void
@@ -597,11 +737,13 @@ main(void)
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_sections),
 		cmocka_unit_test(test_sections_single),
+		cmocka_unit_test(test_sections_no_blank_line),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_header_get),
 		cmocka_unit_test(test_decode_words),
 		cmocka_unit_test(test_body_text),
+		cmocka_unit_test(test_charsets),
 		cmocka_unit_test(test_parse_date),
 	};
 

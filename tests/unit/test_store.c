@@ -1,7 +1,8 @@
 /* Unit tests of the store over a real LMDB in a mkdtemp data dir: users,
    domains, aliases, resolution, authentication, mailboxes, delivery, flags,
    copy/move, expunge, tombstones, UIDs never reused, quota, concurrent
-   delivery from two processes, and reindex after the index is lost. */
+   delivery from two processes, reindex after the index is lost, and a
+   process killed at random points of COPY, MOVE, EXPUNGE and delivery. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1233,6 +1235,292 @@ test_reindex_recover(void **state)
 	free(ex);
 }
 
+/* ---- crash in the middle of COPY, MOVE, EXPUNGE and delivery ---- */
+
+enum { CR_MSGS = 150, CR_ROUNDS = 8 };
+
+static int
+str_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The X-Tag of every message of mbox, sorted, as one string per message
+   ("name:tag"); every record's file must open. */
+static char **
+crash_tags(struct store *st, uint32_t user, const char *name, size_t *n_r)
+{
+	struct store_msg *msgs;
+	struct store_mailbox mb;
+	size_t n;
+	char **tags;
+
+	assert_int_equal(store_mailbox_get(st, user, name, &mb), STORE_OK);
+	assert_int_equal(store_msg_list(st, mb.id, 1, 0, &msgs, &n, &mb),
+	    STORE_OK);
+	assert_int_equal(mb.messages, n);
+	tags = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		char buf[512], *p, *e;
+		int fd;
+		ssize_t r;
+		if (store_msg_open(st, mb.id, msgs[i].uid, &fd) != STORE_OK)
+			fail_msg("%s uid %u: %s", name, msgs[i].uid,
+			    store_last_error());
+		r = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		assert_true(r > 0);
+		buf[r] = '\0';
+		assert_non_null(p = strstr(buf, "X-Tag: "));
+		p += 7;
+		assert_non_null(e = strstr(p, "\r\n"));
+		tags[i] = xasprintf("%s:%.*s", name, (int)(e - p), p);
+	}
+	free(msgs);
+	qsort(tags, n, sizeof(char *), str_ptr_cmp);
+	*n_r = n;
+	return tags;
+}
+
+static void
+free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Files of a mailbox directory's subdirectory (not dot files). */
+static size_t
+count_files(const char *data, uint32_t mbox, const char *sub)
+{
+	char *path = xasprintf("%s/mail/example.test/alice/%u/%s", data, mbox,
+	    sub);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	size_t n = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	if (d != NULL)
+		closedir(d);
+	free(path);
+	return n;
+}
+
+/* The uids of the first messages of mbox (at most max). */
+static size_t
+crash_uids(struct store *st, uint32_t mbox, uint32_t *uids, size_t max)
+{
+	struct store_msg *msgs;
+	size_t n;
+
+	assert_int_equal(store_msg_list(st, mbox, 1, 0, &msgs, &n, NULL),
+	    STORE_OK);
+	if (n > max)
+		n = max;
+	for (size_t i = 0; i < n; i++)
+		uids[i] = msgs[i].uid;
+	free(msgs);
+	return n;
+}
+
+/* The child: moves everything back and forth, copies and expunges, and
+   delivers, until killed; a byte down the pipe before each operation, and
+   "tag\n" after each delivery is committed. */
+static void __attribute__((noreturn))
+crash_child(const char *data, uint32_t a, int wfd, int round)
+{
+	struct store *st;
+	static uint32_t uids[4 * CR_MSGS], dst[4 * CR_MSGS];
+	struct store_mailbox in, trash, arch;
+
+	/* No cmocka assertion here: this is a forked copy of the runner. */
+	if (store_open(data, &st) != STORE_OK ||
+	    store_mailbox_get(st, a, "INBOX", &in) != STORE_OK ||
+	    store_mailbox_get(st, a, "Trash", &trash) != STORE_OK ||
+	    store_mailbox_get(st, a, "Archive", &arch) != STORE_OK)
+		_exit(2);
+	for (int i = 0; ; i++) {
+		uint32_t from = i % 2 ? trash.id : in.id;
+		uint32_t to = i % 2 ? in.id : trash.id;
+		struct store_msg *msgs;
+		struct store_delivery *d;
+		size_t n;
+		uint32_t *ex;
+		size_t nex;
+		char line[64];
+
+		if (write(wfd, "o", 1) != 1 ||
+		    store_msg_list(st, from, 1, 0, &msgs, &n, NULL) != STORE_OK)
+			_exit(3);
+		if (n > 4 * CR_MSGS)
+			n = 4 * CR_MSGS;
+		for (size_t j = 0; j < n; j++)
+			uids[j] = msgs[j].uid;
+		free(msgs);
+		if (n > 0 && store_msg_copy(st, from, uids, n, arch.id, false,
+		    dst, NULL) != STORE_OK)
+			_exit(4);
+		if (write(wfd, "o", 1) != 1 || store_msg_expunge(st, arch.id,
+		    NULL, 0, false, &ex, &nex) != STORE_OK)
+			_exit(5);
+		free(ex);
+		if (write(wfd, "o", 1) != 1 || (n > 0 && store_msg_copy(st,
+		    from, uids, n, to, true, dst, NULL) != STORE_OK))
+			_exit(6);
+		if (write(wfd, "o", 1) != 1)
+			_exit(3);
+		snprintf(line, sizeof(line), "X-Tag: r%di%d\n\nd\n", round, i);
+		if (store_delivery_new(st, &d) != STORE_OK ||
+		    store_delivery_write(d, line, strlen(line)) != STORE_OK ||
+		    store_delivery_add_target(d, a, to, 0, NULL, 0, 0,
+		    0) != STORE_OK ||
+		    store_delivery_commit(d, 0, NULL) != STORE_OK)
+			_exit(7);
+		store_delivery_free(&d);
+		snprintf(line, sizeof(line), "r%di%d\n", round, i);
+		if (write(wfd, line, strlen(line)) != (ssize_t)strlen(line))
+			_exit(3);
+	}
+}
+
+static void
+test_crash_copy_move(void **state)
+{
+	struct fx *f = *state;
+	uint32_t a = f->alice.id, in = mbox_id(f->st, a, "INBOX");
+	uint32_t trash = mbox_id(f->st, a, "Trash");
+	uint32_t arch = mbox_id(f->st, a, "Archive");
+	char **acked = NULL;
+	size_t nacked = 0;
+
+	for (int i = 0; i < CR_MSGS; i++) {
+		char body[64];
+		snprintf(body, sizeof(body), "X-Tag: m%d\n\nbody %d\n", i, i);
+		deliver(f->st, a, 0, body, i % 3 ? 0 : STORE_F_SEEN, NULL);
+	}
+	srandom((unsigned)getpid());
+	for (int round = 0; round < CR_ROUNDS; round++) {
+		int pfd[2];
+		pid_t pid;
+		int status;
+		char buf[4096];
+		size_t ops = 0, want = 1 + (size_t)(random() % 12);
+		struct buf text;
+
+		store_close(&f->st);
+		assert_int_equal(pipe(pfd), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(pfd[0]);
+			crash_child(f->data, a, pfd[1], round);
+		}
+		close(pfd[1]);
+		/* Let it reach a random operation, then a random moment in
+		   it (the checks below hold wherever the kill lands). */
+		buf_init(&text);
+		while (ops < want) {
+			ssize_t r = read(pfd[0], buf, sizeof(buf));
+			assert_true(r > 0);
+			for (ssize_t j = 0; j < r; j++)
+				ops += buf[j] == 'o';
+			buf_append(&text, buf, (size_t)r);
+		}
+		usleep((useconds_t)(random() % 30000));
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFSIGNALED(status));
+		for (ssize_t r; (r = read(pfd[0], buf, sizeof(buf))) > 0;)
+			buf_append(&text, buf, (size_t)r);
+		close(pfd[0]);
+		/* Deliveries the child saw committed. */
+		buf_append(&text, "", 1);
+		for (char *p = text.data, *save = NULL,
+		    *t = strtok_r(p, "o\n", &save); t != NULL;
+		    t = strtok_r(NULL, "o\n", &save)) {
+			acked = xrealloc(acked, (nacked + 1) * sizeof(char *));
+			acked[nacked++] = xstrdup(t);
+		}
+		buf_free(&text);
+
+		assert_int_equal(store_open(f->data, &f->st), STORE_OK);
+		size_t ni, nt, na, ni2, nt2, na2;
+		char **ti = crash_tags(f->st, a, "INBOX", &ni);
+		char **tt = crash_tags(f->st, a, "Trash", &nt);
+		char **ta = crash_tags(f->st, a, "Archive", &na);
+		/* Every message exactly once in INBOX or Trash. */
+		size_t nall = ni + nt;
+		char **all = xcalloc(nall + 1, sizeof(char *));
+		for (size_t j = 0; j < ni; j++)
+			all[j] = strchr(ti[j], ':') + 1;
+		for (size_t j = 0; j < nt; j++)
+			all[ni + j] = strchr(tt[j], ':') + 1;
+		qsort(all, nall, sizeof(char *), str_ptr_cmp);
+		for (size_t j = 1; j < nall; j++)
+			if (strcmp(all[j], all[j - 1]) == 0)
+				fail_msg("round %d: %s twice", round, all[j]);
+		for (int m = 0; m < CR_MSGS; m++) {
+			char tag[16];
+			const char *key = tag;
+			snprintf(tag, sizeof(tag), "m%d", m);
+			if (bsearch(&key, all, nall, sizeof(char *),
+			    str_ptr_cmp) == NULL)
+				fail_msg("round %d: %s lost", round, tag);
+		}
+		for (size_t j = 0; j < nacked; j++) {
+			const char *key = acked[j];
+			if (bsearch(&key, all, nall, sizeof(char *),
+			    str_ptr_cmp) == NULL)
+				fail_msg("round %d: delivered %s lost", round,
+				    acked[j]);
+		}
+		free(all);
+		/* Files on disk are those of the index, after the next
+		   operation on the mailbox at the latest: a MOVE both ways
+		   (which a crash must never block) then a reindex. */
+		for (int dir = 0; dir < 2; dir++) {
+			uint32_t from = dir ? trash : in, to = dir ? in : trash;
+			uint32_t uids[10], dst[10];
+			size_t n = crash_uids(f->st, from, uids, 10);
+			if (n > 0 && store_msg_copy(f->st, from, uids, n, to,
+			    true, dst, NULL) != STORE_OK)
+				fail_msg("round %d: move after crash: %s", round,
+				    store_last_error());
+			n = crash_uids(f->st, to, uids, 10);
+			if (n > 0 && store_msg_copy(f->st, to, uids, n, from,
+			    true, dst, NULL) != STORE_OK)
+				fail_msg("round %d: move back: %s", round,
+				    store_last_error());
+		}
+		struct store_reindex_stats stats;
+		assert_int_equal(store_reindex_user(f->st, "alice@example.test",
+		    &stats), STORE_OK);
+		/* A reindex changes nothing: no orphan comes back as a
+		   message, none goes. */
+		assert_int_equal(stats.recovered, 0);
+		char **ti2 = crash_tags(f->st, a, "INBOX", &ni2);
+		char **tt2 = crash_tags(f->st, a, "Trash", &nt2);
+		char **ta2 = crash_tags(f->st, a, "Archive", &na2);
+		assert_int_equal(ni2 + nt2, ni + nt);
+		assert_int_equal(na2, na);
+		for (size_t j = 0; j < na; j++)
+			assert_string_equal(ta[j], ta2[j]);
+		assert_int_equal(count_files(f->data, in, "cur"), ni2);
+		assert_int_equal(count_files(f->data, trash, "cur"), nt2);
+		assert_int_equal(count_files(f->data, arch, "cur"), na2);
+		free_strv(ti, ni);
+		free_strv(tt, nt);
+		free_strv(ta, na);
+		free_strv(ti2, ni2);
+		free_strv(tt2, nt2);
+		free_strv(ta2, na2);
+	}
+	free_strv(acked, nacked);
+}
+
 int
 main(void)
 {
@@ -1266,6 +1554,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reindex_lost_index, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_recover, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_crash_copy_move, setup,
 		    teardown),
 	};
 
