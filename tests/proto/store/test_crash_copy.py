@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 
-from conftest import PASSWORD, WRAP_SCALE
+from lib.instance import PASSWORD, WRAP_SCALE
 
 N = 1000
 USER = "mover@example.test"

@@ -6,7 +6,7 @@ imaplib; a charset nobody knows stays searchable byte for byte."""
 import base64
 import imaplib
 
-from conftest import PASSWORD, WRAP_SCALE
+from lib.instance import PASSWORD, WRAP_SCALE
 
 USER = "charsets@example.test"
 

@@ -8,7 +8,7 @@ import ssl
 
 import pytest
 
-from conftest import Postroom
+from lib.instance import Instance
 
 WEAK = ["AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384",
         "ECDHE-RSA-AES128-SHA"]
@@ -77,7 +77,7 @@ def handshake(pr, key, proto, ctx):
 
 @pytest.fixture(scope="module")
 def tlssrv():
-    inst = Postroom()
+    inst = Instance()
     try:
         inst.start("smtpd", "pop3d", "imapd")
         yield inst
