@@ -1,7 +1,8 @@
-/* cmd_auth: any-state and not-authenticated commands: CAPABILITY, NOOP,
-   LOGOUT, STARTTLS, LOGIN and AUTHENTICATE (PLAIN, LOGIN, SASL-IR).
-   Passwords are checked on a worker (Argon2id); failures are answered after
-   the throttle's delay. Credentials are wiped after use and never logged. */
+/* cmd_auth: LOGIN and AUTHENTICATE (PLAIN, LOGIN, SASL-IR). Passwords are
+   checked on a worker (Argon2id); failures are answered after the
+   throttle's delay. AUTHENTICATE's response lines are read by the
+   command's continuation, not the parser. Credentials are wiped after use
+   and never logged. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,6 +10,7 @@
 #include "log.h"
 
 #include "imap_commands.h"
+#include "imap_features.h"
 
 struct login_job {
 	char *user, *pass;
@@ -16,76 +18,6 @@ struct login_job {
 	struct store_user u;
 	struct store *st;
 };
-
-enum cmd_result
-imap_cmd_capability(struct imap_session *s, const struct imap_arg *args,
-    const struct imap_arg *end)
-{
-	struct buf b;
-
-	if (args != end) {
-		imap_reply_tagged(s, "BAD", "CAPABILITY takes no arguments");
-		return CMD_DONE;
-	}
-	buf_init(&b);
-	buf_puts(&b, "* CAPABILITY ");
-	imap_capability_string(s, &b);
-	buf_puts(&b, "\r\n");
-	imap_send_buf(s, &b);
-	buf_free(&b);
-	imap_reply_tagged(s, "OK", "Capability completed");
-	return CMD_DONE;
-}
-
-enum cmd_result
-imap_cmd_noop(struct imap_session *s, const struct imap_arg *args,
-    const struct imap_arg *end)
-{
-	if (args != end) {
-		imap_reply_tagged(s, "BAD", "NOOP takes no arguments");
-		return CMD_DONE;
-	}
-	s->force_sync = true;
-	imap_reply_tagged(s, "OK", "NOOP completed");
-	return CMD_DONE;
-}
-
-enum cmd_result
-imap_cmd_logout(struct imap_session *s, const struct imap_arg *args,
-    const struct imap_arg *end)
-{
-	if (args != end) {
-		imap_reply_tagged(s, "BAD", "LOGOUT takes no arguments");
-		return CMD_DONE;
-	}
-	imap_reply_untagged(s, "BYE Logging out");
-	imap_reply_tagged(s, "OK", "Logout completed");
-	s->state = IMAP_ST_LOGOUT;
-	return CMD_CLOSE;
-}
-
-enum cmd_result
-imap_cmd_starttls(struct imap_session *s, const struct imap_arg *args,
-    const struct imap_arg *end)
-{
-	if (args != end) {
-		imap_reply_tagged(s, "BAD", "STARTTLS takes no arguments");
-		return CMD_DONE;
-	}
-	if (conn_is_tls(s->c) || s->implicit_tls) {
-		imap_reply_tagged(s, "BAD", "TLS is already active");
-		return CMD_DONE;
-	}
-	if (!server_has_tls(s->d->srv)) {
-		imap_reply_tagged(s, "NO", "TLS is not available");
-		return CMD_DONE;
-	}
-	imap_reply_tagged(s, "OK", "Begin TLS negotiation now");
-	/* Drops whatever the client pipelined after the command (RFC 2595). */
-	if (conn_starttls(s->c) < 0)
-		return CMD_CLOSE;
-	return CMD_DONE;
-}
 
 static bool
 plaintext_ok(struct imap_session *s)
@@ -123,15 +55,12 @@ auth_delay_done(struct ev_loop *loop, ev_timer *t, int revents)
 	struct imap_session *s = t->data;
 
 	ev_timer_stop(loop, t);
-	imap_reply_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+	imap_cmd_reply(s, IMAP_NO, "[AUTHENTICATIONFAILED] Authentication failed");
+	imap_cmd_finish(s);
 	if (s->auth_fails >= IMAP_AUTH_FAIL_MAX) {
 		imap_reply_untagged(s, "BYE Too many failed logins");
-		s->closing = true;
-		imap_cmd_finish(s);
-		conn_close(s->c);
-		return;
+		imap_session_close(s);
 	}
-	imap_cmd_finish(s);
 }
 
 static void
@@ -153,7 +82,7 @@ login_done(struct imap_session *s, void *arg)
 		    esc, conn_tls_version(s->c) ? conn_tls_version(s->c) : "no");
 		buf_init(&b);
 		imap_capability_string(s, &b);
-		imap_reply_tagged(s, "OK", "[CAPABILITY %s] Logged in", b.data);
+		imap_cmd_reply(s, IMAP_OK, "[CAPABILITY %s] Logged in", b.data);
 		buf_free(&b);
 		imap_cmd_finish(s);
 		login_job_free(j);
@@ -164,7 +93,7 @@ login_done(struct imap_session *s, void *arg)
 	err = j->err;
 	login_job_free(j);
 	if (err != STORE_ENOTFOUND && err != STORE_EPERM) {
-		imap_reply_tagged(s, "NO", "[UNAVAILABLE] Temporary failure");
+		imap_cmd_reply(s, IMAP_NO, "[UNAVAILABLE] Temporary failure");
 		imap_cmd_finish(s);
 		return;
 	}
@@ -187,7 +116,7 @@ start_login(struct imap_session *s, const char *user, size_t ulen,
 
 	if (ulen == 0 || plen == 0 || memchr(user, 0, ulen) ||
 	    memchr(pass, 0, plen)) {
-		imap_reply_tagged(s, "NO",
+		imap_cmd_reply(s, IMAP_NO,
 		    "[AUTHENTICATIONFAILED] Authentication failed");
 		return CMD_DONE;
 	}
@@ -196,7 +125,7 @@ start_login(struct imap_session *s, const char *user, size_t ulen,
 		log_info("%s login result=refused reason=too-many-failures "
 		    "peer=%s", conn_id(s->c), conn_peer_addr(s->c));
 		imap_reply_untagged(s, "BYE Too many failed logins");
-		imap_reply_tagged(s, "NO",
+		imap_cmd_reply(s, IMAP_NO,
 		    "[AUTHENTICATIONFAILED] Authentication failed");
 		return CMD_CLOSE;
 	}
@@ -212,19 +141,21 @@ enum cmd_result
 imap_cmd_login(struct imap_session *s, const struct imap_arg *args,
     const struct imap_arg *end)
 {
-	const struct imap_arg *u = args, *p;
+	const struct imap_arg *u = args, *p = imap_arg_next(args);
 
-	if (imap_args_count(args, end) != 2 || !imap_arg_is_string(u) ||
-	    !imap_arg_is_string(p = imap_arg_next(u))) {
-		imap_reply_tagged(s, "BAD", "Usage: LOGIN user password");
+	(void)end;
+	if (!imap_arg_is_string(u) || !imap_arg_is_string(p)) {
+		imap_cmd_usage(s);
 		return CMD_DONE;
 	}
 	if (!plaintext_ok(s)) {
-		imap_reply_tagged(s, "NO", "[PRIVACYREQUIRED] Use STARTTLS first");
+		imap_cmd_reply(s, IMAP_NO, "[PRIVACYREQUIRED] Use STARTTLS first");
 		return CMD_DONE;
 	}
 	return start_login(s, u->str, u->len, p->str, p->len);
 }
+
+static int sasl_continue(struct imap_session *s);
 
 /* SASL finished or failed: answer or check the password. */
 static enum cmd_result
@@ -232,29 +163,28 @@ sasl_result(struct imap_session *s, enum sasl_result r, const char *chal)
 {
 	enum cmd_result res;
 
+	s->cmd->wait = IMAP_WAIT_NONE;
 	switch (r) {
 	case SASL_CONTINUE:
-		s->in_sasl = true;
+		s->cmd->wait = IMAP_WAIT_INPUT;
+		s->cmd->continuation = sasl_continue;
 		imap_reply_continue(s, chal);
 		return CMD_SUSPEND;
 	case SASL_CANCEL:
-		s->in_sasl = false;
 		sasl_server_reset(&s->sasl);
-		imap_reply_tagged(s, "BAD", "Authentication cancelled");
+		imap_cmd_reply(s, IMAP_BAD, "Authentication cancelled");
 		return CMD_DONE;
 	case SASL_FAIL:
-		s->in_sasl = false;
 		sasl_server_reset(&s->sasl);
-		imap_reply_tagged(s, "BAD", "Invalid SASL response");
+		imap_cmd_reply(s, IMAP_BAD, "Invalid SASL response");
 		return CMD_DONE;
 	case SASL_DONE:
 		break;
 	}
-	s->in_sasl = false;
 	if (s->sasl.authzid != NULL &&
 	    strcasecmp(s->sasl.authzid, s->sasl.user) != 0) {
 		sasl_server_reset(&s->sasl);
-		imap_reply_tagged(s, "NO",
+		imap_cmd_reply(s, IMAP_NO,
 		    "[AUTHORIZATIONFAILED] Authorization identity refused");
 		return CMD_DONE;
 	}
@@ -273,17 +203,17 @@ imap_cmd_authenticate(struct imap_session *s, const struct imap_arg *args,
 	enum sasl_mech mech;
 	enum sasl_result r;
 
-	if (n < 1 || n > 2 || args->type != IMAP_ARG_ATOM ||
+	if (args->type != IMAP_ARG_ATOM ||
 	    (n == 2 && !imap_arg_is_string(imap_arg_next(args)))) {
-		imap_reply_tagged(s, "BAD", "Usage: AUTHENTICATE mechanism [ir]");
+		imap_cmd_usage(s);
 		return CMD_DONE;
 	}
 	if (!plaintext_ok(s)) {
-		imap_reply_tagged(s, "NO", "[PRIVACYREQUIRED] Use STARTTLS first");
+		imap_cmd_reply(s, IMAP_NO, "[PRIVACYREQUIRED] Use STARTTLS first");
 		return CMD_DONE;
 	}
 	if ((mech = sasl_mech_parse(args->str)) == SASL_MECH_NONE) {
-		imap_reply_tagged(s, "NO", "Unsupported mechanism");
+		imap_cmd_reply(s, IMAP_NO, "Unsupported mechanism");
 		return CMD_DONE;
 	}
 	sasl_server_init(&s->sasl, mech);
@@ -292,24 +222,39 @@ imap_cmd_authenticate(struct imap_session *s, const struct imap_arg *args,
 	return sasl_result(s, r, chal);
 }
 
-void
-imap_auth_sasl_line(struct imap_session *s, const char *line, size_t len)
+/* AUTHENTICATE's continuation: one client response line. */
+static int
+sasl_continue(struct imap_session *s)
 {
-	const char *chal = "";
-	enum sasl_result r;
+	const char *p, *chal = "";
+	size_t len, used;
 	enum cmd_result res;
+	enum sasl_result r;
+	char *line;
+	int rc;
 
+	if ((rc = imap_raw_line(s, 16384, &p, &len, &used)) <= 0) {
+		if (rc < 0) {
+			imap_reply_untagged(s, "BYE SASL response too long");
+			imap_session_close(s);
+		}
+		return 0;
+	}
+	line = xstrndup(p, len);
+	conn_consume(s->c, used);
 	r = sasl_server_step(&s->sasl, line, len, &chal);
 	res = sasl_result(s, r, chal);
+	explicit_bzero(line, len);
+	free(line);
 	if (res == CMD_DONE) {
 		imap_cmd_finish(s);
 	} else if (res == CMD_CLOSE) {
-		s->closing = true;
 		imap_cmd_finish(s);
-		conn_close(s->c);
-	} else if (!s->in_sasl && !s->paused) {
+		imap_session_close(s);
+	} else if (s->cmd->wait != IMAP_WAIT_INPUT && !s->paused) {
 		/* waiting on the password check */
 		s->paused = true;
 		conn_pause(s->c);
 	}
+	return 1;
 }
