@@ -267,6 +267,6 @@ imap_cmd_run(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 done:
 	imap_cmd_finish(s);
-	if (s->bad_count > IMAP_BAD_MAX)
+	if (s->bad_count > IMAP_BAD_CMD_MAX)
 		too_many_bad(s);
 }

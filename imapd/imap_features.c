@@ -245,7 +245,7 @@ vanished_set(struct imap_session *s, const struct imap_arg *a,
 
 	if (!imap_arg_is_saved(a))
 		return imap_seqset_parse(a->str, a->len,
-		    IMAP_SEQSET_MAX_RANGES, set, &err);
+		    IMAP_SEQSET_RANGES_MAX, set, &err);
 	memset(set, 0, sizeof(*set));
 	set->r = xmalloc((s->searchres.n ? s->searchres.n : 1) *
 	    sizeof(*set->r));

@@ -390,7 +390,7 @@ parse_seq_key(struct pctx *c, const struct imap_arg *a)
 
 	if ((n = new_node(c, SK_SEQ)) == NULL)
 		return NULL;
-	if (imap_seqset_parse(a->str, a->len, IMAP_SEQSET_MAX_RANGES,
+	if (imap_seqset_parse(a->str, a->len, IMAP_SEQSET_RANGES_MAX,
 	    &n->set, &c->err) < 0) {
 		node_free(n);
 		return NULL;
@@ -524,7 +524,7 @@ parse_uid_key(struct pctx *c, const struct imap_arg **ap,
 		c->s->has_saved = true;
 		return n;
 	}
-	if (imap_seqset_parse(v->str, v->len, IMAP_SEQSET_MAX_RANGES,
+	if (imap_seqset_parse(v->str, v->len, IMAP_SEQSET_RANGES_MAX,
 	    &n->set, &c->err) < 0)
 		goto bad;
 	return n;

@@ -190,7 +190,7 @@ parse_error(struct imap_session *s, const char *tag, const char *err)
 		return;
 	}
 	conn_printf(s->c, "%s BAD %s\r\n", tag ? tag : "*", err);
-	if (++s->bad_count > IMAP_BAD_MAX) {
+	if (++s->bad_count > IMAP_BAD_CMD_MAX) {
 		imap_reply_untagged(s, "BYE Too many invalid commands");
 		imap_session_close(s);
 	}
