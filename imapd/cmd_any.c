@@ -53,7 +53,7 @@ imap_cmd_logout(struct imap_session *s, const struct imap_arg *args,
 	(void)end;
 	imap_reply_untagged(s, "BYE Logging out");
 	imap_cmd_reply(s, IMAP_OK, "Logout completed");
-	s->state = IMAP_ST_LOGOUT;
+	session_set_state(&s->base, IMAP_ST_LOGOUT);
 	return CMD_CLOSE;
 }
 
@@ -124,7 +124,7 @@ imap_cmd_id(struct imap_session *s, const struct imap_arg *args,
 		imap_cmd_reply(s, IMAP_BAD, "Invalid ID parameters");
 		return CMD_DONE;
 	}
-	log_info("%s id%s", conn_id(s->c), logb.len ? logb.data : "");
+	log_info("%s id%s", conn_id(s->base.c), logb.len ? logb.data : "");
 	buf_free(&logb);
 	imap_reply_untagged(s, "ID (\"name\" \"" IMAP_SERVER_NAME "\" "
 	    "\"version\" \"" IMAP_SERVER_VERSION "\")");

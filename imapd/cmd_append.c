@@ -57,14 +57,14 @@ append_input(struct imap_session *s)
 		s->cmd->continuation = NULL;
 		return 1;
 	}
-	if ((n = conn_peek(s->c, &p)) == 0)
+	if ((n = conn_peek(s->base.c, &p)) == 0)
 		return 0;
 	if (n > a->left)
 		n = (size_t)a->left;
 	if (a->err == STORE_OK)
 		a->err = store_delivery_write(a->d, p, n);
 	a->left -= n;
-	conn_consume(s->c, n);
+	conn_consume(s->base.c, n);
 	return 1;
 }
 
@@ -99,7 +99,7 @@ parse_datetime(const char *s, size_t len, int64_t *t_r, int32_t *tz_r)
 static void
 reply(struct imap_session *s, const char *text)
 {
-	conn_printf(s->c, "%s %s\r\n", s->cmd->tag, text);
+	conn_printf(s->base.c, "%s %s\r\n", s->cmd->tag, text);
 }
 
 int
@@ -117,7 +117,7 @@ imap_append_literal_begin(struct imap_session *s,
 	enum store_err e;
 	int rc = -1;
 
-	if (size > s->d->cfg->max_message_size) {
+	if (size > s->base.d->cfg->max_message_size) {
 		reply(s, "NO [TOOBIG] Message too large");
 		return -1;
 	}
@@ -148,7 +148,7 @@ imap_append_literal_begin(struct imap_session *s,
 	}
 	if ((name = imap_mailbox_arg(s, args)) == NULL)
 		goto out;
-	e = store_mailbox_get(s->d->store, s->user.id, name, &mb);
+	e = store_mailbox_get(s->base.d->store, s->user.id, name, &mb);
 	free(name);
 	if (e == STORE_ENOTFOUND) {
 		reply(s, "NO [TRYCREATE] No such mailbox");
@@ -159,7 +159,7 @@ imap_append_literal_begin(struct imap_session *s,
 		goto out;
 	}
 	ap = xcalloc(1, sizeof(*ap));
-	if ((e = store_delivery_new(s->d->store, &ap->d)) != STORE_OK ||
+	if ((e = store_delivery_new(s->base.d->store, &ap->d)) != STORE_OK ||
 	    (e = store_delivery_add_target(ap->d, s->user.id, mb.id, flags,
 	    (const char *const *)kw, nkw, t, tz)) != STORE_OK) {
 		append_free(&ap);

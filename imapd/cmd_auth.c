@@ -1,140 +1,162 @@
-/* cmd_auth: LOGIN and AUTHENTICATE (PLAIN, LOGIN, SASL-IR). Passwords are
-   checked on a worker (Argon2id); failures are answered after the
-   throttle's delay. AUTHENTICATE's response lines are read by the
-   command's continuation, not the parser. Credentials are wiped after use
-   and never logged. */
+/* cmd_auth: LOGIN and AUTHENTICATE (PLAIN, LOGIN, SASL-IR) on the shared
+   login path (login.c: throttle, the Argon2id check on a worker, delayed
+   failures, the log line); this file only words imapd's replies
+   ([AUTHENTICATIONFAILED], [UNAVAILABLE], "+ " challenges, BYE). The SASL
+   response lines are read by the command's continuation, not the parser.
+   Credentials are wiped after use and never logged. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "log.h"
+#include "login.h"
 
 #include "imap_commands.h"
 #include "imap_features.h"
 
-struct login_job {
-	char *user, *pass;
-	enum store_err err;
+/* A SASL response line longer than this ends the session. */
+#define SASL_LINE_MAX 16384
+
+/* What the check on the worker found. */
+struct imap_login_job {
 	struct store_user u;
-	struct store *st;
 };
+
+static struct imap_session *
+imap_of(struct session *base)
+{
+	return (struct imap_session *)base;
+}
+
+static enum login_result
+verify(struct daemon *d, const char *user, const char *pass, void *job)
+{
+	struct imap_login_job *j = job;
+
+	switch (store_authenticate(d->store, user, pass, &j->u)) {
+	case STORE_OK:
+		return LOGIN_OK;
+	case STORE_ENOTFOUND:
+	case STORE_EPERM:
+		return LOGIN_FAIL;
+	default:
+		return LOGIN_TEMPFAIL;
+	}
+}
+
+static const char *
+reply_ok(struct session *base, void *job)
+{
+	struct imap_session *s = imap_of(base);
+	struct imap_login_job *j = job;
+	struct buf b;
+
+	s->user = j->u;
+	imap_session_logged_in(s);
+	buf_init(&b);
+	imap_capability_string(s, &b);
+	imap_cmd_reply(s, IMAP_OK, "[CAPABILITY %s] Logged in", b.data);
+	buf_free(&b);
+	imap_cmd_finish(s);
+	return NULL;
+}
+
+static void
+reply_fail(struct session *base, bool last)
+{
+	struct imap_session *s = imap_of(base);
+
+	imap_cmd_reply(s, IMAP_NO, "[AUTHENTICATIONFAILED] Authentication failed");
+	imap_cmd_finish(s);
+	if (last)
+		imap_reply_untagged(s, "BYE Too many failed logins");
+}
+
+static const char *
+reply_tempfail(struct session *base, void *job)
+{
+	struct imap_session *s = imap_of(base);
+
+	imap_cmd_reply(s, IMAP_NO, "[UNAVAILABLE] Temporary failure");
+	imap_cmd_finish(s);
+	return "store";
+}
+
+static void
+reply_refused(struct session *base)
+{
+	struct imap_session *s = imap_of(base);
+
+	imap_reply_untagged(s, "BYE Too many failed logins");
+	imap_cmd_reply(s, IMAP_NO, "[AUTHENTICATIONFAILED] Authentication failed");
+}
+
+static int sasl_continue(struct imap_session *s);
+
+static void
+send_challenge(struct session *base, const char *challenge)
+{
+	struct imap_session *s = imap_of(base);
+
+	s->cmd->wait = IMAP_WAIT_INPUT;
+	s->cmd->continuation = sasl_continue;
+	imap_reply_continue(s, challenge);
+}
+
+static enum cmd_result
+reply_sasl_error(struct session *base, enum sasl_result r)
+{
+	struct imap_session *s = imap_of(base);
+
+	imap_cmd_reply(s, IMAP_BAD, r == SASL_CANCEL ?
+	    "Authentication cancelled" : "Invalid SASL response");
+	return CMD_DONE;
+}
+
+static void
+job_free(void *job)
+{
+	free(job);
+}
+
+static const struct login_ops login_ops = {
+	.verify = verify,
+	.reply_ok = reply_ok,
+	.reply_fail = reply_fail,
+	.reply_tempfail = reply_tempfail,
+	.reply_refused = reply_refused,
+	.send_challenge = send_challenge,
+	.reply_sasl_error = reply_sasl_error,
+	.job_free = job_free,
+	.fail_max_session = IMAP_AUTH_FAIL_MAX_SESSION,
+	.fail_max_addr = IMAP_AUTH_FAIL_MAX_ADDR,
+	.close_at_addr_max = false,
+	.line_max = IMAP_LINE_MAX,
+};
+
+const struct login_ops *
+imap_login_ops(void)
+{
+	return &login_ops;
+}
 
 static bool
 plaintext_ok(struct imap_session *s)
 {
-	return conn_is_tls(s->c) || s->d->cfg->allow_plaintext_auth;
+	return conn_is_tls(s->base.c) || s->base.d->cfg->allow_plaintext_auth;
 }
 
-static void
-login_work(void *arg)
-{
-	struct login_job *j = arg;
-	char *at;
-
-	str_lower(j->user);
-	at = strchr(j->user, '@');
-	if (at == NULL || strlen(j->user) > STORE_ADDRESS_MAX) {
-		pw_verify_dummy(j->pass);
-		j->err = STORE_ENOTFOUND;
-		return;
-	}
-	j->err = store_authenticate(j->st, j->user, j->pass, &j->u);
-}
-
-static void
-login_job_free(struct login_job *j)
-{
-	secret_free(&j->pass);
-	free(j->user);
-	free(j);
-}
-
-static void
-auth_delay_done(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct imap_session *s = t->data;
-
-	ev_timer_stop(loop, t);
-	imap_cmd_reply(s, IMAP_NO, "[AUTHENTICATIONFAILED] Authentication failed");
-	imap_cmd_finish(s);
-	if (s->auth_fails >= IMAP_AUTH_FAIL_MAX_SESSION) {
-		imap_reply_untagged(s, "BYE Too many failed logins");
-		imap_session_close(s);
-	}
-}
-
-static void
-login_done(struct imap_session *s, void *arg)
-{
-	struct login_job *j = arg;
-	char esc[LOG_ESCAPE_SIZE];
-	struct buf b;
-	double delay;
-	enum store_err err;
-
-	auth_throttle_end(s->d->throttle, conn_peer_addr(s->c));
-	log_escape(j->user, strlen(j->user), esc, sizeof(esc));
-	if (j->err == STORE_OK) {
-		auth_throttle_success(s->d->throttle, conn_peer_addr(s->c));
-		s->user = j->u;
-		imap_set_state(s, IMAP_ST_AUTH);
-		log_info("%s login user=%s result=ok tls=%s", conn_id(s->c),
-		    esc, conn_tls_version(s->c) ? conn_tls_version(s->c) : "no");
-		buf_init(&b);
-		imap_capability_string(s, &b);
-		imap_cmd_reply(s, IMAP_OK, "[CAPABILITY %s] Logged in", b.data);
-		buf_free(&b);
-		imap_cmd_finish(s);
-		login_job_free(j);
-		return;
-	}
-	log_info("%s login user=%s result=fail peer=%s", conn_id(s->c), esc,
-	    conn_peer_addr(s->c));
-	err = j->err;
-	login_job_free(j);
-	if (err != STORE_ENOTFOUND && err != STORE_EPERM) {
-		imap_cmd_reply(s, IMAP_NO, "[UNAVAILABLE] Temporary failure");
-		imap_cmd_finish(s);
-		return;
-	}
-	s->auth_fails++;
-	delay = auth_throttle_fail(s->d->throttle, conn_peer_addr(s->c));
-	if (s->auth_timer == NULL) {
-		s->auth_timer = xcalloc(1, sizeof(*s->auth_timer));
-		ev_init(s->auth_timer, auth_delay_done);
-		s->auth_timer->data = s;
-	}
-	ev_timer_set(s->auth_timer, delay, 0.);
-	ev_timer_start(s->d->loop, s->auth_timer);
-}
-
+/* What a login step returned, as the command's result: a challenge out
+   means waiting for the next line (input on); a check means waiting for
+   the worker. */
 static enum cmd_result
-start_login(struct imap_session *s, const char *user, size_t ulen,
-    const char *pass, size_t plen)
+login_step(struct imap_session *s, enum cmd_result r)
 {
-	struct login_job *j;
-
-	if (ulen == 0 || plen == 0 || memchr(user, 0, ulen) ||
-	    memchr(pass, 0, plen)) {
-		imap_cmd_reply(s, IMAP_NO,
-		    "[AUTHENTICATIONFAILED] Authentication failed");
-		return CMD_DONE;
-	}
-	if (!auth_throttle_begin(s->d->throttle, conn_peer_addr(s->c),
-	    IMAP_AUTH_FAIL_MAX_ADDR)) {
-		log_info("%s login result=refused reason=too-many-failures "
-		    "peer=%s", conn_id(s->c), conn_peer_addr(s->c));
-		imap_reply_untagged(s, "BYE Too many failed logins");
-		imap_cmd_reply(s, IMAP_NO,
-		    "[AUTHENTICATIONFAILED] Authentication failed");
-		return CMD_CLOSE;
-	}
-	j = xcalloc(1, sizeof(*j));
-	j->user = xstrndup(user, ulen);
-	j->pass = xstrndup(pass, plen);
-	j->st = s->d->store;
-	imap_session_submit(s, login_work, login_done, j);
-	return CMD_SUSPEND;
+	if (s->cmd != NULL && !login_in_sasl(&s->login))
+		s->cmd->wait = IMAP_WAIT_NONE;
+	if (r == CMD_DONE && login_in_sasl(&s->login))
+		return CMD_SUSPEND;
+	return r;
 }
 
 enum cmd_result
@@ -143,7 +165,6 @@ imap_cmd_login(struct imap_session *s, const struct imap_arg *args,
 {
 	const struct imap_arg *u = args, *p = imap_arg_next(args);
 
-	(void)end;
 	if (!imap_arg_is_string(u) || !imap_arg_is_string(p)) {
 		imap_cmd_usage(s);
 		return CMD_DONE;
@@ -152,46 +173,52 @@ imap_cmd_login(struct imap_session *s, const struct imap_arg *args,
 		imap_cmd_reply(s, IMAP_NO, "[PRIVACYREQUIRED] Use STARTTLS first");
 		return CMD_DONE;
 	}
-	return start_login(s, u->str, u->len, p->str, p->len);
+	/* Not worth a check (nor a throttle slot): answered at once. */
+	if (u->len == 0 || p->len == 0 || memchr(u->str, 0, u->len) ||
+	    memchr(p->str, 0, p->len)) {
+		imap_cmd_reply(s, IMAP_NO,
+		    "[AUTHENTICATIONFAILED] Authentication failed");
+		return CMD_DONE;
+	}
+	return login_start(&s->login, "LOGIN", xstrndup(u->str, u->len),
+	    xstrndup(p->str, p->len), xcalloc(1, sizeof(struct imap_login_job)));
 }
 
-static int sasl_continue(struct imap_session *s);
-
-/* SASL finished or failed: answer or check the password. */
-static enum cmd_result
-sasl_result(struct imap_session *s, enum sasl_result r, const char *chal)
+/* AUTHENTICATE's continuation: one client response line. */
+static int
+sasl_continue(struct imap_session *s)
 {
+	const char *p;
+	size_t len, used;
 	enum cmd_result res;
+	char *line;
+	int rc;
 
-	s->cmd->wait = IMAP_WAIT_NONE;
-	switch (r) {
-	case SASL_CONTINUE:
-		s->cmd->wait = IMAP_WAIT_INPUT;
-		s->cmd->continuation = sasl_continue;
-		imap_reply_continue(s, chal);
-		return CMD_SUSPEND;
-	case SASL_CANCEL:
-		sasl_server_reset(&s->sasl);
-		imap_cmd_reply(s, IMAP_BAD, "Authentication cancelled");
-		return CMD_DONE;
-	case SASL_FAIL:
-		sasl_server_reset(&s->sasl);
-		imap_cmd_reply(s, IMAP_BAD, "Invalid SASL response");
-		return CMD_DONE;
-	case SASL_DONE:
-		break;
+	if ((rc = imap_raw_line(s, SASL_LINE_MAX, &p, &len, &used)) <= 0) {
+		if (rc < 0) {
+			login_sasl_abort(&s->login);
+			imap_reply_untagged(s, "BYE SASL response too long");
+			imap_session_close(s, "sasl-line-too-long");
+		}
+		return 0;
 	}
-	if (s->sasl.authzid != NULL &&
-	    strcasecmp(s->sasl.authzid, s->sasl.user) != 0) {
-		sasl_server_reset(&s->sasl);
-		imap_cmd_reply(s, IMAP_NO,
-		    "[AUTHORIZATIONFAILED] Authorization identity refused");
-		return CMD_DONE;
+	line = xstrndup(p, len);
+	conn_consume(s->base.c, used);
+	res = login_step(s, login_sasl_line(&s->login, line, len));
+	explicit_bzero(line, len);
+	free(line);
+	if (res == CMD_DONE) {
+		imap_cmd_finish(s);
+	} else if (res == CMD_CLOSE) {
+		imap_cmd_finish(s);
+		imap_session_close(s, "auth-refused");
+	} else if (s->cmd != NULL && s->cmd->wait != IMAP_WAIT_INPUT &&
+	    !s->paused) {
+		/* waiting on the password check */
+		s->paused = true;
+		conn_pause(s->base.c);
 	}
-	res = start_login(s, s->sasl.user, strlen(s->sasl.user), s->sasl.pass,
-	    strlen(s->sasl.pass));
-	sasl_server_reset(&s->sasl);
-	return res;
+	return 1;
 }
 
 enum cmd_result
@@ -199,9 +226,7 @@ imap_cmd_authenticate(struct imap_session *s, const struct imap_arg *args,
     const struct imap_arg *end)
 {
 	size_t n = imap_args_count(args, end);
-	const char *chal = "";
 	enum sasl_mech mech;
-	enum sasl_result r;
 
 	if (args->type != IMAP_ARG_ATOM ||
 	    (n == 2 && !imap_arg_is_string(imap_arg_next(args)))) {
@@ -216,45 +241,7 @@ imap_cmd_authenticate(struct imap_session *s, const struct imap_arg *args,
 		imap_cmd_reply(s, IMAP_NO, "Unsupported mechanism");
 		return CMD_DONE;
 	}
-	sasl_server_init(&s->sasl, mech);
-	r = sasl_server_start(&s->sasl, n == 2 ? imap_arg_next(args)->str : NULL,
-	    &chal);
-	return sasl_result(s, r, chal);
-}
-
-/* AUTHENTICATE's continuation: one client response line. */
-static int
-sasl_continue(struct imap_session *s)
-{
-	const char *p, *chal = "";
-	size_t len, used;
-	enum cmd_result res;
-	enum sasl_result r;
-	char *line;
-	int rc;
-
-	if ((rc = imap_raw_line(s, 16384, &p, &len, &used)) <= 0) {
-		if (rc < 0) {
-			imap_reply_untagged(s, "BYE SASL response too long");
-			imap_session_close(s);
-		}
-		return 0;
-	}
-	line = xstrndup(p, len);
-	conn_consume(s->c, used);
-	r = sasl_server_step(&s->sasl, line, len, &chal);
-	res = sasl_result(s, r, chal);
-	explicit_bzero(line, len);
-	free(line);
-	if (res == CMD_DONE) {
-		imap_cmd_finish(s);
-	} else if (res == CMD_CLOSE) {
-		imap_cmd_finish(s);
-		imap_session_close(s);
-	} else if (s->cmd->wait != IMAP_WAIT_INPUT && !s->paused) {
-		/* waiting on the password check */
-		s->paused = true;
-		conn_pause(s->c);
-	}
-	return 1;
+	return login_step(s, login_sasl_start(&s->login, mech,
+	    n == 2 ? imap_arg_next(args)->str : NULL,
+	    xcalloc(1, sizeof(struct imap_login_job))));
 }

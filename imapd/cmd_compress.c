@@ -15,17 +15,17 @@ imap_cmd_compress(struct imap_session *s, const struct imap_arg *args,
 		imap_cmd_usage(s);
 		return CMD_DONE;
 	}
-	if (conn_is_compressed(s->c)) {
+	if (conn_is_compressed(s->base.c)) {
 		imap_cmd_reply(s, IMAP_NO, "[COMPRESSIONACTIVE] DEFLATE is "
 		    "already active");
 		return CMD_DONE;
 	}
 	imap_cmd_reply(s, IMAP_OK, "DEFLATE active");
-	if (conn_start_compress(s->c) < 0) {
+	if (conn_start_compress(s->base.c) < 0) {
 		/* the client now deflates: nothing more can be understood */
-		log_warnx("%s compress result=fail", conn_id(s->c));
+		log_warnx("%s compress result=fail", conn_id(s->base.c));
 		return CMD_CLOSE;
 	}
-	log_info("%s compress result=ok method=deflate", conn_id(s->c));
+	log_info("%s compress result=ok method=deflate", conn_id(s->base.c));
 	return CMD_DONE;
 }

@@ -157,7 +157,7 @@ copy_start(struct imap_session *s, const struct imap_arg *args,
 	}
 	if ((name = imap_mailbox_arg(s, imap_arg_next(args))) == NULL)
 		return CMD_DONE;
-	e = store_mailbox_get(s->d->store, s->user.id, name, &mb);
+	e = store_mailbox_get(s->base.d->store, s->user.id, name, &mb);
 	free(name);
 	if (e == STORE_ENOTFOUND) {
 		imap_cmd_reply(s, IMAP_NO, "[TRYCREATE] No such mailbox");
@@ -179,7 +179,7 @@ copy_start(struct imap_session *s, const struct imap_arg *args,
 		return CMD_DONE;
 	}
 	j = xcalloc(1, sizeof(*j));
-	j->st = s->d->store;
+	j->st = s->base.d->store;
 	j->src = s->sel->mb.id;
 	j->dst = mb.id;
 	j->move = move;

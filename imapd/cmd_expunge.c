@@ -41,7 +41,7 @@ expunge_done(struct imap_session *s, void *arg)
 		/* CLOSE is silent: no EXPUNGE responses (RFC 3501 6.4.2). */
 		imap_set_state(s, IMAP_ST_AUTH);
 		if (j->err != STORE_OK)
-			log_warnx("%s close expunge error=%s", conn_id(s->c),
+			log_warnx("%s close expunge error=%s", conn_id(s->base.c),
 			    store_err_str(j->err));
 		imap_cmd_reply(s, IMAP_OK, "CLOSE completed");
 	} else if (j->err != STORE_OK) {
@@ -59,7 +59,7 @@ expunge_done(struct imap_session *s, void *arg)
 static enum cmd_result
 expunge_start(struct imap_session *s, struct expunge_job *j)
 {
-	j->st = s->d->store;
+	j->st = s->base.d->store;
 	j->mbox_id = s->sel->mb.id;
 	imap_session_submit(s, expunge_work, expunge_done, j);
 	return CMD_SUSPEND;

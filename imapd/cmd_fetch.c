@@ -115,7 +115,7 @@ seen_submit(struct imap_session *s, const size_t *idx, size_t n)
 	if (nunseen == 0)
 		return false;
 	j = xcalloc(1, sizeof(*j));
-	j->st = s->d->store;
+	j->st = s->base.d->store;
 	j->mbox_id = s->sel->mb.id;
 	j->ch = xcalloc(nunseen, sizeof(*j->ch));
 	for (i = 0; i < n; i++) {

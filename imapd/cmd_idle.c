@@ -46,10 +46,10 @@ timer_arm(struct imap_session *s, bool trim)
 	struct imap_idle *x = &s->idle;
 
 	x->trim_next = trim;
-	ev_timer_stop(s->d->loop, &x->timer);
+	ev_timer_stop(s->base.d->loop, &x->timer);
 	ev_timer_set(&x->timer, trim ? IDLE_TRIM_DELAY : keepalive_interval(),
 	    0.);
-	ev_timer_start(s->d->loop, &x->timer);
+	ev_timer_start(s->base.d->loop, &x->timer);
 }
 
 static void
@@ -59,11 +59,11 @@ idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (!s->idle.active || s->closing || conn_is_closing(s->c))
+	if (!s->idle.active || s->base.closing || conn_is_closing(s->base.c))
 		return;
 	if (s->idle.trim_next) {
 		imap_parser_trim(s->parser);
-		conn_trim(s->c);
+		conn_trim(s->base.c);
 		timer_arm(s, false);
 		return;
 	}
@@ -74,17 +74,17 @@ idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 void
 imap_idle_view_changed(struct imap_session *s)
 {
-	if (!s->idle.active || s->sel == NULL || s->closing)
+	if (!s->idle.active || s->sel == NULL || s->base.closing)
 		return;
 	imap_view_sync(s, true, false);
-	if (conn_outq_len(s->c) > 0)
+	if (conn_outq_len(s->base.c) > 0)
 		timer_arm(s, true);
 }
 
 void
 imap_idle_free(struct imap_session *s)
 {
-	ev_timer_stop(s->d->loop, &s->idle.timer);
+	ev_timer_stop(s->base.d->loop, &s->idle.timer);
 	s->idle.active = false;
 }
 
@@ -92,7 +92,7 @@ static void
 idle_stop(struct imap_session *s)
 {
 	imap_idle_free(s);
-	conn_set_timeout(s->c, s->d->cfg->imap_timeout);
+	conn_set_timeout(s->base.c, s->base.d->cfg->imap_timeout);
 }
 
 /* IDLE's continuation: the DONE line. */
@@ -108,18 +108,18 @@ idle_input(struct imap_session *s)
 		if (r < 0) {
 			idle_stop(s);
 			imap_reply_untagged(s, "BYE Expected DONE");
-			imap_session_close(s);
+			imap_session_close(s, "idle-expected-done");
 		}
 		return 0;
 	}
 	done = len == 4 && strncasecmp(p, "DONE", 4) == 0;
 	/* Only this line: a pipelined command after it is the parser's. */
-	conn_consume(s->c, used);
+	conn_consume(s->base.c, used);
 	idle_stop(s);
 	if (done) {
 		imap_cmd_reply(s, IMAP_OK, "IDLE completed");
 	} else {
-		log_debug("%s idle-end result=not-done", conn_id(s->c));
+		log_debug("%s idle-end result=not-done", conn_id(s->base.c));
 		imap_cmd_reply(s, IMAP_BAD, "Expected DONE");
 	}
 	imap_cmd_finish(s);
@@ -137,7 +137,7 @@ imap_cmd_idle(struct imap_session *s, const struct imap_arg *args,
 	s->idle.timer.data = s;
 	s->cmd->wait = IMAP_WAIT_INPUT;
 	s->cmd->continuation = idle_input;
-	conn_set_timeout(s->c, s->d->cfg->imap_idle_timeout);
+	conn_set_timeout(s->base.c, s->base.d->cfg->imap_idle_timeout);
 	imap_reply_continue(s, "idling");
 	/* An IDLE may last 30 minutes and more: the parser's buffers are
 	   not needed until DONE (the arguments are not used past here). */

@@ -216,12 +216,12 @@ gather_subscriptions(struct imap_session *s, struct lentry **v_r, size_t *n_r)
 	size_t nn = 0, i;
 	enum store_err e;
 
-	e = store_subscription_list(s->d->store, s->user.id, &names, &nn);
+	e = store_subscription_list(s->base.d->store, s->user.id, &names, &nn);
 	if (e != STORE_OK)
 		return e;
 	exists = xcalloc(nn + 1, sizeof(*exists));
 	for (i = 0; i < nn; i++)
-		exists[i] = store_mailbox_get(s->d->store, s->user.id,
+		exists[i] = store_mailbox_get(s->base.d->store, s->user.id,
 		    names[i], &mb) == STORE_OK;
 	collect(v_r, n_r, names, exists, NULL, nn);
 	for (i = 0; i < nn; i++)
@@ -242,7 +242,7 @@ gather_mailboxes(struct imap_session *s, struct lentry **v_r, size_t *n_r)
 	size_t nn = 0, i;
 	enum store_err e;
 
-	if ((e = store_mailbox_list(s->d->store, s->user.id, &mbs, &nn)) !=
+	if ((e = store_mailbox_list(s->base.d->store, s->user.id, &mbs, &nn)) !=
 	    STORE_OK)
 		return e;
 	names = xcalloc(nn + 1, sizeof(*names));
@@ -593,8 +593,8 @@ ext_list(struct imap_session *s, const struct imap_list_opts *o,
 	struct xlist l = { NULL, 0, 0 };
 	enum store_err e;
 
-	if ((e = store_mailbox_list(s->d->store, s->user.id, &mbs, &nmb)) !=
-	    STORE_OK || (e = store_subscription_list(s->d->store, s->user.id,
+	if ((e = store_mailbox_list(s->base.d->store, s->user.id, &mbs, &nmb)) !=
+	    STORE_OK || (e = store_subscription_list(s->base.d->store, s->user.id,
 	    &subs, &nsubs)) != STORE_OK)
 		goto out;
 	xcollect(&l, mbs, nmb, subs, nsubs);

@@ -135,7 +135,7 @@ mbox_cmd(struct imap_session *s, const struct imap_arg *args,
 		goto refuse;
 	}
 	j = xcalloc(1, sizeof(*j));
-	j->st = s->d->store;
+	j->st = s->base.d->store;
 	j->op = op;
 	j->user_id = s->user.id;
 	j->name = name;
@@ -263,7 +263,7 @@ imap_cmd_status(struct imap_session *s, const struct imap_arg *args,
 	}
 	if ((name = imap_mailbox_arg(s, args)) == NULL)
 		return CMD_DONE;
-	e = store_mailbox_get(s->d->store, s->user.id, name, &mb);
+	e = store_mailbox_get(s->base.d->store, s->user.id, name, &mb);
 	if (e != STORE_OK) {
 		free(name);
 		imap_reply_store_err(s, e, "STATUS");

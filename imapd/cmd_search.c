@@ -278,9 +278,9 @@ imap_cmd_search(struct imap_session *s, const struct imap_arg *args,
 	if (v->n)
 		memcpy(j->msgs, v->msgs, v->n * sizeof(*j->msgs));
 	j->hit = xcalloc(v->n ? v->n : 1, sizeof(*j->hit));
-	j->l.st = s->d->store;
+	j->l.st = s->base.d->store;
 	j->l.mbox_id = v->mb.id;
-	j->l.max_size = s->d->cfg->max_message_size;
+	j->l.max_size = s->base.d->cfg->max_message_size;
 	buf_init(&j->l.hdr);
 	buf_init(&j->l.msg);
 	if (imap_search_needs(prog) == 0) {

@@ -110,7 +110,7 @@ do_select(struct imap_session *s, const struct imap_arg *args,
 	/* A SELECT that fails leaves the session unselected (RFC 3501). The
 	   implicit close is announced for QRESYNC clients (RFC 7162
 	   §3.2.11), before anything about the new mailbox. */
-	if (s->state == IMAP_ST_SELECTED) {
+	if (s->base.state == IMAP_ST_SELECTED) {
 		imap_set_state(s, IMAP_ST_AUTH);
 		imap_reply_untagged(s, "OK [CLOSED] Previous mailbox closed");
 	}
@@ -121,7 +121,7 @@ do_select(struct imap_session *s, const struct imap_arg *args,
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->params = params;
-	j->st = s->d->store;
+	j->st = s->base.d->store;
 	j->user_id = s->user.id;
 	j->name = name;
 	j->readonly = readonly;

@@ -10,16 +10,16 @@ imap_cmd_starttls(struct imap_session *s, const struct imap_arg *args,
 {
 	(void)args;
 	(void)end;
-	if (conn_is_tls(s->c) || s->implicit_tls) {
+	if (conn_is_tls(s->base.c) || s->implicit_tls) {
 		imap_cmd_reply(s, IMAP_BAD, "TLS is already active");
 		return CMD_DONE;
 	}
-	if (!server_has_tls(s->d->srv)) {
+	if (!server_has_tls(s->base.d->srv)) {
 		imap_cmd_reply(s, IMAP_NO, "TLS is not available");
 		return CMD_DONE;
 	}
 	imap_cmd_reply(s, IMAP_OK, "Begin TLS negotiation now");
-	if (conn_starttls(s->c) < 0)
+	if (conn_starttls(s->base.c) < 0)
 		return CMD_CLOSE;
 	return CMD_DONE;
 }

@@ -147,9 +147,9 @@ store_reply(struct imap_session *s, struct store_job *j, struct buf *b)
 	   the line as is */
 	imap_cmd_sync(s);
 	s->bad_count = 0;
-	conn_printf(s->c, "%s OK [MODIFIED ", s->cmd->tag);
-	conn_write(s->c, b->data, b->len);
-	conn_printf(s->c, "] Conditional STORE failed\r\n");
+	conn_printf(s->base.c, "%s OK [MODIFIED ", s->cmd->tag);
+	conn_write(s->base.c, b->data, b->len);
+	conn_printf(s->base.c, "] Conditional STORE failed\r\n");
 }
 
 static void
@@ -255,7 +255,7 @@ imap_cmd_store(struct imap_session *s, const struct imap_arg *args,
 		job_free(j);
 		return CMD_DONE;
 	}
-	j->st = s->d->store;
+	j->st = s->base.d->store;
 	j->mbox_id = s->sel->mb.id;
 	j->ch = xcalloc(n ? n : 1, sizeof(*j->ch));
 	for (i = 0; i < n; i++) {

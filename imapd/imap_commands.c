@@ -175,7 +175,7 @@ imap_cmd_finish(struct imap_session *s)
 	imap_cmd_ctx_free(&s->cmd);
 	if (s->paused) {
 		s->paused = false;
-		conn_resume(s->c);
+		conn_resume(s->base.c);
 	}
 	imap_parser_trim(s->parser);
 }
@@ -215,7 +215,7 @@ cmd_valid(struct imap_session *s, const struct imap_arg *args,
 	const struct imap_cmd_def *def = s->cmd->def;
 	size_t n;
 
-	if (!(def->states & s->state)) {
+	if (!(def->states & s->base.state)) {
 		imap_reply_tagged(s, IMAP_BAD, "Command not valid in this state");
 		return false;
 	}
@@ -231,7 +231,7 @@ static void
 too_many_bad(struct imap_session *s)
 {
 	imap_reply_untagged(s, "BYE Too many invalid commands");
-	imap_session_close(s);
+	imap_session_close(s, "too-many-bad-commands");
 }
 
 void
@@ -253,7 +253,7 @@ imap_cmd_run(struct imap_session *s, const struct imap_cmd *cmd)
 		goto done;
 	r = def->fn(s, args, cmd->args_end);
 	if (r == CMD_CLOSE) {
-		imap_session_close(s);
+		imap_session_close(s, "closed");
 		return;
 	}
 	if (r == CMD_SUSPEND) {
@@ -261,7 +261,7 @@ imap_cmd_run(struct imap_session *s, const struct imap_cmd *cmd)
 		if (s->cmd != NULL && s->cmd->wait != IMAP_WAIT_INPUT &&
 		    !s->paused) {
 			s->paused = true;
-			conn_pause(s->c);
+			conn_pause(s->base.c);
 		}
 		return;
 	}

@@ -76,6 +76,8 @@ imap_cmd_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout,
 imap_cmd_fn imap_cmd_starttls;
 /* cmd_auth.c */
 imap_cmd_fn imap_cmd_login, imap_cmd_authenticate;
+/* imapd's replies for the shared login path (login_init). */
+const struct login_ops *imap_login_ops(void);
 /* cmd_enable.c */
 imap_cmd_fn imap_cmd_enable, imap_cmd_namespace;
 /* cmd_compress.c */

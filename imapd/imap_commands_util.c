@@ -258,7 +258,7 @@ imap_reply_store_err(struct imap_session *s, enum store_err e,
 		    what);
 		break;
 	default:
-		log_warnx("%s store error=%s detail=%s", conn_id(s->c),
+		log_warnx("%s store error=%s detail=%s", conn_id(s->base.c),
 		    store_err_str(e), store_last_error());
 		imap_cmd_reply(s, IMAP_NO, "[SERVERBUG] %s: internal error",
 		    what);

@@ -63,18 +63,18 @@ static const struct feature features[] = {
 static bool
 advertised(const struct imap_session *s, const struct feature *f)
 {
-	bool tls = conn_is_tls(s->c);
-	bool plain_ok = tls || s->d->cfg->allow_plaintext_auth;
+	bool tls = conn_is_tls(s->base.c);
+	bool plain_ok = tls || s->base.d->cfg->allow_plaintext_auth;
 
 	if (f->when == WHEN_ALWAYS)
 		return true;
 	if (f->when == WHEN_AUTHED)
-		return s->state != IMAP_ST_NOT_AUTH;
-	if (s->state != IMAP_ST_NOT_AUTH)
+		return s->base.state != IMAP_ST_NOT_AUTH;
+	if (s->base.state != IMAP_ST_NOT_AUTH)
 		return false;
 	switch (f->when) {
 	case WHEN_STARTTLS:
-		return !tls && !s->implicit_tls && server_has_tls(s->d->srv);
+		return !tls && !s->implicit_tls && server_has_tls(s->base.d->srv);
 	case WHEN_AUTH_OK:
 		return plain_ok;
 	default:
@@ -99,7 +99,7 @@ imap_capability_string(const struct imap_session *s, struct buf *out)
 		buf_puts(out, f->name);
 		if (strcmp(f->name, "APPENDLIMIT=") == 0)
 			buf_printf(out, "%llu",
-			    (unsigned long long)s->d->cfg->max_message_size);
+			    (unsigned long long)s->base.d->cfg->max_message_size);
 	}
 }
 
@@ -150,8 +150,8 @@ imap_condstore_enable(struct imap_session *s)
 	/* The first enabling command in the selected state tells the
 	   mailbox's HIGHESTMODSEQ (RFC 7162 §3.1), read fresh: this
 	   session's own STOREs do not update the view's copy. */
-	if (!imap_condstore_on(s) && s->state == IMAP_ST_SELECTED &&
-	    s->sel != NULL && store_mailbox_get_by_id(s->d->store,
+	if (!imap_condstore_on(s) && s->base.state == IMAP_ST_SELECTED &&
+	    s->sel != NULL && store_mailbox_get_by_id(s->base.d->store,
 	    s->sel->mb.id, &mb) == STORE_OK)
 		imap_reply_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest",
 		    (unsigned long long)mb.highestmodseq);
@@ -270,7 +270,7 @@ imap_fetch_vanished(struct imap_session *s, const struct imap_arg *a,
 	/* '*' is the highest UID ever given out, so that expunged UIDs above
 	   the last existing message are reported too. */
 	imap_seqset_resolve(&set, v->mb.uidnext > 0 ? v->mb.uidnext - 1 : 0);
-	if (store_expunged_since(s->d->store, v->mb.id, since, &uids, &n) ==
+	if (store_expunged_since(s->base.d->store, v->mb.id, since, &uids, &n) ==
 	    STORE_OK) {
 		n = filter_set(uids, n, &set);
 		buf_init(&b);

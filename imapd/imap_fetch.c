@@ -35,6 +35,9 @@ struct imap_fetch {
 	int fd;
 	struct store_msg_cache cache;
 	bool have_cache;
+	/* A body literal on its way: conn_send_fd streams it (streaming), or,
+	   if the fd cannot be shared, stream_chunk() reads it here. */
+	bool streaming;
 	uint64_t stream_off, stream_left;
 	char *chunk;
 	struct buf out;         /* reply text, reused from message to message */
@@ -403,6 +406,55 @@ init_section(struct imap_fetch *f, const struct imap_fetch_item *it)
 		f->hdr_only = false;
 }
 
+/* Keeps the literal length promised to the client if the file is shorter
+   than the index says: the missing bytes are sent as spaces. */
+static int
+stream_filter(void *arg, const char *in, size_t len, bool last,
+    struct buf *out)
+{
+	struct imap_fetch *f = arg;
+
+	if (len > f->stream_left)
+		len = (size_t)f->stream_left;
+	buf_append(out, in, len);
+	f->stream_left -= len;
+	for (; last && f->stream_left > 0; f->stream_left--)
+		buf_putc(out, ' ');
+	return 1;
+}
+
+static void
+stream_done(struct conn *c, void *arg)
+{
+	struct imap_fetch *f = arg;
+
+	f->streaming = false;
+	f->k++;
+}
+
+/* Streams [off, off + len) of the message file with back-pressure
+   (conn_send_fd, which owns a duplicate of the fd). True if it is all
+   queued already (the item is done), false if it goes on. */
+static bool
+stream_start(struct imap_session *s, struct imap_fetch *f, uint64_t off,
+    uint64_t len)
+{
+	int fd = dup(f->fd);
+
+	f->stream_left = len;
+	if (fd < 0) {
+		f->stream_off = off;    /* read here, chunk by chunk */
+		return false;
+	}
+	if (conn_send_fd(s->base.c, fd, off, len, stream_filter, stream_done,
+	    f) == 0) {
+		f->streaming = true;
+		return false;
+	}
+	f->stream_left = 0;
+	return true;
+}
+
 /* BODY[section]<partial>: a literal, from memory (filtered headers) or
    streamed from the file. */
 static bool
@@ -431,9 +483,7 @@ write_section(struct imap_session *s, struct imap_fetch *f,
 	if (use_mem || len == 0)
 		return true;
 	imap_send_buf(s, &f->out);
-	f->stream_off = off;
-	f->stream_left = len;
-	return false;
+	return stream_start(s, f, off, len);
 }
 
 static const struct fetch_handler handlers[] = {
@@ -490,7 +540,7 @@ prefetch(struct imap_session *s, struct imap_fetch *f)
 		if (f->pf_fd[slot] >= 0)
 			close(f->pf_fd[slot]);
 		f->pf_fd[slot] = -1;
-		if (store_msg_open(s->d->store, s->sel->mb.id, uid, &fd) !=
+		if (store_msg_open(s->base.d->store, s->sel->mb.id, uid, &fd) !=
 		    STORE_OK)
 			continue;
 		(void)posix_fadvise(fd, 0, f->it.prefetch_body ? 0 : 65536,
@@ -503,7 +553,7 @@ prefetch(struct imap_session *s, struct imap_fetch *f)
 static int
 msg_open(struct imap_session *s, struct imap_fetch *f, uint32_t uid)
 {
-	if (f->it.need_fd && f->hdr_only && store_msg_header_get(s->d->store,
+	if (f->it.need_fd && f->hdr_only && store_msg_header_get(s->base.d->store,
 	    s->sel->mb.id, uid, &f->hdr) == STORE_OK) {
 		size_t slot = f->pos % PREFETCH;
 
@@ -522,7 +572,7 @@ msg_open(struct imap_session *s, struct imap_fetch *f, uint32_t uid)
 			return -1;
 	}
 	if (f->it.need_cache) {
-		if (store_msg_cache_get(s->d->store, s->sel->mb.id, uid,
+		if (store_msg_cache_get(s->base.d->store, s->sel->mb.id, uid,
 		    &f->cache) != STORE_OK) {
 			msg_release(f);
 			return -1;
@@ -546,12 +596,12 @@ stream_chunk(struct imap_session *s, struct imap_fetch *f)
 		memset(f->chunk, ' ', want);
 		r = (ssize_t)want;
 	}
-	conn_write(s->c, f->chunk, (size_t)r);
+	conn_write(s->base.c, f->chunk, (size_t)r);
 	f->stream_off += (uint64_t)r;
 	f->stream_left -= (uint64_t)r;
 	if (f->stream_left == 0)
 		f->k++;
-	return !conn_is_congested(s->c);
+	return !conn_is_congested(s->base.c);
 }
 
 /* Writes items of the current message from f->k on; false if it stopped
@@ -564,6 +614,8 @@ write_items(struct imap_session *s, struct imap_fetch *f)
 	for (;;) {
 		const struct imap_fetch_item *it;
 
+		if (f->streaming)
+			return false;       /* stream_done moves on */
 		if (f->stream_left > 0) {
 			if (!stream_chunk(s, f))
 				return false;
@@ -622,7 +674,7 @@ imap_fetch_run(struct imap_session *s, struct imap_fetch *f)
 		msg_release(f);
 		f->in_msg = false;
 		f->pos++;
-		if (conn_is_congested(s->c))
+		if (conn_is_congested(s->base.c))
 			return false;
 	}
 	return true;

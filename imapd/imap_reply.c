@@ -27,7 +27,7 @@ imap_reply_tagged(struct imap_session *s, enum imap_status st,
 		s->bad_count++;
 	else
 		s->bad_count = 0;
-	conn_printf(s->c, "%s %s %s\r\n", s->cmd != NULL ? s->cmd->tag : "*",
+	conn_printf(s->base.c, "%s %s %s\r\n", s->cmd != NULL ? s->cmd->tag : "*",
 	    status_names[st], text);
 }
 
@@ -36,17 +36,17 @@ imap_reply_untagged(struct imap_session *s, const char *fmt, ...)
 {
 	va_list ap;
 
-	conn_write(s->c, "* ", 2);
+	conn_write(s->base.c, "* ", 2);
 	va_start(ap, fmt);
-	conn_vprintf(s->c, fmt, ap);
+	conn_vprintf(s->base.c, fmt, ap);
 	va_end(ap);
-	conn_write(s->c, "\r\n", 2);
+	conn_write(s->base.c, "\r\n", 2);
 }
 
 void
 imap_reply_continue(struct imap_session *s, const char *text)
 {
-	conn_printf(s->c, "+ %s\r\n", text);
+	conn_printf(s->base.c, "+ %s\r\n", text);
 }
 
 void
@@ -95,6 +95,6 @@ void
 imap_send_buf(struct imap_session *s, struct buf *b)
 {
 	if (b->len)
-		conn_write(s->c, b->data, b->len);
+		conn_write(s->base.c, b->data, b->len);
 	buf_reset(b);
 }

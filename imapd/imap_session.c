@@ -16,8 +16,6 @@
 #include "imap_session.h"
 #include "imap_view.h"
 
-static struct imap_daemon *g_d;
-
 struct submit_ctx {
 	struct imap_session *s;
 	void (*work)(void *);
@@ -28,26 +26,20 @@ struct submit_ctx {
 static const char *const state_names[] = { "not-auth", "auth", "selected",
 	"logout" };
 
-static const char *
-state_name(enum imap_state st)
-{
-	unsigned i = 0;
-
-	while (i < 3 && !((unsigned)st & (1u << i)))
-		i++;
-	return state_names[i];
-}
+static const struct session_class imap_class = {
+	.name = "imap",
+	.state_names = state_names,
+	.nstates = 4,
+};
 
 void
 imap_set_state(struct imap_session *s, enum imap_state st)
 {
-	log_debug("%s state from=%s to=%s", conn_id(s->c), state_name(s->state),
-	    state_name(st));
 	if (st == IMAP_ST_AUTH || st == IMAP_ST_SELECTED)
-		conn_set_timeout(s->c, s->d->cfg->imap_timeout);
+		conn_set_timeout(s->base.c, s->base.d->cfg->imap_timeout);
 	if (st != IMAP_ST_SELECTED && s->sel != NULL)
 		imap_view_free(&s->sel);
-	s->state = st;
+	session_set_state(&s->base, st);
 }
 
 /* ---- command flow ---- */
@@ -68,7 +60,7 @@ submit_done(void *arg)
 
 	x->done(s, x->arg);
 	free(x);
-	conn_release(s->c);
+	conn_release(s->base.c);
 }
 
 void
@@ -81,14 +73,14 @@ imap_session_submit(struct imap_session *s, void (*work)(void *arg),
 	x->work = work;
 	x->done = done;
 	x->arg = arg;
-	conn_hold(s->c);
-	worker_submit(s->d->workers, submit_work, submit_done, x);
+	conn_hold(s->base.c);
+	worker_submit(s->base.d->workers, submit_work, submit_done, x);
 }
 
 static void
 reply_raw_tagged(struct imap_session *s, const char *tag, const char *text)
 {
-	conn_printf(s->c, "%s %s\r\n", tag ? tag : "*", text);
+	conn_printf(s->base.c, "%s %s\r\n", tag ? tag : "*", text);
 }
 
 /* A streamed literal (APPEND's message): the command's context starts
@@ -130,13 +122,13 @@ literal_decision(struct imap_session *s)
 	int r;
 
 	if (def != NULL && (def->flags & IMAP_CMDF_STREAMS_LITERAL) &&
-	    (def->states & s->state) && imap_parser_cur_nargs(p) >= 1 &&
+	    (def->states & s->base.state) && imap_parser_cur_nargs(p) >= 1 &&
 	    (r = literal_stream(s, def, tag, size, sync)) <= 0) {
 		if (r == 0)
 			return;
 		goto reject;
 	}
-	limit = s->state == IMAP_ST_NOT_AUTH ? 8192 : IMAP_LITERAL_SMALL_MAX;
+	limit = s->base.state == IMAP_ST_NOT_AUTH ? 8192 : IMAP_LITERAL_SMALL_MAX;
 	if (size <= limit && imap_parser_literal_fits(p)) {
 		imap_parser_literal_read(p);
 		if (sync)
@@ -151,10 +143,10 @@ reject:
 	   login it is read and dropped (up to a bound); before login no client
 	   has a reason to send one this big, so the session ends at once
 	   rather than let an anonymous peer keep it busy draining. */
-	if (!sync && (s->state == IMAP_ST_NOT_AUTH ||
-	    size > 2 * s->d->cfg->max_message_size + 65536)) {
+	if (!sync && (s->base.state == IMAP_ST_NOT_AUTH ||
+	    size > 2 * s->base.d->cfg->max_message_size + 65536)) {
 		imap_reply_untagged(s, "BYE Literal too large");
-		imap_session_close(s);
+		imap_session_close(s, "literal-too-large");
 	}
 }
 
@@ -165,7 +157,7 @@ imap_raw_line(struct imap_session *s, size_t max, const char **p_r,
 	const char *p, *lf;
 	size_t n, len;
 
-	if ((n = conn_peek(s->c, &p)) == 0)
+	if ((n = conn_peek(s->base.c, &p)) == 0)
 		return 0;
 	if ((lf = memchr(p, '\n', n)) == NULL)
 		return n > max ? -1 : 0;
@@ -186,13 +178,13 @@ parse_error(struct imap_session *s, const char *tag, const char *err)
 	imap_cmd_ctx_free(&s->cmd);
 	if (imap_parser_is_fatal(s->parser)) {
 		imap_reply_untagged(s, "BYE %s", err);
-		imap_session_close(s);
+		imap_session_close(s, "bad-input");
 		return;
 	}
-	conn_printf(s->c, "%s BAD %s\r\n", tag ? tag : "*", err);
+	conn_printf(s->base.c, "%s BAD %s\r\n", tag ? tag : "*", err);
 	if (++s->bad_count > IMAP_BAD_CMD_MAX) {
 		imap_reply_untagged(s, "BYE Too many invalid commands");
-		imap_session_close(s);
+		imap_session_close(s, "too-many-bad-commands");
 	}
 }
 
@@ -208,7 +200,7 @@ session_input(struct conn *c, void *arg)
 		struct imap_cmd cmd;
 		int r;
 
-		if (s->closing || conn_is_closing(c))
+		if (s->base.closing || conn_is_closing(c))
 			return;
 		if (s->cmd != NULL && s->cmd->wait == IMAP_WAIT_INPUT) {
 			if (s->cmd->continuation(s) <= 0)
@@ -236,35 +228,52 @@ session_input(struct conn *c, void *arg)
 }
 
 void
-imap_session_close(struct imap_session *s)
+imap_session_close(struct imap_session *s, const char *reason)
 {
-	s->closing = true;
-	conn_close(s->c);
+	session_close(&s->base, reason);
 }
 
 /* ---- connection callbacks ---- */
 
-static void *
-session_accept(struct conn *c, int tag)
+static struct imap_parser *
+parser_new(size_t line_max)
 {
-	struct imap_session *s = xcalloc(1, sizeof(*s));
 	const struct imap_parser_limits lim = {
-		.line_max = IMAP_LINE_MAX,
+		.line_max = line_max,
 		.hard_max = IMAP_LINE_HARD_MAX,
 		.literal_total = IMAP_LITERAL_SMALL_MAX,
 		.depth_max = IMAP_DEPTH_MAX,
 		.args_max = IMAP_ARGS_MAX,
 	};
+
+	return imap_parser_new(&lim);
+}
+
+void
+imap_session_logged_in(struct imap_session *s)
+{
+	/* Between commands (the login's own arguments are no longer used):
+	   a new parser with the full line cap replaces the pre-auth one. */
+	imap_parser_free(&s->parser);
+	s->parser = parser_new(IMAP_LINE_MAX);
+	conn_set_line_limit(s->base.c, IMAP_LINE_MAX);
+	imap_set_state(s, IMAP_ST_AUTH);
+}
+
+static void *
+session_accept(struct conn *c, int tag)
+{
+	struct imap_session *s = xcalloc(1, sizeof(*s));
 	struct buf b;
 
-	s->d = g_d;
-	s->c = c;
-	s->state = IMAP_ST_NOT_AUTH;
+	session_init(&s->base, c, &imap_class, IMAP_ST_NOT_AUTH);
+	login_init(&s->login, &s->base, imap_login_ops());
 	s->implicit_tls = tag == IMAP_LISTEN_IMPLICIT_TLS;
-	s->parser = imap_parser_new(&lim);
-	conn_set_line_limit(c, IMAP_LINE_MAX);
-	conn_set_timeout(c, s->d->cfg->preauth_timeout > 0 ?
-	    s->d->cfg->preauth_timeout : IMAP_PREAUTH_TIMEOUT);
+	/* An anonymous peer gets the tighter line cap until it logs in. */
+	s->parser = parser_new(IMAP_PREAUTH_LINE_MAX);
+	conn_set_line_limit(c, IMAP_PREAUTH_LINE_MAX);
+	conn_set_timeout(c, s->base.d->cfg->preauth_timeout > 0 ?
+	    s->base.d->cfg->preauth_timeout : IMAP_PREAUTH_TIMEOUT);
 	buf_init(&b);
 	buf_puts(&b, "* OK [CAPABILITY ");
 	imap_capability_string(s, &b);
@@ -300,7 +309,7 @@ session_timeout(struct conn *c, void *arg)
 	struct imap_session *s = arg;
 
 	imap_reply_untagged(s, "BYE Autologout; idle for too long");
-	s->closing = true;
+	s->base.closing = true;
 }
 
 static void
@@ -309,7 +318,7 @@ session_shutdown(struct conn *c, void *arg)
 	struct imap_session *s = arg;
 
 	imap_reply_untagged(s, "BYE Server shutting down");
-	s->closing = true;
+	s->base.closing = true;
 }
 
 static void
@@ -320,16 +329,12 @@ session_closed(struct conn *c, void *arg)
 	/* The disconnect line (with its reason) is conn.c's; this one says
 	   what the session was. */
 	log_info("%s session-end user=%s", conn_id(c),
-	    s->state == IMAP_ST_NOT_AUTH ? "-" : s->user.address);
+	    s->base.state == IMAP_ST_NOT_AUTH ? "-" : s->user.address);
 	imap_cmd_ctx_free(&s->cmd);
 	imap_view_free(&s->sel);
 	imap_idle_free(s);
 	imap_features_free(s);
-	sasl_server_reset(&s->sasl);
-	if (s->auth_timer != NULL) {
-		ev_timer_stop(s->d->loop, s->auth_timer);
-		free(s->auth_timer);
-	}
+	login_deinit(&s->login);
 	imap_parser_free(&s->parser);
 	free(s);
 }
@@ -345,8 +350,7 @@ static const struct conn_handlers handlers = {
 };
 
 const struct conn_handlers *
-imap_session_handlers(struct imap_daemon *d)
+imap_session_handlers(void)
 {
-	g_d = d;
 	return &handlers;
 }

@@ -16,8 +16,11 @@
 #include "auth.h"
 #include "config.h"
 #include "conn.h"
+#include "daemon.h"
 #include "proto_limits.h"
+#include "login.h"
 #include "sasl.h"
+#include "session.h"
 #include "store.h"
 #include "worker.h"
 
@@ -33,13 +36,6 @@ enum imap_state {
 #define IMAP_ST_ANY (IMAP_ST_NOT_AUTH | IMAP_ST_AUTH | IMAP_ST_SELECTED)
 #define IMAP_ST_AUTHED (IMAP_ST_AUTH | IMAP_ST_SELECTED)
 
-enum cmd_result {
-	CMD_DONE,       /* the tagged reply is queued */
-	CMD_SUSPEND,    /* async work (worker, literal, drain): the command ends
-	                   later with imap_cmd_finish() */
-	CMD_CLOSE,      /* close after flushing (LOGOUT, BYE) */
-};
-
 /* The status of a tagged reply. */
 enum imap_status { IMAP_OK, IMAP_NO, IMAP_BAD };
 
@@ -48,16 +44,6 @@ enum { IMAP_LISTEN_PLAIN = 0, IMAP_LISTEN_IMPLICIT_TLS = 1 };
 
 /* The protocol limits (IMAP_LINE_MAX ...) are in proto_limits.h. */
 #define IMAP_PREAUTH_TIMEOUT   60.0
-
-/* Process-wide state (one per imapd). */
-struct imap_daemon {
-	struct ev_loop *loop;
-	const struct config *cfg;
-	struct server *srv;
-	struct store *store;
-	struct worker_pool *workers;
-	struct auth_throttle *throttle;
-};
 
 struct imap_session;
 struct imap_view;
@@ -106,22 +92,19 @@ struct imap_idle {
 };
 
 struct imap_session {
-	struct imap_daemon *d;
-	struct conn *c;
-	enum imap_state state;
+	/* The session core: the daemon (base.d), the conn (base.c), the state
+	   (base.state, enum imap_state, written by imap_set_state), closing. */
+	struct session base;
 	struct imap_parser *parser;
 	bool implicit_tls;
 
 	struct imap_cmd_ctx *cmd;   /* the running command, or NULL */
 	unsigned bad_count;         /* BADs in a row */
-	unsigned auth_fails;
 
 	struct store_user user;     /* valid once authenticated */
 	struct imap_view *sel;      /* NULL unless IMAP_ST_SELECTED */
 
-	struct sasl_server sasl;    /* AUTHENTICATE's exchange */
-	ev_timer *auth_timer;       /* failed-login delay; owned */
-	bool closing;
+	struct login login;         /* LOGIN/AUTHENTICATE (login.c) */
 	bool paused;                /* input paused by the running command */
 	bool force_sync;            /* next imap_view_sync reads the store */
 
@@ -136,13 +119,19 @@ struct imap_session {
 
 /* Writes state and logs the transition at debug level. */
 void imap_set_state(struct imap_session *s, enum imap_state st);
+/* The login succeeded: the authenticated state, and the line cap of an
+   authenticated session (IMAP_LINE_MAX instead of IMAP_PREAUTH_LINE_MAX)
+   for the parser and the conn. Only between two commands' parsing (the
+   running command's arguments become invalid). */
+void imap_session_logged_in(struct imap_session *s);
 /* Runs work(arg) on a worker thread, then done(s, arg) on the loop; input
    is paused and the session kept alive meanwhile. The handler returns
    CMD_SUSPEND and done() ends with imap_cmd_finish() (or closes). */
 void imap_session_submit(struct imap_session *s, void (*work)(void *arg),
     void (*done)(struct imap_session *s, void *arg), void *arg);
-/* Ends the session after what is queued was sent. */
-void imap_session_close(struct imap_session *s);
+/* Ends the session after what is queued was sent (session_close: logs
+   the reason, a static string). */
+void imap_session_close(struct imap_session *s, const char *reason);
 /* One raw input line that is not a command (an AUTHENTICATE response,
    IDLE's DONE), without its CRLF. Returns 1 with *p_r and *len_r borrowed
    from the input buffer (consume *used_r bytes when done with it), 0 if
@@ -150,8 +139,9 @@ void imap_session_close(struct imap_session *s);
 int imap_raw_line(struct imap_session *s, size_t max, const char **p_r,
     size_t *len_r, size_t *used_r);
 
-/* The conn callbacks of imapd; d must outlive every session. */
-const struct conn_handlers *imap_session_handlers(struct imap_daemon *d);
+/* The conn callbacks of imapd. Sessions reach the daemon as s->base.d
+   (daemon_main puts it in the server's context). */
+const struct conn_handlers *imap_session_handlers(void);
 
 /* ---- replies (imap_reply.c): output only, never a mailbox sync ---- */
 

@@ -142,10 +142,10 @@ imap_view_watch(struct imap_session *s)
 {
 	char path[4096];
 
-	store_mailbox_notify_path(s->d->store, s->sel->mb.id, path, sizeof(path));
-	s->sel->watch = fswatch_new(s->d->loop, path, view_changed, s);
+	store_mailbox_notify_path(s->base.d->store, s->sel->mb.id, path, sizeof(path));
+	s->sel->watch = fswatch_new(s->base.d->loop, path, view_changed, s);
 	if (s->sel->watch == NULL)
-		log_debug("%s fswatch failed path=%s", conn_id(s->c), path);
+		log_debug("%s fswatch failed path=%s", conn_id(s->base.c), path);
 }
 
 uint32_t
@@ -207,7 +207,7 @@ view_find_expunged(struct imap_session *s)
 	struct store_msg *all = NULL;
 	size_t n = 0, i, j = 0;
 
-	if (store_msg_list(s->d->store, v->mb.id, 0, 0, &all, &n, NULL) !=
+	if (store_msg_list(s->base.d->store, v->mb.id, 0, 0, &all, &n, NULL) !=
 	    STORE_OK)
 		return;
 	for (i = 0; i < v->n; i++) {
@@ -265,7 +265,7 @@ claim_done(struct imap_session *s, void *arg)
 	bool flagged = false;
 	size_t i;
 
-	if (v == NULL || v->serial != j->serial || s->closing)
+	if (v == NULL || v->serial != j->serial || s->base.closing)
 		goto out;
 	v->claiming = false;
 	if (j->e != STORE_OK)
@@ -302,7 +302,7 @@ view_claim(struct imap_session *s)
 		return;
 	}
 	j = xcalloc(1, sizeof(*j));
-	j->st = s->d->store;
+	j->st = s->base.d->store;
 	j->serial = v->serial;
 	j->mbox_id = v->mb.id;
 	j->pre_uidnext = v->mb.uidnext;
@@ -415,10 +415,10 @@ static void
 view_gone(struct imap_session *s)
 {
 	s->sel->gone = true;
-	log_info("%s mailbox-gone mailbox=%u", conn_id(s->c), s->sel->mb.id);
+	log_info("%s mailbox-gone mailbox=%u", conn_id(s->base.c), s->sel->mb.id);
 	imap_reply_untagged(s,
 	    "BYE Selected mailbox was deleted, have to disconnect.");
-	imap_session_close(s);
+	imap_session_close(s, "mailbox-gone");
 }
 
 /* What one read of the store found. */
@@ -476,7 +476,7 @@ sync_read(struct imap_session *s, struct sync_changes *c)
 	v->dirty = false;
 	/* One record read tells whether anything changed; the scan of the
 	   messages is only done when it did. */
-	e = store_mailbox_get_by_id(s->d->store, v->mb.id, &mb);
+	e = store_mailbox_get_by_id(s->base.d->store, v->mb.id, &mb);
 	if (e == STORE_ENOTFOUND) {
 		view_gone(s);
 		return;
@@ -485,7 +485,7 @@ sync_read(struct imap_session *s, struct sync_changes *c)
 	    mb.uidnext == v->mb.uidnext &&
 	    mb.messages == v->n - v->npending_expunge))
 		return;
-	if (store_msg_list(s->d->store, v->mb.id, 0, v->mb.highestmodseq,
+	if (store_msg_list(s->base.d->store, v->mb.id, 0, v->mb.highestmodseq,
 	    &ch, &nch, &mb) != STORE_OK)
 		return;
 	if (mb.uidvalidity != v->mb.uidvalidity) {
