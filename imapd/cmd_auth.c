@@ -66,7 +66,8 @@ reply_fail(struct session *base, bool last)
 {
 	struct imap_session *s = imap_of(base);
 
-	imap_cmd_reply(s, IMAP_NO, "[AUTHENTICATIONFAILED] Authentication failed");
+	imap_cmd_reply(s, IMAP_NO,
+	    "[AUTHENTICATIONFAILED] Authentication failed");
 	imap_cmd_finish(s);
 	if (last)
 		imap_reply_untagged(s, "BYE Too many failed logins");
@@ -88,7 +89,8 @@ reply_refused(struct session *base)
 	struct imap_session *s = imap_of(base);
 
 	imap_reply_untagged(s, "BYE Too many failed logins");
-	imap_cmd_reply(s, IMAP_NO, "[AUTHENTICATIONFAILED] Authentication failed");
+	imap_cmd_reply(s, IMAP_NO,
+	    "[AUTHENTICATIONFAILED] Authentication failed");
 }
 
 static int sasl_continue(struct imap_session *s);
@@ -170,7 +172,8 @@ imap_cmd_login(struct imap_session *s, const struct imap_arg *args,
 		return CMD_DONE;
 	}
 	if (!plaintext_ok(s)) {
-		imap_cmd_reply(s, IMAP_NO, "[PRIVACYREQUIRED] Use STARTTLS first");
+		imap_cmd_reply(s, IMAP_NO,
+		    "[PRIVACYREQUIRED] Use STARTTLS first");
 		return CMD_DONE;
 	}
 	/* Not worth a check (nor a throttle slot): answered at once. */
@@ -181,7 +184,8 @@ imap_cmd_login(struct imap_session *s, const struct imap_arg *args,
 		return CMD_DONE;
 	}
 	return login_start(&s->login, "LOGIN", xstrndup(u->str, u->len),
-	    xstrndup(p->str, p->len), xcalloc(1, sizeof(struct imap_login_job)));
+	    xstrndup(p->str, p->len),
+	    xcalloc(1, sizeof(struct imap_login_job)));
 }
 
 /* AUTHENTICATE's continuation: one client response line. */
@@ -234,7 +238,8 @@ imap_cmd_authenticate(struct imap_session *s, const struct imap_arg *args,
 		return CMD_DONE;
 	}
 	if (!plaintext_ok(s)) {
-		imap_cmd_reply(s, IMAP_NO, "[PRIVACYREQUIRED] Use STARTTLS first");
+		imap_cmd_reply(s, IMAP_NO,
+		    "[PRIVACYREQUIRED] Use STARTTLS first");
 		return CMD_DONE;
 	}
 	if ((mech = sasl_mech_parse(args->str)) == SASL_MECH_NONE) {

@@ -41,8 +41,8 @@ expunge_done(struct imap_session *s, void *arg)
 		/* CLOSE is silent: no EXPUNGE responses (RFC 3501 6.4.2). */
 		imap_set_state(s, IMAP_ST_AUTH);
 		if (j->err != STORE_OK)
-			log_warnx("%s close expunge error=%s", conn_id(s->base.c),
-			    store_err_str(j->err));
+			log_warnx("%s close expunge error=%s",
+			    conn_id(s->base.c), store_err_str(j->err));
 		imap_cmd_reply(s, IMAP_OK, "CLOSE completed");
 	} else if (j->err != STORE_OK) {
 		imap_reply_store_err(s, j->err, j->what);

@@ -216,7 +216,8 @@ cmd_valid(struct imap_session *s, const struct imap_arg *args,
 	size_t n;
 
 	if (!(def->states & s->base.state)) {
-		imap_reply_tagged(s, IMAP_BAD, "Command not valid in this state");
+		imap_reply_tagged(s, IMAP_BAD,
+		    "Command not valid in this state");
 		return false;
 	}
 	n = imap_args_count(args, end);

@@ -74,7 +74,8 @@ advertised(const struct imap_session *s, const struct feature *f)
 		return false;
 	switch (f->when) {
 	case WHEN_STARTTLS:
-		return !tls && !s->implicit_tls && server_has_tls(s->base.d->srv);
+		return !tls && !s->implicit_tls &&
+		    server_has_tls(s->base.d->srv);
 	case WHEN_AUTH_OK:
 		return plain_ok;
 	default:
@@ -270,8 +271,8 @@ imap_fetch_vanished(struct imap_session *s, const struct imap_arg *a,
 	/* '*' is the highest UID ever given out, so that expunged UIDs above
 	   the last existing message are reported too. */
 	imap_seqset_resolve(&set, v->mb.uidnext > 0 ? v->mb.uidnext - 1 : 0);
-	if (store_expunged_since(s->base.d->store, v->mb.id, since, &uids, &n) ==
-	    STORE_OK) {
+	if (store_expunged_since(s->base.d->store, v->mb.id, since, &uids,
+	    &n) == STORE_OK) {
 		n = filter_set(uids, n, &set);
 		buf_init(&b);
 		imap_buf_vanished(&b, true, uids, n);

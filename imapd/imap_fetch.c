@@ -476,9 +476,11 @@ write_section(struct imap_session *s, struct imap_fetch *f,
 	if (len > fsize - off && !use_mem)
 		len = fsize - off;
 	clip(it, &off, &len);
-	buf_printf(&f->out, "%s {%llu}\r\n", it->label, (unsigned long long)len);
+	buf_printf(&f->out, "%s {%llu}\r\n", it->label,
+	    (unsigned long long)len);
 	if (use_mem)
-		buf_append(&f->out, mem.data ? mem.data + off : "", (size_t)len);
+		buf_append(&f->out, mem.data ? mem.data + off : "",
+		    (size_t)len);
 	buf_free(&mem);
 	if (use_mem || len == 0)
 		return true;
@@ -493,7 +495,8 @@ static const struct fetch_handler handlers[] = {
 	[IMAP_FI_SIZE]          = { "RFC822.SIZE", NULL, write_size },
 	[IMAP_FI_ENVELOPE]      = { "ENVELOPE", NULL, write_envelope },
 	[IMAP_FI_BODY]          = { "BODY", NULL, write_body },
-	[IMAP_FI_BODYSTRUCTURE] = { "BODYSTRUCTURE", NULL, write_bodystructure },
+	[IMAP_FI_BODYSTRUCTURE] = { "BODYSTRUCTURE", NULL,
+	    write_bodystructure },
 	[IMAP_FI_SECTION]       = { "BODY[]", init_section, write_section },
 	[IMAP_FI_MODSEQ]        = { "MODSEQ", init_modseq, write_modseq },
 };

@@ -126,7 +126,10 @@ void imap_set_state(struct imap_session *s, enum imap_state st);
 void imap_session_logged_in(struct imap_session *s);
 /* Runs work(arg) on a worker thread, then done(s, arg) on the loop; input
    is paused and the session kept alive meanwhile. The handler returns
-   CMD_SUSPEND and done() ends with imap_cmd_finish() (or closes). */
+   CMD_SUSPEND and done() ends with imap_cmd_finish() (or closes). Not
+   session_submit: a view's \Recent claim runs on a worker beside the
+   command (and is started from a command's completion), and
+   session_submit allows one job at a time. */
 void imap_session_submit(struct imap_session *s, void (*work)(void *arg),
     void (*done)(struct imap_session *s, void *arg), void *arg);
 /* Ends the session after what is queued was sent (session_close: logs

@@ -142,10 +142,12 @@ imap_view_watch(struct imap_session *s)
 {
 	char path[4096];
 
-	store_mailbox_notify_path(s->base.d->store, s->sel->mb.id, path, sizeof(path));
+	store_mailbox_notify_path(s->base.d->store, s->sel->mb.id, path,
+	    sizeof(path));
 	s->sel->watch = fswatch_new(s->base.d->loop, path, view_changed, s);
 	if (s->sel->watch == NULL)
-		log_debug("%s fswatch failed path=%s", conn_id(s->base.c), path);
+		log_debug("%s fswatch failed path=%s", conn_id(s->base.c),
+		    path);
 }
 
 uint32_t
@@ -415,7 +417,8 @@ static void
 view_gone(struct imap_session *s)
 {
 	s->sel->gone = true;
-	log_info("%s mailbox-gone mailbox=%u", conn_id(s->base.c), s->sel->mb.id);
+	log_info("%s mailbox-gone mailbox=%u", conn_id(s->base.c),
+	    s->sel->mb.id);
 	imap_reply_untagged(s,
 	    "BYE Selected mailbox was deleted, have to disconnect.");
 	imap_session_close(s, "mailbox-gone");
