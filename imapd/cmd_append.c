@@ -1,7 +1,8 @@
 /* cmd_append: APPEND. The mailbox, flags, date and size are checked when
    the message literal is announced, before "+" (or NO [TOOBIG] without
-   reading it); the literal is then streamed into store_delivery_write as it
-   arrives, never buffered whole, and committed on a worker. */
+   reading it); the literal is then streamed into store_delivery_write by
+   the command's continuation as it arrives, never buffered whole, and
+   committed on a worker. One message per command (no MULTIAPPEND). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,9 @@
 #include "log.h"
 
 #include "imap_commands.h"
+#include "imap_commands_util.h"
 #include "imap_search.h"
+#include "imap_view.h"
 
 struct imap_append {
 	struct store_delivery *d;
@@ -20,8 +23,8 @@ struct imap_append {
 	struct store_delivery_result res;
 };
 
-void
-imap_append_free(struct imap_append **ap)
+static void
+append_free(struct imap_append **ap)
 {
 	struct imap_append *a = *ap;
 
@@ -32,23 +35,37 @@ imap_append_free(struct imap_append **ap)
 	*ap = NULL;
 }
 
-bool
-imap_append_literal_done(const struct imap_session *s)
+static void
+append_state_free(void *state)
 {
-	return s->append == NULL || s->append->left == 0;
+	struct imap_append *a = state;
+
+	append_free(&a);
 }
 
-size_t
-imap_append_feed(struct imap_session *s, const char *p, size_t n)
+/* The continuation while the message literal arrives: feeds its bytes to
+   the delivery; once all came, the parser reads the rest of the line. */
+static int
+append_input(struct imap_session *s)
 {
-	struct imap_append *a = s->append;
+	struct imap_append *a = s->cmd->state;
+	const char *p;
+	size_t n;
 
+	if (a->left == 0) {
+		s->cmd->wait = IMAP_WAIT_NONE;
+		s->cmd->continuation = NULL;
+		return 1;
+	}
+	if ((n = conn_peek(s->base.c, &p)) == 0)
+		return 0;
 	if (n > a->left)
 		n = (size_t)a->left;
 	if (a->err == STORE_OK)
 		a->err = store_delivery_write(a->d, p, n);
 	a->left -= n;
-	return n;
+	conn_consume(s->base.c, n);
+	return 1;
 }
 
 /* "dd-Mon-yyyy hh:mm:ss +zzzz" (day may be space-padded). */
@@ -78,16 +95,16 @@ parse_datetime(const char *s, size_t len, int64_t *t_r, int32_t *tz_r)
 	return 0;
 }
 
+/* A refusal before the literal is read: a plain line, no sync. */
 static void
-reply(const char *tag, struct imap_session *s, const char *text)
+reply(struct imap_session *s, const char *text)
 {
-	conn_printf(s->c, "%s %s\r\n", tag, text);
+	conn_printf(s->base.c, "%s %s\r\n", s->cmd->tag, text);
 }
 
 int
-imap_append_literal_begin(struct imap_session *s, const char *tag,
-    const struct imap_arg *args, const struct imap_arg *end, uint64_t size,
-    bool sync)
+imap_append_literal_begin(struct imap_session *s,
+    const struct imap_arg *args, const struct imap_arg *end, uint64_t size)
 {
 	const struct imap_arg *a = imap_arg_next(args);
 	struct store_mailbox mb;
@@ -100,14 +117,14 @@ imap_append_literal_begin(struct imap_session *s, const char *tag,
 	enum store_err e;
 	int rc = -1;
 
-	if (size > s->d->cfg->max_message_size) {
-		reply(tag, s, "NO [TOOBIG] Message too large");
+	if (size > s->base.d->cfg->max_message_size) {
+		reply(s, "NO [TOOBIG] Message too large");
 		return -1;
 	}
 	if (a < end && a->type == IMAP_ARG_LIST) {
 		if (imap_flags_parse(a + 1, imap_arg_list_end(a), &flags, &kw,
 		    &nkw) < 0) {
-			reply(tag, s, "BAD Invalid flags");
+			reply(s, "BAD Invalid flags");
 			return -1;
 		}
 		a = imap_arg_next(a);
@@ -115,28 +132,26 @@ imap_append_literal_begin(struct imap_session *s, const char *tag,
 	if (a < end) {
 		if (!imap_arg_is_string(a) || a->type == IMAP_ARG_ATOM ||
 		    parse_datetime(a->str, a->len, &t, &tz) < 0) {
-			reply(tag, s, "BAD Invalid date-time");
+			reply(s, "BAD Invalid date-time");
 			goto out;
 		}
 		a = imap_arg_next(a);
 	}
 	if (a != end) {
-		reply(tag, s, "BAD Invalid APPEND arguments");
+		reply(s, "BAD Invalid APPEND arguments");
 		goto out;
 	}
-	if (s->append != NULL) {
+	if (s->cmd->state != NULL) {
 		/* a second message literal in one command (MULTIAPPEND) */
-		imap_append_free(&s->append);
-		reply(tag, s, "BAD One message per APPEND");
+		reply(s, "BAD One message per APPEND");
 		goto out;
 	}
-	/* imap_mailbox_arg replies through s->tag, which the session set */
 	if ((name = imap_mailbox_arg(s, args)) == NULL)
 		goto out;
-	e = store_mailbox_get(s->d->store, s->user.id, name, &mb);
+	e = store_mailbox_get(s->base.d->store, s->user.id, name, &mb);
 	free(name);
 	if (e == STORE_ENOTFOUND) {
-		reply(tag, s, "NO [TRYCREATE] No such mailbox");
+		reply(s, "NO [TRYCREATE] No such mailbox");
 		goto out;
 	}
 	if (e != STORE_OK) {
@@ -144,17 +159,19 @@ imap_append_literal_begin(struct imap_session *s, const char *tag,
 		goto out;
 	}
 	ap = xcalloc(1, sizeof(*ap));
-	if ((e = store_delivery_new(s->d->store, &ap->d)) != STORE_OK ||
+	if ((e = store_delivery_new(s->base.d->store, &ap->d)) != STORE_OK ||
 	    (e = store_delivery_add_target(ap->d, s->user.id, mb.id, flags,
 	    (const char *const *)kw, nkw, t, tz)) != STORE_OK) {
-		imap_append_free(&ap);
+		append_free(&ap);
 		imap_reply_store_err(s, e, "APPEND");
 		goto out;
 	}
 	ap->left = size;
 	ap->mbox_id = mb.id;
-	s->append = ap;
-	(void)sync;
+	s->cmd->state = ap;
+	s->cmd->state_free = append_state_free;
+	s->cmd->wait = IMAP_WAIT_INPUT;
+	s->cmd->continuation = append_input;
 	rc = 0;
 out:
 	for (i = 0; i < nkw; i++)
@@ -180,14 +197,14 @@ append_done(struct imap_session *s, void *arg)
 	if (a->err == STORE_OK) {
 		if (s->sel != NULL && s->sel->mb.id == a->mbox_id)
 			s->force_sync = true;
-		imap_reply_tagged(s, "OK", "[APPENDUID %u %u] APPEND completed",
+		imap_cmd_reply(s, IMAP_OK, "[APPENDUID %u %u] APPEND completed",
 		    a->res.uidvalidity, a->res.uid);
 	} else if (a->err == STORE_EQUOTA) {
-		imap_reply_tagged(s, "NO", "[OVERQUOTA] Quota exceeded");
+		imap_cmd_reply(s, IMAP_NO, "[OVERQUOTA] Quota exceeded");
 	} else {
 		imap_reply_store_err(s, a->err, "APPEND");
 	}
-	imap_append_free(&a);
+	append_free(&a);
 	imap_cmd_finish(s);
 }
 
@@ -196,21 +213,19 @@ imap_cmd_append(struct imap_session *s, const struct imap_arg *args,
     const struct imap_arg *end)
 {
 	const struct imap_arg *a, *last = NULL;
-	struct imap_append *ap = s->append;
+	struct imap_append *ap = s->cmd->state;
 
 	for (a = args; a < end; a = imap_arg_next(a))
 		last = a;
 	if (ap == NULL || last == NULL || last->type != IMAP_ARG_LITERAL ||
 	    last->str != NULL) {
-		imap_append_free(&s->append);
-		imap_reply_tagged(s, "BAD", "Usage: APPEND mailbox [flags] "
-		    "[date-time] literal");
+		imap_cmd_usage(s);
 		return CMD_DONE;
 	}
-	s->append = NULL;
+	s->cmd->state = NULL;
 	if (ap->err != STORE_OK) {
 		imap_reply_store_err(s, ap->err, "APPEND");
-		imap_append_free(&ap);
+		append_free(&ap);
 		return CMD_DONE;
 	}
 	imap_session_submit(s, append_work, append_done, ap);

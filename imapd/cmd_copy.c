@@ -1,12 +1,14 @@
-/* cmd_copy: COPY, MOVE (RFC 6851) and their UID forms through one
+/* cmd_copy: COPY, MOVE (RFC 6851), UID COPY and UID MOVE through one
    store_msg_copy on a worker (hard links, flags and keywords kept, new
    UIDs in the destination; MOVE also expunges from the source in the same
-   transaction), and the COPYUID response code (RFC 4315) they share. */
+   transaction), and the COPYUID response code (RFC 4315) they share. The
+   source's EXPUNGEs after a MOVE are the dispatcher's sync. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "imap_commands.h"
-#include "imap_ext.h"
+#include "imap_commands_util.h"
+#include "imap_view.h"
 
 /* Appends the uids of list[0..n) whose pair[i] != 0 as a compact
    ascending set ("1:3,7"). */
@@ -35,8 +37,11 @@ put_set(struct buf *b, const uint32_t *list, const uint32_t *pair, size_t n)
 	}
 }
 
-bool
-imap_ext_copyuid(struct buf *b, uint32_t uidvalidity, const uint32_t *src,
+/* Appends "COPYUID uidvalidity src dst" (without brackets) for the pairs
+   with dst[i] != 0; both lists ascending. Returns false (nothing added)
+   if no pair was copied. */
+static bool
+copyuid(struct buf *b, uint32_t uidvalidity, const uint32_t *src,
     const uint32_t *dst, size_t n)
 {
 	size_t i;
@@ -75,14 +80,6 @@ copy_work(void *arg)
 	    j->dst_uids, &j->uidvalidity);
 }
 
-static const char *
-copy_verb(const struct imap_session *s, bool move)
-{
-	if (move)
-		return s->uid_cmd ? "UID MOVE" : "MOVE";
-	return s->uid_cmd ? "UID COPY" : "COPY";
-}
-
 /* COPY: COPYUID in the tagged OK; a set too long for one reply line is
    left out rather than cut. */
 static void
@@ -93,12 +90,12 @@ copy_reply(struct imap_session *s, struct copy_job *j)
 	if (s->sel != NULL && j->dst == s->sel->mb.id)
 		s->force_sync = true;
 	buf_init(&b);
-	if (imap_ext_copyuid(&b, j->uidvalidity, j->uids, j->dst_uids, j->n) &&
+	if (copyuid(&b, j->uidvalidity, j->uids, j->dst_uids, j->n) &&
 	    b.len < 900)
-		imap_reply_tagged(s, "OK", "[%s] %s completed", b.data,
-		    copy_verb(s, false));
+		imap_cmd_reply(s, IMAP_OK, "[%s] %s completed", b.data,
+		    s->cmd->def->name);
 	else
-		imap_reply_tagged(s, "OK", "%s completed", copy_verb(s, false));
+		imap_cmd_reply(s, IMAP_OK, "%s completed", s->cmd->def->name);
 	buf_free(&b);
 }
 
@@ -112,7 +109,7 @@ move_reply(struct imap_session *s, struct copy_job *j)
 
 	buf_init(&b);
 	buf_puts(&b, "* OK [");
-	if (imap_ext_copyuid(&b, j->uidvalidity, j->uids, j->dst_uids, j->n)) {
+	if (copyuid(&b, j->uidvalidity, j->uids, j->dst_uids, j->n)) {
 		buf_puts(&b, "] Moved\r\n");
 		imap_send_buf(s, &b);
 	}
@@ -121,8 +118,7 @@ move_reply(struct imap_session *s, struct copy_job *j)
 		if (j->dst_uids[i] != 0)
 			j->uids[k++] = j->uids[i];
 	imap_view_mark_expunged(s->sel, j->uids, k);
-	s->force_sync = true;
-	imap_reply_tagged(s, "OK", "%s completed", copy_verb(s, true));
+	imap_cmd_reply(s, IMAP_OK, "%s completed", s->cmd->def->name);
 }
 
 static void
@@ -135,7 +131,7 @@ copy_done(struct imap_session *s, void *arg)
 	else if (j->err == STORE_OK)
 		copy_reply(s, j);
 	else if (j->err == STORE_ENOTFOUND)
-		imap_reply_tagged(s, "NO", "[TRYCREATE] No such mailbox");
+		imap_cmd_reply(s, IMAP_NO, "[TRYCREATE] No such mailbox");
 	else
 		imap_reply_store_err(s, j->err, j->move ? "MOVE" : "COPY");
 	free(j->uids);
@@ -154,40 +150,36 @@ copy_start(struct imap_session *s, const struct imap_arg *args,
 	enum store_err e;
 	char *name;
 
-	if (imap_args_count(args, end) != 2) {
-		imap_reply_tagged(s, "BAD", "Usage: %s set mailbox",
-		    move ? "MOVE" : "COPY");
-		return CMD_DONE;
-	}
+	(void)end;
 	if (move && s->sel->readonly) {
-		imap_reply_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
+		imap_cmd_reply(s, IMAP_NO, "[READ-ONLY] Mailbox is read-only");
 		return CMD_DONE;
 	}
 	if ((name = imap_mailbox_arg(s, imap_arg_next(args))) == NULL)
 		return CMD_DONE;
-	e = store_mailbox_get(s->d->store, s->user.id, name, &mb);
+	e = store_mailbox_get(s->base.d->store, s->user.id, name, &mb);
 	free(name);
 	if (e == STORE_ENOTFOUND) {
-		imap_reply_tagged(s, "NO", "[TRYCREATE] No such mailbox");
+		imap_cmd_reply(s, IMAP_NO, "[TRYCREATE] No such mailbox");
 		return CMD_DONE;
 	}
 	if (e != STORE_OK) {
 		imap_reply_store_err(s, e, move ? "MOVE" : "COPY");
 		return CMD_DONE;
 	}
-	if (imap_seqset_arg(s, args, s->uid_cmd, &idx, &n) < 0)
+	if (imap_seqset_arg(s, args, imap_cmd_is_uid(s), &idx, &n) < 0)
 		return CMD_DONE;
 	for (i = 0; i < n; i++)
-		if (!(s->sel->msgs[idx[i]].flags & IMAP_VF_EXPUNGED))
+		if (!s->sel->msgs[idx[i]].expunged)
 			break;
 	if (i == n) {
 		/* nothing (left) to copy: not an error (RFC 3501 §6.4.8) */
 		free(idx);
-		imap_reply_tagged(s, "OK", "%s completed", copy_verb(s, move));
+		imap_cmd_reply(s, IMAP_OK, "%s completed", s->cmd->def->name);
 		return CMD_DONE;
 	}
 	j = xcalloc(1, sizeof(*j));
-	j->st = s->d->store;
+	j->st = s->base.d->store;
 	j->src = s->sel->mb.id;
 	j->dst = mb.id;
 	j->move = move;

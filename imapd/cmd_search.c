@@ -1,7 +1,8 @@
-/* cmd_search: SEARCH and UID SEARCH, and the sequence-set argument shared
-   by FETCH/STORE/COPY. Criteria that only look at flags, sizes and dates
-   run on the loop; criteria that read headers or bodies run on a worker
-   over a copy of the view, loading each message lazily. */
+/* cmd_search: SEARCH and UID SEARCH, with ESEARCH's RETURN options (RFC
+   4731) and SEARCHRES's SAVE and "$" (RFC 5182). Criteria that only look
+   at flags, sizes and dates run on the loop; criteria that read headers or
+   bodies run on a worker over a copy of the view, loading each message
+   lazily. The criteria parser and matcher are the pure imap_search.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,82 +11,11 @@
 
 #include "imap_commands.h"
 #include "imap_esearch.h"
-#include "imap_ext2.h"
+#include "imap_features.h"
 #include "imap_search.h"
+#include "imap_view.h"
 
 #define SEARCH_HEADER_MAX (1u << 20)
-
-int
-imap_seqset_arg(struct imap_session *s, const struct imap_arg *a, bool uid,
-    size_t **idx_r, size_t *n_r)
-{
-	struct imap_view *v = s->sel;
-	struct imap_seqset set;
-	const char *err;
-	size_t *idx = NULL, n = 0, cap = 0, r;
-
-	if (imap_arg_is_saved(a)) {
-		/* SEARCHRES "$": the saved UIDs still in the view (RFC 5182
-		   §2.1: expunged ones just drop out). */
-		const uint32_t *uids;
-		size_t nuids, i;
-
-		imap_searchres_get(s, &uids, &nuids);
-		idx = xmalloc((nuids ? nuids : 1) * sizeof(*idx));
-		for (i = 0; i < nuids; i++) {
-			uint32_t msn = imap_view_msn(v, uids[i]);
-
-			if (msn != 0)
-				idx[n++] = msn - 1;
-		}
-		*idx_r = idx;
-		*n_r = n;
-		return 0;
-	}
-	if (a->type != IMAP_ARG_ATOM ||
-	    imap_seqset_parse(a->str, a->len, IMAP_SEQSET_RANGES_MAX, &set,
-	    &err) < 0) {
-		imap_reply_tagged(s, "BAD", "Invalid sequence set");
-		return -1;
-	}
-	imap_seqset_resolve(&set, uid ? (v->n ? v->msgs[v->n - 1].uid : 0) :
-	    (uint32_t)v->n);
-	if (!uid && imap_seqset_max(&set) > v->n) {
-		imap_seqset_free(&set);
-		imap_reply_tagged(s, "BAD", "Invalid message sequence number");
-		return -1;
-	}
-	for (r = 0; r < set.n; r++) {
-		size_t i, lo = 0, hi = v->n;
-
-		if (uid) {
-			while (lo < hi) {   /* first index with uid >= range lo */
-				size_t mid = lo + (hi - lo) / 2;
-
-				if (v->msgs[mid].uid < set.r[r].lo)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			i = lo;
-		} else {
-			i = set.r[r].lo - 1;
-		}
-		for (; i < v->n; i++) {
-			if (uid ? v->msgs[i].uid > set.r[r].hi : i + 1 > set.r[r].hi)
-				break;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				idx = xrealloc(idx, cap * sizeof(*idx));
-			}
-			idx[n++] = i;
-		}
-	}
-	imap_seqset_free(&set);
-	*idx_r = idx;
-	*n_r = n;
-	return 0;
-}
 
 /* ---- lazy message access ---- */
 
@@ -188,7 +118,7 @@ load_message(void *ctx, const char **p_r, size_t *len_r,
 
 struct search_job {
 	struct imap_search *prog;
-	struct store_msg *msgs;     /* copy of the view */
+	struct imap_view_msg *msgs; /* copy of the view */
 	size_t n;
 	struct msg_loader l;
 	bool *hit;
@@ -209,11 +139,11 @@ search_eval(struct search_job *j)
 	size_t i;
 
 	for (i = 0; i < j->n; i++) {
-		const struct store_msg *m = &j->msgs[i];
+		const struct imap_view_msg *m = &j->msgs[i];
 		struct imap_search_msg sm = {
 			.msn = (uint32_t)i + 1, .uid = m->uid,
-			.flags = m->flags & IMAP_VF_SYSTEM,
-			.recent = (m->flags & IMAP_VF_RECENT) != 0,
+			.flags = m->flags,
+			.recent = m->recent,
 			.keywords = m->keywords, .size = m->size,
 			.internaldate = m->internaldate,
 			.internal_tz = m->internal_tz, .modseq = m->modseq,
@@ -221,7 +151,7 @@ search_eval(struct search_job *j)
 			.ctx = &j->l,
 		};
 
-		if (reads && (m->flags & IMAP_VF_EXPUNGED))
+		if (reads && m->expunged)
 			continue;
 		loader_reset(&j->l, m->uid);
 		j->hit[i] = imap_search_match(j->prog, &sm) &&
@@ -251,7 +181,7 @@ search_done(struct imap_session *s, void *arg)
 	for (i = 0; i < j->n; i++) {
 		if (!j->hit[i])
 			continue;
-		nums[nhit] = s->uid_cmd ? j->msgs[i].uid : (uint32_t)i + 1;
+		nums[nhit] = imap_cmd_is_uid(s) ? j->msgs[i].uid : (uint32_t)i + 1;
 		uids[nhit++] = j->msgs[i].uid;
 		if (j->msgs[i].modseq > modseq)
 			modseq = j->msgs[i].modseq;
@@ -260,7 +190,7 @@ search_done(struct imap_session *s, void *arg)
 		modseq = 0;
 	buf_init(&b);
 	if (j->esearch) {
-		imap_esearch_format(&b, s->tag, s->uid_cmd, j->ret, nums, nhit,
+		imap_esearch_format(&b, s->cmd->tag, imap_cmd_is_uid(s), j->ret, nums, nhit,
 		    modseq);
 	} else {
 		buf_puts(&b, "* SEARCH");
@@ -290,7 +220,7 @@ search_done(struct imap_session *s, void *arg)
 	}
 	free(nums);
 	free(uids);
-	imap_reply_tagged(s, "OK", "%sSEARCH completed", s->uid_cmd ? "UID " : "");
+	imap_cmd_reply(s, IMAP_OK, "%s completed", s->cmd->def->name);
 	imap_search_free(&j->prog);
 	buf_free(&j->l.hdr);
 	buf_free(&j->l.msg);
@@ -315,7 +245,7 @@ imap_cmd_search(struct imap_session *s, const struct imap_arg *args,
 	   5182). */
 	if ((has_return = imap_esearch_parse_return(&args, end, &ret, &err)) <
 	    0) {
-		imap_reply_tagged(s, "BAD", "%s", err);
+		imap_cmd_reply(s, IMAP_BAD, "%s", err);
 		return CMD_DONE;
 	}
 	switch (imap_search_parse(args, end, &prog, &err)) {
@@ -324,21 +254,16 @@ imap_cmd_search(struct imap_session *s, const struct imap_arg *args,
 	case IMAP_SEARCH_BADCHARSET:
 		if (ret & IMAP_ESR_SAVE)
 			imap_searchres_reset(s);  /* RFC 5182 §2.1 */
-		imap_reply_tagged(s, "NO", "%s", err);
+		imap_cmd_reply(s, IMAP_NO, "%s", err);
 		return CMD_DONE;
 	default:
 		if (ret & IMAP_ESR_SAVE)
 			imap_searchres_reset(s);
-		imap_reply_tagged(s, "BAD", "%s", err);
+		imap_cmd_reply(s, IMAP_BAD, "%s", err);
 		return CMD_DONE;
 	}
-	if (imap_search_has_saved(prog)) {
-		const uint32_t *saved;
-		size_t nsaved;
-
-		imap_searchres_get(s, &saved, &nsaved);
-		imap_search_bind_saved(prog, saved, nsaved);
-	}
+	if (imap_search_has_saved(prog))
+		imap_search_bind_saved(prog, s->searchres.uids, s->searchres.n);
 	if (imap_search_has_modseq(prog))
 		imap_condstore_enable(s);
 	imap_search_bind(prog, (uint32_t)v->n, v->n ? v->msgs[v->n - 1].uid : 0,
@@ -353,9 +278,9 @@ imap_cmd_search(struct imap_session *s, const struct imap_arg *args,
 	if (v->n)
 		memcpy(j->msgs, v->msgs, v->n * sizeof(*j->msgs));
 	j->hit = xcalloc(v->n ? v->n : 1, sizeof(*j->hit));
-	j->l.st = s->d->store;
+	j->l.st = s->base.d->store;
 	j->l.mbox_id = v->mb.id;
-	j->l.max_size = s->d->cfg->max_message_size;
+	j->l.max_size = s->base.d->cfg->max_message_size;
 	buf_init(&j->l.hdr);
 	buf_init(&j->l.msg);
 	if (imap_search_needs(prog) == 0) {

@@ -1,14 +1,17 @@
-/* cmd_select: SELECT, EXAMINE, CHECK, CLOSE and EXPUNGE: opening the
-   per-session view of a mailbox (and claiming \Recent) and removing
-   \Deleted messages. Store access runs on a worker. */
+/* cmd_select: SELECT, EXAMINE (with CONDSTORE/QRESYNC parameters, RFC
+   7162), UNSELECT (RFC 3691), CLOSE and CHECK: opening and closing the
+   per-session view of a mailbox. Opening (and claiming \Recent) runs on a
+   worker; CLOSE's silent expunge is cmd_expunge.c's. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 
 #include "imap_commands.h"
-#include "imap_ext2.h"
+#include "imap_commands_util.h"
+#include "imap_features.h"
 #include "imap_modseq.h"
+#include "imap_view.h"
 
 struct select_job {
 	struct store *st;
@@ -52,12 +55,10 @@ select_done(struct imap_session *s, void *arg)
 	imap_view_watch(s);
 	buf_init(&b);
 	imap_buf_flags_update(&b, v);
-	for (i = 0; i < v->n; i++) {
-		if (v->msgs[i].flags & IMAP_VF_RECENT)
-			recent++;
-		if (unseen == 0 && !(v->msgs[i].flags & STORE_F_SEEN))
+	recent = imap_view_recent_count(v);
+	for (i = 0; i < v->n && unseen == 0; i++)
+		if (!(v->msgs[i].flags & STORE_F_SEEN))
 			unseen = i + 1;
-	}
 	buf_printf(&b, "* %zu EXISTS\r\n* %zu RECENT\r\n", v->n, recent);
 	v->reported_exists = (uint32_t)v->n;
 	v->reported_recent = (uint32_t)recent;
@@ -73,7 +74,7 @@ select_done(struct imap_session *s, void *arg)
 	imap_qresync_reply(s, &j->params, j->vanished, j->nvanished, &b);
 	imap_send_buf(s, &b);
 	buf_free(&b);
-	imap_reply_tagged(s, "OK", "[%s] %s completed",
+	imap_cmd_reply(s, IMAP_OK, "[%s] %s completed",
 	    v->readonly ? "READ-ONLY" : "READ-WRITE",
 	    v->readonly ? "EXAMINE" : "SELECT");
 out:
@@ -95,25 +96,21 @@ do_select(struct imap_session *s, const struct imap_arg *args,
 	char *name;
 
 	memset(&params, 0, sizeof(params));
-	if (nargs != 1 && nargs != 2) {
-		imap_reply_tagged(s, "BAD", "Usage: SELECT mailbox");
-		return CMD_DONE;
-	}
 	if (nargs == 2 && imap_select_params_parse(imap_arg_next(args), &params,
 	    &err) < 0) {
 		imap_select_params_free(&params);
-		imap_reply_tagged(s, "BAD", "%s", err);
+		imap_cmd_reply(s, IMAP_BAD, "%s", err);
 		return CMD_DONE;
 	}
 	if (params.qresync && !imap_qresync_on(s)) {
 		imap_select_params_free(&params);
-		imap_reply_tagged(s, "BAD", "QRESYNC is not enabled");
+		imap_cmd_reply(s, IMAP_BAD, "QRESYNC is not enabled");
 		return CMD_DONE;
 	}
 	/* A SELECT that fails leaves the session unselected (RFC 3501). The
 	   implicit close is announced for QRESYNC clients (RFC 7162
 	   §3.2.11), before anything about the new mailbox. */
-	if (s->state == IMAP_ST_SELECTED) {
+	if (s->base.state == IMAP_ST_SELECTED) {
 		imap_set_state(s, IMAP_ST_AUTH);
 		imap_reply_untagged(s, "OK [CLOSED] Previous mailbox closed");
 	}
@@ -124,7 +121,7 @@ do_select(struct imap_session *s, const struct imap_arg *args,
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->params = params;
-	j->st = s->d->store;
+	j->st = s->base.d->store;
 	j->user_id = s->user.id;
 	j->name = name;
 	j->readonly = readonly;
@@ -150,97 +147,37 @@ enum cmd_result
 imap_cmd_check(struct imap_session *s, const struct imap_arg *args,
     const struct imap_arg *end)
 {
-	if (args != end) {
-		imap_reply_tagged(s, "BAD", "CHECK takes no arguments");
-		return CMD_DONE;
-	}
-	s->force_sync = true;
-	imap_reply_tagged(s, "OK", "CHECK completed");
+	(void)args;
+	(void)end;
+	/* the row's REQUIRES_SYNC flag makes the sync read the store */
+	imap_cmd_reply(s, IMAP_OK, "CHECK completed");
 	return CMD_DONE;
 }
 
-struct expunge_job {
-	struct store *st;
-	uint32_t mbox_id;
-	uint32_t *uids;
-	size_t n;
-	enum store_err err;
-	bool close;
-};
-
-static void
-expunge_work(void *arg)
+enum cmd_result
+imap_cmd_unselect(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end)
 {
-	struct expunge_job *j = arg;
-
-	j->err = store_msg_expunge(j->st, j->mbox_id, NULL, 0, true, &j->uids,
-	    &j->n);
-}
-
-static void
-expunge_done(struct imap_session *s, void *arg)
-{
-	struct expunge_job *j = arg;
-
-	if (j->close) {
-		/* CLOSE is silent: no EXPUNGE responses (RFC 3501 6.4.2). */
-		imap_set_state(s, IMAP_ST_AUTH);
-		if (j->err != STORE_OK)
-			log_warnx("%s close expunge error=%s", conn_id(s->c),
-			    store_err_str(j->err));
-		imap_reply_tagged(s, "OK", "CLOSE completed");
-	} else if (j->err != STORE_OK) {
-		imap_reply_store_err(s, j->err, "EXPUNGE");
-	} else {
-		imap_view_mark_expunged(s->sel, j->uids, j->n);
-		s->force_sync = true;
-		imap_reply_tagged(s, "OK", "EXPUNGE completed");
-	}
-	free(j->uids);
-	free(j);
-	imap_cmd_finish(s);
-}
-
-static enum cmd_result
-start_expunge(struct imap_session *s, bool close)
-{
-	struct expunge_job *j = xcalloc(1, sizeof(*j));
-
-	j->st = s->d->store;
-	j->mbox_id = s->sel->mb.id;
-	j->close = close;
-	imap_session_submit(s, expunge_work, expunge_done, j);
-	return CMD_SUSPEND;
+	(void)args;
+	(void)end;
+	/* Like CLOSE without the expunge: nothing is removed. */
+	imap_set_state(s, IMAP_ST_AUTH);
+	imap_searchres_reset(s);
+	imap_cmd_reply(s, IMAP_OK, "UNSELECT completed");
+	return CMD_DONE;
 }
 
 enum cmd_result
 imap_cmd_close(struct imap_session *s, const struct imap_arg *args,
     const struct imap_arg *end)
 {
-	if (args != end) {
-		imap_reply_tagged(s, "BAD", "CLOSE takes no arguments");
-		return CMD_DONE;
-	}
+	(void)args;
+	(void)end;
 	imap_searchres_reset(s);
 	if (s->sel->readonly) {
 		imap_set_state(s, IMAP_ST_AUTH);
-		imap_reply_tagged(s, "OK", "CLOSE completed");
+		imap_cmd_reply(s, IMAP_OK, "CLOSE completed");
 		return CMD_DONE;
 	}
-	return start_expunge(s, true);
-}
-
-enum cmd_result
-imap_cmd_expunge(struct imap_session *s, const struct imap_arg *args,
-    const struct imap_arg *end)
-{
-	if (args != end) {
-		imap_reply_tagged(s, "BAD", "EXPUNGE takes no arguments");
-		return CMD_DONE;
-	}
-	if (s->sel->readonly) {
-		imap_reply_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
-		return CMD_DONE;
-	}
-	return start_expunge(s, false);
+	return imap_close_expunge(s);
 }

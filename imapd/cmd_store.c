@@ -1,14 +1,17 @@
 /* cmd_store: STORE and UID STORE (FLAGS, +FLAGS, -FLAGS, .SILENT; system
-   flags and keywords) through the store on a worker, then FETCH FLAGS
-   replies from the result. Also the flag-list parser APPEND shares. */
+   flags and keywords; UNCHANGEDSINCE, RFC 7162) through the store on a
+   worker, then FETCH FLAGS replies from the result. The flag list parser
+   is imap_commands_util.c's; nothing here reads message files. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "imap_commands.h"
-#include "imap_ext2.h"
+#include "imap_commands_util.h"
+#include "imap_features.h"
 #include "imap_modseq.h"
 #include "imap_seqset.h"
+#include "imap_view.h"
 
 struct store_job {
 	struct store *st;
@@ -28,66 +31,6 @@ struct store_job {
 	uint32_t *modified;         /* MSNs or UIDs that failed the test */
 	size_t nmodified;
 };
-
-static const struct { const char *name; uint32_t bit; } sysflags[] = {
-	{ "\\Seen", STORE_F_SEEN }, { "\\Answered", STORE_F_ANSWERED },
-	{ "\\Flagged", STORE_F_FLAGGED }, { "\\Deleted", STORE_F_DELETED },
-	{ "\\Draft", STORE_F_DRAFT },
-};
-
-static bool
-keyword_ok(const char *k, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > STORE_KEYWORD_MAX)
-		return false;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)k[i];
-
-		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c))
-			return false;
-	}
-	return true;
-}
-
-/* Parses flags from [a, end) (atoms); keywords as owned strings. */
-int
-imap_flags_parse(const struct imap_arg *a, const struct imap_arg *end,
-    uint32_t *flags_r, char ***kw_r, size_t *nkw_r)
-{
-	size_t i;
-
-	*flags_r = 0;
-	*kw_r = NULL;
-	*nkw_r = 0;
-	for (; a < end; a = imap_arg_next(a)) {
-		if (a->type != IMAP_ARG_ATOM)
-			goto bad;
-		if (a->str[0] == '\\') {
-			for (i = 0; i < ARRAY_SIZE(sysflags); i++)
-				if (strcasecmp(a->str, sysflags[i].name) == 0)
-					break;
-			if (i < ARRAY_SIZE(sysflags))
-				*flags_r |= sysflags[i].bit;
-			else if (strcasecmp(a->str, "\\Recent") != 0)
-				goto bad;   /* \Recent is ignored, others refused */
-			continue;
-		}
-		if (!keyword_ok(a->str, a->len) || *nkw_r >= 64)
-			goto bad;
-		*kw_r = xrealloc(*kw_r, (*nkw_r + 1) * sizeof(**kw_r));
-		(*kw_r)[(*nkw_r)++] = xstrdup(a->str);
-	}
-	return 0;
-bad:
-	for (i = 0; i < *nkw_r; i++)
-		free((*kw_r)[i]);
-	free(*kw_r);
-	*kw_r = NULL;
-	*nkw_r = 0;
-	return -1;
-}
 
 static void
 job_free(struct store_job *j)
@@ -126,17 +69,99 @@ store_work(void *arg)
 		    STORE_OK;
 }
 
+/* The untagged FETCH for one changed message (nothing for a .SILENT one,
+   except its new MODSEQ to a CONDSTORE client, RFC 7162 §3.1.3). */
+static void
+put_fetch(struct imap_session *s, const struct store_job *j,
+    const struct store_flag_change *ch, uint32_t msn,
+    const struct imap_view_msg *m, struct buf *b)
+{
+	if (j->silent) {
+		if (ch->changed && imap_condstore_on(s))
+			buf_printf(b, "* %u FETCH (UID %u MODSEQ (%llu))\r\n",
+			    msn, m->uid, (unsigned long long)m->modseq);
+		return;
+	}
+	buf_printf(b, "* %u FETCH (", msn);
+	/* CONDSTORE: UID and MODSEQ in every such FETCH (RFC 7162 §3.1) */
+	if (imap_cmd_is_uid(s) || imap_condstore_on(s))
+		buf_printf(b, "UID %u ", m->uid);
+	buf_puts(b, "FLAGS ");
+	imap_buf_flags(b, s->sel, m);
+	imap_buf_modseq(b, s, m->modseq);
+	buf_puts(b, ")\r\n");
+}
+
+/* Takes the store's results into the view and sends the FETCH lines;
+   collects the messages that failed UNCHANGEDSINCE in j->modified. */
+static void
+apply_changes(struct imap_session *s, struct store_job *j, struct buf *b)
+{
+	struct imap_view *v = s->sel;
+	size_t i;
+
+	for (i = 0; i < j->n; i++) {
+		const struct store_flag_change *ch = &j->ch[i];
+		struct imap_view_msg *m;
+		uint32_t msn;
+
+		if (!ch->exists || (msn = imap_view_msn(v, ch->uid)) == 0)
+			continue;
+		m = &v->msgs[msn - 1];
+		if (ch->conflict) {
+			/* at most one entry per message: sized once, not
+			   grown per conflict (quadratic on a large set) */
+			if (j->modified == NULL)
+				j->modified = xmalloc(j->n * sizeof(*j->modified));
+			j->modified[j->nmodified++] = imap_cmd_is_uid(s) ?
+			    m->uid : msn;
+			continue;
+		}
+		if (ch->modseq != 0)
+			imap_view_msg_update(m, ch->flags, ch->keywords,
+			    ch->modseq);
+		if (m->expunged)
+			continue;
+		put_fetch(s, j, ch, msn, m, b);
+		if (b->len > 65536)
+			imap_send_buf(s, b);
+	}
+}
+
+/* The tagged reply; [MODIFIED set] if a condition failed. */
+static void
+store_reply(struct imap_session *s, struct store_job *j, struct buf *b)
+{
+	if (j->nmodified == 0) {
+		imap_cmd_reply(s, IMAP_OK, "%s completed", s->cmd->def->name);
+		return;
+	}
+	/* ch[] is in view order, so the list is already ascending */
+	imap_seqset_format(j->modified, j->nmodified, b);
+	if (b->len < 900) {
+		imap_cmd_reply(s, IMAP_OK, "[MODIFIED %s] Conditional STORE"
+		    " failed", b->data);
+		return;
+	}
+	/* too long for a bounded tagged reply: the dispatcher's sync, then
+	   the line as is */
+	imap_cmd_sync(s);
+	s->bad_count = 0;
+	conn_printf(s->base.c, "%s OK [MODIFIED ", s->cmd->tag);
+	conn_write(s->base.c, b->data, b->len);
+	conn_printf(s->base.c, "] Conditional STORE failed\r\n");
+}
+
 static void
 store_done(struct imap_session *s, void *arg)
 {
 	struct store_job *j = arg;
 	struct imap_view *v = s->sel;
 	struct buf b;
-	size_t i;
 
 	if (j->err != STORE_OK) {
 		if (j->err == STORE_ELIMIT)
-			imap_reply_tagged(s, "NO", "[LIMIT] Too many keywords");
+			imap_cmd_reply(s, IMAP_NO, "[LIMIT] Too many keywords");
 		else
 			imap_reply_store_err(s, j->err, "STORE");
 		goto out;
@@ -147,121 +172,24 @@ store_done(struct imap_session *s, void *arg)
 		memcpy(v->mb.keywords, j->mb.keywords, sizeof(v->mb.keywords));
 		imap_buf_flags_update(&b, v);
 	}
-	for (i = 0; i < j->n; i++) {
-		uint32_t msn;
-		struct store_msg *m;
-
-		if (!j->ch[i].exists ||
-		    (msn = imap_view_msn(v, j->ch[i].uid)) == 0)
-			continue;
-		m = &v->msgs[msn - 1];
-		if (j->ch[i].conflict) {
-			/* at most one entry per message: sized once, not
-			   grown per conflict (quadratic on a large set) */
-			if (j->modified == NULL)
-				j->modified = xmalloc(j->n *
-				    sizeof(*j->modified));
-			j->modified[j->nmodified++] = s->uid_cmd ? m->uid : msn;
-			continue;
-		}
-		if (j->ch[i].modseq != 0) {
-			m->flags = (m->flags & ~IMAP_VF_SYSTEM) |
-			    (j->ch[i].flags & IMAP_VF_SYSTEM);
-			m->keywords = j->ch[i].keywords;
-			m->modseq = j->ch[i].modseq;
-		}
-		if (m->flags & IMAP_VF_EXPUNGED)
-			continue;
-		/* .SILENT still reports the new MODSEQ of a changed message
-		   to a CONDSTORE client (RFC 7162 §3.1.3). */
-		if (j->silent) {
-			if (!j->ch[i].changed || !imap_condstore_on(s))
-				continue;
-			buf_printf(&b, "* %u FETCH (UID %u ", msn, m->uid);
-			buf_printf(&b, "MODSEQ (%llu))\r\n",
-			    (unsigned long long)m->modseq);
-			continue;
-		}
-		buf_printf(&b, "* %u FETCH (", msn);
-		/* CONDSTORE: UID and MODSEQ in every such FETCH (RFC 7162
-		   §3.1) */
-		if (s->uid_cmd || imap_condstore_on(s))
-			buf_printf(&b, "UID %u ", m->uid);
-		buf_puts(&b, "FLAGS ");
-		imap_buf_flags(&b, v, m->flags, m->keywords);
-		imap_buf_modseq(&b, s, m->modseq);
-		buf_puts(&b, ")\r\n");
-		if (b.len > 65536)
-			imap_send_buf(s, &b);
-	}
+	apply_changes(s, j, &b);
 	imap_send_buf(s, &b);
-	if (j->nmodified > 0) {
-		/* ch[] is in view order, so the list is already ascending */
-		imap_seqset_format(j->modified, j->nmodified, &b);
-		if (b.len < 900) {
-			imap_reply_tagged(s, "OK", "[MODIFIED %s] Conditional"
-			    " STORE failed", b.data);
-		} else {
-			/* too long for imap_reply_tagged's bounded text: the
-			   same sync it does (STORE: expunges for UID STORE
-			   only), then the line as is */
-			imap_view_sync(s, s->uid_cmd);
-			s->bad_count = 0;
-			conn_printf(s->c, "%s OK [MODIFIED ", s->tag);
-			conn_write(s->c, b.data, b.len);
-			conn_printf(s->c, "] Conditional STORE failed\r\n");
-		}
-	} else {
-		imap_reply_tagged(s, "OK", "%sSTORE completed",
-		    s->uid_cmd ? "UID " : "");
-	}
+	store_reply(s, j, &b);
 	buf_free(&b);
 out:
 	job_free(j);
 	imap_cmd_finish(s);
 }
 
-enum cmd_result
-imap_cmd_store(struct imap_session *s, const struct imap_arg *args,
+/* "[+-]FLAGS[.SILENT] flags" (a list, or flag atoms up to end) into j.
+   -1 if invalid. */
+static int
+store_op_parse(struct store_job *j, const struct imap_arg *item,
     const struct imap_arg *end)
 {
-	const struct imap_arg *item, *fl;
-	struct store_job *j;
-	const char *w;
-	size_t *idx = NULL, n = 0, i;
+	const struct imap_arg *fl = imap_arg_next(item);
+	const char *w = item->str;
 
-	const char *err;
-	uint64_t since = 0;
-	bool conditional = false;
-
-	if (imap_args_count(args, end) < 3) {
-		imap_reply_tagged(s, "BAD", "Usage: STORE set item flags");
-		return CMD_DONE;
-	}
-	item = imap_arg_next(args);
-	if (item->type == IMAP_ARG_LIST) {
-		/* STORE set (UNCHANGEDSINCE n) item flags (RFC 7162 §3.1.3) */
-		if (imap_store_mods_parse(item, &since, &err) < 0) {
-			imap_reply_tagged(s, "BAD", "%s", err);
-			return CMD_DONE;
-		}
-		conditional = true;
-		item = imap_arg_next(item);
-		if (imap_args_count(item, end) < 2) {
-			imap_reply_tagged(s, "BAD", "Usage: STORE set item flags");
-			return CMD_DONE;
-		}
-	}
-	if (item->type != IMAP_ARG_ATOM) {
-		imap_reply_tagged(s, "BAD", "Usage: STORE set item flags");
-		return CMD_DONE;
-	}
-	j = xcalloc(1, sizeof(*j));
-	j->conditional = conditional;
-	j->unchangedsince = since;
-	if (conditional)
-		imap_condstore_enable(s);
-	w = item->str;
 	if (*w == '+') {
 		j->op = STORE_FLAGS_ADD;
 		w++;
@@ -274,46 +202,79 @@ imap_cmd_store(struct imap_session *s, const struct imap_arg *args,
 	if (strcasecmp(w, "FLAGS.SILENT") == 0)
 		j->silent = true;
 	else if (strcasecmp(w, "FLAGS") != 0)
-		goto bad;
-	fl = imap_arg_next(item);
-	if (fl->type == IMAP_ARG_LIST) {
-		if (imap_arg_next(fl) != end ||
+		return -1;
+	if (fl->type == IMAP_ARG_LIST)
+		return imap_arg_next(fl) != end ||
 		    imap_flags_parse(fl + 1, imap_arg_list_end(fl), &j->flags,
-		    &j->kw, &j->nkw) < 0)
-			goto bad;
-	} else if (imap_flags_parse(fl, end, &j->flags, &j->kw, &j->nkw) < 0) {
-		goto bad;
+		    &j->kw, &j->nkw) < 0 ? -1 : 0;
+	return imap_flags_parse(fl, end, &j->flags, &j->kw, &j->nkw);
+}
+
+enum cmd_result
+imap_cmd_store(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end)
+{
+	const struct imap_arg *item;
+	struct store_job *j;
+	size_t *idx = NULL, n = 0, i;
+	const char *err;
+	uint64_t since = 0;
+	bool conditional = false;
+
+	item = imap_arg_next(args);
+	if (item->type == IMAP_ARG_LIST) {
+		/* STORE set (UNCHANGEDSINCE n) item flags (RFC 7162 §3.1.3) */
+		if (imap_store_mods_parse(item, &since, &err) < 0) {
+			imap_cmd_reply(s, IMAP_BAD, "%s", err);
+			return CMD_DONE;
+		}
+		conditional = true;
+		item = imap_arg_next(item);
+		if (imap_args_count(item, end) < 2) {
+			imap_cmd_usage(s);
+			return CMD_DONE;
+		}
 	}
+	if (item->type != IMAP_ARG_ATOM) {
+		imap_cmd_usage(s);
+		return CMD_DONE;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->conditional = conditional;
+	j->unchangedsince = since;
+	if (conditional)
+		imap_condstore_enable(s);
+	if (store_op_parse(j, item, end) < 0)
+		goto bad;
 	if (s->sel->readonly) {
 		job_free(j);
-		imap_reply_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
+		imap_cmd_reply(s, IMAP_NO, "[READ-ONLY] Mailbox is read-only");
 		return CMD_DONE;
 	}
-	if (imap_seqset_arg(s, args, s->uid_cmd, &idx, &n) < 0) {
+	if (imap_seqset_arg(s, args, imap_cmd_is_uid(s), &idx, &n) < 0) {
 		job_free(j);
 		return CMD_DONE;
 	}
-	j->st = s->d->store;
+	j->st = s->base.d->store;
 	j->mbox_id = s->sel->mb.id;
 	j->ch = xcalloc(n ? n : 1, sizeof(*j->ch));
 	for (i = 0; i < n; i++) {
-		struct store_msg *m = &s->sel->msgs[idx[i]];
+		struct imap_view_msg *m = &s->sel->msgs[idx[i]];
 
-		if (m->flags & IMAP_VF_EXPUNGED)
+		if (m->expunged)
 			continue;
 		j->ch[j->n++].uid = m->uid;
 	}
 	free(idx);
 	if (j->n == 0) {
 		job_free(j);
-		imap_reply_tagged(s, "OK", "%sSTORE completed",
-		    s->uid_cmd ? "UID " : "");
+		imap_cmd_reply(s, IMAP_OK, "%s completed", s->cmd->def->name);
 		return CMD_DONE;
 	}
 	imap_session_submit(s, store_work, store_done, j);
 	return CMD_SUSPEND;
 bad:
 	job_free(j);
-	imap_reply_tagged(s, "BAD", "Invalid STORE arguments");
+	imap_cmd_reply(s, IMAP_BAD, "Invalid STORE arguments");
 	return CMD_DONE;
 }

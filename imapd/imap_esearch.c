@@ -1,5 +1,7 @@
 /* imap_esearch: RETURN option parsing and ESEARCH formatting (RFC 4731,
-   RFC 5182, MODSEQ from RFC 7162 §3.1.5). Pure. */
+   RFC 5182, MODSEQ from RFC 7162 §3.1.5). Pure: no I/O, no session, no
+   globals; the saved SEARCHRES result is kept by the caller
+   (imap_features.c). */
 #include <string.h>
 #include <strings.h>
 

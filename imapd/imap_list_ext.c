@@ -1,5 +1,6 @@
-/* imap_list_ext: LIST-EXTENDED argument parsing and pattern matching.
-   Pure: cmd_list_ext.c does the store reads and the replies. */
+/* imap_list_ext: LIST-EXTENDED argument parsing and pattern matching
+   (RFC 5258). Pure: no I/O and no store access; cmd_list.c does the store
+   reads and the replies. Matching never backtracks exponentially. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

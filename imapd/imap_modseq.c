@@ -1,5 +1,6 @@
 /* imap_modseq: parsing of the CONDSTORE/QRESYNC parameters of SELECT,
-   FETCH and STORE (RFC 7162 §3.1.2, §3.1.3, §3.1.4, §3.2.5). Pure. */
+   FETCH and STORE (RFC 7162 §3.1.2, §3.1.3, §3.1.4, §3.2.5). Pure: no
+   I/O, no session state; whether CONDSTORE is on is imap_features.c's. */
 #include <string.h>
 #include <strings.h>
 

@@ -439,13 +439,190 @@ atom_byte(struct imap_parser *p, unsigned char c)
 	return 0;   /* the byte belongs to PS_ARGS */
 }
 
+/* A byte inside a quoted string. -1 on error (p->err set). */
+static int
+quoted_byte(struct imap_parser *p, unsigned char c, int *res)
+{
+	if (p->st == PS_QUOTED_ESC) {
+		if (c != '"' && c != '\\') {
+			*res = fail(p, "Invalid escape in quoted string",
+			    c == '\n');
+			return -1;
+		}
+		buf_putc(&p->text, (char)c);
+		p->st = PS_QUOTED;
+	} else if (c == '"') {
+		text_end(p);
+		p->st = PS_ARGS;
+	} else if (c == '\\') {
+		p->st = PS_QUOTED_ESC;
+	} else if (c == '\r' || c == '\n' || c == 0) {
+		*res = fail(p, "Unterminated quoted string", c == '\n');
+		return -1;
+	} else {
+		buf_putc(&p->text, (char)c);
+	}
+	return 0;
+}
+
+/* A byte of a literal announcement "{123+}". -1 on error. */
+static int
+literal_hdr_byte(struct imap_parser *p, unsigned char c, int *res)
+{
+	if (c >= '0' && c <= '9') {
+		if (p->lit_size > (UINT64_MAX - 9) / 10) {
+			*res = fail(p, "Literal too big", false);
+			return -1;
+		}
+		p->lit_size = p->lit_size * 10 + (c - '0');
+		p->lit_digits = true;
+	} else if (c == '+' && p->lit_digits && p->lit_sync) {
+		p->lit_sync = false;
+	} else if (c == '}' && p->lit_digits) {
+		p->st = PS_LIT_CRLF;
+	} else {
+		*res = fail(p, "Invalid literal", c == '\n');
+		return -1;
+	}
+	return 0;
+}
+
+/* The CRLF after a literal announcement: 1 when the literal event is
+   complete, 0 to go on, -1 on error. */
+static int
+literal_crlf_byte(struct imap_parser *p, unsigned char c, int *res,
+    enum imap_pev *ev_r, const char **tag_r)
+{
+	if (c == '\r' && p->st == PS_LIT_CRLF) {
+		p->st = PS_LIT_LF;
+		return 0;
+	}
+	if (c != '\n') {
+		*res = fail(p, "Literal not at end of line", false);
+		return -1;
+	}
+	if (p->nnodes >= p->lim.args_max) {
+		*res = fail(p, "Too many arguments", false);
+		return -1;
+	}
+	p->st = PS_LIT_WAIT;
+	*tag_r = imap_parser_cur_tag(p);
+	*ev_r = IMAP_PEV_LITERAL;
+	*res = 1;
+	return 1;
+}
+
+/* The LF after a CR ending the line: 1 with a complete command, 0 for an
+   empty line, -1 on error. */
+static int
+cr_byte(struct imap_parser *p, unsigned char c, int *res,
+    enum imap_pev *ev_r, struct imap_cmd *cmd_r, const char **tag_r)
+{
+	if (c != '\n') {
+		*res = fail(p, "CR without LF", false);
+		return -1;
+	}
+	p->st = PS_ARGS;
+	if (p->nnodes == 0) {
+		reset(p);
+		return 0;
+	}
+	*res = complete(p, cmd_r, tag_r);
+	if (*res < 0)
+		return -1;
+	*ev_r = IMAP_PEV_COMMAND;
+	return 1;
+}
+
+/* One byte of command text (outside literal data). Returns 0 to go on
+   (*reread: read this byte again), 1 when an event is complete (*res is
+   imap_parser_next's return), -1 on error (p->err set). */
+static int
+line_byte(struct imap_parser *p, unsigned char c, bool *reread, int *res,
+    enum imap_pev *ev_r, struct imap_cmd *cmd_r, const char **tag_r)
+{
+	int r;
+
+	switch (p->st) {
+	case PS_ARGS:
+		r = args_byte(p, c, res, cmd_r, tag_r);
+		if (r == 2) {
+			atom_byte(p, c);
+		} else if (r == 0) {
+			if (*res < 0)
+				return -1;
+			*ev_r = IMAP_PEV_COMMAND;
+			return 1;
+		}
+		return 0;
+	case PS_ATOM:
+		r = atom_byte(p, c);
+		if (r < 0) {
+			*res = fail(p, "Unterminated [", c == '\n');
+			return -1;
+		}
+		*reread = r == 0;       /* ended the atom: re-read in PS_ARGS */
+		return 0;
+	case PS_QUOTED:
+	case PS_QUOTED_ESC:
+		return quoted_byte(p, c, res);
+	case PS_LIT_HDR:
+		return literal_hdr_byte(p, c, res);
+	case PS_LIT_CRLF:
+	case PS_LIT_LF:
+		return literal_crlf_byte(p, c, res, ev_r, tag_r);
+	case PS_CR:
+		return cr_byte(p, c, res, ev_r, cmd_r, tag_r);
+	default:
+		assert(0);
+		return -1;
+	}
+}
+
+/* Skips the rest of a bad line. -1 (fatal) past hard_max bytes. */
+static int
+skip_byte(struct imap_parser *p, unsigned char c)
+{
+	if (c == '\n') {
+		reset(p);
+		return 0;
+	}
+	if (++p->skipped > p->lim.hard_max) {
+		p->fatal = true;
+		p->done = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* Literal bytes: read into the tree, or discarded (a refused literal). */
+static size_t
+literal_bytes(struct imap_parser *p, const char *buf, size_t len)
+{
+	size_t take = len;
+
+	if (take > p->lit_left)
+		take = (size_t)p->lit_left;
+	if (p->st == PS_LIT_DATA)
+		buf_append(&p->text, buf, take);
+	p->lit_left -= take;
+	if (p->lit_left == 0 && p->st == PS_LIT_DATA) {
+		text_end(p);
+		p->st = PS_ARGS;
+	} else if (p->lit_left == 0) {
+		p->skipped = 0;
+		p->st = PS_SKIP;
+	}
+	return take;
+}
+
 int
 imap_parser_next(struct imap_parser *p, const char *buf, size_t len,
     size_t *used_r, enum imap_pev *ev_r, struct imap_cmd *cmd_r,
     const char **tag_r, const char **error_r)
 {
 	size_t i = 0;
-	int res = 0;
+	int res = 0, r;
 
 	*tag_r = NULL;
 	*error_r = NULL;
@@ -459,165 +636,38 @@ imap_parser_next(struct imap_parser *p, const char *buf, size_t len,
 	assert(p->st != PS_LIT_WAIT);
 	while (i < len) {
 		unsigned char c = (unsigned char)buf[i];
-		size_t take;
-		int r;
+		bool reread = false;
 
-		switch (p->st) {
-		case PS_SKIP:
+		if (p->st == PS_SKIP) {
 			i++;
-			if (c == '\n') {
-				reset(p);
-				break;
-			}
-			if (++p->skipped > p->lim.hard_max) {
-				p->fatal = true;
+			if (skip_byte(p, c) < 0) {
 				*used_r = i;
 				*error_r = "Line too long";
-				p->done = true;
 				return -1;
 			}
-			break;
-		case PS_DISCARD:
-			take = len - i;
-			if (take > p->lit_left)
-				take = (size_t)p->lit_left;
-			i += take;
-			p->lit_left -= take;
-			if (p->lit_left == 0) {
-				p->skipped = 0;
-				p->st = PS_SKIP;
-			}
-			break;
-		case PS_LIT_DATA:
-			take = len - i;
-			if (take > p->lit_left)
-				take = (size_t)p->lit_left;
-			buf_append(&p->text, buf + i, take);
-			i += take;
-			p->lit_left -= take;
-			if (p->lit_left == 0) {
-				text_end(p);
-				p->st = PS_ARGS;
-			}
-			break;
-		default:
-			i++;
-			if (++p->line_bytes > p->lim.line_max) {
-				*used_r = i;
-				res = fail(p, "Command line too long", c == '\n');
-				goto err;
-			}
-			switch (p->st) {
-			case PS_ARGS:
-				r = args_byte(p, c, &res, cmd_r, tag_r);
-				if (r == 2) {
-					atom_byte(p, c);
-				} else if (r == 0) {
-					*used_r = i;
-					if (res < 0)
-						goto err;
-					*ev_r = IMAP_PEV_COMMAND;
-					return res;
-				}
-				break;
-			case PS_ATOM:
-				r = atom_byte(p, c);
-				if (r < 0) {
-					*used_r = i;
-					res = fail(p, "Unterminated [", c == '\n');
-					goto err;
-				}
-				if (r == 0) {
-					i--;    /* re-read in PS_ARGS */
-					p->line_bytes--;
-				}
-				break;
-			case PS_QUOTED:
-				if (c == '"') {
-					text_end(p);
-					p->st = PS_ARGS;
-				} else if (c == '\\') {
-					p->st = PS_QUOTED_ESC;
-				} else if (c == '\r' || c == '\n' || c == 0) {
-					*used_r = i;
-					res = fail(p, "Unterminated quoted string",
-					    c == '\n');
-					goto err;
-				} else {
-					buf_putc(&p->text, (char)c);
-				}
-				break;
-			case PS_QUOTED_ESC:
-				if (c != '"' && c != '\\') {
-					*used_r = i;
-					res = fail(p, "Invalid escape in quoted string",
-					    c == '\n');
-					goto err;
-				}
-				buf_putc(&p->text, (char)c);
-				p->st = PS_QUOTED;
-				break;
-			case PS_LIT_HDR:
-				if (c >= '0' && c <= '9') {
-					if (p->lit_size > (UINT64_MAX - 9) / 10) {
-						*used_r = i;
-						res = fail(p, "Literal too big", false);
-						goto err;
-					}
-					p->lit_size = p->lit_size * 10 + (c - '0');
-					p->lit_digits = true;
-				} else if (c == '+' && p->lit_digits && p->lit_sync) {
-					p->lit_sync = false;
-				} else if (c == '}' && p->lit_digits) {
-					p->st = PS_LIT_CRLF;
-				} else {
-					*used_r = i;
-					res = fail(p, "Invalid literal", c == '\n');
-					goto err;
-				}
-				break;
-			case PS_LIT_CRLF:
-			case PS_LIT_LF:
-				if (c == '\r' && p->st == PS_LIT_CRLF) {
-					p->st = PS_LIT_LF;
-					break;
-				}
-				if (c != '\n') {
-					*used_r = i;
-					res = fail(p, "Literal not at end of line", false);
-					goto err;
-				}
-				if (p->nnodes >= p->lim.args_max) {
-					*used_r = i;
-					res = fail(p, "Too many arguments", false);
-					goto err;
-				}
-				p->st = PS_LIT_WAIT;
-				*used_r = i;
-				*tag_r = imap_parser_cur_tag(p);
-				*ev_r = IMAP_PEV_LITERAL;
-				return 1;
-			case PS_CR:
-				if (c != '\n') {
-					*used_r = i;
-					res = fail(p, "CR without LF", false);
-					goto err;
-				}
-				p->st = PS_ARGS;
-				if (p->nnodes == 0) {
-					reset(p);
-					break;
-				}
-				*used_r = i;
-				res = complete(p, cmd_r, tag_r);
-				if (res < 0)
-					goto err;
-				*ev_r = IMAP_PEV_COMMAND;
-				return res;
-			default:
-				assert(0);
-			}
+			continue;
 		}
+		if (p->st == PS_DISCARD || p->st == PS_LIT_DATA) {
+			i += literal_bytes(p, buf + i, len - i);
+			continue;
+		}
+		i++;
+		if (++p->line_bytes > p->lim.line_max) {
+			*used_r = i;
+			res = fail(p, "Command line too long", c == '\n');
+			goto err;
+		}
+		r = line_byte(p, c, &reread, &res, ev_r, cmd_r, tag_r);
+		if (reread) {
+			i--;
+			p->line_bytes--;
+		}
+		if (r == 0)
+			continue;
+		*used_r = i;
+		if (r < 0)
+			goto err;
+		return res;
 	}
 	*used_r = i;
 	return 0;

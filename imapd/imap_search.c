@@ -343,12 +343,258 @@ parse_list(struct pctx *c, const struct imap_arg *a, const struct imap_arg *end,
 	return n;
 }
 
+/* MODSEQ [entry-name entry-type] n: the per-message modseq stands for
+   every entry (one modseq per message here). */
+static struct snode *
+parse_modseq_key(struct pctx *c, const struct imap_arg **ap,
+    const struct imap_arg *end)
+{
+	const struct imap_arg *v;
+	struct snode *n;
+
+	if ((n = new_node(c, SK_MODSEQ)) == NULL)
+		return NULL;
+	if ((v = take_string(c, ap, end)) == NULL)
+		goto bad;
+	if (v->type != IMAP_ARG_ATOM) {
+		const struct imap_arg *t = *ap;
+
+		if (t >= end || !(imap_arg_is_atom(t, "priv") ||
+		    imap_arg_is_atom(t, "shared") ||
+		    imap_arg_is_atom(t, "all"))) {
+			c->err = "Invalid MODSEQ entry type";
+			goto bad;
+		}
+		*ap = imap_arg_next(t);
+		if ((v = take_string(c, ap, end)) == NULL)
+			goto bad;
+	}
+	if (v->type != IMAP_ARG_ATOM || v->len == 0 || v->len > 19 ||
+	    strspn(v->str, "0123456789") != v->len) {
+		c->err = "Invalid mod-sequence";
+		goto bad;
+	}
+	n->num = strtoull(v->str, NULL, 10);
+	c->s->has_modseq = true;
+	return n;
+bad:
+	node_free(n);
+	return NULL;
+}
+
+/* A key that is a sequence set of its own. */
+static struct snode *
+parse_seq_key(struct pctx *c, const struct imap_arg *a)
+{
+	struct snode *n;
+
+	if ((n = new_node(c, SK_SEQ)) == NULL)
+		return NULL;
+	if (imap_seqset_parse(a->str, a->len, IMAP_SEQSET_RANGES_MAX,
+	    &n->set, &c->err) < 0) {
+		node_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+/* BEFORE/ON/SINCE and their SENT forms: a date argument. */
+static struct snode *
+parse_date_key(struct pctx *c, const struct imap_arg **ap,
+    const struct imap_arg *end, enum skey key)
+{
+	const struct imap_arg *v;
+	struct snode *n;
+
+	if ((n = new_node(c, key)) == NULL)
+		return NULL;
+	if ((v = take_string(c, ap, end)) == NULL)
+		goto bad;
+	if (imap_date_parse(v->str, v->len, &n->day) < 0) {
+		c->err = "Invalid date";
+		goto bad;
+	}
+	if (n->key >= SK_SENTBEFORE)
+		c->s->needs |= IMAP_SEARCH_NEED_HEADER;
+	return n;
+bad:
+	node_free(n);
+	return NULL;
+}
+
+/* HEADER field value, or FROM/TO/... value (field given). */
+static struct snode *
+parse_header_key(struct pctx *c, const struct imap_arg **ap,
+    const struct imap_arg *end, const char *field)
+{
+	const struct imap_arg *f = NULL, *v;
+	struct snode *n;
+
+	if ((n = new_node(c, SK_HEADER)) == NULL)
+		return NULL;
+	if ((field == NULL && (f = take_string(c, ap, end)) == NULL) ||
+	    (v = take_string(c, ap, end)) == NULL)
+		goto bad;
+	if (f != NULL && (f->len == 0 || memchr(f->str, ':', f->len) ||
+	    strlen(f->str) != f->len)) {
+		c->err = "Invalid header field name";
+		goto bad;
+	}
+	n->field = f != NULL ? xstrndup(f->str, f->len) : xstrdup(field);
+	n->value = xstrndup(v->str, v->len);
+	n->vlen = strlen(n->value);
+	c->s->needs |= IMAP_SEARCH_NEED_HEADER;
+	return n;
+bad:
+	node_free(n);
+	return NULL;
+}
+
+/* BODY, TEXT, KEYWORD and UNKEYWORD: one string argument. */
+static struct snode *
+parse_string_key(struct pctx *c, const struct imap_arg **ap,
+    const struct imap_arg *end, enum skey key)
+{
+	const struct imap_arg *v;
+	struct snode *n;
+
+	if ((n = new_node(c, key)) == NULL)
+		return NULL;
+	if ((v = take_string(c, ap, end)) == NULL)
+		goto bad;
+	if ((key == SK_KEYWORD || key == SK_UNKEYWORD) &&
+	    (v->type != IMAP_ARG_ATOM || v->str[0] == '\\')) {
+		c->err = "Invalid keyword";
+		goto bad;
+	}
+	n->value = xstrndup(v->str, v->len);
+	if (key == SK_BODY || key == SK_TEXT) {
+		n->vlen = strlen(n->value);
+		c->s->needs |= IMAP_SEARCH_NEED_BODY;
+	}
+	return n;
+bad:
+	node_free(n);
+	return NULL;
+}
+
+/* LARGER / SMALLER n. */
+static struct snode *
+parse_size_key(struct pctx *c, const struct imap_arg **ap,
+    const struct imap_arg *end, enum skey key)
+{
+	const struct imap_arg *v;
+	struct snode *n;
+	char *e;
+
+	if ((n = new_node(c, key)) == NULL)
+		return NULL;
+	if ((v = take_string(c, ap, end)) == NULL)
+		goto bad;
+	if (v->type != IMAP_ARG_ATOM || v->str[0] < '0' ||
+	    v->str[0] > '9' || v->len > 19) {
+		c->err = "Invalid number";
+		goto bad;
+	}
+	n->num = strtoull(v->str, &e, 10);
+	if (*e != '\0') {
+		c->err = "Invalid number";
+		goto bad;
+	}
+	return n;
+bad:
+	node_free(n);
+	return NULL;
+}
+
+/* UID set, or UID $: the saved result (RFC 5182), UIDs anyway. */
+static struct snode *
+parse_uid_key(struct pctx *c, const struct imap_arg **ap,
+    const struct imap_arg *end)
+{
+	const struct imap_arg *v;
+	struct snode *n;
+
+	if ((n = new_node(c, SK_UID)) == NULL)
+		return NULL;
+	if ((v = take_string(c, ap, end)) == NULL)
+		goto bad;
+	if (v->len == 1 && v->str[0] == '$') {
+		n->key = SK_SAVED;
+		c->s->has_saved = true;
+		return n;
+	}
+	if (imap_seqset_parse(v->str, v->len, IMAP_SEQSET_RANGES_MAX,
+	    &n->set, &c->err) < 0)
+		goto bad;
+	return n;
+bad:
+	node_free(n);
+	return NULL;
+}
+
+/* NOT key, OR key key. */
+static struct snode *
+parse_logic_key(struct pctx *c, const struct imap_arg **ap,
+    const struct imap_arg *end, unsigned depth, enum skey key)
+{
+	struct snode *n;
+
+	if ((n = new_node(c, key)) == NULL)
+		return NULL;
+	if ((n->kids = parse_key(c, ap, end, depth + 1)) == NULL ||
+	    (key == SK_OR &&
+	    (n->kids->next = parse_key(c, ap, end, depth + 1)) == NULL)) {
+		node_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+/* The keys named by a word with arguments; NULL with c->err unset if w
+   is none of them. */
+static struct snode *
+parse_word_key(struct pctx *c, const char *w, const struct imap_arg **ap,
+    const struct imap_arg *end, unsigned depth)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(date_keys); i++)
+		if (strcasecmp(w, date_keys[i].name) == 0)
+			return parse_date_key(c, ap, end, date_keys[i].key);
+	for (i = 0; i < ARRAY_SIZE(addr_keys); i++)
+		if (strcasecmp(w, addr_keys[i]) == 0)
+			return parse_header_key(c, ap, end, addr_keys[i]);
+	if (strcasecmp(w, "HEADER") == 0)
+		return parse_header_key(c, ap, end, NULL);
+	if (strcasecmp(w, "BODY") == 0)
+		return parse_string_key(c, ap, end, SK_BODY);
+	if (strcasecmp(w, "TEXT") == 0)
+		return parse_string_key(c, ap, end, SK_TEXT);
+	if (strcasecmp(w, "KEYWORD") == 0)
+		return parse_string_key(c, ap, end, SK_KEYWORD);
+	if (strcasecmp(w, "UNKEYWORD") == 0)
+		return parse_string_key(c, ap, end, SK_UNKEYWORD);
+	if (strcasecmp(w, "LARGER") == 0)
+		return parse_size_key(c, ap, end, SK_LARGER);
+	if (strcasecmp(w, "SMALLER") == 0)
+		return parse_size_key(c, ap, end, SK_SMALLER);
+	if (strcasecmp(w, "UID") == 0)
+		return parse_uid_key(c, ap, end);
+	if (strcasecmp(w, "NOT") == 0)
+		return parse_logic_key(c, ap, end, depth, SK_NOT);
+	if (strcasecmp(w, "OR") == 0)
+		return parse_logic_key(c, ap, end, depth, SK_OR);
+	c->err = "Unknown search key";
+	return NULL;
+}
+
 static struct snode *
 parse_key(struct pctx *c, const struct imap_arg **ap,
     const struct imap_arg *end, unsigned depth)
 {
-	const struct imap_arg *a = *ap, *v, *f;
-	struct snode *n = NULL;
+	const struct imap_arg *a = *ap;
+	struct snode *n;
 	const char *w;
 	size_t i;
 
@@ -372,43 +618,10 @@ parse_key(struct pctx *c, const struct imap_arg **ap,
 		c->s->has_saved = true;
 		return new_node(c, SK_SAVED);
 	}
-	if (strcasecmp(w, "MODSEQ") == 0) {
-		/* MODSEQ [entry-name entry-type] n: the per-message modseq
-		   stands for every entry (one modseq per message here). */
-		if ((n = new_node(c, SK_MODSEQ)) == NULL)
-			return NULL;
-		if ((v = take_string(c, ap, end)) == NULL)
-			goto bad;
-		if (v->type != IMAP_ARG_ATOM) {
-			const struct imap_arg *t = *ap;
-
-			if (t >= end || !(imap_arg_is_atom(t, "priv") ||
-			    imap_arg_is_atom(t, "shared") ||
-			    imap_arg_is_atom(t, "all"))) {
-				c->err = "Invalid MODSEQ entry type";
-				goto bad;
-			}
-			*ap = imap_arg_next(t);
-			if ((v = take_string(c, ap, end)) == NULL)
-				goto bad;
-		}
-		if (v->type != IMAP_ARG_ATOM || v->len == 0 || v->len > 19 ||
-		    strspn(v->str, "0123456789") != v->len) {
-			c->err = "Invalid mod-sequence";
-			goto bad;
-		}
-		n->num = strtoull(v->str, NULL, 10);
-		c->s->has_modseq = true;
-		return n;
-	}
-	if (is_seqset_atom(a)) {
-		if ((n = new_node(c, SK_SEQ)) == NULL)
-			return NULL;
-		if (imap_seqset_parse(a->str, a->len, IMAP_SEQSET_RANGES_MAX,
-		    &n->set, &c->err) < 0)
-			goto bad;
-		return n;
-	}
+	if (strcasecmp(w, "MODSEQ") == 0)
+		return parse_modseq_key(c, ap, end);
+	if (is_seqset_atom(a))
+		return parse_seq_key(c, a);
 	for (i = 0; i < ARRAY_SIZE(simple_keys); i++) {
 		if (strcasecmp(w, simple_keys[i].name) == 0) {
 			if ((n = new_node(c, simple_keys[i].key)) == NULL)
@@ -417,131 +630,7 @@ parse_key(struct pctx *c, const struct imap_arg **ap,
 			return n;
 		}
 	}
-	for (i = 0; i < ARRAY_SIZE(date_keys); i++) {
-		if (strcasecmp(w, date_keys[i].name) == 0) {
-			if ((n = new_node(c, date_keys[i].key)) == NULL)
-				return NULL;
-			if ((v = take_string(c, ap, end)) == NULL)
-				goto bad;
-			if (imap_date_parse(v->str, v->len, &n->day) < 0) {
-				c->err = "Invalid date";
-				goto bad;
-			}
-			if (n->key >= SK_SENTBEFORE)
-				c->s->needs |= IMAP_SEARCH_NEED_HEADER;
-			return n;
-		}
-	}
-	for (i = 0; i < ARRAY_SIZE(addr_keys); i++) {
-		if (strcasecmp(w, addr_keys[i]) == 0) {
-			if ((n = new_node(c, SK_HEADER)) == NULL)
-				return NULL;
-			if ((v = take_string(c, ap, end)) == NULL)
-				goto bad;
-			n->field = xstrdup(addr_keys[i]);
-			n->value = xstrndup(v->str, v->len);
-			n->vlen = strlen(n->value);
-			c->s->needs |= IMAP_SEARCH_NEED_HEADER;
-			return n;
-		}
-	}
-	if (strcasecmp(w, "HEADER") == 0) {
-		if ((n = new_node(c, SK_HEADER)) == NULL)
-			return NULL;
-		if ((f = take_string(c, ap, end)) == NULL ||
-		    (v = take_string(c, ap, end)) == NULL)
-			goto bad;
-		if (f->len == 0 || memchr(f->str, ':', f->len) ||
-		    strlen(f->str) != f->len) {
-			c->err = "Invalid header field name";
-			goto bad;
-		}
-		n->field = xstrndup(f->str, f->len);
-		n->value = xstrndup(v->str, v->len);
-		n->vlen = strlen(n->value);
-		c->s->needs |= IMAP_SEARCH_NEED_HEADER;
-		return n;
-	}
-	if (strcasecmp(w, "BODY") == 0 || strcasecmp(w, "TEXT") == 0) {
-		if ((n = new_node(c, w[0] == 'B' || w[0] == 'b' ? SK_BODY :
-		    SK_TEXT)) == NULL)
-			return NULL;
-		if ((v = take_string(c, ap, end)) == NULL)
-			goto bad;
-		n->value = xstrndup(v->str, v->len);
-		n->vlen = strlen(n->value);
-		c->s->needs |= IMAP_SEARCH_NEED_BODY;
-		return n;
-	}
-	if (strcasecmp(w, "KEYWORD") == 0 || strcasecmp(w, "UNKEYWORD") == 0) {
-		if ((n = new_node(c, w[0] == 'K' || w[0] == 'k' ? SK_KEYWORD :
-		    SK_UNKEYWORD)) == NULL)
-			return NULL;
-		if ((v = take_string(c, ap, end)) == NULL)
-			goto bad;
-		if (v->type != IMAP_ARG_ATOM || v->str[0] == '\\') {
-			c->err = "Invalid keyword";
-			goto bad;
-		}
-		n->value = xstrndup(v->str, v->len);
-		return n;
-	}
-	if (strcasecmp(w, "LARGER") == 0 || strcasecmp(w, "SMALLER") == 0) {
-		char *e;
-
-		if ((n = new_node(c, w[0] == 'L' || w[0] == 'l' ? SK_LARGER :
-		    SK_SMALLER)) == NULL)
-			return NULL;
-		if ((v = take_string(c, ap, end)) == NULL)
-			goto bad;
-		if (v->type != IMAP_ARG_ATOM || v->str[0] < '0' ||
-		    v->str[0] > '9' || v->len > 19) {
-			c->err = "Invalid number";
-			goto bad;
-		}
-		n->num = strtoull(v->str, &e, 10);
-		if (*e != '\0') {
-			c->err = "Invalid number";
-			goto bad;
-		}
-		return n;
-	}
-	if (strcasecmp(w, "UID") == 0) {
-		if ((n = new_node(c, SK_UID)) == NULL)
-			return NULL;
-		if ((v = take_string(c, ap, end)) == NULL)
-			goto bad;
-		if (v->len == 1 && v->str[0] == '$') {
-			/* UID $: the saved result (RFC 5182), UIDs anyway */
-			n->key = SK_SAVED;
-			c->s->has_saved = true;
-			return n;
-		}
-		if (imap_seqset_parse(v->str, v->len, IMAP_SEQSET_RANGES_MAX,
-		    &n->set, &c->err) < 0)
-			goto bad;
-		return n;
-	}
-	if (strcasecmp(w, "NOT") == 0) {
-		if ((n = new_node(c, SK_NOT)) == NULL)
-			return NULL;
-		if ((n->kids = parse_key(c, ap, end, depth + 1)) == NULL)
-			goto bad;
-		return n;
-	}
-	if (strcasecmp(w, "OR") == 0) {
-		if ((n = new_node(c, SK_OR)) == NULL)
-			return NULL;
-		if ((n->kids = parse_key(c, ap, end, depth + 1)) == NULL ||
-		    (n->kids->next = parse_key(c, ap, end, depth + 1)) == NULL)
-			goto bad;
-		return n;
-	}
-	c->err = "Unknown search key";
-	return NULL;
-bad:
-	node_free(n);
-	return NULL;
+	return parse_word_key(c, w, ap, end, depth);
 }
 
 enum imap_search_perr

@@ -1,4 +1,6 @@
-/* imap_seqset: IMAP sequence sets ("1:3,7,9:*"), for MSNs and UIDs. Pure. */
+/* imap_seqset: IMAP sequence sets ("1:3,7,9:*"), for MSNs and UIDs.
+   Pure: resolving "*" and mapping to view indexes are the caller's
+   (imap_commands_util.c). */
 #ifndef IMAP_SEQSET_H
 #define IMAP_SEQSET_H
 

@@ -1,5 +1,6 @@
 /* imap_utf7: modified UTF-7 <-> UTF-8. Strict on decode so that every
-   name has exactly one spelling on the wire (RFC 3501 §5.1.3). Pure. */
+   name has exactly one spelling on the wire (RFC 3501 §5.1.3). Pure: no
+   I/O, no allocation beyond the output buffer. */
 #include <stdint.h>
 #include <string.h>
 

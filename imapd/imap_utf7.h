@@ -1,5 +1,6 @@
 /* imap_utf7: modified UTF-7 mailbox names (RFC 3501 §5.1.3) to and from
-   UTF-8. Pure. */
+   UTF-8. Pure: mailbox name rules (INBOX, '/', validity) are
+   imap_commands_util.c's. */
 #ifndef IMAP_UTF7_H
 #define IMAP_UTF7_H
 

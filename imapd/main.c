@@ -9,11 +9,6 @@
 
 #include "imap_session.h"
 
-/* imapd's sessions still reach the daemon through imap_session.c's own
-   pointer to this copy, filled in by the start hook before any
-   connection is accepted. */
-static struct imap_daemon imap_d;
-
 static int
 open_store(struct daemon *d, char *err, size_t errlen)
 {
@@ -22,20 +17,6 @@ open_store(struct daemon *d, char *err, size_t errlen)
 	snprintf(err, errlen, "cannot open store %s: %s", d->cfg->data_dir,
 	    store_last_error());
 	return -1;
-}
-
-static int
-start(struct daemon *d, char *err, size_t errlen)
-{
-	(void)err;
-	(void)errlen;
-	imap_d.loop = d->loop;
-	imap_d.cfg = d->cfg;
-	imap_d.srv = d->srv;
-	imap_d.store = d->store;
-	imap_d.workers = d->workers;
-	imap_d.throttle = d->throttle;
-	return 0;
 }
 
 static const struct daemon_listener listeners[] = {
@@ -54,9 +35,8 @@ main(int argc, char **argv)
 		.refuse_msg = "* BYE Too many connections\r\n",
 		.store_open = open_store,
 		.store_close = store_close,
-		.start = start,
 	};
 
-	def.handlers = imap_session_handlers(&imap_d);
+	def.handlers = imap_session_handlers();
 	return daemon_main(argc, argv, &def);
 }

@@ -216,13 +216,16 @@ enum store_err store_msg_get(struct store *st, uint32_t mbox_id, uint32_t uid,
 enum store_err store_msg_open(struct store *st, uint32_t mbox_id, uint32_t uid,
     int *fd_r);
 
+/* The serialized part table mime_parse() builds (opaque bytes, parts_len
+   long); only mime_section_find() and mime_body_text() read it. */
+struct store_part_table;
 /* What mime_parse() computed at delivery (mime.h). All owned; free with
    store_msg_cache_free. */
 struct store_msg_cache {
 	char *envelope;         /* "(date subject from ...)" */
 	char *bodystructure;    /* with extension data */
 	char *body;             /* BODY: without extension data */
-	void *parts;            /* part table for mime_section_find() */
+	struct store_part_table *parts; /* for mime_section_find() */
 	size_t parts_len;
 };
 enum store_err store_msg_cache_get(struct store *st, uint32_t mbox_id,

@@ -472,7 +472,7 @@ cache_build(int fd, uint64_t size, struct buf *out)
 	c.envelope = info.envelope.data;
 	c.bodystructure = info.bodystructure.data;
 	c.body = info.body.data;
-	c.parts = info.parts.data;
+	c.parts = (struct store_part_table *)info.parts.data;
 	c.parts_len = info.parts.len;
 	buf_reset(out);
 	/* The header too, so that header fetches need not open the file
@@ -562,7 +562,7 @@ store_msg_cache_get(struct store *st, uint32_t mbox_id, uint32_t uid,
 		store_msg_cache_free(cache_r);
 		return store_set_error(STORE_ECORRUPT, "bad cache entry");
 	}
-	cache_r->parts = parts;
+	cache_r->parts = (struct store_part_table *)parts;
 	mdb_txn_abort(txn);
 	return STORE_OK;
 }

@@ -1,0 +1,684 @@
+/* imap_fetch: the FETCH engine. Each item type is a row of a handler
+   table {name, init, write}; the engine opens what a message's items need
+   (files opened ahead with a read-ahead hint, the cached structure or
+   header), and streams body literals in chunks with back-pressure (a 50 MB
+   message is never loaded whole). ENVELOPE/BODYSTRUCTURE are sent verbatim
+   from the delivery-time cache. It never writes to the store. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mime.h"
+
+#include "imap_features.h"
+#include "imap_fetch.h"
+#include "imap_view.h"
+
+#define FETCH_CHUNK      65536
+#define HEADER_READ_MAX  (1u << 20)
+#define PREFETCH         16     /* files opened ahead, read-ahead hinted */
+
+struct imap_fetch {
+	struct imap_fetch_items it;
+	size_t *idx;            /* view indexes, ascending */
+	size_t n, pos;
+	bool *seen_changed;     /* per idx: report FLAGS */
+	bool failed;
+	/* the message being written */
+	bool in_msg;
+	size_t k;               /* next item */
+	int fd;
+	struct store_msg_cache cache;
+	bool have_cache;
+	/* A body literal on its way: conn_send_fd streams it (streaming), or,
+	   if the fd cannot be shared, stream_chunk() reads it here. */
+	bool streaming;
+	uint64_t stream_off, stream_left;
+	char *chunk;
+	struct buf out;         /* reply text, reused from message to message */
+	struct buf hdr;         /* the message header, read once per message */
+	bool hdr_loaded;
+	/* Files of the next messages, opened early with a read-ahead hint so
+	   that a cold-cache FETCH 1:* reads many files in parallel. */
+	int pf_fd[PREFETCH];
+	size_t pf_next;         /* first position not yet prefetched */
+	bool has_modseq;        /* MODSEQ is among the items */
+	bool has_flags;         /* FLAGS is among the items */
+	/* Only top-level header sections are read: served from the store's
+	   header cache (no file open) when the message has one. */
+	bool hdr_only;
+};
+
+/* One row per item type. init: what the item needs, once per command;
+   write: appends the item to f->out; returns false if it started
+   streaming a literal (the item is done when the stream is). */
+struct fetch_handler {
+	const char *name;
+	void (*init)(struct imap_fetch *f, const struct imap_fetch_item *it);
+	bool (*write)(struct imap_session *s, struct imap_fetch *f,
+	    const struct imap_view_msg *m, const struct imap_fetch_item *it);
+};
+
+static void
+msg_release(struct imap_fetch *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	if (f->have_cache)
+		store_msg_cache_free(&f->cache);
+	f->have_cache = false;
+	f->hdr_loaded = false;
+	buf_reset(&f->hdr);
+	if (f->hdr.cap > 65536)
+		buf_free(&f->hdr);
+}
+
+void
+imap_fetch_free(struct imap_fetch **fp)
+{
+	struct imap_fetch *f = *fp;
+	size_t i;
+
+	if (f == NULL)
+		return;
+	msg_release(f);
+	for (i = 0; i < PREFETCH; i++)
+		if (f->pf_fd[i] >= 0)
+			close(f->pf_fd[i]);
+	imap_fetch_items_free(&f->it);
+	free(f->idx);
+	free(f->seen_changed);
+	free(f->chunk);
+	buf_free(&f->out);
+	buf_free(&f->hdr);
+	free(f);
+	*fp = NULL;
+}
+
+void
+imap_fetch_set_seen_changed(struct imap_fetch *f, size_t i)
+{
+	if (f->seen_changed == NULL)
+		f->seen_changed = xcalloc(f->n, sizeof(bool));
+	f->seen_changed[i] = true;
+}
+
+const size_t *
+imap_fetch_indexes(const struct imap_fetch *f)
+{
+	return f->idx;
+}
+
+size_t
+imap_fetch_count(const struct imap_fetch *f)
+{
+	return f->n;
+}
+
+bool
+imap_fetch_sets_seen(const struct imap_fetch *f)
+{
+	return f->it.set_seen;
+}
+
+bool
+imap_fetch_failed(const struct imap_fetch *f)
+{
+	return f->failed;
+}
+
+/* ---- locating sections ---- */
+
+/* Reads the top-level header (up to and including the blank line, at most
+   HEADER_READ_MAX) into f->hdr. */
+static void
+load_header(struct imap_fetch *f)
+{
+	char tmp[16384];
+	uint64_t off = 0;
+	ssize_t r;
+
+	if (f->hdr_loaded)
+		return;
+	f->hdr_loaded = true;
+	buf_reset(&f->hdr);
+	while (f->hdr.len < HEADER_READ_MAX &&
+	    (r = pread(f->fd, tmp, sizeof(tmp), (off_t)off)) > 0) {
+		size_t from = f->hdr.len > 3 ? f->hdr.len - 3 : 0;
+		const char *e;
+
+		buf_append(&f->hdr, tmp, (size_t)r);
+		off += (uint64_t)r;
+		if (f->hdr.len >= 2 && from == 0 && f->hdr.data[0] == '\r' &&
+		    f->hdr.data[1] == '\n') {
+			f->hdr.len = 2;     /* empty header */
+			break;
+		}
+		e = memmem(f->hdr.data + from, f->hdr.len - from, "\r\n\r\n", 4);
+		if (e != NULL) {
+			f->hdr.len = (size_t)(e - f->hdr.data) + 4;
+			break;
+		}
+	}
+	if (f->hdr.data != NULL)
+		f->hdr.data[f->hdr.len] = '\0';
+}
+
+/* A top-level section (depth 0): the whole message, or its header or
+   text found from the header read above. */
+static void
+locate_top(struct imap_fetch *f, const struct imap_fetch_item *it,
+    uint64_t fsize, uint64_t *off_r, uint64_t *len_r, struct buf *mem,
+    bool *use_mem)
+{
+	if (it->kind == IMAP_SEC_ALL) {
+		*off_r = 0;
+		*len_r = fsize;
+		return;
+	}
+	load_header(f);
+	switch (it->kind) {
+	case IMAP_SEC_HEADER:
+		*off_r = 0;
+		*len_r = f->hdr.len;
+		if (f->fd < 0) {    /* from the header cache */
+			buf_append(mem, f->hdr.data ? f->hdr.data : "",
+			    f->hdr.len);
+			*use_mem = true;
+		}
+		return;
+	case IMAP_SEC_TEXT:
+		*off_r = f->hdr.len;
+		*len_r = fsize > f->hdr.len ? fsize - f->hdr.len : 0;
+		return;
+	default:
+		imap_fetch_filter_header(it, f->hdr.data ? f->hdr.data : "",
+		    f->hdr.len, mem);
+		*use_mem = true;
+		return;
+	}
+}
+
+/* HEADER.FIELDS (.NOT) of a nested message: its header read from the
+   file (at most HEADER_READ_MAX) and filtered into mem. */
+static void
+filter_part_header(struct imap_fetch *f, const struct imap_fetch_item *it,
+    uint64_t ho, uint64_t hl, struct buf *mem)
+{
+	size_t want = hl > HEADER_READ_MAX ? HEADER_READ_MAX : (size_t)hl;
+	char *tmp = xmalloc(want + 1);
+	ssize_t r = want ? pread(f->fd, tmp, want, (off_t)ho) : 0;
+
+	if (r < 0)
+		r = 0;
+	imap_fetch_filter_header(it, tmp, (size_t)r, mem);
+	free(tmp);
+}
+
+/* The byte range of the item's section in the message file, or the bytes
+   themselves in mem (HEADER.FIELDS; *use_mem set). A missing part is an
+   empty string, not an error. */
+static void
+locate(struct imap_fetch *f, const struct imap_fetch_item *it, uint64_t fsize,
+    uint64_t *off_r, uint64_t *len_r, struct buf *mem, bool *use_mem)
+{
+	struct mime_span sp;
+	uint64_t ho, hl;
+
+	*use_mem = false;
+	*off_r = 0;
+	*len_r = 0;
+	if (it->depth == 0) {
+		locate_top(f, it, fsize, off_r, len_r, mem, use_mem);
+		return;
+	}
+	if (!f->have_cache || mime_section_find(f->cache.parts,
+	    f->cache.parts_len, it->path, it->depth, &sp) < 0)
+		return;
+	switch (it->kind) {
+	case IMAP_SEC_ALL:
+		*off_r = sp.body_off;
+		*len_r = sp.body_len;
+		return;
+	case IMAP_SEC_MIME:
+		*off_r = sp.hdr_off;
+		*len_r = sp.hdr_len;
+		return;
+	case IMAP_SEC_TEXT:
+		*off_r = sp.msg_body_off;
+		*len_r = sp.is_message ? sp.msg_body_len : 0;
+		return;
+	default:
+		break;
+	}
+	ho = sp.msg_hdr_off;
+	hl = sp.is_message ? sp.msg_hdr_len : 0;
+	if (it->kind == IMAP_SEC_HEADER) {
+		*off_r = ho;
+		*len_r = hl;
+		return;
+	}
+	filter_part_header(f, it, ho, hl, mem);
+	*use_mem = true;
+}
+
+static void
+clip(const struct imap_fetch_item *it, uint64_t *off, uint64_t *len)
+{
+	if (!it->partial)
+		return;
+	if (it->start >= *len) {
+		*off += *len;
+		*len = 0;
+		return;
+	}
+	*off += it->start;
+	*len -= it->start;
+	if (*len > it->count)
+		*len = it->count;
+}
+
+/* ---- item handlers ---- */
+
+static void
+put_internaldate(struct buf *b, int64_t t, int32_t tz)
+{
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May",
+		"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t lt = (time_t)(t + (int64_t)tz * 60);
+	struct tm tm;
+	int a = tz < 0 ? -tz : tz;
+
+	gmtime_r(&lt, &tm);
+	buf_printf(b, "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"",
+	    tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, tz < 0 ? '-' : '+', a / 60, a % 60);
+}
+
+static bool
+write_uid(struct imap_session *s, struct imap_fetch *f,
+    const struct imap_view_msg *m, const struct imap_fetch_item *it)
+{
+	(void)s;
+	(void)it;
+	buf_printf(&f->out, "UID %u", m->uid);
+	return true;
+}
+
+static void
+init_flags(struct imap_fetch *f, const struct imap_fetch_item *it)
+{
+	(void)it;
+	f->has_flags = true;
+}
+
+static bool
+write_flags(struct imap_session *s, struct imap_fetch *f,
+    const struct imap_view_msg *m, const struct imap_fetch_item *it)
+{
+	(void)it;
+	buf_puts(&f->out, "FLAGS ");
+	imap_buf_flags(&f->out, s->sel, m);
+	return true;
+}
+
+static bool
+write_internaldate(struct imap_session *s, struct imap_fetch *f,
+    const struct imap_view_msg *m, const struct imap_fetch_item *it)
+{
+	(void)s;
+	(void)it;
+	put_internaldate(&f->out, m->internaldate, m->internal_tz);
+	return true;
+}
+
+static bool
+write_size(struct imap_session *s, struct imap_fetch *f,
+    const struct imap_view_msg *m, const struct imap_fetch_item *it)
+{
+	(void)s;
+	(void)it;
+	buf_printf(&f->out, "RFC822.SIZE %llu", (unsigned long long)m->size);
+	return true;
+}
+
+static void
+init_modseq(struct imap_fetch *f, const struct imap_fetch_item *it)
+{
+	(void)it;
+	f->has_modseq = true;
+}
+
+static bool
+write_modseq(struct imap_session *s, struct imap_fetch *f,
+    const struct imap_view_msg *m, const struct imap_fetch_item *it)
+{
+	(void)s;
+	(void)it;
+	buf_printf(&f->out, "MODSEQ (%llu)", (unsigned long long)m->modseq);
+	return true;
+}
+
+static bool
+write_envelope(struct imap_session *s, struct imap_fetch *f,
+    const struct imap_view_msg *m, const struct imap_fetch_item *it)
+{
+	(void)s;
+	(void)m;
+	(void)it;
+	buf_printf(&f->out, "ENVELOPE %s", f->cache.envelope);
+	return true;
+}
+
+static bool
+write_body(struct imap_session *s, struct imap_fetch *f,
+    const struct imap_view_msg *m, const struct imap_fetch_item *it)
+{
+	(void)s;
+	(void)m;
+	(void)it;
+	buf_printf(&f->out, "BODY %s", f->cache.body);
+	return true;
+}
+
+static bool
+write_bodystructure(struct imap_session *s, struct imap_fetch *f,
+    const struct imap_view_msg *m, const struct imap_fetch_item *it)
+{
+	(void)s;
+	(void)m;
+	(void)it;
+	buf_printf(&f->out, "BODYSTRUCTURE %s", f->cache.bodystructure);
+	return true;
+}
+
+static void
+init_section(struct imap_fetch *f, const struct imap_fetch_item *it)
+{
+	if (it->depth != 0 || (it->kind != IMAP_SEC_HEADER &&
+	    it->kind != IMAP_SEC_FIELDS && it->kind != IMAP_SEC_FIELDS_NOT))
+		f->hdr_only = false;
+}
+
+/* Keeps the literal length promised to the client if the file is shorter
+   than the index says: the missing bytes are sent as spaces. */
+static int
+stream_filter(void *arg, const char *in, size_t len, bool last,
+    struct buf *out)
+{
+	struct imap_fetch *f = arg;
+
+	if (len > f->stream_left)
+		len = (size_t)f->stream_left;
+	buf_append(out, in, len);
+	f->stream_left -= len;
+	for (; last && f->stream_left > 0; f->stream_left--)
+		buf_putc(out, ' ');
+	return 1;
+}
+
+static void
+stream_done(struct conn *c, void *arg)
+{
+	struct imap_fetch *f = arg;
+
+	f->streaming = false;
+	f->k++;
+}
+
+/* Streams [off, off + len) of the message file with back-pressure
+   (conn_send_fd, which owns a duplicate of the fd). True if it is all
+   queued already (the item is done), false if it goes on. */
+static bool
+stream_start(struct imap_session *s, struct imap_fetch *f, uint64_t off,
+    uint64_t len)
+{
+	int fd = dup(f->fd);
+
+	f->stream_left = len;
+	if (fd < 0) {
+		f->stream_off = off;    /* read here, chunk by chunk */
+		return false;
+	}
+	if (conn_send_fd(s->base.c, fd, off, len, stream_filter, stream_done,
+	    f) == 0) {
+		f->streaming = true;
+		return false;
+	}
+	f->stream_left = 0;
+	return true;
+}
+
+/* BODY[section]<partial>: a literal, from memory (filtered headers) or
+   streamed from the file. */
+static bool
+write_section(struct imap_session *s, struct imap_fetch *f,
+    const struct imap_view_msg *m, const struct imap_fetch_item *it)
+{
+	uint64_t off = 0, len = 0, fsize = m->size;
+	struct buf mem;
+	bool use_mem;
+
+	buf_init(&mem);
+	locate(f, it, fsize, &off, &len, &mem, &use_mem);
+	if (use_mem) {
+		off = 0;
+		len = mem.len;
+	}
+	if (off > fsize)
+		off = fsize;
+	if (len > fsize - off && !use_mem)
+		len = fsize - off;
+	clip(it, &off, &len);
+	buf_printf(&f->out, "%s {%llu}\r\n", it->label,
+	    (unsigned long long)len);
+	if (use_mem)
+		buf_append(&f->out, mem.data ? mem.data + off : "",
+		    (size_t)len);
+	buf_free(&mem);
+	if (use_mem || len == 0)
+		return true;
+	imap_send_buf(s, &f->out);
+	return stream_start(s, f, off, len);
+}
+
+static const struct fetch_handler handlers[] = {
+	[IMAP_FI_UID]           = { "UID", NULL, write_uid },
+	[IMAP_FI_FLAGS]         = { "FLAGS", init_flags, write_flags },
+	[IMAP_FI_INTERNALDATE]  = { "INTERNALDATE", NULL, write_internaldate },
+	[IMAP_FI_SIZE]          = { "RFC822.SIZE", NULL, write_size },
+	[IMAP_FI_ENVELOPE]      = { "ENVELOPE", NULL, write_envelope },
+	[IMAP_FI_BODY]          = { "BODY", NULL, write_body },
+	[IMAP_FI_BODYSTRUCTURE] = { "BODYSTRUCTURE", NULL,
+	    write_bodystructure },
+	[IMAP_FI_SECTION]       = { "BODY[]", init_section, write_section },
+	[IMAP_FI_MODSEQ]        = { "MODSEQ", init_modseq, write_modseq },
+};
+
+struct imap_fetch *
+imap_fetch_new(struct imap_fetch_items *it, size_t *idx, size_t n)
+{
+	struct imap_fetch *f = xcalloc(1, sizeof(*f));
+	size_t i;
+
+	f->it = *it;
+	memset(it, 0, sizeof(*it));
+	f->idx = idx;
+	f->n = n;
+	f->fd = -1;
+	for (i = 0; i < PREFETCH; i++)
+		f->pf_fd[i] = -1;
+	f->hdr_only = f->it.need_fd;
+	for (i = 0; i < f->it.n; i++) {
+		const struct fetch_handler *h = &handlers[f->it.v[i].type];
+
+		if (h->init != NULL)
+			h->init(f, &f->it.v[i]);
+	}
+	if (f->it.need_fd)
+		f->chunk = xmalloc(FETCH_CHUNK);
+	return f;
+}
+
+/* ---- writing ---- */
+
+static void
+prefetch(struct imap_session *s, struct imap_fetch *f)
+{
+	/* Positions served from the header cache were never prefetched. */
+	if (f->pf_next < f->pos)
+		f->pf_next = f->pos;
+	while (f->pf_next < f->n && f->pf_next < f->pos + PREFETCH) {
+		size_t slot = f->pf_next % PREFETCH;
+		uint32_t uid = s->sel->msgs[f->idx[f->pf_next]].uid;
+		int fd;
+
+		f->pf_next++;
+		if (f->pf_fd[slot] >= 0)
+			close(f->pf_fd[slot]);
+		f->pf_fd[slot] = -1;
+		if (store_msg_open(s->base.d->store, s->sel->mb.id, uid, &fd) !=
+		    STORE_OK)
+			continue;
+		(void)posix_fadvise(fd, 0, f->it.prefetch_body ? 0 : 65536,
+		    POSIX_FADV_WILLNEED);
+		f->pf_fd[slot] = fd;
+	}
+}
+
+/* Opens what the message's items need. -1 if the message is gone. */
+static int
+msg_open(struct imap_session *s, struct imap_fetch *f, uint32_t uid)
+{
+	if (f->it.need_fd && f->hdr_only && store_msg_header_get(s->base.d->store,
+	    s->sel->mb.id, uid, &f->hdr) == STORE_OK) {
+		size_t slot = f->pos % PREFETCH;
+
+		f->hdr_loaded = true;
+		/* opened ahead after an earlier cache miss: not needed */
+		if (f->pf_fd[slot] >= 0)
+			close(f->pf_fd[slot]);
+		f->pf_fd[slot] = -1;
+	} else if (f->it.need_fd) {
+		size_t slot = f->pos % PREFETCH;
+
+		prefetch(s, f);
+		f->fd = f->pf_fd[slot];
+		f->pf_fd[slot] = -1;
+		if (f->fd < 0)
+			return -1;
+	}
+	if (f->it.need_cache) {
+		if (store_msg_cache_get(s->base.d->store, s->sel->mb.id, uid,
+		    &f->cache) != STORE_OK) {
+			msg_release(f);
+			return -1;
+		}
+		f->have_cache = true;
+	}
+	return 0;
+}
+
+/* The next chunk of a streamed literal; false if the output is congested. */
+static bool
+stream_chunk(struct imap_session *s, struct imap_fetch *f)
+{
+	size_t want = f->stream_left > FETCH_CHUNK ? FETCH_CHUNK :
+	    (size_t)f->stream_left;
+	ssize_t r = pread(f->fd, f->chunk, want, (off_t)f->stream_off);
+
+	if (r <= 0) {
+		/* file shorter than the index says: pad, keep the literal
+		   length promised to the client */
+		memset(f->chunk, ' ', want);
+		r = (ssize_t)want;
+	}
+	conn_write(s->base.c, f->chunk, (size_t)r);
+	f->stream_off += (uint64_t)r;
+	f->stream_left -= (uint64_t)r;
+	if (f->stream_left == 0)
+		f->k++;
+	return !conn_is_congested(s->base.c);
+}
+
+/* Writes items of the current message from f->k on; false if it stopped
+   because the output is congested. */
+static bool
+write_items(struct imap_session *s, struct imap_fetch *f)
+{
+	const struct imap_view_msg *m = &s->sel->msgs[f->idx[f->pos]];
+
+	for (;;) {
+		const struct imap_fetch_item *it;
+
+		if (f->streaming)
+			return false;       /* stream_done moves on */
+		if (f->stream_left > 0) {
+			if (!stream_chunk(s, f))
+				return false;
+			continue;
+		}
+		if (f->k >= f->it.n)
+			break;
+		it = &f->it.v[f->k];
+		if (f->k > 0)
+			buf_putc(&f->out, ' ');
+		if (handlers[it->type].write(s, f, m, it))
+			f->k++;
+	}
+	buf_puts(&f->out, ")\r\n");
+	imap_send_buf(s, &f->out);
+	return true;
+}
+
+/* Opens the message at f->pos and starts its response; false if it is
+   gone. */
+static bool
+msg_begin(struct imap_session *s, struct imap_fetch *f)
+{
+	const struct imap_view_msg *m = &s->sel->msgs[f->idx[f->pos]];
+	struct buf *bp = &f->out;
+
+	if (msg_open(s, f, m->uid) < 0)
+		return false;
+	buf_printf(bp, "* %zu FETCH (", f->idx[f->pos] + 1);
+	if (f->seen_changed != NULL && f->seen_changed[f->pos] &&
+	    !f->has_flags) {
+		buf_puts(bp, "FLAGS ");
+		imap_buf_flags(bp, s->sel, m);
+		if (!f->has_modseq)
+			imap_buf_modseq(bp, s, m->modseq);
+		if (f->it.n)
+			buf_putc(bp, ' ');
+	}
+	imap_send_buf(s, bp);
+	f->in_msg = true;
+	f->k = 0;
+	return true;
+}
+
+bool
+imap_fetch_run(struct imap_session *s, struct imap_fetch *f)
+{
+	while (f->pos < f->n) {
+		if (!f->in_msg && !msg_begin(s, f)) {
+			f->failed = true;
+			f->pos++;
+			continue;
+		}
+		if (!write_items(s, f))
+			return false;
+		msg_release(f);
+		f->in_msg = false;
+		f->pos++;
+		if (conn_is_congested(s->base.c))
+			return false;
+	}
+	return true;
+}
