@@ -13,9 +13,6 @@
 
 #include "smtp_session.h"
 
-#define ST_LINE (SMTP_ST_INIT | SMTP_ST_READY | SMTP_ST_MAIL | SMTP_ST_RCPT | \
-    SMTP_ST_BDAT)
-
 typedef enum cmd_result smtp_cmd_fn(struct smtp_session *s,
     const char *args, size_t len);
 
