@@ -433,16 +433,19 @@ stream_done(struct conn *c, void *arg)
 }
 
 /* Streams [off, off + len) of the message file with back-pressure
-   (conn_send_fd, which owns a duplicate of the fd). True if it is all
-   queued already (the item is done), false if it goes on. */
+   (conn_send_fd, which owns a duplicate of the fd), or, for a literal of
+   one chunk, leaves it to stream_chunk(). True if it is all queued
+   already (the item is done), false if it goes on. */
 static bool
 stream_start(struct imap_session *s, struct imap_fetch *f, uint64_t off,
     uint64_t len)
 {
-	int fd = dup(f->fd);
+	int fd;
 
 	f->stream_left = len;
-	if (fd < 0) {
+	/* One chunk or less (most messages): a pread here costs less than
+	   setting up a stream; so does a fd that cannot be shared. */
+	if (len <= FETCH_CHUNK || (fd = dup(f->fd)) < 0) {
 		f->stream_off = off;    /* read here, chunk by chunk */
 		return false;
 	}
