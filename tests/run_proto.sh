@@ -5,7 +5,9 @@
 set -u
 cd "$(dirname "$0")"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:log_path=/dev/stderr}
-/usr/bin/python3 -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-} ${PROTO_SUITES:-proto}
+# PYTEST_ARGS is split like shell words, so quotes work: PYTEST_ARGS="-k 'a or b'".
+eval "args=(${PYTEST_ARGS:-})"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider "${args[@]}" ${PROTO_SUITES:-proto}
 rc=$?
 [ $rc -eq 5 ] && echo "proto: no tests collected" >&2
 exit $rc

@@ -265,12 +265,12 @@ def test_fetchmail_idle(target, tmp_path):
         p = subprocess.Popen([fm, "-f", str(rc), "-v", "-v", "--nodetach", "--nosyslog"],
                              stdout=lf, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.time() + 30
+        deadline = time.time() + 120        # generous: a loaded machine
         while time.time() < deadline and "IDLE" not in log.read_text():
             time.sleep(0.1)
         assert "IDLE" in log.read_text(), log.read_text()[-2000:]
         target.deliver(make_message("pushed to fetchmail", to=target.user))
-        deadline = time.time() + 30
+        deadline = time.time() + 120
         while time.time() < deadline and not (
                 out.exists() and b"pushed to fetchmail" in out.read_bytes()):
             time.sleep(0.1)
@@ -278,7 +278,7 @@ def test_fetchmail_idle(target, tmp_path):
             log.read_text()[-3000:]
     finally:
         p.terminate()
-        p.wait(timeout=20)
+        p.wait(timeout=60)
 
 
 # ---------------------------------------------------------------------------
