@@ -17,16 +17,19 @@
 #include "log.h"
 #include "util.h"
 
-/* Mozilla's "intermediate" TLS 1.2 suites (server side TLS guidelines,
-   version 5.7): forward secrecy (ECDHE, DHE) with AEAD ciphers (AES-GCM,
+/* The ECDHE suites of Mozilla's "intermediate" TLS 1.2 list (server side
+   TLS guidelines, version 5.7): forward secrecy with AEAD ciphers (AES-GCM,
    ChaCha20-Poly1305) only. No static RSA key exchange, no CBC, no SHA-1
-   MAC: scanners grade those weak. */
+   MAC: scanners grade those weak. The list's DHE suites are left out of
+   the default: a DHE server must use a published prime (OpenSSL's RFC 3526
+   or RFC 7919 groups), which testssl.sh grades LOW ("common prime", the
+   LOGJAM check), and every client that does TLS 1.2 with AEAD also does
+   ECDHE. tls_ciphers can add them back (DH groups are chosen
+   automatically). */
 #define TLS_CIPHERS_DEFAULT \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
-	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
-	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:" \
-	"DHE-RSA-CHACHA20-POLY1305"
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 static void
 tls_err_string(char *out, size_t size)
@@ -75,8 +78,8 @@ server_tls_load(struct server *s, const char *cert, const char *key,
 		    why);
 		goto fail;
 	}
-	/* DHE with the RFC 7919 group matching the key's strength
-	   (ffdhe2048 for RSA-2048), as the intermediate policy has it. */
+	/* For DHE suites a tls_ciphers may add: a group matching the key's
+	   strength (2048 bits for RSA-2048). */
 	SSL_CTX_set_dh_auto(ctx, 1);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		tls_err_string(why, sizeof(why));

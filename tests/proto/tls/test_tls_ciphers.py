@@ -1,6 +1,6 @@
-"""TLS 1.2 cipher policy of the three daemons: only the suites of Mozilla's
-"intermediate" policy (ECDHE/DHE with AES-GCM or ChaCha20-Poly1305) are
-accepted by default, on implicit TLS and STARTTLS alike; suites without
+"""TLS 1.2 cipher policy of the three daemons: only the ECDHE suites of
+Mozilla's "intermediate" policy (AES-GCM or ChaCha20-Poly1305) are accepted
+by default, on implicit TLS and STARTTLS alike; suites without
 forward secrecy or with CBC and SHA-1 are refused; TLS 1.3 still works; and
 `tls_ciphers` widens the list for those who must."""
 import socket
@@ -11,7 +11,9 @@ import pytest
 from lib.instance import Instance
 
 WEAK = ["AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384",
-        "ECDHE-RSA-AES128-SHA"]
+        "ECDHE-RSA-AES128-SHA",
+        # DHE: forward secret, but on a published prime (graded LOW)
+        "DHE-RSA-AES128-GCM-SHA256"]
 GOOD = ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
         "ECDHE-RSA-CHACHA20-POLY1305"]
 
@@ -110,10 +112,13 @@ def test_forward_secret_aead_suites_work(tlssrv, key, proto):
 
 
 def test_tls_ciphers_widens(pr):
-    pr.write_config(tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA")
+    pr.write_config(tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA:"
+                    "DHE-RSA-AES128-GCM-SHA256")
     pr.start("imapd")
     assert handshake(pr, "imaps", None, ctx12("AES128-SHA")) == \
         ("TLSv1.2", "AES128-SHA")
+    assert handshake(pr, "imaps", None, ctx12("DHE-RSA-AES128-GCM-SHA256")) \
+        == ("TLSv1.2", "DHE-RSA-AES128-GCM-SHA256")
     assert handshake(pr, "imaps", None, ctx12("AES256-GCM-SHA384")) is None
 
 
