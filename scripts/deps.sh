@@ -5,6 +5,7 @@ set -euo pipefail
 BUILD_PKGS="gcc make pkg-config libev-dev libssl-dev liblmdb-dev libsodium-dev zlib1g-dev openssl"
 TEST_PKGS="$BUILD_PKGS clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest swaks curl fetchmail isync getmail6 lmdb-utils procps"
 BENCH_PKGS="$BUILD_PKGS procps"
+TEST_PKGS="$TEST_PKGS python3-dkim python3-nacl"   # queue engineer: DKIM checks with dkimpy (Ed25519 needs nacl)
 case "${1:-build}" in
   build) want=$BUILD_PKGS ;;
   test)  want=$TEST_PKGS ;;
