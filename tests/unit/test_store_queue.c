@@ -927,9 +927,70 @@ test_crash(void **state)
 	rm_tree(dir);
 }
 
-int
-main(void)
+/* Helper mode for the protocol tests of the queue verbs (tests/proto/
+   submission/), which need queue entries in particular states:
+     add DATA_DIR SENDER RCPT...          queue stdin, print the ID
+     result DATA_DIR ID IDX sent|deferred|failed STATUS REPLY REMOTE
+   Exit 0 or 1. */
+static int
+helper(int argc, char **argv)
 {
+	struct store *st;
+	int rc = 1;
+
+	if (argc < 3 || store_open(argv[2], &st) != STORE_OK)
+		return 1;
+	if (strcmp(argv[1], "add") == 0 && argc >= 5) {
+		struct store_queue_msg env;
+		struct store_queue_rcpt *r;
+		size_t n = (size_t)argc - 4;
+		char *text = read_all(0), ids[24];
+		uint64_t id;
+
+		env_init(&env, argv[3]);
+		r = xcalloc(n, sizeof(*r));
+		for (size_t i = 0; i < n; i++)
+			rcpt_init(&r[i], argv[4 + i], 0);
+		if (store_queue_add(st, text, strlen(text), &env, r, n, &id) ==
+		    STORE_OK) {
+			store_queue_id_str(id, ids, sizeof(ids));
+			printf("%s\n", ids);
+			rc = 0;
+		}
+		free(r);
+		free(text);
+	} else if (strcmp(argv[1], "result") == 0 && argc == 9) {
+		struct store_queue_result res;
+		uint64_t id;
+		uint32_t idx = (uint32_t)atoi(argv[4]);
+		size_t n = 1;
+		int64_t now = (int64_t)time(NULL);
+
+		memset(&res, 0, sizeof(res));
+		res.state = strcmp(argv[5], "sent") == 0 ? STORE_QS_SENT :
+		    strcmp(argv[5], "failed") == 0 ? STORE_QS_FAILED :
+		    STORE_QS_DEFERRED;
+		res.now = now;
+		res.next_attempt = now + 3600;
+		res.status = argv[6];
+		res.reply = argv[7];
+		res.remote = argv[8];
+		if (store_queue_id_parse(argv[3], &id) == 0 &&
+		    store_queue_begin_attempt(st, id, &idx, &n, now) ==
+		    STORE_OK &&
+		    store_queue_rcpt_result(st, id, idx, &res) == STORE_OK)
+			rc = 0;
+	}
+	store_close(&st);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc > 1)
+		return helper(argc, argv);
+	{
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_id_str),
 		cmocka_unit_test_setup_teardown(test_add_get, setup, teardown),
@@ -952,4 +1013,5 @@ main(void)
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
+	}
 }
