@@ -53,7 +53,8 @@ static const struct verb verbs[] = {
 	  "print address, quota and bytes used" },
 	{ "alias", "add", 2, 2, 0, cmd_alias_add,
 	  "alias add ALIAS TARGET[,TARGET...]",
-	  "deliver mail for ALIAS to local users or other aliases" },
+	  "deliver mail for ALIAS to local users, other aliases, or addresses "
+	  "elsewhere (forwarded)" },
 	{ "alias", "del", 1, 1, 0, cmd_alias_del, "alias del ALIAS",
 	  "delete an alias" },
 	{ "alias", "list", 0, 0, 0, cmd_alias_list, "alias list",

@@ -706,6 +706,59 @@ test_round_trip(void **state)
 	free(got);
 }
 
+/* Aliases to addresses elsewhere: store_resolve_all returns them; plain
+   store_resolve keeps ignoring them. */
+static void
+test_resolve_all(void **state)
+{
+	struct fx *f = *state;
+	uint32_t *ids;
+	char **rem;
+	size_t n, nr;
+
+	assert_int_equal(store_alias_add(f->st, "fwd@example.test",
+	    "alice@example.test, bob@remote.test,Carol@Other.Test"), STORE_OK);
+	assert_int_equal(store_alias_add(f->st, "out@example.test",
+	    "bob@remote.test"), STORE_OK);
+	assert_int_equal(store_alias_add(f->st, "both@example.test",
+	    "fwd@example.test,out@example.test"), STORE_OK);
+	assert_int_equal(store_alias_add(f->st, "bad@example.test",
+	    "not an address"), STORE_EPERM);
+	assert_int_equal(store_resolve_all(f->st, "FWD+x@example.test", &ids,
+	    &n, &rem, &nr), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], f->alice.id);
+	assert_int_equal(nr, 2);
+	assert_string_equal(rem[0], "bob@remote.test");
+	assert_string_equal(rem[1], "carol@other.test");
+	free(ids);
+	store_strv_free(rem, nr);
+	assert_int_equal(store_resolve_all(f->st, "both@example.test", &ids,
+	    &n, &rem, &nr), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(nr, 2);   /* bob once */
+	free(ids);
+	store_strv_free(rem, nr);
+	assert_int_equal(store_resolve_all(f->st, "out@example.test", &ids,
+	    &n, &rem, &nr), STORE_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(nr, 1);
+	free(ids);
+	store_strv_free(rem, nr);
+	assert_int_equal(store_resolve(f->st, "out@example.test", &ids, &n),
+	    STORE_ENOTFOUND);
+	assert_int_equal(store_resolve(f->st, "fwd@example.test", &ids, &n),
+	    STORE_OK);
+	assert_int_equal(n, 1);
+	free(ids);
+	assert_int_equal(store_resolve_all(f->st, "nobody@example.test", &ids,
+	    &n, &rem, &nr), STORE_ENOTFOUND);
+	assert_null(rem);
+	assert_int_equal(store_resolve_all(f->st, "x@remote.test", &ids,
+	    &n, &rem, &nr), STORE_EPERM);
+	assert_null(rem);
+}
+
 /* Raw access to a record through the store's LMDB handles. */
 static void
 raw_put(struct store *st, MDB_dbi dbi, const void *key, size_t klen,
@@ -1009,6 +1062,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_round_trip, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_all, setup,
+		    teardown),
 		cmocka_unit_test(test_crash),
 	};
 
