@@ -511,7 +511,21 @@ dkim_sign(const struct dkim_key *key, const char *msg, size_t len,
     int64_t t, struct buf *out, char *err, size_t errlen)
 {
 	struct field *fields = NULL;
-	size_t nfields = 0, body_off, col;
+	size_t nfields = 0, body_off;
+
+	body_off = split_header(msg, len, &fields, &nfields);
+	free(fields);
+	return dkim_sign_parts(key, msg, body_off, msg + body_off,
+	    len - body_off, t, out, err, errlen);
+}
+
+int
+dkim_sign_parts(const struct dkim_key *key, const char *head, size_t hlen,
+    const char *body, size_t blen, int64_t t, struct buf *out, char *err,
+    size_t errlen)
+{
+	struct field *fields = NULL;
+	size_t nfields = 0, col;
 	unsigned char bh[EVP_MAX_MD_SIZE], hh[EVP_MAX_MD_SIZE];
 	unsigned int bhl = 0, hhl = 0;
 	unsigned char *sig = NULL;
@@ -525,13 +539,13 @@ dkim_sign(const struct dkim_key *key, const char *msg, size_t len,
 	buf_init(&canon);
 	buf_init(&h_tag);
 	buf_init(&tmp);
-	body_off = split_header(msg, len, &fields, &nfields);
+	split_header(head, hlen, &fields, &nfields);
 
 	/* Body hash. */
 	md = EVP_MD_CTX_new();
 	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		goto fail_crypto;
-	canon_body(msg + body_off, len - body_off, emit_md, md);
+	canon_body(body, blen, emit_md, md);
 	if (EVP_DigestFinal_ex(md, bh, &bhl) != 1)
 		goto fail_crypto;
 

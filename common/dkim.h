@@ -65,5 +65,10 @@ void dkim_canon_body(const char *body, size_t len, struct buf *out);
    none can be added). 0, or -1 with err (no From field, key failure). */
 int dkim_sign(const struct dkim_key *key, const char *msg, size_t len,
     int64_t t, struct buf *out, char *err, size_t errlen);
+/* The same with the header (fields, optionally the empty line) and the
+   body in separate buffers: head[0..hlen), body[0..blen). */
+int dkim_sign_parts(const struct dkim_key *key, const char *head, size_t hlen,
+    const char *body, size_t blen, int64_t t, struct buf *out, char *err,
+    size_t errlen);
 
 #endif

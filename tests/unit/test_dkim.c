@@ -205,6 +205,23 @@ test_sign_verify(void **state)
 	fclose(f);
 	assert_int_equal(dkimpy_verify(dir), 0);
 
+	/* Header and body in two buffers: the same signature (both
+	   algorithms are deterministic). */
+	{
+		struct buf one, two;
+		const char *body = strstr(msg, "\r\n\r\n") + 4;
+		buf_init(&one);
+		buf_init(&two);
+		assert_int_equal(dkim_sign(rsa, msg, strlen(msg), 7, &one, err,
+		    sizeof(err)), 0);
+		assert_int_equal(dkim_sign_parts(rsa, msg, (size_t)(body - msg),
+		    body, strlen(body), 7, &two, err, sizeof(err)), 0);
+		assert_int_equal(one.len, two.len);
+		assert_memory_equal(one.data, two.data, one.len);
+		buf_free(&one);
+		buf_free(&two);
+	}
+
 	/* A changed body no longer verifies. */
 	snprintf(path, sizeof(path), "%s/msg.eml", dir);
 	f = fopen(path, "wb");
