@@ -591,4 +591,11 @@ enum store_err store_resolve_all(struct store *st, const char *address,
     uint32_t **user_ids_r, size_t *n_r, char ***remote_r, size_t *nremote_r);
 void store_strv_free(char **v, size_t n);
 
+/* The delivery's file as written so far (what is buffered is flushed
+   first): an fd to read with pread or mmap (owned by d, valid until the
+   commit or free) and its size. For checks and rewrites of a message
+   before its commit (smtpd's submission: Message-ID, Date, DKIM). */
+enum store_err store_delivery_contents(struct store_delivery *d, int *fd_r,
+    uint64_t *size_r);
+
 #endif
