@@ -8,11 +8,13 @@
    then the content as received); then the local targets and the queue
    part are added and everything is committed in one transaction. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -118,6 +120,80 @@ smtp_hdr_scan(const char *p, size_t len, struct smtp_hdr_info *hi)
 	hi->len = pos;
 }
 
+/* DKIM keys by domain, loaded once and again only when the domain's key
+   directory changes (OpenSSL's PEM decoding costs about as much as a
+   signature). Replaced sets are kept until stop, since a worker may still
+   sign with one. */
+struct key_set {
+	char domain[SMTP_DOMAIN_MAX + 1];
+	struct timespec mtime;          /* of data_dir/dkim/DOMAIN; 0: none */
+	struct dkim_key **keys;
+	size_t n;
+	struct key_set *next;
+	bool stale;
+};
+
+static pthread_mutex_t keys_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct key_set *key_sets;
+
+/* The keys of domain (borrowed until smtp_submit_stop), n 0 if none. */
+static struct dkim_key **
+keys_for(const char *data_dir, const char *domain, size_t *n_r)
+{
+	char dir[4096], err[256];
+	struct stat sb;
+	struct timespec mt = { 0, 0 };
+	struct key_set *ks, *found = NULL;
+	struct dkim_key **keys = NULL;
+	size_t n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/dkim/%s", data_dir, domain);
+	if (stat(dir, &sb) == 0)
+		mt = sb.st_mtim;
+	pthread_mutex_lock(&keys_mu);
+	for (ks = key_sets; ks != NULL; ks = ks->next) {
+		if (ks->stale || strcmp(ks->domain, domain) != 0)
+			continue;
+		if (ks->mtime.tv_sec == mt.tv_sec &&
+		    ks->mtime.tv_nsec == mt.tv_nsec)
+			found = ks;
+		else
+			ks->stale = true;
+		break;
+	}
+	if (found == NULL) {
+		if (mt.tv_sec != 0 && dkim_keys_load(data_dir, domain, &keys,
+		    &n, err, sizeof(err)) < 0) {
+			log_warnx("dkim: %s", err);
+			keys = NULL;
+			n = 0;
+		}
+		found = xcalloc(1, sizeof(*found));
+		str_copy(found->domain, domain, sizeof(found->domain));
+		found->mtime = mt;
+		found->keys = keys;
+		found->n = n;
+		found->next = key_sets;
+		key_sets = found;
+	}
+	pthread_mutex_unlock(&keys_mu);
+	*n_r = found->n;
+	return found->keys;
+}
+
+static void
+keys_free_all(void)
+{
+	pthread_mutex_lock(&keys_mu);
+	while (key_sets != NULL) {
+		struct key_set *ks = key_sets;
+		key_sets = ks->next;
+		dkim_keys_free(ks->keys, ks->n);
+		free(ks);
+	}
+	pthread_mutex_unlock(&keys_mu);
+}
+
 int
 smtp_submit_start(struct daemon *d, char *err, size_t errlen)
 {
@@ -137,6 +213,7 @@ smtp_submit_stop(struct daemon *d)
 		sodium_memzero(d->priv, sizeof(struct smtp_priv));
 	free(d->priv);
 	d->priv = NULL;
+	keys_free_all();
 }
 
 static const char *
@@ -186,11 +263,8 @@ fix_and_sign(struct smtp_tx *tx, const char *map, size_t size,
 	str_copy(domain, hi.from_domain, sizeof(domain));
 	if (domain[0] == '\0' || !store_domain_is_local(tx->store, domain))
 		str_copy(domain, sender_domain(tx), sizeof(domain));
-	if (domain[0] != '\0' && dkim_keys_load(tx->cfg->data_dir, domain,
-	    &keys, &nkeys, err, sizeof(err)) < 0) {
-		log_warnx("dkim: %s", err);
-		nkeys = 0;
-	}
+	if (domain[0] != '\0')
+		keys = keys_for(tx->cfg->data_dir, domain, &nkeys);
 	if (added.len == 0 && nkeys == 0)
 		goto out;
 	buf_append(&head, added.data, added.len);
@@ -224,7 +298,6 @@ fix_and_sign(struct smtp_tx *tx, const char *map, size_t size,
 	store_delivery_free(&tx->d);
 	tx->d = d2;
 out:
-	dkim_keys_free(keys, nkeys);
 	buf_free(&added);
 	buf_free(&head);
 	buf_free(&sigs);

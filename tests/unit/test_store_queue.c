@@ -706,6 +706,33 @@ test_round_trip(void **state)
 	free(got);
 }
 
+/* A queue file left at the next ID by a process that died before its
+   commit does not block later adds; the free-space check. */
+static void
+test_leftover_file_and_space(void **state)
+{
+	struct fx *f = *state;
+	uint64_t id = add2(f->st, NULL), id2;
+	char path[4096], *text;
+	int fd;
+
+	store_queue_path(f->st, id + 1, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "stale", 5), 5);
+	close(fd);
+	id2 = add2(f->st, NULL);
+	assert_true(id2 == id + 1);
+	assert_int_equal(store_queue_open(f->st, id2, &fd), STORE_OK);
+	text = read_all(fd);
+	close(fd);
+	assert_non_null(strstr(text, "Subject: hi"));
+	free(text);
+
+	assert_true(store_queue_space_ok(f->st, 1000));
+	assert_false(store_queue_space_ok(f->st, UINT64_MAX / 4));
+}
+
 /* Aliases to addresses elsewhere: store_resolve_all returns them; plain
    store_resolve keeps ignoring them. */
 static void
@@ -1064,6 +1091,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_all, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_file_and_space,
+		    setup, teardown),
 		cmocka_unit_test(test_crash),
 	};
 
