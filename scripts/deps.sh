@@ -7,6 +7,7 @@ TEST_PKGS="$BUILD_PKGS clang libclang-rt-14-dev libcmocka-dev python3 python3-py
 # swaks needs these (Recommends, which --no-install-recommends skips) for TLS and AUTH.
 TEST_PKGS="$TEST_PKGS libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl"
 BENCH_PKGS="$BUILD_PKGS procps"
+TEST_PKGS="$TEST_PKGS python3-dkim python3-nacl"   # queue engineer: DKIM checks with dkimpy (Ed25519 needs nacl)
 case "${1:-build}" in
   build) want=$BUILD_PKGS ;;
   test)  want=$TEST_PKGS ;;

@@ -33,6 +33,8 @@ static const struct daemon_def smtpd = {
 	.refuse_msg = "421 4.7.0 Too many connections, try again later\r\n",
 	.store_open = open_store,
 	.store_close = store_close,
+	.start = smtp_submit_start,
+	.stop = smtp_submit_stop,
 };
 
 int
