@@ -25,7 +25,7 @@ OPT     = -O2
 LDSAN   =
 endif
 CFLAGS  += $(CFLAGS_STD) $(OPT)
-LDLIBS  = -lev -llmdb -lsodium -lssl -lcrypto -lz -lpthread
+LDLIBS  = -lev -llmdb -lsodium -lssl -lcrypto -lz -lcares -lpthread
 
 # Each directory compiles with only the include paths it may use
 # (see tests/check_deps.sh for the enforcement of the same rule).
@@ -41,7 +41,7 @@ LIBCOMMON   := $(BUILD)/lib/libcommon.a
 LIBSTORE    := $(BUILD)/lib/libstore.a
 
 # A program is built as soon as its directory has code.
-PROGDIRS    := $(foreach d,smtpd pop3d imapd mailctl,$(if $(wildcard $(d)/*.c),$(d)))
+PROGDIRS    := $(foreach d,smtpd pop3d imapd mailctl mtad,$(if $(wildcard $(d)/*.c),$(d)))
 PROGS       := $(PROGDIRS:%=$(BUILD)/bin/%)
 
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
@@ -73,7 +73,7 @@ $$(BUILD)/bin/$(1): $$($(1)_OBJ) $$(LIBSTORE) $$(LIBCOMMON)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) $$(LDSAN) -o $$@ $$($(1)_OBJ) $$(LIBSTORE) $$(LIBCOMMON) $$(LDLIBS)
 endef
-$(foreach d,smtpd pop3d imapd mailctl,$(eval $(call prog_rules,$(d))))
+$(foreach d,smtpd pop3d imapd mailctl mtad,$(eval $(call prog_rules,$(d))))
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	@mkdir -p $(@D)
@@ -86,7 +86,7 @@ $(LIBSTORE): $(STORE_OBJ)
 # daemon parser sources: list them in a "// LINK: dir/file.c ..." comment.
 $(BUILD)/tests/%: tests/unit/%.c $(LIBSTORE) $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Icommon -Istore -Ismtpd -Ipop3d -Iimapd -o $@ $< \
+	$(CC) $(CFLAGS) -Icommon -Istore -Ismtpd -Ipop3d -Iimapd -Imtad -o $@ $< \
 	  $(shell sed -n 's|^// LINK: ||p' $<) $(LIBSTORE) $(LIBCOMMON) $(LDSAN) -lcmocka $(LDLIBS)
 
 # Everything `make test` does runs with the sanitizer build.
@@ -112,7 +112,7 @@ fuzz-bins: $(FUZZ_BIN)
 build/fuzz/fuzz/%: tests/fuzz/%.c $(LIBSTORE) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	clang $(CFLAGS_STD) -O1 -fsanitize=fuzzer,address,undefined -Icommon -Istore \
-	  -Ismtpd -Ipop3d -Iimapd -o $@ $< \
+	  -Ismtpd -Ipop3d -Iimapd -Imtad -o $@ $< \
 	  $(foreach f,$(shell sed -n 's|^// LINK: ||p' $<),$(f)) \
 	  $(LIBSTORE) $(LIBCOMMON) $(LDLIBS)
 

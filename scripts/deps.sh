@@ -5,6 +5,8 @@ set -euo pipefail
 BUILD_PKGS="gcc make pkg-config libev-dev libssl-dev liblmdb-dev libsodium-dev zlib1g-dev openssl"
 TEST_PKGS="$BUILD_PKGS clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest swaks curl fetchmail isync getmail6 lmdb-utils procps"
 BENCH_PKGS="$BUILD_PKGS procps"
+# outbound delivery (mtad): c-ares for DNS; the loopback test rig (DNS server, SMTP sinks)
+BUILD_PKGS="$BUILD_PKGS libc-ares-dev"; TEST_PKGS="$TEST_PKGS libc-ares-dev python3-dnslib"; BENCH_PKGS="$BENCH_PKGS libc-ares-dev"
 case "${1:-build}" in
   build) want=$BUILD_PKGS ;;
   test)  want=$TEST_PKGS ;;
