@@ -20,7 +20,8 @@
 #define CONFIG_MAX_SIZE (1024 * 1024)
 #define CONFIG_LINE_MAX 4096
 
-enum key_type { K_STR, K_LISTEN, K_SIZE, K_BOOL, K_LEVEL, K_UINT, K_DURATION };
+enum key_type { K_STR, K_LISTEN, K_SIZE, K_BOOL, K_LEVEL, K_UINT, K_DURATION,
+	K_DURATION0, K_PORT, K_HOSTPORTS, K_RELAY, K_RATE, K_TOKEN };
 
 struct key_def {
 	const char *name;
@@ -54,6 +55,19 @@ static const struct key_def config_keys[] = {
 	{ "pop3_timeout", K_DURATION, F(pop3_timeout) },
 	{ "imap_timeout", K_DURATION, F(imap_timeout) },
 	{ "imap_idle_timeout", K_DURATION, F(imap_idle_timeout) },
+	{ "dns_servers", K_HOSTPORTS, F(dns_servers) },
+	{ "outbound_port", K_PORT, F(outbound_port) },
+	{ "relayhost", K_RELAY, F(relayhost) },
+	{ "relayhost_auth_file", K_STR, F(relayhost_auth_file) },
+	{ "relayhost_ca_file", K_STR, F(relayhost_ca_file) },
+	{ "outbound_timeout", K_DURATION, F(outbound_timeout) },
+	{ "outbound_max_connections", K_UINT, F(outbound_max_connections) },
+	{ "submission_rate_limit", K_RATE, F(submission_rate_limit) },
+	{ "queue_retry_min", K_DURATION, F(queue_retry_min) },
+	{ "queue_retry_max", K_DURATION, F(queue_retry_max) },
+	{ "queue_lifetime", K_DURATION, F(queue_lifetime) },
+	{ "delay_warning", K_DURATION0, F(delay_warning) },
+	{ "dkim_selector", K_TOKEN, F(dkim_selector) },
 };
 #undef F
 
@@ -80,6 +94,16 @@ config_init(struct config *cfg)
 	cfg->pop3_timeout = 600;
 	cfg->imap_timeout = 30 * 60;
 	cfg->imap_idle_timeout = 30 * 60;
+	cfg->outbound_port = 25;
+	cfg->outbound_timeout = 5 * 60;
+	cfg->outbound_max_connections = 20;
+	cfg->submission_rate_limit = 500;
+	cfg->submission_rate_period = 3600;
+	cfg->queue_retry_min = 5 * 60;
+	cfg->queue_retry_max = 3600;
+	cfg->queue_lifetime = 5 * 86400;
+	cfg->delay_warning = 4 * 3600;
+	cfg->dkim_selector = xstrdup("postroom");
 }
 
 void
@@ -91,7 +115,9 @@ config_free(struct config *cfg)
 	cfg->path = NULL;
 	for (i = 0; i < ARRAY_SIZE(config_keys); i++) {
 		const struct key_def *k = &config_keys[i];
-		if (k->type == K_STR || k->type == K_LISTEN) {
+		if (k->type == K_STR || k->type == K_LISTEN ||
+		    k->type == K_HOSTPORTS || k->type == K_RELAY ||
+		    k->type == K_TOKEN) {
 			char **sp = (char **)((char *)cfg + k->off);
 			free(*sp);
 			*sp = NULL;
@@ -248,6 +274,125 @@ listen_list_parse(const char *s, struct listen_addr **addrs_r, size_t *n_r,
 	return 0;
 }
 
+/* "host", "host:port", "[v6]:port", "[v6]" or a bare IPv6 address, made
+   into "host:port" / "[v6]:port" with def_port when none is given, then
+   checked by parse_one_addr. Appends to out (with ", " between items). */
+static int
+hostport_normalise(const char *s, size_t len, const char *def_port,
+    struct buf *out, char *why, size_t whylen)
+{
+	struct listen_addr a;
+	char tmp[128];
+	size_t colons = 0, i;
+
+	if (len == 0) {
+		snprintf(why, whylen, "empty address in list");
+		return -1;
+	}
+	if (len + 8 >= sizeof(tmp)) {
+		snprintf(why, whylen, "address too long");
+		return -1;
+	}
+	for (i = 0; i < len; i++)
+		colons += s[i] == ':';
+	if (s[0] == '[') {
+		if (s[len - 1] == ']')
+			snprintf(tmp, sizeof(tmp), "%.*s:%s", (int)len, s,
+			    def_port);
+		else
+			snprintf(tmp, sizeof(tmp), "%.*s", (int)len, s);
+	} else if (colons > 1) {
+		snprintf(tmp, sizeof(tmp), "[%.*s]:%s", (int)len, s, def_port);
+	} else if (colons == 0) {
+		snprintf(tmp, sizeof(tmp), "%.*s:%s", (int)len, s, def_port);
+	} else {
+		snprintf(tmp, sizeof(tmp), "%.*s", (int)len, s);
+	}
+	if (parse_one_addr(tmp, strlen(tmp), &a, why, whylen) < 0)
+		return -1;
+	if (out->len > 0)
+		buf_append(out, ", ", 2);
+	if (strchr(a.host, ':') != NULL) {
+		buf_append(out, "[", 1);
+		buf_append(out, a.host, strlen(a.host));
+		buf_append(out, "]", 1);
+	} else {
+		buf_append(out, a.host, strlen(a.host));
+	}
+	buf_append(out, ":", 1);
+	buf_append(out, a.port, strlen(a.port));
+	return 0;
+}
+
+/* A comma-separated list of hostport_normalise items into a new string. */
+static char *
+hostport_list_normalise(const char *v, const char *def_port, bool single,
+    char *why, size_t whylen)
+{
+	struct buf out;
+	const char *p = v;
+	size_t n = 0;
+
+	buf_init(&out);
+	for (;;) {
+		const char *end = strchr(p, ',');
+		const char *stop = end != NULL ? end : p + strlen(p);
+		const char *a = p, *b = stop;
+
+		while (a < b && is_space(*a))
+			a++;
+		while (b > a && is_space(b[-1]))
+			b--;
+		if (hostport_normalise(a, (size_t)(b - a), def_port, &out, why,
+		    whylen) < 0) {
+			buf_free(&out);
+			return NULL;
+		}
+		n++;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	if (single && n != 1) {
+		snprintf(why, whylen, "want one host:port");
+		buf_free(&out);
+		return NULL;
+	}
+	buf_append(&out, "", 1);
+	return out.data;
+}
+
+/* "500/h", "2000/d", or "0" (no limit). */
+static int
+parse_rate(const char *v, unsigned *n_r, double *period_r)
+{
+	uint64_t n;
+	const char *p = v;
+
+	if (strcmp(v, "0") == 0) {
+		*n_r = 0;
+		*period_r = 3600;
+		return 0;
+	}
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (n = 0; *p >= '0' && *p <= '9'; p++) {
+		n = n * 10 + (uint64_t)(*p - '0');
+		if (n > 10000000)
+			return -1;
+	}
+	if (n == 0 || *p++ != '/')
+		return -1;
+	if (strcmp(p, "h") == 0)
+		*period_r = 3600;
+	else if (strcmp(p, "d") == 0)
+		*period_r = 86400;
+	else
+		return -1;
+	*n_r = (unsigned)n;
+	return 0;
+}
+
 static int
 parse_value(struct config *cfg, const struct key_def *k, const char *v,
     char *why, size_t whylen)
@@ -325,6 +470,60 @@ parse_value(struct config *cfg, const struct key_def *k, const char *v,
 			return -1;
 		}
 		*(double *)field = d;
+		return 0;
+	case K_DURATION0:
+		if (parse_duration(v, &d) < 0) {
+			snprintf(why, whylen,
+			    "bad duration (want e.g. 0, 30s, 5m, 2h)");
+			return -1;
+		}
+		*(double *)field = d;
+		return 0;
+	case K_PORT:
+		if (strspn(v, "0123456789") != strlen(v) || *v == '\0' ||
+		    strlen(v) > 5 || atoi(v) < 1 || atoi(v) > 65535) {
+			snprintf(why, whylen, "bad port (want 1..65535)");
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)atoi(v);
+		return 0;
+	case K_HOSTPORTS:
+	case K_RELAY: {
+		char *norm;
+
+		if (*v == '\0') {
+			free(*(char **)field);
+			*(char **)field = NULL;
+			return 0;
+		}
+		norm = hostport_list_normalise(v, k->type == K_RELAY ? "25" :
+		    "53", k->type == K_RELAY, why, whylen);
+		if (norm == NULL)
+			return -1;
+		free(*(char **)field);
+		*(char **)field = norm;
+		return 0;
+	}
+	case K_RATE:
+		if (parse_rate(v, (unsigned *)field,
+		    &cfg->submission_rate_period) < 0) {
+			snprintf(why, whylen,
+			    "bad rate (want N/h or N/d, or 0 for no limit)");
+			return -1;
+		}
+		return 0;
+	case K_TOKEN:
+		/* A DNS label: letters, digits, '-' (and '.' between). */
+		if (*v == '\0' || strlen(v) > 63 ||
+		    strspn(v, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != strlen(v) ||
+		    v[0] == '.' || v[0] == '-' || v[strlen(v) - 1] == '.' ||
+		    strstr(v, "..") != NULL) {
+			snprintf(why, whylen, "bad name (want a DNS label)");
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = xstrdup(v);
 		return 0;
 	}
 	snprintf(why, whylen, "internal error");

@@ -35,6 +35,26 @@ struct config {
 	double pop3_timeout;            /* default 600s (RFC 1939) */
 	double imap_timeout;            /* authenticated, default 30m */
 	double imap_idle_timeout;       /* in IDLE, default 30m */
+
+	/* Outbound (the queue, smtpd's submission side and mtad). */
+	char *dns_servers;          /* "127.0.0.1:53, [::1]:53" normalised
+	                               (a missing port becomes 53); NULL:
+	                               /etc/resolv.conf */
+	unsigned outbound_port;     /* port used on MX hosts, default 25 */
+	char *relayhost;            /* "host:port" (a missing port becomes
+	                               25); NULL: deliver to the MX hosts */
+	char *relayhost_auth_file;  /* "username password"; NULL: no AUTH */
+	char *relayhost_ca_file;    /* NULL: OpenSSL's default verify paths */
+	double outbound_timeout;    /* per remote reply, default 5m */
+	unsigned outbound_max_connections; /* in total, default 20 */
+	unsigned submission_rate_limit;    /* messages per period per user,
+	                                      default 500; 0: no limit */
+	double submission_rate_period;     /* 3600 (N/h) or 86400 (N/d) */
+	double queue_retry_min;     /* default 5m */
+	double queue_retry_max;     /* default 1h */
+	double queue_lifetime;      /* default 5d */
+	double delay_warning;       /* default 4h; 0: never */
+	char *dkim_selector;        /* default "postroom" */
 };
 
 /* Sets every field to its default (strings NULL except data_dir and

@@ -497,7 +497,7 @@ store_open_new(const char *data_dir, struct store **st_r)
 		}
 	}
 	if ((rc = mdb_env_create(&st->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(st->env, 16)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(st->env, 32)) != 0 ||
 	    (rc = mdb_env_set_mapsize(st->env, STORE_MAP_SIZE)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(st->env, 1022)) != 0) {
 		e = store_mdb_err(rc, "env create");
@@ -511,7 +511,7 @@ store_open_new(const char *data_dir, struct store **st_r)
 	/* Readers left behind by a killed process would pin old pages. */
 	int dead;
 	mdb_reader_check(st->env, &dead);
-	if ((e = open_dbs(st)) != STORE_OK)
+	if ((e = open_dbs(st)) != STORE_OK || (e = queue_open(st)) != STORE_OK)
 		goto fail;
 	clean_tmp(data_dir);
 	*st_r = st;

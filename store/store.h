@@ -337,4 +337,248 @@ struct store_reindex_stats {
 enum store_err store_reindex_user(struct store *st, const char *address,
     struct store_reindex_stats *stats_r);
 
+/* ---- the outbound queue (store_queue.c) ----
+
+   Mail for remote recipients waits in the queue until mtad has delivered
+   it. One message = one immutable file data_dir/queue/<ID> (CRLF line ends,
+   as in the mailboxes) plus LMDB records in the store's environment:
+     a message row   (envelope sender, size, arrival, ENVID, RET, held, DSN
+                      flag, the authenticated submitter, schedule time),
+     a recipient row per recipient (address, ORCPT, NOTIFY, state, attempts,
+                      next and last attempt, last status/reply/remote host),
+     a schedule index (next time, ID) of the messages that are not held,
+     an attempt log  (ID, time, recipient) kept STORE_QUEUE_LOG_KEEP seconds.
+   A message enters the queue through a store_delivery (store_delivery_queue
+   before store_delivery_commit), so local mailboxes and the queue are made
+   durable in one LMDB transaction: the file is fsync'd, linked into queue/,
+   the directory fsync'd, then the commit. After the commit the wake file
+   (store_queue_notify_path) is touched; mtad watches it with fswatch.
+   IDs are 64-bit, never reused, and written as STORE_QUEUE_ID_LEN
+   upper-case hex digits. Writes are blocking (worker threads in daemons).
+   A deleted message (store_queue_delete) stays deleted: results reported
+   for it afterwards are refused with STORE_ENOTFOUND; a held message keeps
+   the results of an attempt in flight but is not scheduled again until
+   released. */
+
+#define STORE_QUEUE_ID_LEN      10       /* hex digits in names (more if needed) */
+#define STORE_QUEUE_ENVID_MAX   100      /* RFC 3461 4.4, after xtext decoding */
+#define STORE_QUEUE_ORCPT_MAX   500      /* "rfc822;addr" as given, xtext */
+#define STORE_QUEUE_STATUS_MAX  15       /* "5.1.10" */
+#define STORE_QUEUE_REPLY_MAX   1000     /* last reply, lines joined by ' ' */
+#define STORE_QUEUE_REMOTE_MAX  300      /* "host[address]:port" */
+#define STORE_QUEUE_MAX_RCPTS   1000
+#define STORE_QUEUE_LOG_KEEP    (4 * 86400)
+
+enum store_queue_ret { STORE_QRET_NONE = 0, STORE_QRET_FULL, STORE_QRET_HDRS };
+
+/* RFC 3461 NOTIFY bits; 0 means NOTIFY was not given (then failures and
+   delays are reported, RFC 3461 4.1). */
+enum store_queue_notify {
+	STORE_QN_NEVER   = 1 << 0,
+	STORE_QN_SUCCESS = 1 << 1,
+	STORE_QN_FAILURE = 1 << 2,
+	STORE_QN_DELAY   = 1 << 3,
+};
+
+enum store_queue_state {
+	STORE_QS_PENDING = 0,   /* never tried */
+	STORE_QS_INFLIGHT,      /* an attempt is running */
+	STORE_QS_DEFERRED,      /* tried, to be retried at next_attempt */
+	STORE_QS_SENT,          /* final: accepted by the remote */
+	STORE_QS_FAILED,        /* final: refused, expired, or given up */
+};
+
+/* Recipient flags kept for mtad (store_queue_rcpt_set_flags). */
+enum store_queue_rcpt_flag {
+	STORE_QRF_DELAY_DSN = 1 << 0,   /* the "delayed" DSN has been sent */
+	STORE_QRF_FINAL_DSN = 1 << 1,   /* the final DSN (or none) is done */
+	STORE_QRF_RELAYED   = 1 << 2,   /* sent to a server without DSN */
+};
+
+enum store_queue_msg_flag {
+	STORE_QMF_HELD = 1 << 0,        /* not scheduled until released */
+	STORE_QMF_DSN  = 1 << 1,        /* a DSN we made: never rate-limited,
+	                                   never bounced (sender is empty) */
+};
+
+struct store_queue_msg {
+	uint64_t id;
+	uint32_t flags;                         /* enum store_queue_msg_flag */
+	char sender[STORE_ADDRESS_MAX + 1];     /* "" = null sender (<>) */
+	char envid[STORE_QUEUE_ENVID_MAX + 1];  /* "" = none */
+	enum store_queue_ret ret;
+	char auth_user[STORE_ADDRESS_MAX + 1];  /* "" = not submitted by a user */
+	uint64_t size;                          /* octets of the file */
+	int64_t arrival;                        /* unix time */
+	int64_t next;                           /* scheduled time, 0 = none */
+	uint32_t nrcpts;
+};
+
+struct store_queue_rcpt {
+	uint32_t idx;                           /* 0..nrcpts-1 */
+	char address[STORE_ADDRESS_MAX + 1];
+	char orcpt[STORE_QUEUE_ORCPT_MAX + 1];  /* "" = none */
+	uint32_t notify;                        /* enum store_queue_notify */
+	enum store_queue_state state;
+	uint32_t flags;                         /* enum store_queue_rcpt_flag */
+	uint32_t attempts;
+	int64_t next_attempt;                   /* unix time */
+	int64_t last_attempt;                   /* 0 = never */
+	char status[STORE_QUEUE_STATUS_MAX + 1];/* enhanced code, "" = none */
+	char reply[STORE_QUEUE_REPLY_MAX + 1];  /* last reply or reason */
+	char remote[STORE_QUEUE_REMOTE_MAX + 1];/* "mx.example[192.0.2.1]:25" */
+};
+
+/* Adds the queue to a delivery: on store_delivery_commit the message is
+   queued for rcpts[0..n) (address, orcpt, notify are used; the rest is
+   set here) with the envelope of env (sender, envid, ret, auth_user and
+   STORE_QMF_DSN are used), in the same transaction as the delivery's local
+   targets (a delivery may have no local target then). Once per delivery.
+   When env->auth_user is set and the message is not a DSN, the commit also
+   counts one message against that user's rate (store_rate_check). */
+enum store_err store_delivery_queue(struct store_delivery *d,
+    const struct store_queue_msg *env, const struct store_queue_rcpt *rcpts,
+    size_t n);
+/* The queue ID given by a successful commit (0 before, or without queue). */
+uint64_t store_delivery_queue_id(const struct store_delivery *d);
+
+/* The same for a message held in memory (mtad: DSNs to remote senders).
+   Bare LF becomes CRLF. */
+enum store_err store_queue_add(struct store *st, const void *msg, size_t len,
+    const struct store_queue_msg *env, const struct store_queue_rcpt *rcpts,
+    size_t n, uint64_t *id_r);
+
+/* "00000001A2" (STORE_QUEUE_ID_LEN digits, more when the ID is larger);
+   buf of at least 17 bytes. */
+void store_queue_id_str(uint64_t id, char *buf, size_t size);
+/* 1..16 hex digits, either case; 0 or -1. */
+int store_queue_id_parse(const char *s, uint64_t *id_r);
+
+/* The IDs whose scheduled time is <= now (held messages never are), in
+   time order, at most max of them (owned array, may be NULL with *n_r 0);
+   *next_r: the earliest scheduled time after now, or 0 if none. A message
+   with no recipient left to try is due at once (finish it). */
+enum store_err store_queue_due(struct store *st, int64_t now, size_t max,
+    uint64_t **ids_r, size_t *n_r, int64_t *next_r);
+
+/* The message and its recipients (owned array, idx order). STORE_ENOTFOUND
+   if it is gone, STORE_ECORRUPT if a record cannot be decoded (then call
+   store_queue_quarantine). rcpts_r may be NULL. */
+enum store_err store_queue_get(struct store *st, uint64_t id,
+    struct store_queue_msg *msg_r, struct store_queue_rcpt **rcpts_r,
+    size_t *n_r);
+/* Read-only fd of the message file (the caller closes it). */
+enum store_err store_queue_open(struct store *st, uint64_t id, int *fd_r);
+/* data_dir/queue/<ID> */
+void store_queue_path(struct store *st, uint64_t id, char *buf, size_t size);
+
+/* Marks the recipients idx[0..*n) INFLIGHT (attempts + 1, last_attempt =
+   now). Those not PENDING or DEFERRED are left out: idx is compacted and
+   *n set to the number marked. STORE_ENOTFOUND if the message is gone,
+   STORE_EPERM if it is held (nothing marked). */
+enum store_err store_queue_begin_attempt(struct store *st, uint64_t id,
+    uint32_t *idx, size_t *n, int64_t now);
+
+struct store_queue_result {
+	enum store_queue_state state;   /* SENT, FAILED or DEFERRED */
+	int64_t now;                    /* time of the answer */
+	int64_t next_attempt;           /* DEFERRED: when to retry */
+	uint32_t set_flags;             /* store_queue_rcpt_flag bits to set */
+	const char *status;             /* enhanced code or NULL */
+	const char *reply;              /* remote reply or reason, or NULL */
+	const char *remote;             /* "host[addr]:port" or NULL */
+};
+/* Commits one recipient's outcome at once (one write transaction) and
+   appends it to the attempt log. STORE_ENOTFOUND if the message was
+   deleted meanwhile (nothing is written); a held message keeps the result
+   but stays unscheduled. */
+enum store_err store_queue_rcpt_result(struct store *st, uint64_t id,
+    uint32_t idx, const struct store_queue_result *res);
+/* The same for several recipients answered at once (after DATA): one
+   transaction for idx[0..n) with res[0..n). All or nothing. */
+enum store_err store_queue_rcpt_results(struct store *st, uint64_t id,
+    const uint32_t *idx, const struct store_queue_result *res, size_t n);
+/* Sets flags (store_queue_rcpt_flag) of one recipient. */
+enum store_err store_queue_rcpt_set_flags(struct store *st, uint64_t id,
+    uint32_t idx, uint32_t flags);
+
+/* Removes the message (records, then its file) if no recipient is PENDING,
+   INFLIGHT or DEFERRED; *removed_r says whether it did. */
+enum store_err store_queue_finish(struct store *st, uint64_t id,
+    bool *removed_r);
+
+struct store_queue_recover_stats {
+	unsigned messages;      /* in the queue after recovery */
+	unsigned inflight;      /* recipients put back from INFLIGHT */
+	unsigned corrupt;       /* entries moved to queue/corrupt/ */
+	unsigned orphans;       /* files without a record, removed */
+};
+/* At mtad start: every INFLIGHT recipient becomes DEFERRED and due now
+   (never SENT: the remote's answer was not recorded), the schedule is
+   rebuilt, entries that cannot be decoded or lost their file are moved to
+   queue/corrupt/ (report(arg, ID, reason) for each; report may be NULL),
+   queue files without a record older than an hour are removed (never
+   acknowledged: the commit did not happen), and the attempt log is pruned.
+   now: the current time. */
+enum store_err store_queue_recover(struct store *st, int64_t now,
+    store_str_cb *report, void *arg, struct store_queue_recover_stats *stats_r);
+/* Moves one entry aside (file to queue/corrupt/<ID>, records removed). */
+enum store_err store_queue_quarantine(struct store *st, uint64_t id);
+
+/* Administration (mailctl). delete drops the message without a DSN; hold
+   takes it out of the schedule; release puts it back (due at once); flush
+   makes every waiting recipient due now (id 0: every message that is not
+   held). STORE_ENOTFOUND for an unknown ID. Each touches the wake file. */
+enum store_err store_queue_delete(struct store *st, uint64_t id);
+enum store_err store_queue_hold(struct store *st, uint64_t id);
+enum store_err store_queue_release(struct store *st, uint64_t id);
+enum store_err store_queue_flush(struct store *st, uint64_t id);
+
+/* Calls cb(arg, msg, rcpts, n) for every message in ID order, from one
+   read snapshot; cb returns non-zero to stop. Undecodable entries are
+   skipped (store_queue_recover moves them aside). */
+typedef int store_queue_list_cb(void *arg, const struct store_queue_msg *msg,
+    const struct store_queue_rcpt *rcpts, size_t n);
+enum store_err store_queue_list(struct store *st, store_queue_list_cb *cb,
+    void *arg);
+
+struct store_queue_log_entry {
+	uint64_t id;
+	int64_t time_us;                /* microseconds since the epoch */
+	uint32_t idx;                   /* recipient; UINT32_MAX: the message */
+	char address[STORE_ADDRESS_MAX + 1];
+	enum store_queue_state state;
+	char status[STORE_QUEUE_STATUS_MAX + 1];
+	char reply[STORE_QUEUE_REPLY_MAX + 1];
+	char remote[STORE_QUEUE_REMOTE_MAX + 1];
+};
+/* The attempt log of one message in time order (also after the message
+   left the queue, for STORE_QUEUE_LOG_KEEP). cb returns non-zero to stop. */
+typedef int store_queue_log_cb(void *arg,
+    const struct store_queue_log_entry *e);
+enum store_err store_queue_log(struct store *st, uint64_t id,
+    store_queue_log_cb *cb, void *arg);
+/* Removes log entries older than before (unix time). */
+enum store_err store_queue_log_prune(struct store *st, int64_t before);
+
+/* The wake file: modified after every change a delivery daemon must see
+   (new message, flush, release, delete, hold). Watch it with fswatch. */
+void store_queue_notify_path(struct store *st, char *buf, size_t size);
+void store_queue_wake(struct store *st);
+
+/* Whether the queue's file system has room for a message of size octets
+   with a margin (free space above 2 x size + 1% of the file system, at
+   least 16 MiB). false: refuse with a temporary error (452 4.3.1). */
+bool store_queue_space_ok(struct store *st, uint64_t size);
+
+/* Submission rate per user (fixed windows of period seconds): whether
+   address may submit one more message when limit are allowed per window
+   (limit 0: no limit). Counted by the commit of a queued message with
+   auth_user set (store_delivery_queue). *count_r (may be NULL): messages
+   counted in the current window. */
+bool store_rate_check(struct store *st, const char *address, unsigned limit,
+    double period, int64_t now, unsigned *count_r);
+/* The window length the commit uses; set once at start (default 3600). */
+void store_rate_set_period(struct store *st, double period);
+
 #endif

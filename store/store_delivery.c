@@ -42,7 +42,14 @@ struct store_delivery {
 	struct target *t;
 	size_t nt;
 	struct buf cache;
+	struct queue_part *queue;   /* store_delivery_queue (store_queue.c) */
 };
+
+struct queue_part **
+delivery_queue_part(struct store_delivery *d)
+{
+	return &d->queue;
+}
 
 struct gc_req {
 	struct store_delivery *d;
@@ -342,6 +349,21 @@ deliver_one(struct store *st, MDB_txn *txn, struct gc_req *r,
 			r->res[i].uidvalidity = mb.uidvalidity;
 		}
 	}
+	if (d->queue != NULL) {
+		char *qpath = NULL, qdir[4200];
+
+		e = queue_commit_txn(st, txn, d->queue, d->tmp_path, d->size,
+		    &qpath);
+		if (qpath != NULL) {
+			r->links = xrealloc(r->links, (r->nlinks + 1) *
+			    sizeof(char *));
+			r->links[r->nlinks++] = qpath;
+		}
+		if (e != STORE_OK)
+			return e;
+		snprintf(qdir, sizeof(qdir), "%s/queue", st->data_dir);
+		dirset_add_dir(ds, qdir);
+	}
 	return STORE_OK;
 }
 
@@ -462,17 +484,20 @@ store_delivery_commit(struct store_delivery *d, unsigned opts,
 	struct store *st = d->st;
 	struct gc_req r;
 
-	if (d->nt == 0)
+	if (d->nt == 0 && d->queue == NULL)
 		return store_set_error(STORE_EPERM, "no targets");
 	if (d->fd < 0)
 		return store_set_error(STORE_EPERM, "already committed");
 	if (flush_wbuf(d) < 0 || d->failed)
 		return store_set_error(STORE_ETEMP, "write message failed");
-	build_cache(d);
+	if (d->nt > 0)
+		build_cache(d);
 	/* The file's mtime carries INTERNALDATE for a reindex. */
-	struct timespec ts[2] = { { d->t[0].internaldate, 0 },
-	    { d->t[0].internaldate, 0 } };
-	futimens(d->fd, ts);
+	if (d->nt > 0) {
+		struct timespec ts[2] = { { d->t[0].internaldate, 0 },
+		    { d->t[0].internaldate, 0 } };
+		futimens(d->fd, ts);
+	}
 	/* fdatasync is enough: the file is new, so its size and blocks are
 	   the metadata it flushes; link and directory come later. */
 	if (fdatasync(d->fd) < 0)
@@ -489,6 +514,8 @@ store_delivery_commit(struct store_delivery *d, unsigned opts,
 	}
 	if (r.err != STORE_OK)
 		return store_set_error(r.err, "%s", r.errmsg);
+	if (d->queue != NULL)
+		store_queue_wake(st);
 	close(d->fd);
 	d->fd = -1;
 	unlink(d->tmp_path);
@@ -522,6 +549,7 @@ store_delivery_free(struct store_delivery **dp)
 		free(d->t[i].kw);
 	}
 	free(d->t);
+	queue_part_free(d->queue);
 	free(d->tmp_path);
 	free(d->wbuf);
 	buf_free(&d->cache);

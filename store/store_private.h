@@ -50,6 +50,13 @@ struct store {
 	MDB_dbi db_subs;       /* be32 user id + name -> "" */
 	/* be32 mbox + be64 modseq + be32 uid -> "" (store_modseq.c) */
 	MDB_dbi db_modseq;
+	/* The outbound queue (store_queue.c): */
+	MDB_dbi db_qmsgs;      /* be64 id -> packed queue message */
+	MDB_dbi db_qrcpts;     /* be64 id + be32 idx -> packed recipient */
+	MDB_dbi db_qsched;     /* be64 time + be64 id -> "" */
+	MDB_dbi db_qlog;       /* be64 id + be64 time_us + be32 idx -> entry */
+	MDB_dbi db_qrate;      /* address -> be64 window start + be32 count */
+	_Atomic double rate_period;
 	char host[64];
 	atomic_bool group_commit;
 	atomic_uint unique;
@@ -262,5 +269,20 @@ void dirfd_deinit(struct store *st);
 /* ---- delivery (store_delivery.c) ---- */
 void gc_init(struct store *st);
 void gc_deinit(struct store *st);
+
+/* ---- the queue (store_queue.c) ---- */
+struct queue_part;
+/* Opens the queue's named DBs and creates queue/ and queue/corrupt/
+   (store_open, after the other DBs). */
+enum store_err queue_open(struct store *st);
+/* The delivery's queue part, set by store_delivery_queue (owned by d). */
+struct queue_part **delivery_queue_part(struct store_delivery *d);
+/* Inside the delivery's transaction: allocates the ID, links tmp_path to
+   queue/<ID> (*path_r: owned, to unlink if the transaction fails), writes
+   the records and counts the rate. */
+enum store_err queue_commit_txn(struct store *st, MDB_txn *txn,
+    struct queue_part *q, const char *tmp_path, uint64_t size,
+    char **path_r);
+void queue_part_free(struct queue_part *q);
 
 #endif

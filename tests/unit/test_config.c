@@ -189,6 +189,51 @@ test_table(void **state)
 		{ "smtp_listen = a b:25\n",
 		  "t.conf:1: smtp_listen: bad host in address" },
 		{ "x\xff = 1\n", "t.conf:1: unknown key 'x?'" },
+		{ "relayhost =\n", NULL },
+		{ "dns_servers =\n", NULL },
+		{ "relayhost_auth_file =\n", NULL },
+		{ "delay_warning = 0\n", NULL },
+		{ "submission_rate_limit = 0\n", NULL },
+		{ "\n\nrelayhost = a b\n",
+		  "t.conf:3: relayhost: bad host in address" },
+		{ "relayhost = a:1, b:2\n",
+		  "t.conf:1: relayhost: want one host:port" },
+		{ "relayhost = smtp.example:99999\n",
+		  "t.conf:1: relayhost: bad port (want 0..65535)" },
+		{ "dns_servers = 127.0.0.1:53,\n",
+		  "t.conf:1: dns_servers: empty address in list" },
+		{ "dns_servers = [::1\n",
+		  "t.conf:1: dns_servers: bad address (want [v6]:port)" },
+		{ "outbound_port = 0\n",
+		  "t.conf:1: outbound_port: bad port (want 1..65535)" },
+		{ "outbound_port = 65536\n",
+		  "t.conf:1: outbound_port: bad port (want 1..65535)" },
+		{ "outbound_port = smtp\n",
+		  "t.conf:1: outbound_port: bad port (want 1..65535)" },
+		{ "outbound_timeout = 0\n",
+		  "t.conf:1: outbound_timeout: bad duration (want e.g. 30s, 5m, 2h)" },
+		{ "outbound_max_connections = 0\n",
+		  "t.conf:1: outbound_max_connections: bad number (want 1..10000000)" },
+		{ "queue_lifetime = 5w\n",
+		  "t.conf:1: queue_lifetime: bad duration (want e.g. 30s, 5m, 2h)" },
+		{ "delay_warning = -1\n",
+		  "t.conf:1: delay_warning: bad duration (want e.g. 0, 30s, 5m, 2h)" },
+		{ "submission_rate_limit = 500\n",
+		  "t.conf:1: submission_rate_limit: bad rate (want N/h or N/d, or 0 for no limit)" },
+		{ "submission_rate_limit = 500/m\n",
+		  "t.conf:1: submission_rate_limit: bad rate (want N/h or N/d, or 0 for no limit)" },
+		{ "submission_rate_limit = 0/h\n",
+		  "t.conf:1: submission_rate_limit: bad rate (want N/h or N/d, or 0 for no limit)" },
+		{ "submission_rate_limit = /h\n",
+		  "t.conf:1: submission_rate_limit: bad rate (want N/h or N/d, or 0 for no limit)" },
+		{ "submission_rate_limit = 99999999999/h\n",
+		  "t.conf:1: submission_rate_limit: bad rate (want N/h or N/d, or 0 for no limit)" },
+		{ "dkim_selector =\n",
+		  "t.conf:1: dkim_selector: bad name (want a DNS label)" },
+		{ "dkim_selector = a/b\n",
+		  "t.conf:1: dkim_selector: bad name (want a DNS label)" },
+		{ "dkim_selector = .x\n",
+		  "t.conf:1: dkim_selector: bad name (want a DNS label)" },
 	};
 	size_t i;
 
@@ -212,6 +257,73 @@ test_table(void **state)
 		}
 		config_free(&c);
 	}
+}
+
+static void
+test_outbound(void **state)
+{
+	static const char text[] =
+	    "dns_servers = 127.0.0.1, [::1]:5353 ,10.0.0.1:53, ::2\n"
+	    "outbound_port = 2525\n"
+	    "relayhost = smtp.provider.test\n"
+	    "relayhost_auth_file = /etc/postroom/relay.auth\n"
+	    "relayhost_ca_file = /etc/postroom/ca.pem\n"
+	    "outbound_timeout = 30s\n"
+	    "outbound_max_connections = 7\n"
+	    "submission_rate_limit = 2000/d\n"
+	    "queue_retry_min = 1m\n"
+	    "queue_retry_max = 2h\n"
+	    "queue_lifetime = 3d\n"
+	    "delay_warning = 0\n"
+	    "dkim_selector = sel-2026\n";
+	struct config c;
+	char err[256] = "";
+
+	config_init(&c);
+	assert_int_equal(config_parse(&c, "", 0, "empty", err, sizeof(err)),
+	    0);
+	assert_null(c.dns_servers);
+	assert_int_equal(c.outbound_port, 25);
+	assert_null(c.relayhost);
+	assert_null(c.relayhost_auth_file);
+	assert_null(c.relayhost_ca_file);
+	assert_true(c.outbound_timeout == 300);
+	assert_int_equal(c.outbound_max_connections, 20);
+	assert_int_equal(c.submission_rate_limit, 500);
+	assert_true(c.submission_rate_period == 3600);
+	assert_true(c.queue_retry_min == 300);
+	assert_true(c.queue_retry_max == 3600);
+	assert_true(c.queue_lifetime == 5 * 86400);
+	assert_true(c.delay_warning == 4 * 3600);
+	assert_string_equal(c.dkim_selector, "postroom");
+	config_free(&c);
+
+	config_init(&c);
+	if (config_parse(&c, text, strlen(text), "t.conf", err,
+	    sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_string_equal(c.dns_servers,
+	    "127.0.0.1:53, [::1]:5353, 10.0.0.1:53, [::2]:53");
+	assert_int_equal(c.outbound_port, 2525);
+	assert_string_equal(c.relayhost, "smtp.provider.test:25");
+	assert_string_equal(c.relayhost_auth_file, "/etc/postroom/relay.auth");
+	assert_string_equal(c.relayhost_ca_file, "/etc/postroom/ca.pem");
+	assert_true(c.outbound_timeout == 30);
+	assert_int_equal(c.outbound_max_connections, 7);
+	assert_int_equal(c.submission_rate_limit, 2000);
+	assert_true(c.submission_rate_period == 86400);
+	assert_true(c.queue_retry_min == 60);
+	assert_true(c.queue_retry_max == 7200);
+	assert_true(c.queue_lifetime == 3 * 86400);
+	assert_true(c.delay_warning == 0);
+	assert_string_equal(c.dkim_selector, "sel-2026");
+	config_free(&c);
+
+	config_init(&c);
+	assert_int_equal(config_parse(&c, "relayhost = [::1]:465\n", 22, "t",
+	    err, sizeof(err)), 0);
+	assert_string_equal(c.relayhost, "[::1]:465");
+	config_free(&c);
 }
 
 static void
@@ -395,6 +507,7 @@ main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_outbound),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_splits),
 		cmocka_unit_test(test_listen),
