@@ -4,6 +4,7 @@
    through one sanitiser, so a report can never gain a header or a line. */
 #include "dsn.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,41 @@ put_clean(struct buf *out, const char *s, size_t max)
 
 	for (; s != NULL && *s != '\0' && n < max; s++, n++)
 		buf_putc(out, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+/* An address field's value: "rfc822; addr", or for a non-ASCII address
+   RFC 6533's "utf-8; " form with each non-ASCII character as \x{HEX} (so
+   message/delivery-status stays 7-bit). */
+static void
+put_addr(struct buf *out, const char *a)
+{
+	const unsigned char *p = (const unsigned char *)a;
+	bool ascii = true;
+
+	for (const unsigned char *q = p; *q != '\0'; q++)
+		if (*q >= 0x80)
+			ascii = false;
+	if (ascii) {
+		buf_puts(out, "rfc822; ");
+		put_clean(out, a, 320);
+		return;
+	}
+	buf_puts(out, "utf-8; ");
+	for (size_t n = 0; *p != '\0' && n < 320; n++) {
+		uint32_t cp = *p;
+		int more = cp >= 0xf0 ? 3 : cp >= 0xe0 ? 2 : cp >= 0xc0 ? 1 : 0;
+
+		if (cp < 0x80) {
+			buf_putc(out, cp < 0x20 || cp == 0x7f ? '?' : (char)cp);
+			p++;
+			continue;
+		}
+		cp &= more == 3 ? 0x07 : more == 2 ? 0x0f : 0x1f;
+		p++;
+		for (int i = 0; i < more && (*p & 0xc0) == 0x80; i++, p++)
+			cp = (cp << 6) | (*p & 0x3f);
+		buf_printf(out, "\\x{%X}", (unsigned)cp);
+	}
 }
 
 static const char *
@@ -106,7 +142,7 @@ put_date(struct buf *out, const char *field, time_t t)
 static void
 human_part(struct buf *out, const struct dsn_report *rep, enum dsn_action w)
 {
-	buf_puts(out, "Content-Type: text/plain; charset=us-ascii\r\n"
+	buf_puts(out, "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Description: Notification\r\n\r\n");
 	buf_printf(out, "This is the mail system at host %s.\r\n\r\n",
 	    rep->hostname);
@@ -175,8 +211,8 @@ status_part(struct buf *out, const struct dsn_report *rep)
 			put_clean(out, r->orcpt, 500);
 			buf_puts(out, "\r\n");
 		}
-		buf_puts(out, "Final-Recipient: rfc822; ");
-		put_clean(out, r->address, 320);
+		buf_puts(out, "Final-Recipient: ");
+		put_addr(out, r->address);
 		buf_printf(out, "\r\nAction: %s\r\nStatus: ",
 		    action_name(r->action));
 		put_clean(out, r->status != NULL ? r->status :

@@ -173,6 +173,14 @@ test_delayed_headers_hostile(void **state)
 	assert_null(strstr(b.data, "Body line"));
 	buf_free(&b);
 
+	/* A non-ASCII address: RFC 6533's utf-8 type, 7-bit in the report. */
+	r.address = "j\xc3\xb6rg@x.test";
+	build(DSN_RET_HDRS, &r, 1, &b);
+	assert_non_null(strstr(b.data, "Final-Recipient: utf-8; j\\x{F6}rg@x.test"
+	    "\r\n"));
+	buf_free(&b);
+	r.address = "bob@remote.test";
+
 	/* A relayed-only report. */
 	r.action = DSN_ACT_RELAYED;
 	r.status = "2.0.0";

@@ -80,12 +80,13 @@ class Sink:
 
     def __init__(self, rig, ip, port, name=None, starttls=None, require_auth=None,
                  dsn=True, pipelining=True, eightbit=True, smtputf8=False,
-                 size=None, delay=0.0):
+                 size=None, delay=0.0, hostile=None):
         self.rig, self.ip, self.port = rig, ip, port
         self.name = name or f"sink-{ip}.test"
         self.starttls, self.require_auth = starttls, require_auth
         self.dsn, self.pipelining, self.eightbit = dsn, pipelining, eightbit
         self.smtputf8, self.size, self.delay = smtputf8, size, delay
+        self.hostile = hostile      # None, "longline", "manylines", "junk"
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((ip, port))
@@ -143,6 +144,16 @@ class Sink:
         while True:
             line = readline()
             verb = line.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO") and self.hostile:
+                self.rig.note("hostile", self.ip, self.hostile)
+                if self.hostile == "longline":
+                    c.sendall(b"250-" + b"x" * 100000 + b"\r\n")
+                elif self.hostile == "manylines":
+                    c.sendall(b"250-more\r\n" * 5000)
+                else:
+                    c.sendall(b"\x00\xff garbage \x1b[31m\r\n")
+                readline()
+                return
             if verb in ("EHLO", "HELO"):
                 self.rig.note("ehlo", self.ip, line)
                 caps = [self.name]
@@ -164,6 +175,11 @@ class Sink:
                 for cap in caps[:-1]:
                     send("250-" + cap)
                 send("250 " + caps[-1])
+            elif verb == "STARTTLS" and self.starttls == "broken":
+                send("220 2.0.0 go ahead")
+                c.sendall(b"this is not a TLS server hello\r\n" * 4)
+                self.rig.note("tls-broken", self.ip, "")
+                return
             elif verb == "STARTTLS" and self.starttls and tls is None:
                 send("220 2.0.0 go ahead")
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

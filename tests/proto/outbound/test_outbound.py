@@ -382,3 +382,52 @@ def test_kill9_during_200_deliveries(out):
     # Duplicates come only from the crash window (a reply not yet
     # recorded): at most the attempts in flight, one connection each.
     assert len(dups) <= 4
+
+
+def test_tls_failure_falls_back_to_plaintext(out):
+    o = out()
+    o.rig.dns.mx("badtls.test", (10, "mx.badtls.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2", starttls="broken")
+    o.start()
+    o.inject(ALICE, "ok-10@badtls.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="plaintext delivery")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["tls"] is None
+    assert "tls-failed remote=mx.badtls.test[127.0.0.2]" in o.log()
+    assert "action=plaintext-retry" in o.log()
+
+
+def test_size_utf8_and_8bit_limits(out):
+    o = out()
+    o.rig.dns.mx("small.test", (10, "mx.small.test", ["127.0.0.2"]))
+    o.rig.dns.mx("old.test", (10, "mx.old.test", ["127.0.0.3"]))
+    o.rig.sink("127.0.0.2", size=200)
+    o.rig.sink("127.0.0.3", eightbit=False, smtputf8=False)
+    o.start()
+    big = "From: <alice@example.test>\r\nSubject: big\r\n\r\n" + "x" * 300 + "\r\n"
+    o.inject(ALICE, "ok-11@small.test", body=big)
+    eight = "From: <alice@example.test>\r\nSubject: 8bit\r\n\r\ncaf\u00e9\r\n"
+    o.inject(ALICE, "ok-12@old.test", body=eight)
+    o.inject(ALICE, "j\u00f6rg@old.test")
+    o.wait_inbox(3)
+    o.wait_queue_empty()
+    per = {r: f for m in o.inbox() for r, f in report_parts(m)[0].items()}
+    assert per["ok-11@small.test"]["Status"] == "5.3.4"
+    assert per["ok-12@old.test"]["Status"] == "5.6.3"
+    assert per["j\\x{F6}rg@old.test"]["Status"] == "5.6.7"     # RFC 6533 utf-8 type
+    assert not o.rig.deliveries
+
+
+@pytest.mark.parametrize("kind", ["longline", "manylines", "junk"])
+def test_hostile_remote_replies(out, kind):
+    o = out()
+    o.rig.dns.mx("evil.test", (10, "mx1.evil.test", ["127.0.0.2"]),
+                  (20, "mx2.evil.test", ["127.0.0.3"]))
+    o.rig.sink("127.0.0.2", hostile=kind)
+    o.rig.sink("127.0.0.3")
+    o.start()
+    o.inject(ALICE, "ok-13@evil.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery via the sane MX")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["ip"] == "127.0.0.3"
+    assert "host-failed remote=mx1.evil.test[127.0.0.2]" in o.log()
