@@ -3,7 +3,9 @@
    timer and the lifecycle (close, abort, hold/release). The TLS and deflate
    layers live in tls.c and compress.c; listeners and limits in server.c.
    Callbacks into the daemon run only from the watchers here, each wrapped in
-   conn_enter/conn_leave so a conn is never freed under a running callback. */
+   conn_enter/conn_leave so a conn is never freed under a running callback.
+   File streaming is conn_send.c's. It never interprets the bytes it
+   carries. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -73,7 +75,8 @@ conn_kick(struct conn *c)
 static bool
 conn_can_read(const struct conn *c)
 {
-	if (c->phase != PH_OPEN || c->pauses > 0 || c->congested || c->eof)
+	if (c->phase != PH_OPEN || c->pauses > 0 || c->congested || c->eof ||
+	    c->close_pending)
 		return false;
 	if (c->z != NULL)
 		return z_conn_raw_space((struct conn *)c, NULL) > 0;
@@ -84,7 +87,7 @@ static bool
 conn_can_input(const struct conn *c)
 {
 	return c->phase == PH_OPEN && c->pauses == 0 && !c->congested &&
-	    c->accepted;
+	    c->accepted && c->send == NULL && !c->close_pending;
 }
 
 /* Sets the watched events from the state; keeps a pending kick alive
@@ -123,7 +126,7 @@ conn_timer_reset(struct conn *c)
 
 	switch (c->phase) {
 	case PH_OPEN:
-		if (c->idle_timeout > 0) {
+		if (c->idle_timeout > 0 && !c->close_pending) {
 			c->timer.repeat = c->idle_timeout;
 			ev_timer_again(loop, &c->timer);
 		} else {
@@ -158,6 +161,7 @@ conn_shut(struct conn *c)
 	ev_timer_stop(c->srv->loop, &c->timer);
 	if (c->z != NULL)
 		z_conn_free(c);
+	conn_send_free(c);
 	close(c->fd);
 	c->fd = -1;
 	c->phase = PH_DEAD;
@@ -208,14 +212,32 @@ void
 conn_hold(struct conn *c)
 {
 	c->refs++;
+	c->holds++;
+}
+
+static void
+conn_unref(struct conn *c)
+{
+	assert(c->refs > 0);
+	if (--c->refs == 0 && c->phase == PH_DEAD)
+		conn_finalize(c);
 }
 
 void
 conn_release(struct conn *c)
 {
-	assert(c->refs > 0);
-	if (--c->refs == 0 && c->phase == PH_DEAD)
-		conn_finalize(c);
+	assert(c->holds > 0);
+	if (--c->holds == 0 && c->close_pending) {
+		/* The close asked for while held starts now, flushing what
+		   the holder queued; as a callback of its own, so that the
+		   flush (and maybe the end) happens here, not at some later
+		   event. */
+		c->close_pending = false;
+		conn_enter(c);
+		conn_close(c);
+		conn_leave(c);
+	}
+	conn_unref(c);
 }
 
 void
@@ -242,10 +264,17 @@ conn_fail(struct conn *c, const char *reason)
 void
 conn_close(struct conn *c)
 {
-	if (c->phase == PH_CLOSING || c->phase == PH_DEAD)
+	if (c->phase == PH_CLOSING || c->phase == PH_DEAD || c->close_pending)
 		return;
 	if (c->reason == NULL)
 		c->reason = "closed";
+	if (c->holds > 0 && c->phase != PH_HANDSHAKE) {
+		/* No idle timeout meanwhile (it would say goodbye twice): the
+		   close timer starts at the release. */
+		c->close_pending = true;
+		ev_timer_stop(c->srv->loop, &c->timer);
+		return;
+	}
 	if (c->phase == PH_HANDSHAKE) {
 		conn_abort(c);
 		return;
@@ -261,7 +290,8 @@ conn_close(struct conn *c)
 bool
 conn_is_closing(const struct conn *c)
 {
-	return c->phase == PH_CLOSING || c->phase == PH_DEAD;
+	return c->phase == PH_CLOSING || c->phase == PH_DEAD ||
+	    c->close_pending;
 }
 
 /* Writes as much of the output queue as the socket takes. */
@@ -393,7 +423,7 @@ conn_leave(struct conn *c)
 	c->depth--;
 	if (c->depth > 0) {
 		/* a nested callback: the outermost one finishes the work */
-		conn_release(c);
+		conn_unref(c);
 		return;
 	}
 	if (c->phase != PH_DEAD && c->phase != PH_HANDSHAKE)
@@ -413,7 +443,8 @@ conn_leave(struct conn *c)
 	}
 	if (c->progress != c->progress_seen) {
 		c->progress_seen = c->progress;
-		if (c->phase == PH_OPEN && c->idle_timeout > 0)
+		if (c->phase == PH_OPEN && c->idle_timeout > 0 &&
+		    !c->close_pending)
 			ev_timer_again(c->srv->loop, &c->timer);
 	}
 	if (c->phase != PH_DEAD) {
@@ -421,7 +452,7 @@ conn_leave(struct conn *c)
 		if (conn_can_read(c) && tls_conn_has_pending(c))
 			conn_kick(c);
 	}
-	conn_release(c);
+	conn_unref(c);
 }
 
 void
@@ -459,7 +490,10 @@ conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	conn_flush(c);
 	if (c->drain_pending && c->phase == PH_OPEN) {
 		c->drain_pending = false;
-		if (h->drain != NULL && c->accepted && !c->congested)
+		if (c->send != NULL && !c->congested)
+			conn_send_continue(c);
+		if (h->drain != NULL && c->accepted && !c->congested &&
+		    c->send == NULL && c->phase == PH_OPEN)
 			h->drain(c, c->sess);
 	}
 	if (conn_can_read(c) && ((revents & EV_READ) ||
@@ -468,7 +502,7 @@ conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	/* At the end of the peer's data, close only once the commands
 	   before it have had their turn. */
 	if (!conn_dispatch(c) && c->eof && c->phase == PH_OPEN &&
-	    c->pauses == 0 && !c->congested) {
+	    c->pauses == 0 && !c->congested && c->send == NULL) {
 		if (c->reason == NULL)
 			c->reason = "eof";
 		conn_close(c);
@@ -801,6 +835,12 @@ void *
 conn_session(const struct conn *c)
 {
 	return c->sess;
+}
+
+void *
+conn_server_ctx(const struct conn *c)
+{
+	return c->srv->daemon_ctx;
 }
 
 void

@@ -15,6 +15,7 @@
 
 #include "config.h"
 
+struct buf;
 struct conn;
 struct server;
 
@@ -60,6 +61,9 @@ struct server_params {
 	   refused for the total or per-address limit, e.g.
 	   "421 4.7.0 Too many connections\r\n". May be NULL. */
 	const char *refuse_msg;
+	/* Handed to every connection (conn_server_ctx): how a session finds
+	   its daemon without a global. May be NULL. */
+	void *ctx;
 };
 
 /* Owned; free with server_free. Limits come from cfg (max_connections,
@@ -142,16 +146,51 @@ bool conn_is_congested(const struct conn *c);
 /* ---- lifecycle ---- */
 
 /* Flush queued output (for at most a few seconds), then close; closed()
-   follows. Input is ignored from now on. Safe to call twice. */
+   follows. Input is ignored from now on. Safe to call twice. On a held
+   conn (conn_hold) the close completes at the last conn_release(): what
+   the holder writes before releasing (the reply of a worker job) still
+   goes out first, and conn_is_closing() is true meanwhile. */
 void conn_close(struct conn *c);
 /* Close at once, dropping queued output. */
 void conn_abort(struct conn *c);
 /* Keeps the conn (and so the session) alive across asynchronous work: a
    peer close while held is remembered and closed() comes at the last
-   release. Pair every hold with a release. */
+   release; a conn_close() while held starts its flush there. Pair every
+   hold with a release. conn_release may run closed() (and so free the
+   session) before it returns. */
 void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
 bool conn_is_closing(const struct conn *c);
+
+/* ---- streaming a file ---- */
+
+/* Rewrites a piece of a file on its way to the peer (POP3 byte-stuffing,
+   TOP's line count): appends the output for in[0..len) to out. last: no
+   more input follows (the region ended, or the file ended early; len may
+   be 0): append any trailer. Returns 1 for more input, 0 once it wants no
+   more (it has written its trailer then). Runs on the loop thread. */
+typedef int conn_filter_cb(void *arg, const char *in, size_t len, bool last,
+    struct buf *out);
+/* The stream is complete: every byte (and the filter's trailer) is queued.
+   Not called when the conn dies first. */
+typedef void conn_send_done_cb(struct conn *c, void *arg);
+
+/* Queues len bytes of fd from offset off (fewer if the file is shorter),
+   through filter (NULL: as they are), without holding more than a chunk
+   plus the output high-water mark in memory: reading stops while the
+   output queue is congested and resumes as it drains. The conn owns fd
+   from now on (closed at the end, or with the conn). While a stream runs,
+   input() is not called (pipelined commands wait for it) and the idle
+   timer restarts whenever the peer takes output. A read error aborts the
+   connection (the reply is half sent). Returns 1 if everything was queued
+   before returning (done is not called), 0 if the stream goes on (done
+   comes later), -1 if a stream is already running (fd is closed). filter
+   and done are called with arg, which must live as long as the stream. */
+int conn_send_fd(struct conn *c, int fd, uint64_t off, uint64_t len,
+    conn_filter_cb *filter, conn_send_done_cb *done, void *arg);
+/* Whether a conn_send_fd stream is still running (a goodbye line written
+   now would land inside it). */
+bool conn_is_sending(const struct conn *c);
 
 /* Idle timeout in seconds, restarted on every byte received; 0 = none. */
 void conn_set_timeout(struct conn *c, double seconds);
@@ -180,6 +219,8 @@ const char *conn_id(const struct conn *c);          /* 16 hex chars */
 int conn_tag(const struct conn *c);                  /* the listen tag */
 struct ev_loop *conn_loop(const struct conn *c);
 void *conn_session(const struct conn *c);
+/* server_params.ctx of the server that accepted c. */
+void *conn_server_ctx(const struct conn *c);
 
 /* Releases idle per-connection memory (OpenSSL buffers, empty input and
    output buffers, and with COMPRESS both zlib states, ~100 KiB, which come

@@ -45,6 +45,7 @@ enum conn_phase {
 };
 
 struct conn_z;
+struct conn_send;
 
 struct conn {
 	struct server *srv;
@@ -54,6 +55,7 @@ struct conn {
 	ev_timer timer;
 	SSL *ssl;
 	struct conn_z *z;           /* NULL unless COMPRESS is on */
+	struct conn_send *send;     /* NULL unless conn_send_fd is running */
 	const char *reason;         /* why it closed, for the log */
 	double idle_timeout;
 
@@ -73,6 +75,7 @@ struct conn {
 	int fd;
 	int tag;
 	unsigned refs;              /* conn_hold + callbacks running */
+	unsigned holds;             /* conn_hold alone */
 	unsigned depth;             /* our callbacks running on this conn */
 	unsigned pauses;
 	uint8_t phase;
@@ -88,6 +91,7 @@ struct conn {
 	bool tls_write_wants_read : 1;
 	bool counted : 1;           /* in the total and per-address counts */
 	bool tls_up : 1;            /* the TLS handshake completed */
+	bool close_pending : 1;     /* conn_close while held: at the release */
 	unsigned char addr_key[16]; /* peer address, IPv4 mapped into IPv6 */
 	char id[17];
 	char peer[46];
@@ -111,6 +115,7 @@ struct server {
 	const struct conn_handlers *h;
 	size_t line_limit;
 	char *refuse_msg;
+	void *daemon_ctx;           /* server_params.ctx */
 	SSL_CTX *ctx;
 
 	struct listener **listeners;
@@ -148,6 +153,13 @@ size_t conn_in_space(struct conn *c, char **p_r);
 void conn_out_reserve(struct conn *c, size_t extra);
 /* The idle timer after a phase change (handshake done, back to open). */
 void conn_timer_reset(struct conn *c);
+
+/* conn_send.c */
+/* Ends a stream: closes its file (with the conn, or at its end). */
+void conn_send_free(struct conn *c);
+/* The output drained below the low-water mark: queue more of the stream,
+   and call its done() once it is complete. */
+void conn_send_continue(struct conn *c);
 
 /* tls.c */
 void tls_conn_start(struct conn *c);

@@ -112,6 +112,7 @@ server_new(const struct server_params *p)
 	s->h = p->h;
 	s->line_limit = p->line_limit > 0 ? p->line_limit : DEFAULT_LINE;
 	s->refuse_msg = p->refuse_msg != NULL ? xstrdup(p->refuse_msg) : NULL;
+	s->daemon_ctx = p->ctx;
 	s->ip_table = xcalloc(IP_BUCKETS, sizeof(*s->ip_table));
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -444,8 +445,9 @@ conn_stop_one(struct conn *c)
 		h->shutdown(c, c->sess);
 	/* Paused: a worker job is in flight and its reply (a 250 after the
 	   fsync) must still go out. conn_resume() closes it, or the stop
-	   timeout does. */
-	if (c->pauses == 0 || c->phase != PH_OPEN)
+	   timeout does. The same for a file being streamed (conn_send_fd):
+	   its end closes it. */
+	if ((c->pauses == 0 && c->send == NULL) || c->phase != PH_OPEN)
 		conn_close(c);
 	conn_leave(c);
 }

@@ -124,7 +124,7 @@ auth_delay_done(struct ev_loop *loop, ev_timer *t, int revents)
 
 	ev_timer_stop(loop, t);
 	imap_reply_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
-	if (s->auth_fails >= IMAP_AUTH_FAIL_MAX) {
+	if (s->auth_fails >= IMAP_AUTH_FAIL_MAX_SESSION) {
 		imap_reply_untagged(s, "BYE Too many failed logins");
 		s->closing = true;
 		imap_cmd_finish(s);
@@ -192,7 +192,7 @@ start_login(struct imap_session *s, const char *user, size_t ulen,
 		return CMD_DONE;
 	}
 	if (!auth_throttle_begin(s->d->throttle, conn_peer_addr(s->c),
-	    IMAP_AUTH_FAIL_MAX_PER_ADDR)) {
+	    IMAP_AUTH_FAIL_MAX_ADDR)) {
 		log_info("%s login result=refused reason=too-many-failures "
 		    "peer=%s", conn_id(s->c), conn_peer_addr(s->c));
 		imap_reply_untagged(s, "BYE Too many failed logins");

@@ -182,7 +182,7 @@ imap_fetch_vanished(struct imap_session *s, const struct imap_arg *a,
 		for (i = 0; i < nsaved; i++)
 			set.r[i].lo = set.r[i].hi = saved[i];
 		set.n = nsaved;
-	} else if (imap_seqset_parse(a->str, a->len, IMAP_SEQSET_MAX_RANGES,
+	} else if (imap_seqset_parse(a->str, a->len, IMAP_SEQSET_RANGES_MAX,
 	    &set, &err) < 0) {
 		return;
 	}

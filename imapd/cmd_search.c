@@ -43,7 +43,7 @@ imap_seqset_arg(struct imap_session *s, const struct imap_arg *a, bool uid,
 		return 0;
 	}
 	if (a->type != IMAP_ARG_ATOM ||
-	    imap_seqset_parse(a->str, a->len, IMAP_SEQSET_MAX_RANGES, &set,
+	    imap_seqset_parse(a->str, a->len, IMAP_SEQSET_RANGES_MAX, &set,
 	    &err) < 0) {
 		imap_reply_tagged(s, "BAD", "Invalid sequence set");
 		return -1;

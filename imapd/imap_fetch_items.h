@@ -8,13 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto_limits.h"
 #include "util.h"
 
 #include "imap_parser.h"
 
 #define IMAP_FETCH_SECTION_DEPTH 16
-#define IMAP_FETCH_FIELDS_MAX    200
-#define IMAP_FETCH_ITEMS_MAX     100
+/* IMAP_FETCH_FIELDS_MAX, IMAP_FETCH_ITEMS_MAX: proto_limits.h. */
 
 enum imap_fi_type {
 	IMAP_FI_UID, IMAP_FI_FLAGS, IMAP_FI_INTERNALDATE, IMAP_FI_SIZE, IMAP_FI_ENVELOPE, IMAP_FI_BODY,

@@ -8,9 +8,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "proto_limits.h"
+
 #include "imap_parser.h"
 
-#define IMAP_LIST_PATTERNS_MAX 32
+/* IMAP_LIST_PATTERNS_MAX: proto_limits.h. */
 
 /* selection options */
 #define IMAP_LSEL_SUBSCRIBED     (1u << 0)

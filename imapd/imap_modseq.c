@@ -30,7 +30,7 @@ parse_set(const struct imap_arg *a, struct imap_seqset *set, bool *have)
 	const char *err;
 
 	if (a->type != IMAP_ARG_ATOM || imap_seqset_parse(a->str, a->len,
-	    IMAP_SEQSET_MAX_RANGES, set, &err) < 0)
+	    IMAP_SEQSET_RANGES_MAX, set, &err) < 0)
 		return -1;
 	*have = true;
 	return 0;

@@ -404,7 +404,7 @@ parse_key(struct pctx *c, const struct imap_arg **ap,
 	if (is_seqset_atom(a)) {
 		if ((n = new_node(c, SK_SEQ)) == NULL)
 			return NULL;
-		if (imap_seqset_parse(a->str, a->len, IMAP_SEQSET_MAX_RANGES,
+		if (imap_seqset_parse(a->str, a->len, IMAP_SEQSET_RANGES_MAX,
 		    &n->set, &c->err) < 0)
 			goto bad;
 		return n;
@@ -517,7 +517,7 @@ parse_key(struct pctx *c, const struct imap_arg **ap,
 			c->s->has_saved = true;
 			return n;
 		}
-		if (imap_seqset_parse(v->str, v->len, IMAP_SEQSET_MAX_RANGES,
+		if (imap_seqset_parse(v->str, v->len, IMAP_SEQSET_RANGES_MAX,
 		    &n->set, &c->err) < 0)
 			goto bad;
 		return n;

@@ -8,11 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto_limits.h"
+
 #include "imap_parser.h"
 #include "imap_seqset.h"
 
-#define IMAP_SEARCH_DEPTH_MAX 64
-#define IMAP_SEARCH_NODES_MAX 2000
+/* IMAP_SEARCH_DEPTH_MAX, IMAP_SEARCH_NODES_MAX: proto_limits.h. */
 
 #define IMAP_SEARCH_NEED_HEADER (1u << 0)
 #define IMAP_SEARCH_NEED_BODY   (1u << 1)   /* the whole message */

@@ -6,8 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto_limits.h"
+
 #define IMAP_SEQ_STAR UINT32_MAX
-#define IMAP_SEQSET_MAX_RANGES 100000
+/* IMAP_SEQSET_RANGES_MAX is in proto_limits.h. */
 
 struct imap_range {
 	uint32_t lo, hi;

@@ -162,7 +162,7 @@ run_command(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 done:
 	imap_cmd_finish(s);
-	if (s->bad_count > IMAP_BAD_MAX) {
+	if (s->bad_count > IMAP_BAD_CMD_MAX) {
 		imap_reply_untagged(s, "BYE Too many invalid commands");
 		s->closing = true;
 		conn_close(s->c);
@@ -323,7 +323,7 @@ session_input(struct conn *c, void *arg)
 				return;
 			}
 			conn_printf(c, "%s BAD %s\r\n", tag ? tag : "*", err);
-			if (++s->bad_count > IMAP_BAD_MAX) {
+			if (++s->bad_count > IMAP_BAD_CMD_MAX) {
 				imap_reply_untagged(s, "BYE Too many invalid commands");
 				s->closing = true;
 				conn_close(c);

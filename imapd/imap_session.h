@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "config.h"
 #include "conn.h"
+#include "proto_limits.h"
 #include "sasl.h"
 #include "store.h"
 #include "worker.h"
@@ -41,20 +42,8 @@ enum cmd_result {
 /* Listen tags. */
 enum { IMAP_LISTEN_PLAIN = 0, IMAP_LISTEN_IMPLICIT_TLS = 1 };
 
-/* Limits. */
-#define IMAP_LINE_MAX          65536    /* command text: BAD past this */
-#define IMAP_LINE_HARD_MAX     (1u << 20) /* without a LF: BYE */
-#define IMAP_LITERAL_SMALL_MAX 65536    /* non-APPEND literals, total/command */
-#define IMAP_PREAUTH_LINE_MAX  8192
+/* The protocol limits (IMAP_LINE_MAX ...) are in proto_limits.h. */
 #define IMAP_PREAUTH_TIMEOUT   60.0
-#define IMAP_DEPTH_MAX         32       /* lists and SEARCH nesting */
-#define IMAP_ARGS_MAX          20000
-#define IMAP_BAD_MAX           20       /* BAD replies in a row: BYE */
-#define IMAP_AUTH_FAIL_MAX     5        /* failed logins per session */
-/* Failed logins per peer address (15-minute window) after which logins are
-   refused unchecked; checks still running count, so parallel sessions
-   cannot each make a guess below it (auth_throttle_begin). */
-#define IMAP_AUTH_FAIL_MAX_PER_ADDR 10
 
 /* Process-wide state (one per imapd). */
 struct imap_daemon {

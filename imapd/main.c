@@ -1,79 +1,63 @@
-/* imapd: the IMAP4rev1 server (RFC 3501) over the shared store. Reads the
-   config, opens the store, listens on imap_listen (STARTTLS) and
-   imaps_listen (implicit TLS, RFC 8314) and runs the loop until SIGTERM.
-   Protocol work lives in imap_session.c and the cmd_*.c files. */
+/* imapd: the IMAP4rev1 server (RFC 3501) over the shared store, described
+   as a table for daemon_main: imap_listen (STARTTLS) and imaps_listen
+   (implicit TLS, RFC 8314). Start-up, signals and teardown are daemon.c's;
+   protocol work lives in imap_session.c and the cmd_*.c files. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "log.h"
+#include "daemon.h"
+#include "util.h"
 
 #include "imap_session.h"
+
+/* imapd's sessions still reach the daemon through imap_session.c's own
+   pointer to this copy, filled in by the start hook before any
+   connection is accepted. */
+static struct imap_daemon imap_d;
+
+static int
+open_store(struct daemon *d, char *err, size_t errlen)
+{
+	if (store_open(d->cfg->data_dir, &d->store) == STORE_OK)
+		return 0;
+	snprintf(err, errlen, "cannot open store %s: %s", d->cfg->data_dir,
+	    store_last_error());
+	return -1;
+}
+
+static int
+start(struct daemon *d, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	imap_d.loop = d->loop;
+	imap_d.cfg = d->cfg;
+	imap_d.srv = d->srv;
+	imap_d.store = d->store;
+	imap_d.workers = d->workers;
+	imap_d.throttle = d->throttle;
+	return 0;
+}
+
+static const struct daemon_listener listeners[] = {
+	DAEMON_LISTEN(imap_listen, IMAP_LISTEN_PLAIN, false),
+	DAEMON_LISTEN(imaps_listen, IMAP_LISTEN_IMPLICIT_TLS, true),
+};
 
 int
 main(int argc, char **argv)
 {
-	struct imap_daemon d;
-	struct config cfg;
-	struct server_params sp;
-	char err[512];
-	int rc = 1;
+	static struct daemon_def def = {
+		.name = "imapd",
+		.listeners = listeners,
+		.nlisteners = ARRAY_SIZE(listeners),
+		.line_limit = IMAP_LINE_MAX,
+		.refuse_msg = "* BYE Too many connections\r\n",
+		.default_workers = 4,
+		.store_open = open_store,
+		.store_close = store_close,
+		.start = start,
+	};
 
-	config_from_args(argc, argv, "imapd", &cfg);
-	memset(&d, 0, sizeof(d));
-	d.cfg = &cfg;
-	d.loop = ev_default_loop(0);
-	if (store_open(cfg.data_dir, &d.store) != STORE_OK) {
-		fprintf(stderr, "imapd: cannot open store %s: %s\n", cfg.data_dir,
-		    store_last_error());
-		goto out;
-	}
-	memset(&sp, 0, sizeof(sp));
-	sp.name = "imapd";
-	sp.loop = d.loop;
-	sp.cfg = &cfg;
-	sp.h = imap_session_handlers(&d);
-	sp.line_limit = IMAP_LINE_MAX;
-	sp.refuse_msg = "* BYE Too many connections\r\n";
-	d.srv = server_new(&sp);
-	if (cfg.tls_cert != NULL && cfg.tls_key != NULL &&
-	    server_tls_load(d.srv, cfg.tls_cert, cfg.tls_key, err,
-	    sizeof(err)) < 0) {
-		fprintf(stderr, "imapd: %s\n", err);
-		goto out;
-	}
-	if (server_listen(d.srv, cfg.imap_listen, IMAP_LISTEN_PLAIN, false, err,
-	    sizeof(err)) < 0 ||
-	    server_listen(d.srv, cfg.imaps_listen, IMAP_LISTEN_IMPLICIT_TLS, true,
-	    err, sizeof(err)) < 0) {
-		fprintf(stderr, "imapd: %s\n", err);
-		goto out;
-	}
-	if (cfg.imaps_listen != NULL && cfg.imaps_listen[0] != '\0' &&
-	    !server_has_tls(d.srv)) {
-		fprintf(stderr, "imapd: imaps_listen needs tls_cert and tls_key\n");
-		goto out;
-	}
-	if (server_drop_privileges(d.srv, err, sizeof(err)) < 0) {
-		fprintf(stderr, "imapd: %s\n", err);
-		goto out;
-	}
-	d.workers = worker_pool_new(d.loop, cfg.worker_threads ?
-	    cfg.worker_threads : 4);
-	d.throttle = auth_throttle_new();
-	log_info("- start imap=%s imaps=%s",
-	    cfg.imap_listen ? cfg.imap_listen : "",
-	    cfg.imaps_listen ? cfg.imaps_listen : "");
-	/* server_run logs "- stopped" itself. */
-	rc = server_run(d.srv, NULL, NULL) == 0 ? 0 : 1;
-out:
-	if (d.workers != NULL)
-		worker_pool_free(&d.workers);
-	server_free(&d.srv);
-	auth_throttle_free(&d.throttle);
-	if (d.store != NULL)
-		store_close(&d.store);
-	config_free(&cfg);
-	ev_loop_destroy(d.loop);
-	return rc;
+	def.handlers = imap_session_handlers(&imap_d);
+	return daemon_main(argc, argv, &def);
 }

@@ -1,8 +1,9 @@
 /* pop3_commands: the POP3 command table and its handlers (RFC 1939, CAPA
    from RFC 2449, STLS from RFC 2595, AUTH from RFC 5034). The dispatcher
-   checks the state and the argument count from the table; handlers never
-   repeat those checks. Handlers only queue replies and call the session's
-   services (login, streaming, update); they do no I/O of their own. */
+   (cmd_lookup) checks the state and the argument count from the table;
+   handlers never repeat those checks. Handlers only queue replies and
+   call the services of login.c, the session (streaming) and the maildrop
+   (update); they do no I/O of their own. */
 #include <inttypes.h>
 #include <string.h>
 #include <strings.h>
@@ -13,14 +14,15 @@
 typedef enum cmd_result pop3_cmd_fn(struct pop3_session *s, const char *line,
     const struct pop3_request *req);
 
+/* A row: the shared part (name, states, arity, flags), then the
+   handler. */
 struct pop3_cmd {
-	const char *name;
-	unsigned states;
-	unsigned min_args, max_args;   /* max UINT_MAX: takes the rest */
-	pop3_cmd_fn *handler;
+	struct cmd_def def;
+	pop3_cmd_fn *fn;
 };
 
-#define ANY_ARGS 0xffffu
+#define ANY_ARGS CMD_ARGS_ANY
+#define SECRET   CMD_F_SECRET
 #define ST_AUTH  POP3_ST_AUTHORIZATION
 #define ST_TRANS POP3_ST_TRANSACTION
 
@@ -29,41 +31,29 @@ static pop3_cmd_fn cmd_capa, cmd_stls, cmd_user, cmd_pass, cmd_auth,
     cmd_top, cmd_uidl;
 
 static const struct pop3_cmd pop3_cmds[] = {
-	/* name    allowed states       args         handler */
-	{ "CAPA", ST_AUTH | ST_TRANS, 0, 0,        cmd_capa },
-	{ "STLS", ST_AUTH,            0, 0,        cmd_stls },
-	{ "USER", ST_AUTH,            1, 1,        cmd_user },
-	{ "PASS", ST_AUTH,            1, ANY_ARGS, cmd_pass },
-	{ "AUTH", ST_AUTH,            0, 2,        cmd_auth },
-	{ "STAT", ST_TRANS,           0, 0,        cmd_stat },
-	{ "LIST", ST_TRANS,           0, 1,        cmd_list },
-	{ "RETR", ST_TRANS,           1, 1,        cmd_retr },
-	{ "DELE", ST_TRANS,           1, 1,        cmd_dele },
-	{ "NOOP", ST_TRANS,           0, 0,        cmd_noop },
-	{ "RSET", ST_TRANS,           0, 0,        cmd_rset },
-	{ "QUIT", ST_AUTH | ST_TRANS, 0, 0,        cmd_quit },
-	{ "TOP",  ST_TRANS,           2, 2,        cmd_top },
-	{ "UIDL", ST_TRANS,           0, 1,        cmd_uidl },
+	/* name   allowed states      args         flags  usage  handler */
+	{ { "CAPA", ST_AUTH | ST_TRANS, 0, 0,        0,      NULL }, cmd_capa },
+	{ { "STLS", ST_AUTH,            0, 0,        0,      NULL }, cmd_stls },
+	{ { "USER", ST_AUTH,            1, 1,        0,      NULL }, cmd_user },
+	{ { "PASS", ST_AUTH,            1, ANY_ARGS, SECRET, NULL }, cmd_pass },
+	{ { "AUTH", ST_AUTH,            0, 2,        SECRET, NULL }, cmd_auth },
+	{ { "STAT", ST_TRANS,           0, 0,        0,      NULL }, cmd_stat },
+	{ { "LIST", ST_TRANS,           0, 1,        0,      NULL }, cmd_list },
+	{ { "RETR", ST_TRANS,           1, 1,        0,      NULL }, cmd_retr },
+	{ { "DELE", ST_TRANS,           1, 1,        0,      NULL }, cmd_dele },
+	{ { "NOOP", ST_TRANS,           0, 0,        0,      NULL }, cmd_noop },
+	{ { "RSET", ST_TRANS,           0, 0,        0,      NULL }, cmd_rset },
+	{ { "QUIT", ST_AUTH | ST_TRANS, 0, 0,        0,      NULL }, cmd_quit },
+	{ { "TOP",  ST_TRANS,           2, 2,        0,      NULL }, cmd_top },
+	{ { "UIDL", ST_TRANS,           0, 1,        0,      NULL }, cmd_uidl },
 };
 
-static const struct pop3_cmd *
-cmd_find(const char *keyword)
+enum cmd_result
+pop3_bad_command(struct pop3_session *s, const char *msg)
 {
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(pop3_cmds); i++) {
-		if (strcmp(pop3_cmds[i].name, keyword) == 0)
-			return &pop3_cmds[i];
-	}
-	return NULL;
-}
-
-/* Counts an error reply; past the limit the session ends. */
-static enum cmd_result
-bad_command(struct pop3_session *s, const char *msg)
-{
-	if (++s->bad_commands >= POP3_MAX_BAD_COMMANDS) {
+	if (session_count_error(&s->base, POP3_BAD_CMD_MAX)) {
 		pop3_reply(s, "-ERR Too many bad commands, closing");
+		session_close(&s->base, "too many bad commands");
 		return CMD_CLOSE;
 	}
 	pop3_reply(s, "-ERR %s", msg);
@@ -74,23 +64,34 @@ enum cmd_result
 pop3_command_dispatch(struct pop3_session *s, char *line, size_t len)
 {
 	struct pop3_request req;
-	const struct pop3_cmd *cmd;
+	enum cmd_check chk;
 	const char *err;
-	unsigned nargs;
+	int i;
 
 	if (pop3_parse_command(line, len, &req, &err) < 0)
-		return bad_command(s, err);
-	cmd = cmd_find(req.keyword);
-	if (cmd == NULL)
-		return bad_command(s, "Unknown command");
-	if ((cmd->states & s->state) == 0)
-		return bad_command(s, "Command not valid in this state");
-	nargs = req.too_many_args ? POP3_MAX_ARGS + 1 : req.nargs;
-	if (nargs < cmd->min_args ||
-	    (cmd->max_args != ANY_ARGS && nargs > cmd->max_args))
-		return bad_command(s, "Wrong number of arguments");
-	s->bad_commands = 0;
-	return cmd->handler(s, line, &req);
+		return pop3_bad_command(s, err);
+	i = CMD_LOOKUP(pop3_cmds, req.keyword, s->base.state,
+	    req.too_many_args ? POP3_ARGS_MAX + 1 : req.nargs, &chk);
+	if (log_is_debug()) {
+		char esc[LOG_ESCAPE_SIZE];
+
+		/* Never log credentials. */
+		log_debug("%s < %s", conn_id(s->base.c), log_escape(line,
+		    i >= 0 && (pop3_cmds[i].def.flags & SECRET) ?
+		    strlen(req.keyword) : len, esc, sizeof(esc)));
+	}
+	switch (chk) {
+	case CMD_EUNKNOWN:
+		return pop3_bad_command(s, "Unknown command");
+	case CMD_ESTATE:
+		return pop3_bad_command(s, "Command not valid in this state");
+	case CMD_EARITY:
+		return pop3_bad_command(s, "Wrong number of arguments");
+	case CMD_OK:
+		break;
+	}
+	session_reset_errors(&s->base);
+	return pop3_cmds[i].fn(s, line, &req);
 }
 
 /* ---- AUTHORIZATION ---- */
@@ -99,7 +100,7 @@ static enum cmd_result
 cmd_capa(struct pop3_session *s, const char *line,
     const struct pop3_request *req)
 {
-	bool authz = s->state == POP3_ST_AUTHORIZATION;
+	bool authz = s->base.state == POP3_ST_AUTHORIZATION;
 
 	pop3_reply(s, "+OK Capability list follows");
 	pop3_reply(s, "TOP");
@@ -111,8 +112,8 @@ cmd_capa(struct pop3_session *s, const char *line,
 		pop3_reply(s, "USER");
 		pop3_reply(s, "SASL PLAIN LOGIN");
 	}
-	if (authz && !conn_is_tls(s->conn) &&
-	    server_has_tls(pop3_daemon.server))
+	if (authz && !conn_is_tls(s->base.c) &&
+	    server_has_tls(s->base.d->srv))
 		pop3_reply(s, "STLS");
 	pop3_reply(s, "IMPLEMENTATION Postroom");
 	pop3_reply(s, ".");
@@ -123,13 +124,13 @@ static enum cmd_result
 cmd_stls(struct pop3_session *s, const char *line,
     const struct pop3_request *req)
 {
-	if (conn_is_tls(s->conn))
-		return bad_command(s, "TLS is already active");
-	if (!server_has_tls(pop3_daemon.server))
-		return bad_command(s, "TLS is not available");
+	if (conn_is_tls(s->base.c))
+		return pop3_bad_command(s, "TLS is already active");
+	if (!server_has_tls(s->base.d->srv))
+		return pop3_bad_command(s, "TLS is not available");
 	pop3_reply(s, "+OK Begin TLS negotiation");
-	if (conn_starttls(s->conn) < 0) {
-		log_warnx("%s starttls result=fail", conn_id(s->conn));
+	if (conn_starttls(s->base.c) < 0) {
+		log_warnx("%s starttls result=fail", conn_id(s->base.c));
 		return CMD_CLOSE;
 	}
 	/* A USER given in plaintext does not carry over into TLS. */
@@ -152,7 +153,7 @@ cmd_user(struct pop3_session *s, const char *line,
 		return CMD_DONE;
 	}
 	if (a->len > STORE_ADDRESS_MAX)
-		return bad_command(s, "User name too long");
+		return pop3_bad_command(s, "User name too long");
 	secret_free(&s->user);
 	s->user = xstrndup(line + a->off, a->len);
 	pop3_reply(s, "+OK");
@@ -170,49 +171,14 @@ cmd_pass(struct pop3_session *s, const char *line,
 		return CMD_DONE;
 	}
 	if (s->user == NULL)
-		return bad_command(s, "No user name given (USER first)");
+		return pop3_bad_command(s, "No user name given (USER first)");
 	/* RFC 1939 7: the password is the rest of the line, spaces and
 	   all. */
 	pass = xstrndup(line + req->rest.off, req->rest.len);
 	user = s->user;
 	s->user = NULL;
-	return pop3_session_login(s, user, pass);
-}
-
-static enum cmd_result
-auth_result(struct pop3_session *s, enum sasl_result r,
-    const char *challenge)
-{
-	char *user, *pass;
-
-	switch (r) {
-	case SASL_CONTINUE:
-		pop3_set_state(s, POP3_ST_AUTH_SASL);
-		pop3_reply(s, "+ %s", challenge);
-		return CMD_DONE;
-	case SASL_CANCEL:
-		sasl_server_reset(&s->sasl);
-		pop3_set_state(s, POP3_ST_AUTHORIZATION);
-		pop3_reply(s, "-ERR Authentication cancelled");
-		return CMD_DONE;
-	case SASL_FAIL:
-		sasl_server_reset(&s->sasl);
-		pop3_set_state(s, POP3_ST_AUTHORIZATION);
-		return bad_command(s, "Malformed authentication data");
-	case SASL_DONE:
-		break;
-	}
-	pop3_set_state(s, POP3_ST_AUTHORIZATION);
-	/* No proxy logins: an authzid other than the user is refused like
-	   a wrong password (through the same delayed path). Compared
-	   without case, as smtpd does: the login name is lowered later. */
-	user = s->sasl.user;
-	pass = s->sasl.pass;
-	s->sasl.user = s->sasl.pass = NULL;
-	if (s->sasl.authzid != NULL && strcasecmp(s->sasl.authzid, user) != 0)
-		pass[0] = '\0';
-	sasl_server_reset(&s->sasl);
-	return pop3_session_login(s, user, pass);
+	return login_start(&s->login, "USER", user, pass,
+	    pop3_login_job_new());
 }
 
 static enum cmd_result
@@ -220,10 +186,9 @@ cmd_auth(struct pop3_session *s, const char *line,
     const struct pop3_request *req)
 {
 	enum sasl_mech mech;
-	const char *challenge;
+	enum cmd_result r;
 	char name[16];
 	char *ir = NULL;
-	enum sasl_result r;
 
 	if (!pop3_can_plaintext_auth(s)) {
 		pop3_reply(s, "%s", plaintext_refused);
@@ -238,28 +203,17 @@ cmd_auth(struct pop3_session *s, const char *line,
 		return CMD_DONE;
 	}
 	if (req->args[0].len >= sizeof(name))
-		return bad_command(s, "Unsupported authentication mechanism");
+		return pop3_bad_command(s, "Unsupported authentication mechanism");
 	memcpy(name, line + req->args[0].off, req->args[0].len);
 	name[req->args[0].len] = '\0';
 	mech = sasl_mech_parse(name);
 	if (mech == SASL_MECH_NONE)
-		return bad_command(s, "Unsupported authentication mechanism");
-	sasl_server_init(&s->sasl, mech);
+		return pop3_bad_command(s, "Unsupported authentication mechanism");
 	if (req->nargs == 2)
 		ir = xstrndup(line + req->args[1].off, req->args[1].len);
-	r = sasl_server_start(&s->sasl, ir, &challenge);
+	r = login_sasl_start(&s->login, mech, ir, pop3_login_job_new());
 	secret_free(&ir);
-	return auth_result(s, r, challenge);
-}
-
-enum cmd_result
-pop3_auth_continue(struct pop3_session *s, char *line, size_t len)
-{
-	const char *challenge;
-	enum sasl_result r;
-
-	r = sasl_server_step(&s->sasl, line, len, &challenge);
-	return auth_result(s, r, challenge);
+	return r;
 }
 
 /* ---- TRANSACTION ---- */
@@ -364,7 +318,7 @@ cmd_top(struct pop3_session *s, const char *line,
 	if (arg_msg(s, line, &req->args[0], &i) == NULL)
 		return CMD_DONE;
 	if (pop3_parse_uint(line + a->off, a->len, &lines) < 0)
-		return bad_command(s, "Invalid number of lines");
+		return pop3_bad_command(s, "Invalid number of lines");
 	return pop3_session_send_msg(s, i, true, lines);
 }
 
@@ -414,8 +368,9 @@ static enum cmd_result
 cmd_quit(struct pop3_session *s, const char *line,
     const struct pop3_request *req)
 {
-	if (s->state == POP3_ST_TRANSACTION && pop3_session_has_updates(s))
-		return pop3_session_update(s);
+	if (s->base.state == POP3_ST_TRANSACTION &&
+	    pop3_maildrop_has_updates(s))
+		return pop3_maildrop_update(s);
 	pop3_reply(s, "+OK Logging out");
 	return CMD_CLOSE;
 }

@@ -66,7 +66,7 @@ pop3_parse_command(const char *line, size_t len, struct pop3_request *req_r,
 		start = i;
 		while (i < len && line[i] != ' ')
 			i++;
-		if (req_r->nargs == POP3_MAX_ARGS) {
+		if (req_r->nargs == POP3_ARGS_MAX) {
 			req_r->too_many_args = true;
 			break;
 		}

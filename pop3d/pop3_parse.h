@@ -11,16 +11,9 @@
 
 #include "util.h"
 
-/* RFC 2449 4: keywords are 3-4 characters, arguments up to 40. A PASS
-   argument (rest of the line) and an AUTH initial response may be longer;
-   they are bounded by the line limit only. */
-#define POP3_KEYWORD_MAX 4
-#define POP3_ARG_MAX     40
-#define POP3_MAX_ARGS    2
-/* Longest command line we accept (without CRLF): room for an AUTH PLAIN
-   initial response with a 255-byte user and a long password. */
-#define POP3_LINE_MAX    2048
-#define POP3_UIDL_MAX    70
+/* POP3_KEYWORD_MAX, POP3_ARG_MAX, POP3_ARGS_MAX, POP3_LINE_MAX and
+   POP3_UIDL_MAX (RFC 1939, 2449 4): proto_limits.h. */
+#include "proto_limits.h"
 
 /* One parsed command line. Arguments are spans into the line that was
    parsed: valid as long as that line is. */
@@ -30,11 +23,11 @@ struct pop3_span {
 struct pop3_request {
 	char keyword[POP3_KEYWORD_MAX + 1];   /* upper case, NUL-terminated */
 	unsigned nargs;                       /* space-separated arguments */
-	struct pop3_span args[POP3_MAX_ARGS];
+	struct pop3_span args[POP3_ARGS_MAX];
 	/* Everything after the keyword and one space, trailing CR/LF
 	   excluded (PASS takes this: passwords may contain spaces). */
 	struct pop3_span rest;
-	bool too_many_args;                   /* more than POP3_MAX_ARGS */
+	bool too_many_args;                   /* more than POP3_ARGS_MAX */
 };
 
 /* Parses one command line line[0..len) (CRLF already removed). Returns 0

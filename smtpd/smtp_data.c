@@ -19,33 +19,33 @@
 static const char *
 with_protocol(const struct smtp_session *s)
 {
-	bool tls = conn_is_tls(s->c);
+	bool tls = conn_is_tls(s->base.c);
 
 	/* RFC 3848 and RFC 6531 4.3. */
-	if (!s->esmtp)
+	if (!(s->flags & SMTP_F_ESMTP))
 		return tls ? "SMTPS" : "SMTP";
 	if (s->tx->smtputf8)
-		return s->authenticated ? (tls ? "UTF8SMTPSA" : "UTF8SMTPA") :
-		    (tls ? "UTF8SMTPS" : "UTF8SMTP");
-	return s->authenticated ? (tls ? "ESMTPSA" : "ESMTPA") :
+		return smtp_is_authenticated(s) ? (tls ? "UTF8SMTPSA" :
+		    "UTF8SMTPA") : (tls ? "UTF8SMTPS" : "UTF8SMTP");
+	return smtp_is_authenticated(s) ? (tls ? "ESMTPSA" : "ESMTPA") :
 	    (tls ? "ESMTPS" : "ESMTP");
 }
 
 static void
 trace_headers(struct smtp_session *s, struct buf *b)
 {
-	const char *ip = conn_peer_addr(s->c);
+	const char *ip = conn_peer_addr(s->base.c);
 	char date[64];
 
 	date_rfc5322(time(NULL), date, sizeof(date));
 	buf_printf(b, "Return-Path: <%s>\r\n", s->tx->from);
 	buf_printf(b, "Received: from %s (%s%s%s)\r\n", s->helo,
 	    strchr(ip, ':') != NULL ? "[IPv6:" : "[", ip, "]");
-	if (conn_is_tls(s->c))
+	if (conn_is_tls(s->base.c))
 		buf_printf(b, "\t(using %s with cipher %s)\r\n",
-		    conn_tls_version(s->c), conn_tls_cipher(s->c));
+		    conn_tls_version(s->base.c), conn_tls_cipher(s->base.c));
 	buf_printf(b, "\tby %s (Postroom) with %s id %s\r\n",
-	    s->ctx->cfg->hostname, with_protocol(s), s->tx->id);
+	    s->base.d->cfg->hostname, with_protocol(s), s->tx->id);
 	/* "for" only names a single recipient: with several it would tell
 	   each about the others (RFC 5321 7.2). */
 	if (s->tx->nrcpts == 1)
@@ -61,7 +61,7 @@ smtp_data_begin(struct smtp_session *s, bool bdat)
 	struct buf b;
 	enum store_err e;
 
-	e = store_delivery_new(s->ctx->store, &tx->d);
+	e = store_delivery_new(s->base.d->store, &tx->d);
 	if (e != STORE_OK) {
 		smtp_reply_store_err(s, e, "data");
 		return -1;
@@ -90,7 +90,7 @@ data_put(struct smtp_session *s, const char *p, size_t n, unsigned flags)
 	struct smtp_tx *tx = s->tx;
 
 	tx->size += n;
-	if (tx->size > s->ctx->cfg->max_message_size)
+	if (tx->size > s->base.d->cfg->max_message_size)
 		tx->too_big = true;
 	if (tx->too_big || tx->write_failed || flags != 0 || n == 0)
 		return;
@@ -107,8 +107,8 @@ commit_work(void *arg)
 	    STORE_DELIVER_NOQUOTA, NULL);
 }
 
-static void
-commit_done(void *arg)
+static enum cmd_result
+commit_done(struct session *base, void *arg)
 {
 	struct smtp_session *s = arg;
 	struct smtp_tx *tx = s->tx;
@@ -118,14 +118,16 @@ commit_done(void *arg)
 	if (tx->commit_err == STORE_OK) {
 		s->messages++;
 		log_info("%s message id=%s from=<%s> rcpts=%u size=%llu "
-		    "result=ok", conn_id(s->c), tx->id, esc, tx->nrcpts,
+		    "result=ok", conn_id(s->base.c), tx->id, esc, tx->nrcpts,
 		    (unsigned long long)tx->size);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", tx->id);
 	} else {
 		smtp_reply_store_err(s, tx->commit_err, "commit");
 	}
 	smtp_tx_free(&s->tx);
-	smtp_resume(s, SMTP_ST_READY);
+	smtp_set_state(s, SMTP_ST_READY);
+	(void)base;
+	return CMD_DONE;
 }
 
 /* The end of the content: refuse it, or make it durable and then 250. */
@@ -157,7 +159,7 @@ data_end(struct smtp_session *s)
 	}
 	if (why != NULL) {
 		log_info("%s message id=%s result=refused reason=\"%s\"",
-		    conn_id(s->c), tx->id, why);
+		    conn_id(s->base.c), tx->id, why);
 		smtp_tx_reset(s);
 		smtp_reply(s, code, ecode, "%s", why);
 		return;
@@ -171,8 +173,7 @@ data_end(struct smtp_session *s)
 			return;
 		}
 	}
-	smtp_suspend(s);
-	worker_submit(s->ctx->pool, commit_work, commit_done, s);
+	session_submit(&s->base, commit_work, commit_done, s);
 }
 
 void
@@ -187,12 +188,12 @@ smtp_data_input(struct smtp_session *s)
 		tx->scratch_cap = DATA_SLICE + 1;
 		tx->scratch = xmalloc(tx->scratch_cap);
 	}
-	while ((n = conn_peek(s->c, &p)) > 0) {
+	while ((n = conn_peek(s->base.c, &p)) > 0) {
 		if (n > DATA_SLICE)
 			n = DATA_SLICE;
 		done = smtp_dot_feed(&tx->dot, p, n, tx->scratch, &o, &used);
 		data_put(s, tx->scratch, o, tx->dot.content.flags);
-		conn_consume(s->c, used);
+		conn_consume(s->base.c, used);
 		if (done) {
 			data_end(s);
 			return;
@@ -205,7 +206,8 @@ smtp_bdat_chunk(struct smtp_session *s, uint64_t size, bool last)
 {
 	s->tx->chunk_left = size;
 	s->tx->chunk_last = last;
-	smtp_set_state(s, SMTP_ST_CHUNK);
+	smtp_set_state(s, SMTP_ST_BDAT);
+	s->chunk_input = true;
 	smtp_bdat_input(s);
 }
 
@@ -215,6 +217,7 @@ chunk_end(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	uint64_t size;
 
+	s->chunk_input = false;
 	if (tx->chunk_last) {
 		smtp_content_finish(&tx->content);
 		data_end(s);
@@ -228,7 +231,6 @@ chunk_end(struct smtp_session *s)
 		return;
 	}
 	size = tx->size;
-	smtp_set_state(s, SMTP_ST_BDAT);
 	smtp_reply(s, 250, "2.0.0", "%llu octets received",
 	    (unsigned long long)size);
 }
@@ -241,17 +243,16 @@ smtp_bdat_input(struct smtp_session *s)
 	size_t n;
 
 	if (s->discard_left > 0 || tx == NULL || tx->d == NULL) {
-		while (s->discard_left > 0 && (n = conn_peek(s->c, &p)) > 0) {
+		while (s->discard_left > 0 && (n = conn_peek(s->base.c, &p)) > 0) {
 			if (n > s->discard_left)
 				n = (size_t)s->discard_left;
-			conn_consume(s->c, n);
+			conn_consume(s->base.c, n);
 			s->discard_left -= n;
 		}
 		if (s->discard_left > 0)
 			return;
-		smtp_set_state(s, s->tx == NULL ? (s->helo[0] != '\0' ?
-		    SMTP_ST_READY : SMTP_ST_INIT) :
-		    s->tx->nrcpts > 0 ? SMTP_ST_RCPT : SMTP_ST_MAIL);
+		/* The phase did not change while the bytes were dropped. */
+		s->chunk_input = false;
 		if (s->discard_reply != NULL) {
 			int code = atoi(s->discard_reply);
 			smtp_reply(s, code, NULL, "%s", s->discard_reply + 4);
@@ -259,12 +260,12 @@ smtp_bdat_input(struct smtp_session *s)
 		s->discard_reply = NULL;
 		return;
 	}
-	while (tx->chunk_left > 0 && (n = conn_peek(s->c, &p)) > 0) {
+	while (tx->chunk_left > 0 && (n = conn_peek(s->base.c, &p)) > 0) {
 		if (n > tx->chunk_left)
 			n = (size_t)tx->chunk_left;
 		smtp_content_feed(&tx->content, p, n);
 		data_put(s, p, n, tx->content.flags);
-		conn_consume(s->c, n);
+		conn_consume(s->base.c, n);
 		tx->chunk_left -= n;
 	}
 	if (tx->chunk_left == 0)

@@ -10,10 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMTP_LOCAL_MAX   64     /* RFC 5321 4.5.3.1.1 */
-#define SMTP_DOMAIN_MAX  255    /* 4.5.3.1.2 */
-#define SMTP_PATH_MAX    256    /* 4.5.3.1.3, without the brackets */
-#define SMTP_TEXT_LINE_MAX 998  /* 4.5.3.1.6, without CRLF */
+/* SMTP_LOCAL_MAX, SMTP_DOMAIN_MAX, SMTP_PATH_MAX, SMTP_TEXT_LINE_MAX (RFC
+   5321 4.5.3.1): proto_limits.h. */
+#include "proto_limits.h"
 
 enum smtp_verb {
 	SMTP_V_UNKNOWN = 0,

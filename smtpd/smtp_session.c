@@ -13,44 +13,55 @@
 
 #include "smtp_session.h"
 
-static const char *
-state_name(enum smtp_state st)
+static const char *const state_names[] = {
+	"init", "ready", "mail", "rcpt", "data", "bdat",
+};
+
+static void busy_changed(struct session *base, bool busy);
+
+static const struct session_class smtp_class = {
+	.name = "smtp",
+	.state_names = state_names,
+	.nstates = ARRAY_SIZE(state_names),
+	.busy_changed = busy_changed,
+};
+
+/* Before the client has said EHLO (or authenticated on submission) it
+   gets the short pre-auth timeout; waiting on our own work has none, the
+   conn is held anyway. */
+static void
+apply_timeout(struct smtp_session *s)
 {
-	switch (st) {
-	case SMTP_ST_INIT: return "init";
-	case SMTP_ST_READY: return "ready";
-	case SMTP_ST_MAIL: return "mail";
-	case SMTP_ST_RCPT: return "rcpt";
-	case SMTP_ST_DATA: return "data";
-	case SMTP_ST_BDAT: return "bdat";
-	case SMTP_ST_CHUNK: return "chunk";
-	case SMTP_ST_AUTH: return "auth";
-	case SMTP_ST_BUSY: return "busy";
-	}
-	return "?";
+	const struct config *cfg = s->base.d->cfg;
+	double t;
+
+	if (session_is_busy(&s->base))
+		t = 0;
+	else if (s->base.state == SMTP_ST_INIT ||
+	    (smtp_is_submission(s) && !smtp_is_authenticated(s)))
+		t = cfg->preauth_timeout;
+	else
+		t = cfg->smtp_timeout;
+	conn_set_timeout(s->base.c, t);
 }
 
 void
 smtp_set_state(struct smtp_session *s, enum smtp_state st)
 {
-	const struct config *cfg = s->ctx->cfg;
-	double t;
+	session_set_state(&s->base, st);
+	apply_timeout(s);
+}
 
-	if (s->state != st && log_is_debug())
-		log_debug("%s state %s -> %s", conn_id(s->c),
-		    state_name(s->state), state_name(st));
-	s->state = st;
-	/* Before the client has said EHLO (or authenticated on submission)
-	   it gets the short pre-auth timeout; waiting on our own work has
-	   none, the conn is held anyway. */
-	if (st == SMTP_ST_BUSY)
-		t = 0;
-	else if (st == SMTP_ST_INIT || st == SMTP_ST_AUTH ||
-	    (smtp_is_submission(s) && !s->authenticated))
-		t = cfg->preauth_timeout;
-	else
-		t = cfg->smtp_timeout;
-	conn_set_timeout(s->c, t);
+static void
+busy_changed(struct session *base, bool busy)
+{
+	struct smtp_session *s = (struct smtp_session *)base;
+
+	/* SIGTERM came while a delivery or login was in flight: its reply
+	   went first, the 421 follows. */
+	if (!busy && (s->flags & SMTP_F_SHUTDOWN))
+		smtp_close_421(s, "4.3.2", "Service shutting down");
+	apply_timeout(s);
 }
 
 bool
@@ -66,23 +77,16 @@ smtp_auth_allowed(const struct smtp_session *s)
 	   unless the administrator said so. */
 	if (!smtp_is_submission(s))
 		return false;
-	return conn_is_tls(s->c) || s->ctx->cfg->allow_plaintext_auth;
+	return conn_is_tls(s->base.c) || s->base.d->cfg->allow_plaintext_auth;
 }
 
 void
 smtp_close_421(struct smtp_session *s, const char *ecode, const char *text)
 {
-	if (s->closing)
+	if (s->base.closing)
 		return;
-	conn_printf(s->c, "421 %s %s\r\n", ecode, text);
-	s->closing = true;
-	log_info("%s close reason=\"%s\"", conn_id(s->c), text);
-	/* While held (BUSY) the close waits for smtp_resume: a conn closed
-	   under a hold is only flushed once something kicks it. */
-	if (s->state == SMTP_ST_BUSY)
-		s->close_pending = true;
-	else
-		conn_close(s->c);
+	conn_printf(s->base.c, "421 %s %s\r\n", ecode, text);
+	session_close(&s->base, text);
 }
 
 void
@@ -92,16 +96,17 @@ smtp_reply(struct smtp_session *s, int code, const char *ecode,
 	char text[512];
 	va_list ap;
 
-	if (s->closing)
+	if (s->base.closing)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	if (ecode != NULL)
-		conn_printf(s->c, "%d %s %s\r\n", code, ecode, text);
+		conn_printf(s->base.c, "%d %s %s\r\n", code, ecode, text);
 	else
-		conn_printf(s->c, "%d %s\r\n", code, text);
-	if (code >= 400 && ++s->errors >= SMTP_MAX_ERRORS)
+		conn_printf(s->base.c, "%d %s\r\n", code, text);
+	if (code >= 400 &&
+	    session_count_error(&s->base, SMTP_ERROR_MAX_SESSION))
 		smtp_close_421(s, "4.7.0", "Too many errors, closing connection");
 }
 
@@ -112,7 +117,8 @@ smtp_reply_store_err(struct smtp_session *s, enum store_err e,
 	char esc[LOG_ESCAPE_SIZE];
 	const char *detail = store_last_error();
 
-	log_warnx("%s store-error op=%s err=%s detail=\"%s\"", conn_id(s->c),
+	log_warnx("%s store-error op=%s err=%s detail=\"%s\"",
+	    conn_id(s->base.c),
 	    what, store_err_str(e),
 	    log_escape(detail, strlen(detail), esc, sizeof(esc)));
 	switch (e) {
@@ -151,51 +157,22 @@ smtp_tx_reset(struct smtp_session *s)
 	smtp_set_state(s, s->helo[0] != '\0' ? SMTP_ST_READY : SMTP_ST_INIT);
 }
 
-void
-smtp_suspend(struct smtp_session *s)
-{
-	conn_hold(s->c);
-	conn_pause(s->c);
-	smtp_set_state(s, SMTP_ST_BUSY);
-}
-
-void
-smtp_resume(struct smtp_session *s, enum smtp_state next)
-{
-	struct conn *c = s->c;
-	bool close_now;
-
-	if (s->shutting_down)
-		smtp_close_421(s, "4.3.2", "Service shutting down");
-	close_now = s->close_pending;
-	smtp_set_state(s, next);
-	conn_resume(c);
-	if (close_now && !conn_is_closing(c)) {
-		/* Not closing, so the release cannot finalize c. */
-		conn_release(c);
-		conn_close(c);
-		return;
-	}
-	/* May free the session (closed() comes at the last release). */
-	conn_release(c);
-}
-
 static void *
 on_accept(struct conn *c, int tag)
 {
 	struct smtp_session *s;
 
 	s = xcalloc(1, sizeof(*s));
-	s->ctx = smtp_ctx_get();
-	s->c = c;
+	session_init(&s->base, c, &smtp_class, SMTP_ST_INIT);
+	login_init(&s->login, &s->base, &smtp_login_ops);
 	s->listener = (enum smtp_listener)tag;
-	s->state = SMTP_ST_INIT;
-	conn_set_line_limit(c, SMTP_LINE_MAX);
+	conn_set_line_limit(c, SMTP_PREAUTH_LINE_MAX);
 	smtp_set_state(s, SMTP_ST_INIT);
-	log_info("%s session listener=%s tls=%s", conn_id(c), tag == SMTP_L_MX ? "mx" :
+	log_info("%s session listener=%s tls=%s", conn_id(c),
+	    tag == SMTP_L_MX ? "mx" :
 	    tag == SMTP_L_SUBMISSION ? "submission" : "smtps",
 	    conn_is_tls(c) ? conn_tls_version(c) : "no");
-	conn_printf(c, "220 %s ESMTP Postroom\r\n", s->ctx->cfg->hostname);
+	conn_printf(c, "220 %s ESMTP Postroom\r\n", s->base.d->cfg->hostname);
 	return s;
 }
 
@@ -203,17 +180,18 @@ static void
 on_input(struct conn *c, void *sess)
 {
 	struct smtp_session *s = sess;
+	enum cmd_result res;
 	char *line;
 	size_t len;
 	int r;
 
-	if (s->closing || s->state == SMTP_ST_BUSY)
+	if (s->base.closing)
 		return;
-	if (s->state == SMTP_ST_DATA) {
+	if (s->base.state == SMTP_ST_DATA) {
 		smtp_data_input(s);
 		return;
 	}
-	if (s->state == SMTP_ST_CHUNK) {
+	if (s->chunk_input) {
 		smtp_bdat_input(s);
 		return;
 	}
@@ -223,17 +201,16 @@ on_input(struct conn *c, void *sess)
 	if (r < 0) {
 		/* The rest of the line is skipped by conn; the session goes
 		   on (RFC 5321 4.5.3.1.4). */
-		if (s->state == SMTP_ST_AUTH) {
-			sasl_server_reset(&s->sasl);
-			smtp_set_state(s, SMTP_ST_READY);
-		}
+		login_sasl_abort(&s->login);
 		smtp_reply(s, 500, "5.5.2", "Line too long");
 		return;
 	}
-	if (s->state == SMTP_ST_AUTH)
-		smtp_auth_line(s, line, len);
+	if (login_in_sasl(&s->login))
+		res = login_sasl_line(&s->login, line, len);
 	else
-		smtp_command(s, line, len);
+		res = smtp_command(s, line, len);
+	if (res == CMD_CLOSE)
+		session_close(&s->base, "quit");
 }
 
 static void
@@ -248,9 +225,9 @@ on_tls_done(struct conn *c, void *sess, bool ok)
 	/* RFC 3207 4.2: forget everything learnt before TLS, a plaintext
 	   AUTH (allow_plaintext_auth) included. */
 	smtp_tx_free(&s->tx);
+	login_sasl_abort(&s->login);
 	s->helo[0] = '\0';
-	s->esmtp = false;
-	s->authenticated = false;
+	s->flags &= ~(unsigned)(SMTP_F_ESMTP | SMTP_F_AUTHENTICATED);
 	s->auth_user_id = 0;
 	s->auth_user[0] = '\0';
 	smtp_set_state(s, SMTP_ST_INIT);
@@ -273,11 +250,11 @@ on_shutdown(struct conn *c, void *sess)
 	struct smtp_session *s = sess;
 
 	(void)c;
-	if (s->state == SMTP_ST_BUSY) {
+	if (session_is_busy(&s->base)) {
 		/* A delivery or login in flight: its reply comes first, then
-		   the 421 (smtp_resume); an AUTH delay is cut short. */
-		s->shutting_down = true;
-		smtp_auth_cancel(s);
+		   the 421 (busy_changed); an AUTH delay is cut short. */
+		s->flags |= SMTP_F_SHUTDOWN;
+		login_delay_cut(&s->login);
 		return;
 	}
 	smtp_close_421(s, "4.3.2", "Service shutting down");
@@ -289,9 +266,9 @@ on_closed(struct conn *c, void *sess)
 	struct smtp_session *s = sess;
 
 	log_info("%s session-end messages=%u errors=%u", conn_id(c),
-	    s->messages, s->errors);
+	    s->messages, s->base.errors);
 	smtp_tx_free(&s->tx);
-	sasl_server_reset(&s->sasl);
+	login_deinit(&s->login);
 	free(s);
 }
 

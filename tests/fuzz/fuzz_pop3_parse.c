@@ -29,7 +29,7 @@ fuzz_lines(const char *p, size_t len)
 		if (n > 0 && p[start + n - 1] == '\r')
 			n--;
 		if (pop3_parse_command(p + start, n, &req, &err) == 0) {
-			assert(req.nargs <= POP3_MAX_ARGS);
+			assert(req.nargs <= POP3_ARGS_MAX);
 			assert(req.rest.off + req.rest.len <= n);
 			for (k = 0; k < req.nargs; k++) {
 				assert(req.args[k].off + req.args[k].len <= n);
