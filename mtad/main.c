@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <openssl/err.h>
 #include <sodium.h>
 
+#include "daemon.h"
 #include "fswatch.h"
 #include "log.h"
 #include "mtad.h"
@@ -304,61 +304,66 @@ mtad_stop(struct mtad_state *s)
 	free(m->listens);
 }
 
-/* ---- process ---- */
+/* ---- the daemon_main hooks ---- */
+
+static int
+open_store(struct daemon *d, char *err, size_t errlen)
+{
+	if (store_open(d->cfg->data_dir, &d->store) == STORE_OK)
+		return 0;
+	snprintf(err, errlen, "cannot open the store in %s: %s",
+	    d->cfg->data_dir, store_last_error());
+	return -1;
+}
+
+static int
+start(struct daemon *d, char *err, size_t errlen)
+{
+	struct mtad_state *s = xcalloc(1, sizeof(*s));
+
+	if (sodium_init() < 0) {
+		snprintf(err, errlen, "libsodium cannot start");
+		free(s);
+		return -1;
+	}
+	d->priv = s;
+	s->m.cfg = d->cfg;
+	s->m.st = d->store;
+	s->m.loop = d->loop;
+	return mtad_start(s, err, errlen);
+}
 
 static void
-sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
+stop(struct daemon *d)
 {
-	if (w->signum == SIGHUP) {
-		log_info("mtad reload (nothing to reload)");
+	struct mtad_state *s = d->priv;
+
+	if (s == NULL)
 		return;
-	}
-	log_info("mtad stopping signal=%d", w->signum);
-	ev_break(loop, EVBREAK_ALL);
+	mtad_stop(s);
+	free(s);
+	d->priv = NULL;
+	log_info("mtad stopped");
 }
+
+/* No listener: the queue runner owns its timers and outgoing connections
+   (start/stop); daemon_main gives it the config, the store, the loop,
+   signals (TERM/INT stop, HUP reload) and the teardown order. */
+static const struct daemon_def mtad = {
+	.name = "mtad",
+	.handlers = NULL,
+	.listeners = NULL,
+	.nlisteners = 0,
+	.need_listener = false,
+	.default_workers = 1,
+	.store_open = open_store,
+	.store_close = store_close,
+	.start = start,
+	.stop = stop,
+};
 
 int
 main(int argc, char **argv)
 {
-	static struct mtad_state s;
-	struct config cfg;
-	char err[512];
-	ev_signal sterm, sint, shup;
-	enum store_err e;
-	int rc = 0;
-
-	signal(SIGPIPE, SIG_IGN);
-	config_from_args(argc, argv, "mtad", &cfg);
-	if (sodium_init() < 0)
-		fatalx("mtad: libsodium init failed");
-	s.m.cfg = &cfg;
-	s.m.loop = ev_default_loop(EVFLAG_AUTO);
-	if ((e = store_open(cfg.data_dir, &s.m.st)) != STORE_OK) {
-		fprintf(stderr, "mtad: cannot open the store in %s: %s\n",
-		    cfg.data_dir, store_last_error());
-		config_free(&cfg);
-		return 1;
-	}
-	if (mtad_start(&s, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mtad: %s\n", err);
-		rc = 1;
-		goto out;
-	}
-	ev_signal_init(&sterm, sig_cb, SIGTERM);
-	ev_signal_init(&sint, sig_cb, SIGINT);
-	ev_signal_init(&shup, sig_cb, SIGHUP);
-	ev_signal_start(s.m.loop, &sterm);
-	ev_signal_start(s.m.loop, &sint);
-	ev_signal_start(s.m.loop, &shup);
-	ev_run(s.m.loop, 0);
-	ev_signal_stop(s.m.loop, &sterm);
-	ev_signal_stop(s.m.loop, &sint);
-	ev_signal_stop(s.m.loop, &shup);
-out:
-	mtad_stop(&s);
-	store_close(&s.m.st);
-	ev_loop_destroy(s.m.loop);
-	config_free(&cfg);
-	log_info("mtad stopped");
-	return rc;
+	return daemon_main(argc, argv, &mtad);
 }

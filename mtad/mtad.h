@@ -28,7 +28,7 @@ struct mtad_listen {
 };
 
 struct mtad {
-	struct config *cfg;
+	const struct config *cfg;
 	struct store *st;
 	struct ev_loop *loop;
 	struct dns_resolver *dns;
