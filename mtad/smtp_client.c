@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "mime7.h"
 #include "mtad.h"
 #include "smtp_reply.h"
 #include "util.h"
@@ -80,6 +81,9 @@ struct smtp_job {
 	char tls_ver[32];
 
 	/* the transaction */
+	const char *body;           /* msg->data, or conv.data (7-bit form) */
+	size_t body_len;
+	struct buf conv;
 	int exp[MTAD_MAX_RCPTS_PER_TXN + 2];
 	size_t nexp, nexp_done, ncmds, ncmds_sent;
 	int cmds[MTAD_MAX_RCPTS_PER_TXN + 2];
@@ -163,6 +167,7 @@ job_free(struct smtp_job *j)
 {
 	ev_idle_stop(j->m->loop, &j->kick);
 	buf_free(&j->in);
+	buf_free(&j->conv);
 	wipe_buf(&j->out);
 	j->ops->done(j->arg, j, !j->reached_txn);
 	free(j);
@@ -357,8 +362,8 @@ xtext(struct buf *b, const char *s)
 static void
 queue_body(struct smtp_job *j)
 {
-	const char *p = j->msg->data;
-	size_t len = j->msg->len, end;
+	const char *p = j->body;
+	size_t len = j->body_len, end;
 
 	if (j->body_pos >= len) {
 		if (len > 0 && (len < 2 || p[len - 2] != '\r' ||
@@ -398,7 +403,7 @@ send_next_cmd(struct smtp_job *j)
 		buf_init(&b);
 		buf_printf(&b, "MAIL FROM:<%s>", j->msg->sender);
 		if (j->ehlo.has_size)
-			buf_printf(&b, " SIZE=%zu", j->msg->len);
+			buf_printf(&b, " SIZE=%zu", j->body_len);
 		if (j->msg->eightbit && j->ehlo.eightbitmime)
 			buf_puts(&b, " BODY=8BITMIME");
 		if (j->msg->needs_utf8)
@@ -454,16 +459,8 @@ send_next_cmd(struct smtp_job *j)
 static void
 start_txn(struct smtp_job *j)
 {
-	if (j->ehlo.has_size && j->ehlo.size > 0 && j->msg->len > j->ehlo.size) {
-		char why[160];
-
-		snprintf(why, sizeof(why), "message size %zu exceeds the "
-		    "remote's limit of %llu", j->msg->len,
-		    (unsigned long long)j->ehlo.size);
-		report_rest(j, STORE_QS_FAILED, "5.3.4", why);
-		j->reached_txn = true;
-		goto quit;
-	}
+	j->body = j->msg->data;
+	j->body_len = j->msg->len;
 	if (j->msg->needs_utf8 && !j->ehlo.smtputf8) {
 		report_rest(j, STORE_QS_FAILED, "5.6.7", "SMTPUTF8 is "
 		    "required but was not offered by the remote");
@@ -471,11 +468,33 @@ start_txn(struct smtp_job *j)
 		goto quit;
 	}
 	if (j->msg->eightbit && !j->ehlo.eightbitmime) {
-		/* Converting to quoted-printable is not done yet: refuse
-		   cleanly rather than send 8-bit data to a 7-bit server. */
-		report_rest(j, STORE_QS_FAILED, "5.6.3", "8-bit message and "
-		    "the remote does not offer 8BITMIME (conversion to "
-		    "quoted-printable is not supported)");
+		/* RFC 6152 3: downgrade to 7 bits (quoted-printable). */
+		const char *err;
+		char why[200];
+
+		buf_reset(&j->conv);
+		if (mime7_convert(j->msg->data, j->msg->len, &j->conv,
+		    &err) < 0) {
+			snprintf(why, sizeof(why), "8-bit message and the "
+			    "remote does not offer 8BITMIME; cannot convert "
+			    "it to 7 bits: %s", err);
+			report_rest(j, STORE_QS_FAILED, "5.6.3", why);
+			j->reached_txn = true;
+			goto quit;
+		}
+		j->body = j->conv.data;
+		j->body_len = j->conv.len;
+		log_info("mtad %s converted remote=%s from=8bit to=7bit size=%zu",
+		    j->qid, j->remote, j->body_len);
+	}
+	if (j->ehlo.has_size && j->ehlo.size > 0 && j->body_len >
+	    j->ehlo.size) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "message size %zu exceeds the "
+		    "remote's limit of %llu", j->body_len,
+		    (unsigned long long)j->ehlo.size);
+		report_rest(j, STORE_QS_FAILED, "5.3.4", why);
 		j->reached_txn = true;
 		goto quit;
 	}
@@ -1105,6 +1124,7 @@ smtp_job_start(struct mtad *m, const struct job_msg *msg,
 	j->fd = -1;
 	buf_init(&j->in);
 	buf_init(&j->out);
+	buf_init(&j->conv);
 	smtp_reply_parser_init(&j->rp);
 	str_copy(j->last_status, "4.4.1", sizeof(j->last_status));
 	str_copy(j->last_err, "no address to connect to", sizeof(j->last_err));

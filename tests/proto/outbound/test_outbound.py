@@ -406,16 +406,28 @@ def test_size_utf8_and_8bit_limits(out):
     o.start()
     big = "From: <alice@example.test>\r\nSubject: big\r\n\r\n" + "x" * 300 + "\r\n"
     o.inject(ALICE, "ok-11@small.test", body=big)
-    eight = "From: <alice@example.test>\r\nSubject: 8bit\r\n\r\ncaf\u00e9\r\n"
+    # An 8-bit body goes out as quoted-printable to a server without 8BITMIME.
+    eight = "From: <alice@example.test>\r\nSubject: 8bit\r\n\r\ncaf\u00e9 cr\u00e8me\r\n"
     o.inject(ALICE, "ok-12@old.test", body=eight)
+    # An 8-bit header cannot be converted.
+    bad = "From: <alice@example.test>\r\nSubject: caf\u00e9\r\n\r\ncaf\u00e9\r\n"
+    o.inject(ALICE, "ok-14@old.test", body=bad)
     o.inject(ALICE, "j\u00f6rg@old.test")
     o.wait_inbox(3)
+    o.rig.wait(lambda d: len(d) >= 1, what="the converted message")
     o.wait_queue_empty()
     per = {r: f for m in o.inbox() for r, f in report_parts(m)[0].items()}
     assert per["ok-11@small.test"]["Status"] == "5.3.4"
-    assert per["ok-12@old.test"]["Status"] == "5.6.3"
+    assert per["ok-14@old.test"]["Status"] == "5.6.3"
     assert per["j\\x{F6}rg@old.test"]["Status"] == "5.6.7"     # RFC 6533 utf-8 type
-    assert not o.rig.deliveries
+    assert "ok-12@old.test" not in per
+    d = o.rig.deliveries[0]
+    assert d["rcpts"] == ["ok-12@old.test"] and "BODY=8BITMIME" not in d["params"]["mail"]
+    assert all(b < 0x80 for b in d["data"])
+    m = email.message_from_bytes(d["data"], policy=email.policy.default)
+    assert m["Content-Transfer-Encoding"] == "quoted-printable"
+    assert m.get_content().strip() == "caf\u00e9 cr\u00e8me"
+    assert "converted remote=mx.old.test" in o.log()
 
 
 @pytest.mark.parametrize("kind", ["longline", "manylines", "junk"])
