@@ -71,6 +71,7 @@ struct engine {
 	struct group *waiting;      /* FIFO */
 	struct group *running;
 	unsigned nrunning;
+	bool starting, start_again;     /* start_waiting is running */
 	struct backoff backoff[BACKOFF_MAX];
 	size_t nbackoff;
 	bool stopping;
@@ -237,33 +238,46 @@ group_unlink(struct group *g)
 	}
 }
 
-/* Starts what waits, within the bounds. */
+/* Starts what waits, within the bounds. A group may end inside
+   group_start (an address literal, a bad name) and call this again: the
+   inner call only asks the outer one to look once more. */
 static void
 start_waiting(struct engine *e)
 {
 	unsigned max = e->m->cfg->outbound_max_connections > 0 ?
 	    e->m->cfg->outbound_max_connections : 20;
-	struct group *g, *nx;
+	bool started;
 
-	for (g = e->waiting; g != NULL && e->nrunning < max && !e->stopping;
-	    g = nx) {
-		unsigned same = 0;
-
-		nx = g->next;
-		for (struct group *r = e->running; r != NULL; r = r->next)
-			if (strcasecmp(r->domain, g->domain) == 0)
-				same++;
-		if (same >= MTAD_PER_HOST_CONNS)
-			continue;
-		group_unlink(g);
-		g->next = e->running;
-		if (g->next != NULL)
-			g->next->prevp = &g->next;
-		g->prevp = &e->running;
-		e->running = g;
-		e->nrunning++;
-		group_start(g);
+	if (e->starting) {
+		e->start_again = true;
+		return;
 	}
+	e->starting = true;
+	do {
+		started = false;
+		e->start_again = false;
+		for (struct group *g = e->waiting; g != NULL && !e->stopping &&
+		    e->nrunning < max; g = g->next) {
+			unsigned same = 0;
+
+			for (struct group *r = e->running; r != NULL; r = r->next)
+				if (strcasecmp(r->domain, g->domain) == 0)
+					same++;
+			if (same >= MTAD_PER_HOST_CONNS)
+				continue;
+			group_unlink(g);
+			g->next = e->running;
+			if (g->next != NULL)
+				g->next->prevp = &g->next;
+			g->prevp = &e->running;
+			e->running = g;
+			e->nrunning++;
+			group_start(g);
+			started = true;
+			break;      /* the lists changed: from the head again */
+		}
+	} while ((started || e->start_again) && !e->stopping);
+	e->starting = false;
 }
 
 static void

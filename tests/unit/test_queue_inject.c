@@ -9,6 +9,8 @@
      bulk DATA_DIR SENDER RCPT COUNT
          COUNT messages "Subject: bulk <n>" with body "tag <n>"; prints
          "id <ID> <n>" for each.
+     delete|hold|release|flush DATA_DIR ID
+         the admin verbs of the store (as mailctl queue ... will be).
      list DATA_DIR
          "msg <ID> <sender> <flags>" then per recipient
          "rcpt <ID> <idx> <address> <state> <attempts> <status> <flags>
@@ -187,7 +189,27 @@ main(int argc, char **argv)
 		rc = do_inject(st, argc, argv);
 	else if (strcmp(argv[1], "bulk") == 0 && argc >= 6)
 		rc = do_bulk(st, argv);
-	else if (strcmp(argv[1], "list") == 0) {
+	else if (argc >= 4 && (strcmp(argv[1], "delete") == 0 ||
+	    strcmp(argv[1], "hold") == 0 || strcmp(argv[1], "release") == 0 ||
+	    strcmp(argv[1], "flush") == 0)) {
+		uint64_t id;
+		enum store_err e;
+
+		if (store_queue_id_parse(argv[3], &id) < 0) {
+			fprintf(stderr, "bad ID\n");
+			rc = 2;
+		} else {
+			e = strcmp(argv[1], "delete") == 0 ?
+			    store_queue_delete(st, id) :
+			    strcmp(argv[1], "hold") == 0 ? store_queue_hold(st, id) :
+			    strcmp(argv[1], "release") == 0 ?
+			    store_queue_release(st, id) : store_queue_flush(st, id);
+			if (e != STORE_OK)
+				fprintf(stderr, "%s: %s\n", argv[1],
+				    store_last_error());
+			rc = e == STORE_OK ? 0 : 1;
+		}
+	} else if (strcmp(argv[1], "list") == 0) {
 		rc = store_queue_list(st, list_cb, &count) == STORE_OK ? 0 : 1;
 		printf("ok %u\n", count);
 	} else {

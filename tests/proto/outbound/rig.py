@@ -228,6 +228,7 @@ class Sink:
                 elif local.startswith("temp-") and first:
                     send("451 4.3.0 try again later")
                 elif local.startswith("hang-") and first:
+                    self.rig.note("hanging", self.ip, addr)
                     time.sleep(3600)
                 else:
                     rcpts.append(addr)

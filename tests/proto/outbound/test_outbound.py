@@ -64,6 +64,11 @@ class Out:
         assert r.returncode == 0, r.stderr
         return r.stdout.decode().split()[1]
 
+    def admin(self, verb, qid):
+        r = subprocess.run([HELPER, verb, self.inst.data_dir, qid], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
     def queue(self):
         r = subprocess.run([HELPER, "list", self.inst.data_dir], capture_output=True,
                            text=True, timeout=60)
@@ -443,3 +448,32 @@ def test_hostile_remote_replies(out, kind):
     o.wait_queue_empty()
     assert o.rig.deliveries[0]["ip"] == "127.0.0.3"
     assert "host-failed remote=mx1.evil.test[127.0.0.2]" in o.log()
+
+
+def test_delete_wins_over_attempt_in_flight(out):
+    o = out(outbound_timeout="3s")
+    o.rig.dns.mx("hang.test", (10, "mx.hang.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2")
+    o.start()
+    qid = o.inject(ALICE, "hang-2@hang.test")
+    deadline = time.monotonic() + 60
+    while not any(n[0] == "hanging" for n in o.rig.notes):
+        assert time.monotonic() < deadline, o.log()
+        time.sleep(0.05)
+    o.admin("delete", qid)
+    o.wait_log("result-dropped")        # the timeout's DEFERRED is refused
+    assert not o.queue()
+    assert not o.rig.deliveries and not o.inbox()
+
+
+def test_smarthost_ip_literal(out):
+    o = out()
+    # The harness certificate (self-signed, IP:127.0.0.1) is its own CA.
+    o.inst.write_config(relayhost=f"127.0.0.1:{o.smtp_port}",
+                        relayhost_ca_file=o.inst.cert)
+    o.rig.sink("127.0.0.1", starttls=(o.inst.cert, o.inst.key))
+    o.start()
+    o.inject(ALICE, "ok-15@far.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery to the literal smarthost")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["ip"] == "127.0.0.1" and o.rig.deliveries[0]["tls"]
