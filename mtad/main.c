@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,7 +26,31 @@
 struct mtad_state {
 	struct mtad m;
 	struct fswatch *wake;
+	int lock_fd;                /* data_dir/mtad.lock, held while running */
 };
+
+/* One mtad per data_dir: two would deliver the same messages. */
+static int
+take_lock(struct mtad_state *s, char *err, size_t errlen)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/mtad.lock", s->m.cfg->data_dir);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (s->lock_fd < 0) {
+		snprintf(err, errlen, "cannot open %.300s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(err, errlen, "another mtad is running on %.300s "
+		    "(%.300s is locked)", s->m.cfg->data_dir, path);
+		close(s->lock_fd);
+		s->lock_fd = -1;
+		return -1;
+	}
+	return 0;
+}
 
 /* ---- the loop guard: our own listening addresses ---- */
 
@@ -242,6 +267,8 @@ mtad_start(struct mtad_state *s, char *err, size_t errlen)
 	char path[4096];
 	unsigned timeout_ms;
 
+	if (take_lock(s, err, errlen) < 0)
+		return -1;
 	add_listen(m, c->smtp_listen);
 	add_listen(m, c->submission_listen);
 	add_listen(m, c->smtps_listen);
@@ -302,6 +329,8 @@ mtad_stop(struct mtad_state *s)
 	secret_free(&m->relay_user);
 	secret_free(&m->relay_pass);
 	free(m->listens);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 }
 
 /* ---- the daemon_main hooks ---- */
@@ -327,6 +356,7 @@ start(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 	d->priv = s;
+	s->lock_fd = -1;
 	s->m.cfg = d->cfg;
 	s->m.st = d->store;
 	s->m.loop = d->loop;

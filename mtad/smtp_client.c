@@ -338,8 +338,9 @@ fill_in(struct smtp_job *j)
 			return -1;
 		}
 	}
+	/* The timer restarts on a whole reply, not on each byte: a remote
+	   dripping a reply slowly still has outbound_timeout for all of it. */
 	buf_append(&j->in, tmp, (size_t)r);
-	touch_timer(j);
 	return 1;
 }
 
@@ -804,6 +805,7 @@ read_replies(struct smtp_job *j)
 		buf_consume(&j->in, used);
 		if (k == 0)
 			return;
+		touch_timer(j);
 		on_reply(j, r);
 		if (j->finished || j->fd < 0 || j->st == CS_TLS ||
 		    j->st == CS_CONNECT)

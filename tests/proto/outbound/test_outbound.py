@@ -161,6 +161,10 @@ def test_mx_fallback_and_tls(out):
     assert "delivery rcpt=ok-1@remote.test relay=mx2.remote.test[127.0.0.3]:" in log
     assert "status=sent dsn=2.0.0" in log and "tls=TLSv1" in log
     assert len(o.rig.deliveries) == 1
+    # One mtad per data_dir: a second one refuses to start.
+    r = subprocess.run([os.path.join(harness.BIN, "mtad"), "-c", o.inst.conf],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "another mtad is running" in r.stderr
 
 
 def test_retry_then_success_exactly_once(out):
