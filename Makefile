@@ -29,7 +29,7 @@ OPT     = -O2
 LDSAN   =
 endif
 CFLAGS  += $(CFLAGS_STD) $(OPT)
-LDLIBS  = -lev -llmdb -lsodium -lssl -lcrypto -lz -lpthread
+LDLIBS  = -lev -llmdb -lsodium -lssl -lcrypto -lz -lcares -lpthread
 
 # Each directory compiles with only the include paths it may use
 # (tests/check_deps.sh enforces the same rule on the #include lines).
@@ -62,6 +62,8 @@ smtpd_LIB     := smtp
 smtpd_PARSERS := smtpd/smtp_parse.c
 pop3d_LIB     := pop3
 pop3d_PARSERS := pop3d/pop3_parse.c
+mtad_LIB      := mtad
+mtad_PARSERS  := mtad/smtp_reply.c mtad/dsn.c mtad/mime7.c
 PARSER_DIRS   := $(foreach d,$(PROGDIRS),$(if $($(d)_LIB),$(d)))
 PARSER_LIBS   := $(foreach d,$(PARSER_DIRS),$(BUILD)/lib/lib$($(d)_LIB).a)
 

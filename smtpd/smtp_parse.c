@@ -788,3 +788,99 @@ smtp_dot_feed(struct smtp_dot *d, const char *in, size_t len, char *out,
 	*used_r = i;
 	return done;
 }
+
+/* ---- the top-level header of a submitted message ---- */
+
+static bool
+name_is(const char *p, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len == n && strncasecmp(p, name, n) == 0;
+}
+
+/* The domain of the first address in a From: value: the one in <...>,
+   else the bare addr-spec. */
+static void
+from_domain(const char *v, size_t len, char *out, size_t size)
+{
+	const char *lt = memchr(v, '<', len), *start = v, *end = v + len;
+	const char *at = NULL;
+	size_t o = 0;
+
+	out[0] = '\0';
+	if (lt != NULL) {
+		const char *gt = memchr(lt, '>', (size_t)(end - lt));
+		start = lt + 1;
+		if (gt != NULL)
+			end = gt;
+	}
+	for (const char *p = start; p < end; p++) {
+		if (*p == '@')
+			at = p;
+		else if (*p == ',' && lt == NULL)
+			break;   /* a list: the first one */
+	}
+	if (at == NULL)
+		return;
+	for (const char *p = at + 1; p < end && o + 1 < size; p++) {
+		char c = *p;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '.' || c == '-'))
+			break;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+}
+
+void
+smtp_hdr_scan(const char *p, size_t len, struct smtp_hdr_info *hi)
+{
+	size_t pos = 0;
+	bool have_from = false;
+
+	memset(hi, 0, sizeof(*hi));
+	while (pos < len) {
+		const char *nl;
+		size_t start = pos, end, colon;
+
+		if (p[pos] == '\n') {
+			pos++;
+			break;
+		}
+		if (p[pos] == '\r' && pos + 1 < len && p[pos + 1] == '\n') {
+			pos += 2;
+			break;
+		}
+		/* The field and its continuation lines. */
+		for (;;) {
+			nl = memchr(p + pos, '\n', len - pos);
+			end = nl != NULL ? (size_t)(nl - p) + 1 : len;
+			pos = end;
+			if (pos >= len || (p[pos] != ' ' && p[pos] != '\t'))
+				break;
+		}
+		for (colon = start; colon < end && p[colon] != ':'; colon++)
+			;
+		if (colon >= end)
+			continue;
+		size_t nlen = colon - start;
+		while (nlen > 0 && (p[start + nlen - 1] == ' ' ||
+		    p[start + nlen - 1] == '\t'))
+			nlen--;
+		if (name_is(p + start, nlen, "Received"))
+			hi->received++;
+		else if (name_is(p + start, nlen, "Message-ID"))
+			hi->message_id = true;
+		else if (name_is(p + start, nlen, "Date"))
+			hi->date = true;
+		else if (!have_from && name_is(p + start, nlen, "From")) {
+			have_from = true;
+			from_domain(p + colon + 1, end - colon - 1,
+			    hi->from_domain, sizeof(hi->from_domain));
+		}
+	}
+	hi->len = pos;
+}

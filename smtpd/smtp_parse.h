@@ -152,4 +152,16 @@ void smtp_dot_init(struct smtp_dot *d);
 int smtp_dot_feed(struct smtp_dot *d, const char *in, size_t len, char *out,
     size_t *out_len_r, size_t *used_r);
 
+/* What the top-level header of a message says (pure): the hop count, whether
+   Message-ID:/Date: are there, and the From: domain that picks the DKIM
+   key. Reads at most len bytes. */
+struct smtp_hdr_info {
+	size_t len;              /* header bytes, with the empty line */
+	unsigned received;       /* Received: fields */
+	bool message_id, date;   /* Message-ID: and Date: present */
+	char from_domain[SMTP_DOMAIN_MAX + 1]; /* of the From: address,
+	                                          lowercase; "" if none */
+};
+void smtp_hdr_scan(const char *p, size_t len, struct smtp_hdr_info *hi);
+
 #endif

@@ -191,15 +191,6 @@ void smtp_bdat_chunk(struct smtp_session *s, uint64_t size, bool last);
 void smtp_bdat_input(struct smtp_session *s);
 
 /* ---- smtp_submit.c ---- */
-/* What the top-level header of a message says (pure). */
-struct smtp_hdr_info {
-	size_t len;              /* header bytes, with the empty line */
-	unsigned received;       /* Received: fields */
-	bool message_id, date;   /* Message-ID: and Date: present */
-	char from_domain[SMTP_DOMAIN_MAX + 1]; /* of the From: address,
-	                                          lowercase; "" if none */
-};
-void smtp_hdr_scan(const char *p, size_t len, struct smtp_hdr_info *hi);
 /* On the worker: checks the hop count, adds Message-ID/Date and DKIM
    signatures for a submission (rewriting the delivery), adds the local
    targets and the queue part, and commits. Sets tx->prep, commit_err,

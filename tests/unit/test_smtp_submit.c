@@ -1,8 +1,7 @@
-/* Unit tests of smtpd's header scan (smtpd/smtp_submit.c): Received:
+/* Unit tests of smtpd's header scan (smtp_hdr_scan in smtpd/smtp_parse.c): Received:
    counting for the hop limit, Message-ID:/Date: detection, the From:
    domain that picks the DKIM key, over folded fields, LF-only text, a
    header without an end, and arbitrary bytes. */
-// LINK: smtpd/smtp_submit.c
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_session.h"
+#include "smtp_parse.h"
 
 static void
 scan(const char *text, struct smtp_hdr_info *hi)

@@ -28,6 +28,7 @@ LISTENERS = {
     "smtpd": ["smtp_listen", "submission_listen", "smtps_listen"],
     "pop3d": ["pop3_listen", "pop3s_listen"],
     "imapd": ["imap_listen", "imaps_listen"],
+    "mtad": [],
 }
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",

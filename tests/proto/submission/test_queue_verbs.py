@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN
+from lib.instance import BIN
 
 HELPER = os.path.join(os.path.dirname(BIN), "tests", "test_store_queue")
 

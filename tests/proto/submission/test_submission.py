@@ -15,10 +15,8 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "smtp"))
-from conftest import PASSWORD, client_tls_context  # noqa: E402
-from smtp_testlib import (ALICE, BOB, Raw, find, message,  # noqa: E402
+from lib.instance import PASSWORD, client_tls_context  # noqa: E402
+from lib.smtp import (ALICE, BOB, Raw, find, token_message as message,  # noqa: E402
                           read_file, send_raw, setup_users,
                           submission_session, token)
 

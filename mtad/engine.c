@@ -1,0 +1,1042 @@
+/* engine: mtad's scheduler. Walks the queue's schedule, groups each
+   message's waiting recipients by destination domain (at most 50 per
+   transaction), resolves the MX hosts, runs SMTP attempts within the
+   connection bounds, commits each recipient's result as soon as it is known,
+   computes retries, and sends the DSNs (delayed, failed, delivered/relayed).
+   Store writes are made from the loop thread: each is one short LMDB commit,
+   and mtad has no client whose latency they would hurt. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "dsn.h"
+#include "log.h"
+#include "mtad.h"
+#include "util.h"
+
+#define SCAN_MAX        4096    /* messages read per schedule scan */
+#define BACKOFF_MAX     1024    /* domains remembered as unreachable */
+#define DSN_FULL_MAX    (10u << 20)
+
+struct qmsg;
+
+/* The recipients of one message for one destination, one attempt. */
+struct group {
+	struct engine *e;
+	struct qmsg *qm;
+	char domain[DNS_NAME_SIZE];
+	struct job_rcpt rcpts[MTAD_MAX_RCPTS_PER_TXN];
+	size_t n;
+	struct smtp_job *job;
+	bool resolving, cancelled;
+	struct group *next;         /* in the wait list or the running list */
+	struct group **prevp;
+};
+
+/* A message being worked on. */
+struct qmsg {
+	struct engine *e;
+	uint64_t id;
+	char qid[24];
+	struct store_queue_msg msg;
+	struct store_queue_rcpt *rcpts;
+	size_t n;
+	void *map;
+	size_t maplen;
+	struct job_msg jm;
+	unsigned groups;            /* groups not finished */
+	struct qmsg *next;
+};
+
+struct backoff {
+	char domain[DNS_NAME_SIZE];
+	int64_t until;
+	char status[16];
+	char reason[256];
+};
+
+struct engine {
+	struct mtad *m;
+	ev_timer timer;
+	ev_idle rescan;
+	struct qmsg *active;
+	struct group *waiting;      /* FIFO */
+	struct group *running;
+	unsigned nrunning;
+	bool starting, start_again;     /* start_waiting is running */
+	struct backoff backoff[BACKOFF_MAX];
+	size_t nbackoff;
+	bool stopping;
+};
+
+static void schedule_scan(struct engine *e);
+static void group_start(struct group *g);
+static void qmsg_settle(struct qmsg *qm);
+
+static int64_t
+now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static const char *
+domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at != NULL ? at + 1 : "";
+}
+
+/* ---- backoff of unreachable domains ---- */
+
+static struct backoff *
+backoff_find(struct engine *e, const char *domain, int64_t now)
+{
+	for (size_t i = 0; i < e->nbackoff; i++) {
+		struct backoff *b = &e->backoff[i];
+
+		if (b->until <= now) {
+			e->backoff[i] = e->backoff[--e->nbackoff];
+			i--;
+			continue;
+		}
+		if (strcasecmp(b->domain, domain) == 0)
+			return b;
+	}
+	return NULL;
+}
+
+static void
+backoff_set(struct engine *e, const char *domain, int64_t until,
+    const char *status, const char *reason)
+{
+	struct backoff *b = backoff_find(e, domain, now_s());
+
+	if (b == NULL) {
+		if (e->nbackoff == BACKOFF_MAX)
+			return;
+		b = &e->backoff[e->nbackoff++];
+	}
+	str_copy(b->domain, domain, sizeof(b->domain));
+	b->until = until;
+	str_copy(b->status, status, sizeof(b->status));
+	str_copy(b->reason, reason, sizeof(b->reason));
+}
+
+/* ---- results ---- */
+
+static int64_t
+retry_time(struct engine *e, const struct qmsg *qm, uint32_t attempts,
+    int64_t now)
+{
+	const struct config *c = e->m->cfg;
+	double age = (double)(now - qm->msg.arrival);
+	double d = dsn_retry_delay(attempts, age < 0 ? 0 : age,
+	    c->queue_retry_min, c->queue_retry_max,
+	    randombytes_uniform(1000) / 1000.0);
+	int64_t t = now + (int64_t)(d + 0.5), end;
+
+	if (t <= now)
+		t = now + 1;
+	/* The last try comes at the lifetime, so the bounce is on time. */
+	end = qm->msg.arrival + (int64_t)c->queue_lifetime;
+	if (t > end && end > now)
+		t = end;
+	return t;
+}
+
+static struct store_queue_rcpt *
+qrcpt(struct qmsg *qm, uint32_t idx)
+{
+	return idx < qm->n ? &qm->rcpts[idx] : NULL;
+}
+
+static void
+log_result(struct qmsg *qm, const char *addr, const char *remote,
+    const char *tls, enum store_queue_state st, const char *status,
+    const char *reply, int64_t now)
+{
+	char esc[LOG_ESCAPE_SIZE * 4], ea[LOG_ESCAPE_SIZE];
+	const char *word = st == STORE_QS_SENT ? "sent" :
+	    st == STORE_QS_DEFERRED ? "deferred" : "bounced";
+
+	log_escape(reply != NULL ? reply : "", reply != NULL ? strlen(reply) :
+	    0, esc, sizeof(esc));
+	log_escape(addr, strlen(addr), ea, sizeof(ea));
+	log_info("mtad %s delivery rcpt=%s relay=%s delay=%llds tls=%s "
+	    "status=%s dsn=%s reply=\"%s\"", qm->qid, ea,
+	    remote != NULL ? remote : "none",
+	    (long long)(now - qm->msg.arrival), tls != NULL ? tls : "none",
+	    word, status != NULL ? status : "", esc);
+}
+
+/* Commits one recipient's result and logs it. */
+static void
+commit_result(struct qmsg *qm, uint32_t idx, enum store_queue_state st,
+    const char *status, const char *reply, const char *remote,
+    const char *tls, uint32_t flags, int64_t next)
+{
+	struct engine *e = qm->e;
+	struct store_queue_rcpt *q = qrcpt(qm, idx);
+	struct store_queue_result res = {
+		.state = st, .now = now_s(), .set_flags = flags,
+		.status = status, .reply = reply, .remote = remote,
+	};
+	enum store_err err;
+
+	if (q == NULL)
+		return;
+	if (st == STORE_QS_DEFERRED)
+		res.next_attempt = next != 0 ? next :
+		    retry_time(e, qm, q->attempts, res.now);
+	err = store_queue_rcpt_result(e->m->st, qm->id, idx, &res);
+	if (err == STORE_ENOTFOUND) {
+		log_info("mtad %s result-dropped rcpt=%s reason=\"deleted "
+		    "meanwhile\"", qm->qid, q->address);
+		return;
+	}
+	if (err != STORE_OK)
+		log_warnx("mtad %s result-commit-failed rcpt=%s error=\"%s\"",
+		    qm->qid, q->address, store_last_error());
+	log_result(qm, q->address, remote, tls, st, status, reply, res.now);
+	q->state = st;
+	q->flags |= flags;
+	str_copy(q->status, status != NULL ? status : "", sizeof(q->status));
+	str_copy(q->reply, reply != NULL ? reply : "", sizeof(q->reply));
+	str_copy(q->remote, remote != NULL ? remote : "", sizeof(q->remote));
+	q->last_attempt = res.now;
+}
+
+static void
+job_rcpt_result(void *arg, struct job_rcpt *r, enum store_queue_state st,
+    const char *status, const char *reply, const char *remote,
+    const char *tls, bool relayed)
+{
+	struct group *g = arg;
+
+	commit_result(g->qm, r->idx, st, status, reply, remote, tls,
+	    relayed ? STORE_QRF_RELAYED : 0, 0);
+}
+
+static void
+group_unlink(struct group *g)
+{
+	if (g->prevp != NULL) {
+		*g->prevp = g->next;
+		if (g->next != NULL)
+			g->next->prevp = g->prevp;
+		g->prevp = NULL;
+		g->next = NULL;
+	}
+}
+
+/* Starts what waits, within the bounds. A group may end inside
+   group_start (an address literal, a bad name) and call this again: the
+   inner call only asks the outer one to look once more. */
+static void
+start_waiting(struct engine *e)
+{
+	unsigned max = e->m->cfg->outbound_max_connections > 0 ?
+	    e->m->cfg->outbound_max_connections : 20;
+	bool started;
+
+	if (e->starting) {
+		e->start_again = true;
+		return;
+	}
+	e->starting = true;
+	do {
+		started = false;
+		e->start_again = false;
+		for (struct group *g = e->waiting; g != NULL && !e->stopping &&
+		    e->nrunning < max; g = g->next) {
+			unsigned same = 0;
+
+			for (struct group *r = e->running; r != NULL; r = r->next)
+				if (strcasecmp(r->domain, g->domain) == 0)
+					same++;
+			if (same >= MTAD_PER_HOST_CONNS)
+				continue;
+			group_unlink(g);
+			g->next = e->running;
+			if (g->next != NULL)
+				g->next->prevp = &g->next;
+			g->prevp = &e->running;
+			e->running = g;
+			e->nrunning++;
+			group_start(g);
+			started = true;
+			break;      /* the lists changed: from the head again */
+		}
+	} while ((started || e->start_again) && !e->stopping);
+	e->starting = false;
+}
+
+static void
+group_done(struct group *g)
+{
+	struct engine *e = g->e;
+	struct qmsg *qm = g->qm;
+
+	group_unlink(g);
+	e->nrunning--;
+	free(g);
+	if (--qm->groups == 0)
+		qmsg_settle(qm);
+	start_waiting(e);
+}
+
+static void
+job_done(void *arg, struct smtp_job *job, bool all_hosts_failed)
+{
+	struct group *g = arg;
+	struct engine *e = g->e;
+
+	g->job = NULL;
+	if (all_hosts_failed && e->m->relay_host == NULL) {
+		/* Every host of the domain failed: the domain waits for the
+		   retry instead of being tried again for each message. */
+		struct store_queue_rcpt *q = qrcpt(g->qm, g->rcpts[0].idx);
+
+		if (q != NULL && q->state == STORE_QS_DEFERRED)
+			backoff_set(e, g->domain, now_s() +
+			    (int64_t)e->m->cfg->queue_retry_min, q->status,
+			    q->reply);
+	}
+	group_done(g);
+}
+
+static const struct smtp_job_ops job_ops = {
+	.rcpt_result = job_rcpt_result,
+	.done = job_done,
+};
+
+/* Every recipient of g gets the same result (DNS failure, backoff). */
+static void
+group_fail_all(struct group *g, enum store_queue_state st,
+    const char *status, const char *reason, int64_t next)
+{
+	for (size_t i = 0; i < g->n; i++)
+		commit_result(g->qm, g->rcpts[i].idx, st, status, reason, NULL,
+		    NULL, 0, next);
+}
+
+/* ---- resolving and starting ---- */
+
+static void
+add_target(struct smtp_target *t, size_t *nt, const char *host, int family,
+    const unsigned char *addr, uint16_t port)
+{
+	if (*nt >= MTAD_MAX_TARGETS)
+		return;
+	str_copy(t[*nt].host, host, sizeof(t[*nt].host));
+	t[*nt].family = family;
+	memcpy(t[*nt].addr, addr, family == AF_INET ? 4 : 16);
+	t[*nt].port = port;
+	(*nt)++;
+}
+
+static void
+mx_cb(void *arg, const struct dns_mx_result *res)
+{
+	struct group *g = arg;
+	struct engine *e = g->e;
+	struct mtad *m = e->m;
+	struct smtp_target t[MTAD_MAX_TARGETS];
+	size_t nt = 0;
+	uint16_t port = m->relay_host != NULL ? m->relay_port :
+	    (uint16_t)m->cfg->outbound_port;
+	char why[400];
+
+	g->resolving = false;
+	if (res->status == DNS_CANCELLED || g->cancelled) {
+		group_fail_all(g, STORE_QS_DEFERRED, "4.3.2", "mtad is stopping",
+		    0);
+		group_done(g);
+		return;
+	}
+	if (res->null_mx) {
+		snprintf(why, sizeof(why), "domain %s does not accept mail "
+		    "(null MX)", g->domain);
+		group_fail_all(g, STORE_QS_FAILED, "5.1.10", why, 0);
+		group_done(g);
+		return;
+	}
+	if (res->status == DNS_NXDOMAIN || res->status == DNS_NODATA) {
+		snprintf(why, sizeof(why), "Host or domain name not found: %s "
+		    "(%s)", m->relay_host != NULL ? m->relay_host : g->domain,
+		    dns_status_str(res->status));
+		if (m->relay_host != NULL)
+			group_fail_all(g, STORE_QS_DEFERRED, "4.4.3", why, 0);
+		else
+			group_fail_all(g, STORE_QS_FAILED, "5.1.2", why, 0);
+		group_done(g);
+		return;
+	}
+	if (res->status != DNS_OK) {
+		snprintf(why, sizeof(why), "DNS lookup for %s failed "
+		    "temporarily (%s)", m->relay_host != NULL ? m->relay_host :
+		    g->domain, dns_status_str(res->status));
+		group_fail_all(g, STORE_QS_DEFERRED, "4.4.3", why, 0);
+		group_done(g);
+		return;
+	}
+	for (size_t i = 0; i < res->nhosts; i++)
+		for (size_t k = 0; k < res->hosts[i].naddrs; k++)
+			add_target(t, &nt, res->hosts[i].name,
+			    res->hosts[i].addrs[k].family,
+			    res->hosts[i].addrs[k].addr, port);
+	if (nt == 0) {
+		snprintf(why, sizeof(why), "no address for the mail exchangers "
+		    "of %s", g->domain);
+		group_fail_all(g, STORE_QS_DEFERRED, "4.4.3", why, 0);
+		group_done(g);
+		return;
+	}
+	g->job = smtp_job_start(m, &g->qm->jm, g->rcpts, g->n, t, nt,
+	    m->relay_host == NULL ? JOB_TLS_OPPORTUNISTIC :
+	    m->relay_port == 465 ? JOB_TLS_IMPLICIT_VERIFY :
+	    JOB_TLS_STARTTLS_VERIFY, g->qm->qid, &job_ops, g);
+}
+
+/* An address literal ("[192.0.2.1]", "1.2.3.4") as a target. */
+static bool
+literal_target(const char *s, struct dns_mx_result *res)
+{
+	char tmp[DNS_NAME_SIZE];
+	size_t len = strlen(s);
+	struct dns_mx_host *h = &res->hosts[0];
+
+	if (len >= sizeof(tmp))
+		return false;
+	if (s[0] == '[' && len > 2 && s[len - 1] == ']') {
+		memcpy(tmp, s + 1, len - 2);
+		tmp[len - 2] = '\0';
+	} else {
+		memcpy(tmp, s, len + 1);
+	}
+	if (strncasecmp(tmp, "IPv6:", 5) == 0)
+		memmove(tmp, tmp + 5, strlen(tmp + 5) + 1);
+	memset(res, 0, sizeof(*res));
+	if (inet_pton(AF_INET, tmp, h->addrs[0].addr) == 1)
+		h->addrs[0].family = AF_INET;
+	else if (inet_pton(AF_INET6, tmp, h->addrs[0].addr) == 1)
+		h->addrs[0].family = AF_INET6;
+	else
+		return false;
+	str_copy(h->name, tmp, sizeof(h->name));
+	h->naddrs = 1;
+	h->status = DNS_OK;
+	res->status = DNS_OK;
+	res->implicit = true;
+	res->nhosts = 1;
+	return true;
+}
+
+static void
+group_start(struct group *g)
+{
+	struct mtad *m = g->e->m;
+	const char *name = m->relay_host != NULL ? m->relay_host : g->domain;
+	struct dns_mx_result lit;
+	int rc;
+
+	if (literal_target(name, &lit)) {
+		mx_cb(g, &lit);
+		return;
+	}
+	g->resolving = true;
+	rc = m->relay_host != NULL ? dns_resolve_host(m->dns, name, mx_cb, g) :
+	    dns_resolve_mx(m->dns, name, mx_cb, g);
+	if (rc < 0) {
+		char why[320];
+
+		g->resolving = false;
+		snprintf(why, sizeof(why), "bad destination domain %s", name);
+		group_fail_all(g, m->relay_host != NULL ? STORE_QS_DEFERRED :
+		    STORE_QS_FAILED, m->relay_host != NULL ? "4.4.3" : "5.1.2",
+		    why, 0);
+		group_done(g);
+	}
+}
+
+/* ---- DSNs ---- */
+
+static void
+dsn_deliver(struct engine *e, struct qmsg *qm, const struct dsn_rcpt *dr,
+    size_t n)
+{
+	struct mtad *m = e->m;
+	struct dsn_report rep;
+	unsigned char rnd[16];
+	struct buf out;
+	const char *to = qm->msg.sender;
+	enum store_err err;
+
+	randombytes_buf(rnd, sizeof(rnd));
+	memset(&rep, 0, sizeof(rep));
+	rep.hostname = m->cfg->hostname;
+	rep.to = to;
+	rep.envid = qm->msg.envid[0] != '\0' ? qm->msg.envid : NULL;
+	rep.arrival = (time_t)qm->msg.arrival;
+	rep.now = time(NULL);
+	rep.ret = qm->msg.ret == STORE_QRET_FULL ? DSN_RET_FULL :
+	    qm->msg.ret == STORE_QRET_HDRS ? DSN_RET_HDRS : DSN_RET_DEFAULT;
+	rep.msg = qm->jm.data != NULL ? qm->jm.data : "";
+	rep.msg_len = qm->jm.data != NULL ? qm->jm.len : 0;
+	rep.full_max = DSN_FULL_MAX;
+	rep.rcpts = dr;
+	rep.nrcpts = n;
+	rep.rand16 = rnd;
+	buf_init(&out);
+	dsn_build(&rep, &out);
+
+	if (store_domain_is_local(m->st, domain_of(to))) {
+		uint32_t *ids = NULL;
+		size_t nids = 0;
+		struct store_delivery *d = NULL;
+
+		err = store_resolve(m->st, to, &ids, &nids);
+		if (err == STORE_OK && nids > 0 &&
+		    (err = store_delivery_new(m->st, &d)) == STORE_OK &&
+		    (err = store_delivery_write(d, out.data, out.len)) ==
+		    STORE_OK) {
+			for (size_t i = 0; i < nids && err == STORE_OK; i++)
+				err = store_delivery_add_target(d, ids[i], 0, 0,
+				    NULL, 0, 0, 0);
+			if (err == STORE_OK)
+				err = store_delivery_commit(d,
+				    STORE_DELIVER_NOQUOTA, NULL);
+		}
+		store_delivery_free(&d);
+		free(ids);
+		if (err == STORE_OK)
+			log_info("mtad %s dsn-delivered to=%s where=inbox",
+			    qm->qid, to);
+		else
+			log_warnx("mtad %s dsn-failed to=%s error=\"%s\"",
+			    qm->qid, to, store_last_error());
+	} else {
+		struct store_queue_msg env;
+		struct store_queue_rcpt r;
+		uint64_t id = 0;
+		char idb[24];
+
+		memset(&env, 0, sizeof(env));
+		env.flags = STORE_QMF_DSN;
+		memset(&r, 0, sizeof(r));
+		str_copy(r.address, to, sizeof(r.address));
+		r.notify = STORE_QN_NEVER;
+		err = store_queue_add(m->st, out.data, out.len, &env, &r, 1,
+		    &id);
+		store_queue_id_str(id, idb, sizeof(idb));
+		if (err == STORE_OK)
+			log_info("mtad %s dsn-queued to=%s id=%s", qm->qid, to,
+			    idb);
+		else
+			log_warnx("mtad %s dsn-failed to=%s error=\"%s\"",
+			    qm->qid, to, store_last_error());
+	}
+	buf_free(&out);
+}
+
+static bool
+may_notify(const struct qmsg *qm)
+{
+	/* Never a DSN about a null-sender message (or one of our DSNs). */
+	return qm->msg.sender[0] != '\0' && !(qm->msg.flags & STORE_QMF_DSN);
+}
+
+static void
+fill_dsn_rcpt(struct dsn_rcpt *d, const struct store_queue_rcpt *q,
+    enum dsn_action a, int64_t retry_until)
+{
+	memset(d, 0, sizeof(*d));
+	d->address = q->address;
+	d->orcpt = q->orcpt[0] != '\0' ? q->orcpt : NULL;
+	d->action = a;
+	d->status = q->status[0] != '\0' ? q->status : NULL;
+	d->remote_mta = q->remote[0] != '\0' ? q->remote : NULL;
+	d->diagnostic = q->reply[0] != '\0' ? q->reply : NULL;
+	d->diag_smtp = q->reply[0] >= '2' && q->reply[0] <= '5' &&
+	    q->reply[1] >= '0' && q->reply[1] <= '9';
+	d->last_attempt = (time_t)q->last_attempt;
+	d->retry_until = (time_t)retry_until;
+}
+
+/* The final DSN (failed; delivered/relayed when asked) for recipients that
+   reached a final state, once each. */
+static void
+final_dsns(struct engine *e, struct qmsg *qm)
+{
+	struct dsn_rcpt *dr = xcalloc(qm->n + 1, sizeof(*dr));
+	size_t nd = 0;
+
+	for (size_t i = 0; i < qm->n; i++) {
+		struct store_queue_rcpt *q = &qm->rcpts[i];
+		bool want;
+
+		if ((q->state != STORE_QS_SENT && q->state != STORE_QS_FAILED) ||
+		    (q->flags & STORE_QRF_FINAL_DSN))
+			continue;
+		if (q->state == STORE_QS_FAILED)
+			want = !(q->notify & STORE_QN_NEVER) && (q->notify == 0 ||
+			    (q->notify & STORE_QN_FAILURE));
+		else
+			/* A remote that offered DSN got NOTIFY and reports
+			   itself; one that did not gets a "relayed" from us
+			   (RFC 3461 5.2.2). */
+			want = (q->notify & STORE_QN_SUCCESS) != 0 &&
+			    (q->flags & STORE_QRF_RELAYED) != 0;
+		if (want && may_notify(qm))
+			fill_dsn_rcpt(&dr[nd++], q, q->state == STORE_QS_FAILED ?
+			    DSN_ACT_FAILED : DSN_ACT_RELAYED, 0);
+	}
+	if (nd > 0)
+		dsn_deliver(e, qm, dr, nd);
+	free(dr);
+	for (size_t i = 0; i < qm->n; i++) {
+		struct store_queue_rcpt *q = &qm->rcpts[i];
+
+		if ((q->state == STORE_QS_SENT || q->state == STORE_QS_FAILED) &&
+		    !(q->flags & STORE_QRF_FINAL_DSN)) {
+			store_queue_rcpt_set_flags(e->m->st, qm->id, q->idx,
+			    STORE_QRF_FINAL_DSN);
+			q->flags |= STORE_QRF_FINAL_DSN;
+		}
+	}
+}
+
+/* One "delayed" DSN for the deferred recipients past delay_warning. */
+static void
+delay_dsns(struct engine *e, struct qmsg *qm, int64_t now)
+{
+	const struct config *c = e->m->cfg;
+	struct dsn_rcpt *dr;
+	size_t nd = 0;
+
+	if (c->delay_warning <= 0 || now - qm->msg.arrival <
+	    (int64_t)c->delay_warning || !may_notify(qm))
+		return;
+	dr = xcalloc(qm->n + 1, sizeof(*dr));
+	for (size_t i = 0; i < qm->n; i++) {
+		struct store_queue_rcpt *q = &qm->rcpts[i];
+
+		if (q->state != STORE_QS_DEFERRED ||
+		    (q->flags & STORE_QRF_DELAY_DSN))
+			continue;
+		if (q->notify != 0 && !(q->notify & STORE_QN_DELAY))
+			continue;
+		fill_dsn_rcpt(&dr[nd++], q, DSN_ACT_DELAYED, qm->msg.arrival +
+		    (int64_t)c->queue_lifetime);
+		store_queue_rcpt_set_flags(e->m->st, qm->id, q->idx,
+		    STORE_QRF_DELAY_DSN);
+		q->flags |= STORE_QRF_DELAY_DSN;
+	}
+	if (nd > 0)
+		dsn_deliver(e, qm, dr, nd);
+	free(dr);
+}
+
+/* ---- messages ---- */
+
+static void
+qmsg_free(struct qmsg *qm)
+{
+	struct engine *e = qm->e;
+
+	for (struct qmsg **pp = &e->active; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == qm) {
+			*pp = qm->next;
+			break;
+		}
+	if (qm->map != NULL && qm->map != MAP_FAILED)
+		munmap(qm->map, qm->maplen);
+	free(qm->rcpts);
+	free(qm);
+}
+
+/* Every group of the message is over: DSNs, then remove it if nothing is
+   left to try, and look at the schedule again. */
+static void
+qmsg_settle(struct qmsg *qm)
+{
+	struct engine *e = qm->e;
+	bool removed = false;
+
+	if (!e->stopping) {
+		struct store_queue_rcpt *fresh = NULL;
+		size_t n = 0;
+
+		/* The store's view, so a delete or hold that came meanwhile
+		   is honoured (a deleted message gets no DSN). */
+		if (store_queue_get(e->m->st, qm->id, &qm->msg, &fresh, &n) !=
+		    STORE_OK) {
+			free(fresh);
+			qmsg_free(qm);
+			schedule_scan(e);
+			return;
+		}
+		free(qm->rcpts);
+		qm->rcpts = fresh;
+		qm->n = n;
+		delay_dsns(e, qm, now_s());
+		final_dsns(e, qm);
+		if (store_queue_finish(e->m->st, qm->id, &removed) == STORE_OK &&
+		    removed)
+			log_info("mtad %s removed", qm->qid);
+	}
+	qmsg_free(qm);
+	if (!e->stopping)
+		schedule_scan(e);
+}
+
+static bool
+is_active(struct engine *e, uint64_t id)
+{
+	for (struct qmsg *q = e->active; q != NULL; q = q->next)
+		if (q->id == id)
+			return true;
+	return false;
+}
+
+static bool
+has_high_bytes(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			return true;
+	return false;
+}
+
+static int
+qmsg_map(struct qmsg *qm)
+{
+	struct stat sb;
+	int fd;
+
+	if (store_queue_open(qm->e->m->st, qm->id, &fd) != STORE_OK)
+		return -1;
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		return -1;
+	}
+	qm->maplen = (size_t)sb.st_size;
+	if (qm->maplen > 0) {
+		qm->map = mmap(NULL, qm->maplen, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (qm->map == MAP_FAILED) {
+			qm->map = NULL;
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	qm->jm.data = qm->map != NULL ? qm->map : "";
+	qm->jm.len = qm->maplen;
+	qm->jm.sender = qm->msg.sender;
+	qm->jm.envid = qm->msg.envid;
+	qm->jm.ret = qm->msg.ret;
+	qm->jm.eightbit = has_high_bytes(qm->jm.data, qm->jm.len);
+	qm->jm.needs_utf8 = has_high_bytes(qm->msg.sender,
+	    strlen(qm->msg.sender));
+	for (size_t i = 0; i < qm->n; i++)
+		if (has_high_bytes(qm->rcpts[i].address,
+		    strlen(qm->rcpts[i].address)))
+			qm->jm.needs_utf8 = true;
+	return 0;
+}
+
+/* Recipients still waiting past queue_lifetime bounce (5.4.7). */
+static void
+expire(struct engine *e, struct qmsg *qm, int64_t now)
+{
+	const struct config *c = e->m->cfg;
+	char why[STORE_QUEUE_REPLY_MAX + 1];
+
+	if (now - qm->msg.arrival < (int64_t)c->queue_lifetime)
+		return;
+	for (size_t i = 0; i < qm->n; i++) {
+		struct store_queue_rcpt *q = &qm->rcpts[i];
+
+		if (q->state != STORE_QS_PENDING &&
+		    q->state != STORE_QS_DEFERRED)
+			continue;
+		snprintf(why, sizeof(why), "%s", q->reply[0] != '\0' ?
+		    q->reply : "message expired in the queue");
+		commit_result(qm, q->idx, STORE_QS_FAILED, "5.4.7", why,
+		    q->remote[0] != '\0' ? q->remote : NULL, NULL, 0, 0);
+	}
+}
+
+static void
+group_queue(struct engine *e, struct group *g)
+{
+	struct group **pp = &e->waiting;
+
+	while (*pp != NULL)
+		pp = &(*pp)->next;
+	g->next = NULL;
+	g->prevp = pp;
+	*pp = g;
+}
+
+/* Splits the due recipients of qm into groups and queues them. */
+static void
+qmsg_dispatch(struct engine *e, struct qmsg *qm, int64_t now)
+{
+	bool *taken = xcalloc(qm->n + 1, sizeof(bool));
+
+	for (size_t i = 0; i < qm->n; i++) {
+		struct store_queue_rcpt *q = &qm->rcpts[i];
+		const char *dom;
+		struct group *g;
+		struct backoff *b;
+		uint32_t idx[MTAD_MAX_RCPTS_PER_TXN];
+		size_t ni = 0;
+
+		if (taken[i] || (q->state != STORE_QS_PENDING &&
+		    (q->state != STORE_QS_DEFERRED || q->next_attempt > now)))
+			continue;
+		dom = e->m->relay_host != NULL ? "" : domain_of(q->address);
+		for (size_t k = i; k < qm->n && ni < MTAD_MAX_RCPTS_PER_TXN;
+		    k++) {
+			struct store_queue_rcpt *o = &qm->rcpts[k];
+
+			if (taken[k] || (o->state != STORE_QS_PENDING &&
+			    (o->state != STORE_QS_DEFERRED ||
+			    o->next_attempt > now)))
+				continue;
+			if (e->m->relay_host == NULL &&
+			    strcasecmp(domain_of(o->address), dom) != 0)
+				continue;
+			taken[k] = true;
+			idx[ni++] = o->idx;
+		}
+		if (e->m->relay_host == NULL &&
+		    (b = backoff_find(e, dom, now)) != NULL) {
+			for (size_t k = 0; k < ni; k++)
+				commit_result(qm, idx[k], STORE_QS_DEFERRED,
+				    b->status, b->reason, NULL, NULL, 0,
+				    b->until);
+			continue;
+		}
+		if (store_queue_begin_attempt(e->m->st, qm->id, idx, &ni, now) !=
+		    STORE_OK || ni == 0)
+			continue;
+		g = xcalloc(1, sizeof(*g));
+		g->e = e;
+		g->qm = qm;
+		str_copy(g->domain, e->m->relay_host != NULL ?
+		    e->m->relay_host : dom, sizeof(g->domain));
+		for (size_t k = 0; k < ni; k++) {
+			struct store_queue_rcpt *o = qrcpt(qm, idx[k]);
+
+			o->state = STORE_QS_INFLIGHT;
+			o->attempts++;
+			g->rcpts[k].idx = idx[k];
+			str_copy(g->rcpts[k].address, o->address,
+			    sizeof(g->rcpts[k].address));
+			str_copy(g->rcpts[k].orcpt, o->orcpt,
+			    sizeof(g->rcpts[k].orcpt));
+			g->rcpts[k].notify = o->notify;
+		}
+		g->n = ni;
+		qm->groups++;
+		group_queue(e, g);
+	}
+	free(taken);
+}
+
+static void
+process(struct engine *e, uint64_t id, int64_t now)
+{
+	struct qmsg *qm = xcalloc(1, sizeof(*qm));
+	enum store_err err;
+
+	qm->e = e;
+	qm->id = id;
+	store_queue_id_str(id, qm->qid, sizeof(qm->qid));
+	err = store_queue_get(e->m->st, id, &qm->msg, &qm->rcpts, &qm->n);
+	if (err == STORE_ECORRUPT) {
+		log_warnx("mtad %s corrupt error=\"%s\" action=quarantine",
+		    qm->qid, store_last_error());
+		store_queue_quarantine(e->m->st, id);
+		free(qm);
+		return;
+	}
+	if (err != STORE_OK) {
+		free(qm);
+		return;
+	}
+	qm->next = e->active;
+	e->active = qm;
+	if (qmsg_map(qm) < 0) {
+		log_warnx("mtad %s unreadable error=\"%s\" action=quarantine",
+		    qm->qid, store_last_error());
+		store_queue_quarantine(e->m->st, id);
+		qmsg_free(qm);
+		return;
+	}
+	expire(e, qm, now);
+	delay_dsns(e, qm, now);
+	qmsg_dispatch(e, qm, now);
+	if (qm->groups == 0) {
+		/* Nothing to try now: DSNs and removal, if done. */
+		bool removed = false;
+
+		final_dsns(e, qm);
+		if (store_queue_finish(e->m->st, qm->id, &removed) ==
+		    STORE_OK && removed)
+			log_info("mtad %s removed", qm->qid);
+		qmsg_free(qm);
+	}
+}
+
+/* ---- the schedule ---- */
+
+static void
+scan(struct engine *e)
+{
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int64_t next = 0, now = now_s();
+	bool fresh = false;
+	double wait;
+
+	if (e->stopping)
+		return;
+	if (store_queue_due(e->m->st, now, SCAN_MAX, &ids, &n, &next) !=
+	    STORE_OK) {
+		log_warnx("mtad queue-read-failed error=\"%s\"",
+		    store_last_error());
+		next = now + 5;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (is_active(e, ids[i]))
+			continue;
+		fresh = true;
+		process(e, ids[i], now);
+	}
+	free(ids);
+	start_waiting(e);
+	/* Due messages that are busy come back when their attempt ends. */
+	wait = next > 0 ? (double)(next - now) : 3600;
+	if (n >= SCAN_MAX && fresh)
+		wait = 0;
+	if (wait < 0.05)
+		wait = next > 0 && next <= now ? 1 : 0.05;
+	ev_timer_stop(e->m->loop, &e->timer);
+	ev_timer_set(&e->timer, wait, 0.);
+	ev_timer_start(e->m->loop, &e->timer);
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	scan(w->data);
+}
+
+static void
+rescan_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	ev_idle_stop(loop, w);
+	scan(w->data);
+}
+
+static void
+schedule_scan(struct engine *e)
+{
+	if (!e->stopping)
+		ev_idle_start(e->m->loop, &e->rescan);
+}
+
+struct engine *
+engine_new(struct mtad *m)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+
+	e->m = m;
+	ev_init(&e->timer, timer_cb);
+	e->timer.data = e;
+	ev_idle_init(&e->rescan, rescan_cb);
+	e->rescan.data = e;
+	return e;
+}
+
+static int
+recover_report(void *arg, const char *id, const char *reason)
+{
+	log_warnx("mtad %s corrupt reason=\"%s\" action=moved-to-queue/corrupt",
+	    id, reason);
+	return 0;
+}
+
+void
+engine_start(struct engine *e)
+{
+	struct store_queue_recover_stats stats;
+
+	if (store_queue_recover(e->m->st, now_s(), recover_report, NULL,
+	    &stats) != STORE_OK)
+		log_warnx("mtad queue-recover-failed error=\"%s\"",
+		    store_last_error());
+	else
+		log_info("mtad queue-recovered messages=%u inflight=%u "
+		    "corrupt=%u orphans=%u", stats.messages, stats.inflight,
+		    stats.corrupt, stats.orphans);
+	schedule_scan(e);
+}
+
+void
+engine_wake(struct engine *e)
+{
+	schedule_scan(e);
+}
+
+void
+engine_stop(struct engine *e)
+{
+	e->stopping = true;
+	ev_timer_stop(e->m->loop, &e->timer);
+	ev_idle_stop(e->m->loop, &e->rescan);
+	/* Waiting groups: back to DEFERRED, due at once at the next start. */
+	while (e->waiting != NULL) {
+		struct group *g = e->waiting;
+
+		group_unlink(g);
+		e->nrunning++;      /* group_done counts it down */
+		group_fail_all(g, STORE_QS_DEFERRED, "4.3.2", "mtad is stopping",
+		    now_s());
+		group_done(g);
+	}
+	/* Running attempts end now (their recipients become DEFERRED);
+	   lookups in progress end when the resolver is freed. */
+	for (struct group *g = e->running, *nx; g != NULL; g = nx) {
+		nx = g->next;
+		if (g->job != NULL)
+			smtp_job_abort(g->job);     /* calls job_done */
+		else
+			g->cancelled = true;
+	}
+}
+
+void
+engine_free(struct engine **ep)
+{
+	struct engine *e = *ep;
+
+	if (e == NULL)
+		return;
+	*ep = NULL;
+	while (e->active != NULL)
+		qmsg_free(e->active);
+	free(e);
+}

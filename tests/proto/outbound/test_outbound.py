@@ -1,0 +1,473 @@
+"""mtad end to end on the loopback rig (rig.py): messages are put into the
+queue with the store's queue API (the test_queue_inject helper, built with
+the unit tests), mtad delivers them to SMTP sinks found through a test DNS
+server. Waits are for events, bounded only so that nothing hangs; mtad's
+retry bounds are 1-2 s here."""
+import email
+import email.policy
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from .rig import Rig, make_ca
+
+from lib import instance as harness  # noqa: E402
+
+
+HELPER = os.path.join(os.path.dirname(harness.BIN), "tests", "test_queue_inject")
+ALICE = "alice@example.test"
+
+pytestmark = pytest.mark.skipif(
+    not os.access(os.path.join(harness.BIN, "mtad"), os.X_OK)
+    or not os.access(HELPER, os.X_OK), reason="mtad or its test helper is not built")
+
+
+class Out:
+    def __init__(self, **config):
+        self.dns_port = harness.free_port()
+        self.smtp_port = harness.free_port()
+        self.rig = Rig(self.dns_port, self.smtp_port)
+        base = {
+            "dns_servers": f"127.0.0.1:{self.dns_port}",
+            "outbound_port": str(self.smtp_port),
+            "queue_retry_min": "1s",
+            "queue_retry_max": "2s",
+            "outbound_timeout": "30s",
+        }
+        base.update(config)
+        self.inst = harness.Instance(extra_config=base)
+        self.inst.add_user(ALICE)
+
+    def inject(self, sender, rcpts, body=None, notify="-", ret="-", envid=None,
+               subject="test"):
+        body = body or (f"From: <{sender}>\r\nTo: <{rcpts.split(',')[0].split('|')[0]}>\r\n"
+                        f"Subject: {subject}\r\nMessage-ID: <{time.time()}@example.test>\r\n"
+                        f"\r\nHello.\r\n.leading dot line\r\n")
+        args = [HELPER, "inject", self.inst.data_dir, sender, rcpts, notify, ret]
+        if envid:
+            args.append(envid)
+        r = subprocess.run(args, input=body.encode(), capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.decode().split()[1]
+
+    def admin(self, verb, qid):
+        r = subprocess.run([HELPER, verb, self.inst.data_dir, qid], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
+    def queue(self):
+        r = subprocess.run([HELPER, "list", self.inst.data_dir], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        rcpts = [ln.split("\t") for ln in r.stdout.splitlines() if ln.startswith("rcpt\t")]
+        return rcpts
+
+    def wait_queue_empty(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while self.queue():
+            assert time.monotonic() < deadline, f"queue not empty: {self.queue()}\n{self.log()}"
+            time.sleep(0.1)
+
+    def start(self):
+        self.inst.start("mtad")
+
+    def log(self):
+        return self.inst.log("mtad")
+
+    def wait_log(self, text, timeout=60, count=1):
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            assert time.monotonic() < deadline, f"no {text!r} in log:\n{self.log()[-4000:]}"
+            time.sleep(0.05)
+
+    def inbox(self, address=ALICE):
+        out = []
+        for p in sorted(self.inst.maildir_files(address)):
+            with open(p, "rb") as fh:
+                out.append(email.message_from_bytes(fh.read(), policy=email.policy.compat32))
+        return out
+
+    def wait_inbox(self, n=1, address=ALICE, timeout=60):
+        deadline = time.monotonic() + timeout
+        while len(self.inst.maildir_files(address)) < n:
+            assert time.monotonic() < deadline, f"no DSN in the inbox:\n{self.log()[-4000:]}"
+            time.sleep(0.05)
+        return self.inbox(address)
+
+    def close(self):
+        try:
+            self.inst.stop_all()
+        finally:
+            self.rig.stop()
+
+
+@pytest.fixture
+def out(request):
+    made = []
+
+    def make(**config):
+        o = Out(**config)
+        made.append(o)
+        return o
+    yield make
+    for o in made:
+        o.close()
+
+
+def report_parts(msg):
+    """(action-per-recipient dict, the per-message fields) of a DSN."""
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    assert parts[1].get_content_type() == "message/delivery-status"
+    fields = parts[1].get_payload()
+    per = {}
+    for f in fields[1:]:
+        per[f["Final-Recipient"].split(";", 1)[1].strip()] = f
+    return per, fields[0], parts
+
+
+def test_mx_fallback_and_tls(out):
+    o = out()
+    o.rig.dns.mx("remote.test", (10, "mx1.remote.test", ["127.0.0.2"]),
+                  (20, "mx2.remote.test", ["127.0.0.3"]))
+    # mx1 has no sink (connection refused); mx2 offers STARTTLS.
+    o.rig.sink("127.0.0.3", starttls=(o.inst.cert, o.inst.key))
+    o.start()
+    o.inject(ALICE, "ok-1@remote.test,ok-2@remote.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery via mx2")
+    d = o.rig.deliveries[0]
+    assert d["ip"] == "127.0.0.3"
+    assert sorted(d["rcpts"]) == ["ok-1@remote.test", "ok-2@remote.test"]
+    assert d["tls"] and d["tls"].startswith("TLS")
+    assert b"\r\n.leading dot line\r\n" in d["data"]       # dot-stuffing undone
+    o.wait_queue_empty()
+    log = o.log()
+    assert "host-failed remote=mx1.remote.test[127.0.0.2]" in log
+    assert "delivery rcpt=ok-1@remote.test relay=mx2.remote.test[127.0.0.3]:" in log
+    assert "status=sent dsn=2.0.0" in log and "tls=TLSv1" in log
+    assert len(o.rig.deliveries) == 1
+    # One mtad per data_dir: a second one refuses to start.
+    r = subprocess.run([os.path.join(harness.BIN, "mtad"), "-c", o.inst.conf],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "another mtad is running" in r.stderr
+
+
+def test_retry_then_success_exactly_once(out):
+    o = out()
+    o.rig.dns.mx("retry.test", (10, "mx.retry.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2")
+    o.start()
+    o.inject(ALICE, "temp-1@retry.test")
+    o.inject(ALICE, "dataclose-1@retry.test")
+    o.rig.wait(lambda d: len(d) >= 2, what="both after a retry")
+    o.wait_queue_empty()
+    got = sorted(r for d in o.rig.deliveries for r in d["rcpts"])
+    assert got == ["dataclose-1@retry.test", "temp-1@retry.test"]
+    log = o.log()
+    assert "rcpt=temp-1@retry.test relay=mx.retry.test[127.0.0.2]" in log
+    assert "status=deferred dsn=4.3.0" in log
+    assert log.count("rcpt=temp-1@retry.test") == 2
+    assert log.count("rcpt=dataclose-1@retry.test") == 2
+    assert not o.inbox()                     # no DSN for a success
+
+
+def test_bounce_dsn_to_local_sender(out):
+    o = out()
+    o.rig.dns.mx("remote.test", (10, "mx.remote.test", ["127.0.0.2"]))
+    o.rig.dns.mx("other.test", (10, "mx.other.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2")
+    o.start()
+    o.inject(ALICE, "reject-1@remote.test|rfc822;Reject-1@Remote.test,ok-3@remote.test,"
+             "datafail-9@other.test", envid="ENV-1")
+    msgs = o.wait_inbox(1)
+    o.wait_queue_empty()
+    m = msgs[0]
+    assert m["From"] == "Mail Delivery System <MAILER-DAEMON@mail.example.test>"
+    assert m["Subject"] == "Undelivered Mail Returned to Sender"
+    per, head, parts = report_parts(m)
+    assert head["Reporting-MTA"] == "dns; mail.example.test"
+    assert head["Original-Envelope-Id"] == "ENV-1"
+    f = per["reject-1@remote.test"]
+    assert f["Action"] == "failed" and f["Status"] == "5.1.1"
+    assert f["Original-Recipient"] == "rfc822;Reject-1@Remote.test"
+    assert f["Remote-MTA"].startswith("dns; mx.remote.test[127.0.0.2]")
+    assert f["Diagnostic-Code"] == "smtp; 550 5.1.1 no such user here"
+    assert "ok-3@remote.test" not in per
+    # The whole original comes back (no RET given, a failure).
+    assert parts[2].get_content_type() == "message/rfc822"
+    # datafail: refused after the data (other domain, maybe another DSN).
+    o.wait_inbox(1)
+    everything = {r: f for m in o.inbox() for r, f in report_parts(m)[0].items()}
+    assert everything["datafail-9@other.test"]["Status"] == "5.6.0"
+    assert [d["rcpts"] for d in o.rig.deliveries] == [["ok-3@remote.test"]]
+
+
+def test_null_mx_fails_at_once(out):
+    o = out()
+    o.rig.dns.mx("nullmx.test", (0, "", []))
+    o.start()
+    o.inject(ALICE, "someone@nullmx.test")
+    m = o.wait_inbox(1)[0]
+    per, _, _ = report_parts(m)
+    assert per["someone@nullmx.test"]["Status"] == "5.1.10"
+    assert "null MX" in per["someone@nullmx.test"]["Diagnostic-Code"]
+    o.wait_queue_empty()
+    assert "status=bounced dsn=5.1.10" in o.log()
+
+
+def test_loop_greeting_and_own_address(out):
+    port_holder = harness.free_port()
+    o = out()
+    o.inst.write_config(smtp_listen=f"127.0.0.5:{o.smtp_port}",
+                        submission_listen=f"127.0.0.1:{port_holder}")
+    o.rig.dns.mx("loop.test", (10, "mx.loop.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2", name="mail.example.test")      # greets with our name
+    o.rig.dns.mx("self.test", (10, "mx.self.test", ["127.0.0.5"]))
+    o.start()
+    o.inject(ALICE, "x@loop.test")
+    o.inject(ALICE, "y@self.test")
+    o.wait_inbox(2)
+    o.wait_queue_empty()
+    per = {r: f for m in o.inbox() for r, f in report_parts(m)[0].items()}
+    assert per["x@loop.test"]["Status"] == "5.4.6"
+    assert per["y@self.test"]["Status"] == "5.4.6"
+    assert "loop-detected" in o.log()
+    assert not o.rig.deliveries
+
+
+def test_no_dsn_about_null_sender(out):
+    o = out()
+    o.rig.dns.mx("remote.test", (10, "mx.remote.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2")
+    o.start()
+    o.inject("-", "reject-2@remote.test")
+    o.wait_log("status=bounced")
+    o.wait_queue_empty()
+    assert "dsn-" not in o.log()
+    assert not o.inbox()
+
+
+def test_success_notify_relayed_and_dsn_passed_on(out):
+    o = out()
+    o.rig.dns.mx("nodsn.test", (10, "mx.nodsn.test", ["127.0.0.2"]))
+    o.rig.dns.mx("dsn.test", (10, "mx.dsn.test", ["127.0.0.3"]))
+    o.rig.sink("127.0.0.2", dsn=False)
+    o.rig.sink("127.0.0.3", dsn=True)
+    o.start()
+    o.inject(ALICE, "ok-5@nodsn.test", notify="SUCCESS")
+    o.inject(ALICE, "ok-6@dsn.test|rfc822;ok-6@dsn.test", notify="SUCCESS,FAILURE",
+             ret="HDRS", envid="E+1")
+    m = o.wait_inbox(1)[0]
+    o.rig.wait(lambda d: len(d) >= 2, what="both deliveries")
+    o.wait_queue_empty()
+    per, _, _ = report_parts(m)
+    assert per["ok-5@nodsn.test"]["Action"] == "relayed"
+    # The DSN-capable remote reports itself: no DSN from us.
+    assert len(o.inbox()) == 1
+    d = [x for x in o.rig.deliveries if x["ip"] == "127.0.0.3"][0]
+    assert "RET=HDRS" in d["params"]["mail"] and "ENVID=E+2B1" in d["params"]["mail"]
+    assert "NOTIFY=SUCCESS,FAILURE" in d["params"]["rcpt"][0]
+    assert "ORCPT=rfc822;ok-6@dsn.test" in d["params"]["rcpt"][0]
+    d2 = [x for x in o.rig.deliveries if x["ip"] == "127.0.0.2"][0]
+    assert "NOTIFY" not in d2["params"]["rcpt"][0]
+
+
+def test_delayed_dsn_once(out):
+    o = out(delay_warning="1s")
+    o.rig.dns.mx("down.test", (10, "mx.down.test", ["127.0.0.4"]))   # nothing listens
+    o.start()
+    o.inject(ALICE, "x@down.test")
+    m = o.wait_inbox(1)[0]
+    per, _, _ = report_parts(m)
+    assert per["x@down.test"]["Action"] == "delayed"
+    assert per["x@down.test"]["Status"].startswith("4.")
+    assert per["x@down.test"]["Will-Retry-Until"]
+    o.wait_log("rcpt=x@down.test", count=3)       # more attempts, no second DSN
+    assert len(o.inbox()) == 1
+    assert o.queue()[0][4] == "deferred"
+
+
+def test_remote_sender_gets_queued_dsn(out):
+    o = out()
+    o.rig.dns.mx("remote.test", (10, "mx.remote.test", ["127.0.0.2"]))
+    o.rig.dns.mx("home.test", (10, "mx.home.test", ["127.0.0.3"]))
+    o.rig.sink("127.0.0.2")
+    o.rig.sink("127.0.0.3")
+    o.start()
+    o.inject("bob@home.test", "reject-3@remote.test")
+    o.rig.wait(lambda d: any(x["ip"] == "127.0.0.3" for x in d), what="the DSN at home.test")
+    o.wait_queue_empty()
+    d = [x for x in o.rig.deliveries if x["ip"] == "127.0.0.3"][0]
+    assert d["from"].startswith("<>")                 # empty envelope sender
+    assert d["rcpts"] == ["bob@home.test"]
+    m = email.message_from_bytes(d["data"], policy=email.policy.compat32)
+    per, _, _ = report_parts(m)
+    assert per["reject-3@remote.test"]["Status"] == "5.1.1"
+
+
+def test_hanging_remote_times_out_then_retries(out):
+    o = out(outbound_timeout="2s")
+    o.rig.dns.mx("hang.test", (10, "mx.hang.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2")
+    o.start()
+    o.inject(ALICE, "hang-1@hang.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery after the timeout")
+    o.wait_queue_empty()
+    assert "timeout waiting for mx.hang.test" in o.log()
+
+
+def test_smarthost_auth_private_ca(out, tmp_path):
+    ca, crt, key = make_ca(str(tmp_path), ["relay.test"])
+    auth = tmp_path / "relay-auth"
+    auth.write_text("relayuser s3cret word\n")
+    os.chmod(auth, 0o600)
+    o = out()
+    o.inst.write_config(relayhost=f"relay.test:{o.smtp_port}",
+                        relayhost_auth_file=str(auth), relayhost_ca_file=ca)
+    o.rig.dns.a("relay.test", "127.0.0.4")
+    o.rig.sink("127.0.0.4", starttls=(crt, key), require_auth=("relayuser", "s3cret word"))
+    o.start()
+    o.inject(ALICE, "ok-7@anywhere.test,ok-8@elsewhere.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery through the smarthost")
+    o.wait_queue_empty()
+    d = o.rig.deliveries[0]
+    assert d["ip"] == "127.0.0.4" and d["tls"]
+    assert sorted(d["rcpts"]) == ["ok-7@anywhere.test", "ok-8@elsewhere.test"]
+    assert ("auth", "127.0.0.4", "ok") in o.rig.notes
+    o.inst.stop("mtad")
+
+    # A certificate the CA did not sign: never sent, deferred.
+    o.rig.deliveries.clear()
+    o.inst.write_config(relayhost_ca_file=o.inst.cert)
+    o.start()
+    o.inject(ALICE, "ok-9@anywhere.test")
+    o.wait_log("status=deferred")
+    assert "certificate" in o.log()
+    assert not o.rig.deliveries
+    o.inst.stop("mtad")
+
+    # An auth file others can read: mtad refuses to start.
+    os.chmod(auth, 0o644)
+    r = subprocess.run([os.path.join(harness.BIN, "mtad"), "-c", o.inst.conf],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "readable by others" in r.stderr
+
+
+def test_kill9_during_200_deliveries(out):
+    o = out(outbound_max_connections="4")
+    o.rig.dns.mx("slow.test", (10, "mx.slow.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2", delay=0.02)
+    r = subprocess.run([HELPER, "bulk", o.inst.data_dir, ALICE, "ok-bulk@slow.test", "200"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    env = {"ASAN_OPTIONS": "detect_leaks=0"}
+    o.inst.start("mtad", env=env)
+    o.rig.wait(lambda d: len(d) >= 40, timeout=120, what="40 deliveries")
+    o.inst.kill("mtad")
+    o.inst.start("mtad")
+    tags = lambda: [int(d["data"].split(b"tag ")[1].split()[0]) for d in o.rig.deliveries]
+    o.rig.wait(lambda d: len(set(tags())) >= 200, timeout=300, what="all 200")
+    o.wait_queue_empty(timeout=120)
+    t = tags()
+    dups = sorted({x for x in t if t.count(x) > 1})
+    print(f"kill -9 test: {len(t)} deliveries of 200 messages, "
+          f"{len(dups)} duplicated: {dups}")
+    assert sorted(set(t)) == list(range(200))
+    # Duplicates come only from the crash window (a reply not yet
+    # recorded): at most the attempts in flight, one connection each.
+    assert len(dups) <= 4
+
+
+def test_tls_failure_falls_back_to_plaintext(out):
+    o = out()
+    o.rig.dns.mx("badtls.test", (10, "mx.badtls.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2", starttls="broken")
+    o.start()
+    o.inject(ALICE, "ok-10@badtls.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="plaintext delivery")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["tls"] is None
+    assert "tls-failed remote=mx.badtls.test[127.0.0.2]" in o.log()
+    assert "action=plaintext-retry" in o.log()
+
+
+def test_size_utf8_and_8bit_limits(out):
+    o = out()
+    o.rig.dns.mx("small.test", (10, "mx.small.test", ["127.0.0.2"]))
+    o.rig.dns.mx("old.test", (10, "mx.old.test", ["127.0.0.3"]))
+    o.rig.sink("127.0.0.2", size=200)
+    o.rig.sink("127.0.0.3", eightbit=False, smtputf8=False)
+    o.start()
+    big = "From: <alice@example.test>\r\nSubject: big\r\n\r\n" + "x" * 300 + "\r\n"
+    o.inject(ALICE, "ok-11@small.test", body=big)
+    # An 8-bit body goes out as quoted-printable to a server without 8BITMIME.
+    eight = "From: <alice@example.test>\r\nSubject: 8bit\r\n\r\ncaf\u00e9 cr\u00e8me\r\n"
+    o.inject(ALICE, "ok-12@old.test", body=eight)
+    # An 8-bit header cannot be converted.
+    bad = "From: <alice@example.test>\r\nSubject: caf\u00e9\r\n\r\ncaf\u00e9\r\n"
+    o.inject(ALICE, "ok-14@old.test", body=bad)
+    o.inject(ALICE, "j\u00f6rg@old.test")
+    o.wait_inbox(3)
+    o.rig.wait(lambda d: len(d) >= 1, what="the converted message")
+    o.wait_queue_empty()
+    per = {r: f for m in o.inbox() for r, f in report_parts(m)[0].items()}
+    assert per["ok-11@small.test"]["Status"] == "5.3.4"
+    assert per["ok-14@old.test"]["Status"] == "5.6.3"
+    assert per["j\\x{F6}rg@old.test"]["Status"] == "5.6.7"     # RFC 6533 utf-8 type
+    assert "ok-12@old.test" not in per
+    d = o.rig.deliveries[0]
+    assert d["rcpts"] == ["ok-12@old.test"] and "BODY=8BITMIME" not in d["params"]["mail"]
+    assert all(b < 0x80 for b in d["data"])
+    m = email.message_from_bytes(d["data"], policy=email.policy.default)
+    assert m["Content-Transfer-Encoding"] == "quoted-printable"
+    assert m.get_content().strip() == "caf\u00e9 cr\u00e8me"
+    assert "converted remote=mx.old.test" in o.log()
+
+
+@pytest.mark.parametrize("kind", ["longline", "manylines", "junk"])
+def test_hostile_remote_replies(out, kind):
+    o = out()
+    o.rig.dns.mx("evil.test", (10, "mx1.evil.test", ["127.0.0.2"]),
+                  (20, "mx2.evil.test", ["127.0.0.3"]))
+    o.rig.sink("127.0.0.2", hostile=kind)
+    o.rig.sink("127.0.0.3")
+    o.start()
+    o.inject(ALICE, "ok-13@evil.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery via the sane MX")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["ip"] == "127.0.0.3"
+    assert "host-failed remote=mx1.evil.test[127.0.0.2]" in o.log()
+
+
+def test_delete_wins_over_attempt_in_flight(out):
+    o = out(outbound_timeout="3s")
+    o.rig.dns.mx("hang.test", (10, "mx.hang.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2")
+    o.start()
+    qid = o.inject(ALICE, "hang-2@hang.test")
+    deadline = time.monotonic() + 60
+    while not any(n[0] == "hanging" for n in o.rig.notes):
+        assert time.monotonic() < deadline, o.log()
+        time.sleep(0.05)
+    o.admin("delete", qid)
+    o.wait_log("result-dropped")        # the timeout's DEFERRED is refused
+    assert not o.queue()
+    assert not o.rig.deliveries and not o.inbox()
+
+
+def test_smarthost_ip_literal(out):
+    o = out()
+    # The harness certificate (self-signed, IP:127.0.0.1) is its own CA.
+    o.inst.write_config(relayhost=f"127.0.0.1:{o.smtp_port}",
+                        relayhost_ca_file=o.inst.cert)
+    o.rig.sink("127.0.0.1", starttls=(o.inst.cert, o.inst.key))
+    o.start()
+    o.inject(ALICE, "ok-15@far.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery to the literal smarthost")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["ip"] == "127.0.0.1" and o.rig.deliveries[0]["tls"]
