@@ -5,7 +5,7 @@
 # Creates var/demo/ on first use: a config with unprivileged ports on
 # 127.0.0.1, a self-signed certificate, the domain example.test and the user
 # demo@example.test whose generated password is printed once, when created.
-# Then starts whichever of smtpd, pop3d and imapd exist in BINDIR, prints how
+# Then starts whichever of smtpd, pop3d, imapd and mtad exist in BINDIR, prints how
 # to point Thunderbird at them, and stops them all cleanly on Ctrl-C.
 set -euo pipefail
 
@@ -61,6 +61,11 @@ imaps_listen      = $HOST:$IMAPS_PORT
 max_message_size  = 50M
 allow_plaintext_auth = no
 log_level         = info
+
+# Outbound mail (mtad). By default it delivers straight to each domain's MX
+# on port 25. If your provider blocks port 25, send through its smarthost:
+#   relayhost           = smtp.provider.example:587
+#   relayhost_auth_file = $DEMO/relay-auth   # "username password", mode 0600
 EOF
 fi
 
@@ -125,14 +130,14 @@ trap stop INT TERM HUP
 # daemon had already restored the default action, killing it mid-cleanup.)
 # A background child of a script is not a group leader, so setsid execs the
 # daemon directly and $! is the daemon's pid.
-for d in smtpd pop3d imapd; do
+for d in smtpd pop3d imapd mtad; do
   if [ -x "$BINDIR/$d" ]; then
     setsid "$BINDIR/$d" -c "$CONF" &
     names+=("$d") pids+=($!)
   fi
 done
 if [ ${#pids[@]} -eq 0 ]; then
-  echo "demo: no daemon (smtpd, pop3d, imapd) in $BINDIR yet" >&2
+  echo "demo: no daemon (smtpd, pop3d, imapd, mtad) in $BINDIR yet" >&2
   exit 1
 fi
 
@@ -171,6 +176,12 @@ EOF
 have smtpd && cat <<EOF
   Outgoing SMTP:  server $HOST  port $SUBMISSION_PORT  STARTTLS  (or port $SMTPS_PORT, SSL/TLS)
   Inbound MX (unauthenticated, local recipients only): $HOST port $SMTP_PORT
+EOF
+have mtad && cat <<EOF
+Mail to other domains is queued and delivered by mtad, straight to their MX
+hosts on port 25. If your provider blocks port 25, set a smarthost in
+$CONF (relayhost, relayhost_auth_file: see the comment there) and restart.
+The queue: $MAILCTL -c $CONF queue list
 EOF
 cat <<EOF
 The certificate is self-signed: when Thunderbird warns, choose "Confirm

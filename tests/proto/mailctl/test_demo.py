@@ -21,7 +21,7 @@ import pytest
 from lib import BIN, ROOT, SANITIZER_MARKS, client_tls_context, default_signals
 
 PORTS = {"smtpd": [2525, 5587, 5465], "pop3d": [1110, 1995],
-         "imapd": [1143, 1993]}
+         "imapd": [1143, 1993], "mtad": []}
 
 
 def port_free(port):
