@@ -479,8 +479,25 @@ dsn_deliver(struct engine *e, struct qmsg *qm, const struct dsn_rcpt *dr,
 	unsigned char rnd[16];
 	struct buf out;
 	const char *to = qm->msg.sender;
+	char unsrs[SRS_ADDRESS_MAX + 1];
 	enum store_err err;
+	int sr;
 
+	/* A forwarded message carries an SRS sender of ours: its DSN goes to
+	   the address that stands for (the original sender, or the previous
+	   forwarder for SRS1). One that does not verify names no one we may
+	   write to: no DSN, as smtpd refuses such a bounce at RCPT. */
+	if (srs_is_srs(to) && store_domain_is_local(m->st, domain_of(to))) {
+		sr = srs_reverse(m->srs_key, to, (int64_t)time(NULL), unsrs,
+		    sizeof(unsrs));
+		if (sr < 0) {
+			log_warnx("mtad %s dsn-dropped to=%s reason=bad-srs",
+			    qm->qid, to);
+			return;
+		}
+		if (sr == 0)
+			to = unsrs;
+	}
 	randombytes_buf(rnd, sizeof(rnd));
 	memset(&rep, 0, sizeof(rep));
 	rep.hostname = m->cfg->hostname;

@@ -274,6 +274,8 @@ mtad_start(struct mtad_state *s, char *err, size_t errlen)
 	add_listen(m, c->smtps_listen);
 	timeout_ms = c->outbound_timeout > 0 && c->outbound_timeout < 10 ?
 	    (unsigned)(c->outbound_timeout * 1000) : 0;
+	if (srs_key_load(c->data_dir, m->srs_key, err, errlen) < 0)
+		return -1;
 	m->dns = dns_resolver_new(m->loop, c->dns_servers, timeout_ms, 0, err,
 	    errlen);
 	if (m->dns == NULL)
@@ -317,6 +319,7 @@ mtad_stop(struct mtad_state *s)
 {
 	struct mtad *m = &s->m;
 
+	sodium_memzero(m->srs_key, sizeof(m->srs_key));
 	if (m->engine != NULL)
 		engine_stop(m->engine);
 	/* Lookups still pending are called back (cancelled) here. */

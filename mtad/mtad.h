@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "dns.h"
+#include "srs.h"
 #include "store.h"
 
 #define MTAD_MAX_RCPTS_PER_TXN  50      /* RFC 5321 4.5.3.1.8: at least 100 */
@@ -39,6 +40,9 @@ struct mtad {
 	char *relay_user, *relay_pass;  /* relayhost_auth_file; owned, wiped */
 	struct mtad_listen *listens;    /* our own listeners (loop guard) */
 	size_t nlistens;
+	/* The key smtpd signs SRS senders with: a DSN about a forwarded
+	   message goes back to the sender the SRS address stands for. */
+	unsigned char srs_key[SRS_KEY_LEN];
 	unsigned nconns;            /* connections open */
 	bool stopping;
 	struct engine *engine;

@@ -8,6 +8,7 @@ import email.policy
 import os
 import shutil
 import signal
+import smtplib
 import subprocess
 import time
 
@@ -308,6 +309,33 @@ def test_remote_sender_gets_queued_dsn(out):
     m = email.message_from_bytes(d["data"], policy=email.policy.compat32)
     per, _, _ = report_parts(m)
     assert per["reject-3@remote.test"]["Status"] == "5.1.1"
+
+
+def test_bounce_of_forwarded_mail_goes_to_original_sender(out):
+    """An alias forwards outside: smtpd queues it with an SRS sender; the
+    remote refuses; the DSN goes to the address the SRS sender stands for
+    (not to our SRS address), with an empty envelope sender."""
+    o = out()
+    o.rig.dns.mx("remote.test", (10, "mx.remote.test", ["127.0.0.2"]))
+    o.rig.dns.mx("orig.test", (10, "mx.orig.test", ["127.0.0.3"]))
+    o.rig.sink("127.0.0.2")
+    o.rig.sink("127.0.0.3")
+    o.inst.mailctl("alias", "add", "info@example.test", "reject-9@remote.test")
+    o.inst.start("smtpd")
+    o.start()
+    with smtplib.SMTP("127.0.0.1", o.inst.port("smtp"), timeout=60) as s:
+        s.sendmail("sender@orig.test", ["info@example.test"],
+                   "From: <sender@orig.test>\r\nSubject: fwd\r\n\r\nhi\r\n")
+    o.rig.wait(lambda d: any(x["ip"] == "127.0.0.3" for x in d),
+               what="the DSN at orig.test")
+    o.wait_queue_empty()
+    d = [x for x in o.rig.deliveries if x["ip"] == "127.0.0.3"][0]
+    assert d["from"].startswith("<>")
+    assert d["rcpts"] == ["sender@orig.test"]
+    m = email.message_from_bytes(d["data"], policy=email.policy.compat32)
+    per, _, _ = report_parts(m)
+    assert per["reject-9@remote.test"]["Status"] == "5.1.1"
+    assert "dsn-failed" not in o.log()
 
 
 def test_hanging_remote_times_out_then_retries(out):
