@@ -318,8 +318,10 @@ cmd_alias_add(struct mailctl *m)
 		e = store_resolve(m->st, t, &ids, &nids);
 		free(ids);
 		if (e == STORE_EPERM) {
-			mailctl_err("target '%s' is not in a local domain", t);
-			goto out;
+			/* Outside the local domains: forwarded through the
+			   outbound queue (with an SRS envelope sender). */
+			buf_printf(&targets, "%s%s", targets.len ? "," : "", t);
+			continue;
 		}
 		if (e == STORE_ENOTFOUND) {
 			mailctl_err("target '%s' is not a user or alias "

@@ -8,6 +8,8 @@
 
 #include "store.h"
 
+struct config;
+
 /* Exit codes (INTERFACE.md). */
 #define EXIT_OK    0
 #define EXIT_FAIL  1
@@ -24,6 +26,9 @@ struct mailctl {
 	bool has_quota;         /* --quota given */
 	uint64_t quota;         /* --quota SIZE */
 	const char *mailbox;    /* --mailbox NAME (deliver) */
+	const struct config *cfg;   /* the loaded config */
+	bool json;              /* --json (queue list) */
+	const char *algorithm;  /* --algorithm rsa|ed25519|both (dkim) */
 };
 
 typedef int mailctl_verb_fn(struct mailctl *m);
@@ -35,6 +40,10 @@ mailctl_verb_fn cmd_user_add, cmd_user_passwd, cmd_user_del, cmd_user_list;
 mailctl_verb_fn cmd_user_quota, cmd_user_show;
 mailctl_verb_fn cmd_alias_add, cmd_alias_del, cmd_alias_list;
 mailctl_verb_fn cmd_mailbox_list, cmd_reindex, cmd_deliver;
+/* Outbound (outbound.c). */
+mailctl_verb_fn cmd_queue_list, cmd_queue_show, cmd_queue_flush;
+mailctl_verb_fn cmd_queue_delete, cmd_queue_hold, cmd_queue_release;
+mailctl_verb_fn cmd_dkim_generate, cmd_dns;
 
 /* Prints "mailctl: <message>" on stderr. */
 void mailctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

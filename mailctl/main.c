@@ -17,6 +17,8 @@ enum verb_opt {
 	OPT_PASSWORD_STDIN = 1 << 0,
 	OPT_QUOTA          = 1 << 1,
 	OPT_MAILBOX        = 1 << 2,
+	OPT_JSON           = 1 << 3,
+	OPT_ALGORITHM      = 1 << 4,
 };
 
 struct verb {
@@ -51,7 +53,8 @@ static const struct verb verbs[] = {
 	  "print address, quota and bytes used" },
 	{ "alias", "add", 2, 2, 0, cmd_alias_add,
 	  "alias add ALIAS TARGET[,TARGET...]",
-	  "deliver mail for ALIAS to local users or other aliases" },
+	  "deliver mail for ALIAS to local users, other aliases, or addresses "
+	  "elsewhere (forwarded)" },
 	{ "alias", "del", 1, 1, 0, cmd_alias_del, "alias del ALIAS",
 	  "delete an alias" },
 	{ "alias", "list", 0, 0, 0, cmd_alias_list, "alias list",
@@ -64,10 +67,31 @@ static const struct verb verbs[] = {
 	{ "deliver", NULL, 1, 1, OPT_MAILBOX, cmd_deliver,
 	  "deliver ADDRESS [--mailbox NAME] < MESSAGE",
 	  "store a message read from standard input (default: INBOX)" },
+	{ "queue", "list", 0, 0, OPT_JSON, cmd_queue_list,
+	  "queue list [--json]",
+	  "outbound queue: \"ID age <sender> recipient state attempts "
+	  "last-reply\" per recipient" },
+	{ "queue", "show", 1, 1, 0, cmd_queue_show, "queue show ID",
+	  "envelope, per-recipient state and history, and headers of one "
+	  "entry" },
+	{ "queue", "flush", 0, 1, 0, cmd_queue_flush, "queue flush [ID]",
+	  "retry now (one entry, or every entry that is not held)" },
+	{ "queue", "delete", 1, 1, 0, cmd_queue_delete, "queue delete ID",
+	  "drop an entry without a bounce" },
+	{ "queue", "hold", 1, 1, 0, cmd_queue_hold, "queue hold ID",
+	  "keep an entry from being delivered until released" },
+	{ "queue", "release", 1, 1, 0, cmd_queue_release, "queue release ID",
+	  "let a held entry go (it is tried at once)" },
+	{ "dkim", "generate", 1, 1, OPT_ALGORITHM, cmd_dkim_generate,
+	  "dkim generate DOMAIN [--algorithm rsa|ed25519|both]",
+	  "make a DKIM key (default rsa) and print its DNS record" },
+	{ "dns", NULL, 1, 1, 0, cmd_dns, "dns DOMAIN",
+	  "print the zone-file lines to publish: MX, SPF, DKIM, DMARC, SRV" },
 };
 
 static const char *const nouns[] = {
-	"domain", "user", "alias", "mailbox", "reindex", "deliver" };
+	"domain", "user", "alias", "mailbox", "reindex", "deliver", "queue",
+	"dkim", "dns" };
 
 static const char global_usage[] =
     "usage: mailctl [-c FILE] NOUN VERB [ARGS...]\n";
@@ -229,6 +253,16 @@ parse_verb_args(const struct verb *v, int argc, char **argv,
 				return usage_error(v->noun,
 				    "--mailbox needs a NAME");
 			m->mailbox = val;
+		} else if ((v->opts & OPT_JSON) && strcmp(a, "--json") == 0) {
+			m->json = true;
+		} else if ((v->opts & OPT_ALGORITHM) &&
+		    (strcmp(a, "--algorithm") == 0 ||
+		    strncmp(a, "--algorithm=", 12) == 0)) {
+			const char *val = a[11] == '=' ? a + 12 : argv[++i];
+			if (val == NULL)
+				return usage_error(v->noun,
+				    "--algorithm needs rsa, ed25519 or both");
+			m->algorithm = val;
 		} else {
 			return usage_error(v->noun, "unknown option '%s'", a);
 		}
@@ -317,6 +351,7 @@ main(int argc, char **argv)
 	cfg_loaded = true;
 	m.data_dir = cfg.data_dir;
 	m.max_message_size = cfg.max_message_size;
+	m.cfg = &cfg;
 	se = store_open(cfg.data_dir, &m.st);
 	if (se != STORE_OK) {
 		mailctl_err("cannot open the store in %s: %s", cfg.data_dir,

@@ -7,6 +7,7 @@ TEST_PKGS="$BUILD_PKGS clang libclang-rt-14-dev libcmocka-dev python3 python3-py
 BENCH_PKGS="$BUILD_PKGS procps"
 # outbound delivery (mtad): c-ares for DNS; the loopback test rig (DNS server, SMTP sinks)
 BUILD_PKGS="$BUILD_PKGS libc-ares-dev"; TEST_PKGS="$TEST_PKGS libc-ares-dev python3-dnslib"; BENCH_PKGS="$BENCH_PKGS libc-ares-dev"
+TEST_PKGS="$TEST_PKGS python3-dkim python3-nacl"   # queue engineer: DKIM checks with dkimpy (Ed25519 needs nacl)
 case "${1:-build}" in
   build) want=$BUILD_PKGS ;;
   test)  want=$TEST_PKGS ;;

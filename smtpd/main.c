@@ -34,6 +34,8 @@ static const struct daemon_def smtpd = {
 	.default_workers = 1,
 	.store_open = open_store,
 	.store_close = store_close,
+	.start = smtp_submit_start,
+	.stop = smtp_submit_stop,
 };
 
 int

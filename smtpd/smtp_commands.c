@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "log.h"
 #include "util.h"
@@ -61,6 +63,10 @@ ehlo_common(struct smtp_session *s, const char *args, size_t len, bool esmtp)
 		conn_puts(s->base.c, "250-STARTTLS\r\n");
 	if (smtp_auth_allowed(s) && !smtp_is_authenticated(s))
 		conn_puts(s->base.c, "250-AUTH PLAIN LOGIN\r\n");
+	/* RFC 3461 on the submission listeners, where mail is queued for
+	   the world (the MX delivers locally only). */
+	if (smtp_is_submission(s))
+		conn_puts(s->base.c, "250-DSN\r\n");
 	conn_puts(s->base.c, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
@@ -112,7 +118,8 @@ cmd_mail(struct smtp_session *s, const char *args, size_t len)
 			smtp_reply(s, 530, "5.7.0", "Authentication required");
 		return CMD_DONE;
 	}
-	e = smtp_parse_path(args, len, true, false, &path, &err);
+	e = smtp_parse_path_dsn(args, len, true, false, smtp_is_submission(s),
+	    &path, &err);
 	if (e != SMTP_PATH_OK) {
 		reply_path_err(s, e, err, true);
 		return CMD_DONE;
@@ -134,6 +141,8 @@ cmd_mail(struct smtp_session *s, const char *args, size_t len)
 	tx->smtputf8 = path.smtputf8;
 	tx->body = path.body;
 	tx->declared_size = path.has_size ? path.size : 0;
+	tx->ret = path.ret;
+	memcpy(tx->envid, path.envid, sizeof(tx->envid));
 	snprintf(tx->id, sizeof(tx->id), "%.11s%05X", conn_id(s->base.c),
 	    s->messages & 0xfffff);
 	s->tx = tx;
@@ -213,6 +222,116 @@ resolve_postmaster(struct smtp_session *s, uint32_t **ids_r, size_t *n_r)
 	return STORE_OK;
 }
 
+/* Adds address to the queued recipients; NULL if it is there already or
+   the queue's recipient bound is reached. */
+static struct smtp_qrcpt *
+tx_add_remote(struct smtp_tx *tx, const char *address)
+{
+	struct smtp_qrcpt *q;
+
+	for (size_t i = 0; i < tx->nremote; i++)
+		if (strcasecmp(tx->remote[i].address, address) == 0)
+			return NULL;
+	if (tx->nremote >= STORE_QUEUE_MAX_RCPTS)
+		return NULL;
+	if (tx->nremote == tx->remote_cap) {
+		tx->remote_cap = tx->remote_cap ? tx->remote_cap * 2 : 4;
+		tx->remote = xrealloc(tx->remote,
+		    tx->remote_cap * sizeof(*tx->remote));
+	}
+	q = &tx->remote[tx->nremote++];
+	memset(q, 0, sizeof(*q));
+	str_copy(q->address, address, sizeof(q->address));
+	return q;
+}
+
+/* Whether n more recipients fit in the queue, and its disk has room:
+   false after replying. */
+static bool
+queue_has_room(struct smtp_session *s, const struct smtp_path *path, size_t n)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (tx->nremote + n > STORE_QUEUE_MAX_RCPTS) {
+		smtp_reply(s, 452, "4.5.3", "Too many recipients");
+		return false;
+	}
+	if (tx->nremote == 0 && !store_queue_space_ok(s->base.d->store,
+	    tx->declared_size)) {
+		log_warnx("%s queue disk nearly full: <%s> deferred",
+		    conn_id(s->base.c), path->address);
+		smtp_reply(s, 452, "4.3.1", "Insufficient system storage, try "
+		    "again later");
+		return false;
+	}
+	return true;
+}
+
+/* A recipient outside the local domains from an authenticated user: it
+   goes to the queue, within the user's submission rate. 0 (accepted, no
+   reply yet) or -1 (replied). */
+static int
+rcpt_remote(struct smtp_session *s, const struct smtp_path *path)
+{
+	struct smtp_tx *tx = s->tx;
+	const struct config *cfg = s->base.d->cfg;
+	struct smtp_qrcpt *q;
+	unsigned count;
+
+	if (!tx->user_remote && !store_rate_check(s->base.d->store,
+	    s->auth_user, cfg->submission_rate_limit,
+	    cfg->submission_rate_period, (int64_t)time(NULL), &count)) {
+		log_info("%s rate limit: %s sent %u messages in the last %s",
+		    conn_id(s->base.c), s->auth_user, count,
+		    cfg->submission_rate_period > 3600 ? "day" : "hour");
+		smtp_reply(s, 452, "4.7.1", "<%s>: Too many messages from %s "
+		    "(limit %u per %s), try again later", path->address,
+		    s->auth_user, cfg->submission_rate_limit,
+		    cfg->submission_rate_period > 3600 ? "day" : "hour");
+		return -1;
+	}
+	if (!queue_has_room(s, path, 1))
+		return -1;
+	q = tx_add_remote(tx, path->address);
+	if (q != NULL) {
+		memcpy(q->orcpt, path->orcpt, sizeof(q->orcpt));
+		q->notify = path->notify;
+	}
+	tx->user_remote = true;
+	return 0;
+}
+
+/* RCPT to an SRS address of ours (a bounce of forwarded mail): the
+   reversed address, local or remote. STORE_OK with users or one remote
+   recipient in *fwd_r; STORE_EEXISTS after replying (not ours, forged or
+   expired). */
+static enum store_err
+rcpt_srs(struct smtp_session *s, const struct smtp_path *path,
+    uint32_t **ids_r, size_t *n_r, char ***fwd_r, size_t *nfwd_r)
+{
+	const struct smtp_priv *priv = s->base.d->priv;
+	char back[SMTP_PATH_MAX + 1];
+	enum store_err se;
+
+	if (priv == NULL || srs_reverse(priv->srs_key, path->address,
+	    (int64_t)time(NULL), back, sizeof(back)) != 0) {
+		smtp_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: "
+		    "User unknown", path->address);
+		return STORE_EEXISTS;
+	}
+	free(*ids_r);
+	*ids_r = NULL;
+	*n_r = 0;
+	se = store_resolve(s->base.d->store, back, ids_r, n_r);
+	if (se == STORE_EPERM) {
+		*fwd_r = xcalloc(1, sizeof(char *));
+		(*fwd_r)[0] = xstrdup(back);
+		*nfwd_r = 1;
+		return STORE_OK;
+	}
+	return se;
+}
+
 static enum cmd_result
 cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 {
@@ -222,13 +341,15 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 	enum store_err se;
 	const char *err = "";
 	uint32_t *ids = NULL;
-	size_t n = 0;
+	size_t n = 0, nfwd = 0;
+	char **fwd = NULL;
 
 	if (tx->nrcpts >= s->base.d->cfg->max_recipients) {
 		smtp_reply(s, 452, "4.5.3", "Too many recipients");
 		return CMD_DONE;
 	}
-	e = smtp_parse_path(args, len, false, tx->smtputf8, &path, &err);
+	e = smtp_parse_path_dsn(args, len, false, tx->smtputf8,
+	    smtp_is_submission(s), &path, &err);
 	if (e != SMTP_PATH_OK) {
 		reply_path_err(s, e, err, false);
 		return CMD_DONE;
@@ -236,18 +357,27 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 	if (!path.has_domain)
 		se = resolve_postmaster(s, &ids, &n);
 	else
-		se = store_resolve(s->base.d->store, path.address, &ids, &n);
+		se = store_resolve_all(s->base.d->store, path.address, &ids, &n,
+		    &fwd, &nfwd);
+	if (se == STORE_ENOTFOUND && path.has_domain &&
+	    srs_is_srs(path.address)) {
+		/* A bounce to an address we made by SRS: back to where the
+		   forwarded message came from. */
+		se = rcpt_srs(s, &path, &ids, &n, &fwd, &nfwd);
+		if (se == STORE_EEXISTS)
+			goto out;   /* replied */
+	}
 	switch (se) {
 	case STORE_OK:
 		break;
 	case STORE_EPERM:
-		if (smtp_is_authenticated(s))
-			smtp_reply(s, 550, "5.7.1", "<%s>: Outbound relay is not "
-			    "configured on this server; only local recipients "
-			    "are accepted", path.address);
-		else
-			smtp_reply(s, 554, "5.7.1", "<%s>: Relay access denied",
-			    path.address);
+		if (smtp_is_authenticated(s)) {
+			if (rcpt_remote(s, &path) == 0)
+				goto accepted;
+			goto out;   /* replied */
+		}
+		smtp_reply(s, 554, "5.7.1", "<%s>: Relay access denied",
+		    path.address);
 		goto out;
 	case STORE_ENOTFOUND:
 		smtp_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: "
@@ -257,6 +387,8 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply_store_err(s, se, "rcpt");
 		goto out;
 	}
+	if (nfwd > 0 && !queue_has_room(s, &path, nfwd))
+		goto out;   /* replied */
 	if (!rcpt_has_room(s, ids, n)) {
 		smtp_reply(s, 452, "4.2.2", "<%s>: Mailbox full", path.address);
 		goto out;
@@ -269,12 +401,30 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 			goto out;
 		}
 	}
+	/* Targets of the aliases outside our domains: forwarded through the
+	   queue, the alias named as the original recipient (RFC 3461 4.2). */
+	for (size_t i = 0; i < nfwd; i++) {
+		struct smtp_qrcpt *q = tx_add_remote(tx, fwd[i]);
+		if (q == NULL)
+			continue;   /* already there */
+		if (path.orcpt[0] != '\0')
+			memcpy(q->orcpt, path.orcpt, sizeof(q->orcpt));
+		else
+			snprintf(q->orcpt, sizeof(q->orcpt), "rfc822;%s",
+			    path.address);
+		q->notify = path.notify;
+		if (tx->srs_domain[0] == '\0')
+			str_copy(tx->srs_domain, path.domain,
+			    sizeof(tx->srs_domain));
+	}
+accepted:
 	if (tx->nrcpts++ == 0)
 		memcpy(tx->first_rcpt, path.address, sizeof(tx->first_rcpt));
 	smtp_set_state(s, SMTP_ST_RCPT);
 	smtp_reply(s, 250, "2.1.5", "Recipient <%s> OK", path.address);
 out:
 	free(ids);
+	store_strv_free(fwd, nfwd);
 	return CMD_DONE;
 }
 

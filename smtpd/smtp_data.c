@@ -69,6 +69,7 @@ smtp_data_begin(struct smtp_session *s, bool bdat)
 	buf_init(&b);
 	trace_headers(s, &b);
 	e = store_delivery_write(tx->d, b.data, b.len);
+	tx->trace_len = b.len;
 	buf_free(&b);
 	if (e != STORE_OK) {
 		store_delivery_free(&tx->d);
@@ -101,33 +102,71 @@ data_put(struct smtp_session *s, const char *p, size_t n, unsigned flags)
 static void
 commit_work(void *arg)
 {
-	struct smtp_session *s = arg;
-
-	s->tx->commit_err = store_delivery_commit(s->tx->d,
-	    STORE_DELIVER_NOQUOTA, NULL);
+	smtp_submit_work(arg);
 }
 
 static enum cmd_result
 commit_done(struct session *base, void *arg)
 {
-	struct smtp_session *s = arg;
+	struct smtp_session *s = (struct smtp_session *)base;
 	struct smtp_tx *tx = s->tx;
 	char esc[LOG_ESCAPE_SIZE];
 
 	log_escape(tx->from, strlen(tx->from), esc, sizeof(esc));
-	if (tx->commit_err == STORE_OK) {
+	if (tx->prep == SMTP_PREP_LOOP) {
+		log_info("%s message id=%s from=<%s> result=refused "
+		    "reason=\"more than %d Received: fields\"",
+		    conn_id(s->base.c), tx->id, esc, SMTP_HOPS_MAX);
+		smtp_reply(s, 554, "5.4.6", "Too many hops: more than %d "
+		    "Received: fields (mail loop?)", SMTP_HOPS_MAX);
+	} else if (tx->prep == SMTP_PREP_NOSPACE) {
+		log_warnx("%s message id=%s result=deferred reason=\"queue "
+		    "disk nearly full\"", conn_id(s->base.c), tx->id);
+		smtp_reply(s, 452, "4.3.1", "Insufficient system storage, "
+		    "try again later");
+	} else if (tx->commit_err == STORE_OK) {
+		char qid[24] = "";
 		s->messages++;
+		if (tx->queue_id != 0) {
+			str_copy(qid, " queue=", sizeof(qid));
+			store_queue_id_str(tx->queue_id, qid + 7,
+			    sizeof(qid) - 7);
+		}
 		log_info("%s message id=%s from=<%s> rcpts=%u size=%llu "
-		    "result=ok", conn_id(s->base.c), tx->id, esc, tx->nrcpts,
-		    (unsigned long long)tx->size);
+		    "local=%zu remote=%zu%s dkim=%u result=ok",
+		    conn_id(s->base.c), tx->id, esc, tx->nrcpts,
+		    (unsigned long long)tx->size, tx->nusers, tx->nremote, qid,
+		    tx->dkim_signed);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", tx->id);
 	} else {
 		smtp_reply_store_err(s, tx->commit_err, "commit");
 	}
+	(void)arg;
 	smtp_tx_free(&s->tx);
 	smtp_set_state(s, SMTP_ST_READY);
-	(void)base;
 	return CMD_DONE;
+}
+
+/* The envelope sender of the queued copy: the user's own address for a
+   submission; for mail forwarded through an alias (or a bounce routed
+   back through SRS) the sender rewritten by SRS into our domain, so the
+   destination's SPF check passes; <> and our own domains stay. */
+static void
+queue_sender(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	const struct smtp_priv *priv = s->base.d->priv;
+	const char *at = strrchr(tx->from, '@');
+
+	str_copy(tx->queue_sender, tx->from, sizeof(tx->queue_sender));
+	if (tx->nremote == 0 || smtp_is_authenticated(s) || at == NULL ||
+	    tx->srs_domain[0] == '\0' || priv == NULL ||
+	    store_domain_is_local(s->base.d->store, at + 1))
+		return;
+	if (srs_forward(priv->srs_key, tx->from, tx->srs_domain,
+	    (int64_t)time(NULL), tx->queue_sender,
+	    sizeof(tx->queue_sender)) < 0)
+		str_copy(tx->queue_sender, tx->from, sizeof(tx->queue_sender));
 }
 
 /* The end of the content: refuse it, or make it durable and then 250. */
@@ -164,16 +203,13 @@ data_end(struct smtp_session *s)
 		smtp_reply(s, code, ecode, "%s", why);
 		return;
 	}
-	for (size_t i = 0; i < tx->nusers; i++) {
-		enum store_err e = store_delivery_add_target(tx->d,
-		    tx->users[i], 0, 0, NULL, 0, 0, 0);
-		if (e != STORE_OK) {
-			smtp_tx_reset(s);
-			smtp_reply_store_err(s, e, "target");
-			return;
-		}
-	}
-	session_submit(&s->base, commit_work, commit_done, s);
+	/* What the worker needs (it touches nothing but tx). */
+	tx->cfg = s->base.d->cfg;
+	tx->store = s->base.d->store;
+	tx->fix_headers = smtp_is_authenticated(s);
+	str_copy(tx->auth_user, s->auth_user, sizeof(tx->auth_user));
+	queue_sender(s);
+	session_submit(&s->base, commit_work, commit_done, tx);
 }
 
 void

@@ -313,9 +313,141 @@ path_end(const char *p, size_t len)
 	return len;
 }
 
+int
+smtp_xtext_decode(const char *p, size_t len, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '+') {
+			int v = 0;
+			if (i + 2 >= len)
+				return -1;
+			for (int k = 1; k <= 2; k++) {
+				char h = p[i + (size_t)k];
+				v <<= 4;
+				if (h >= '0' && h <= '9')
+					v |= h - '0';
+				else if (h >= 'A' && h <= 'F')
+					v |= h - 'A' + 10;
+				else
+					return -1;
+			}
+			c = (unsigned char)v;
+			i += 2;
+			if (c < 0x20 || c > 0x7e)
+				return -1;
+		} else if (c < 33 || c > 126 || c == '=') {
+			return -1;
+		}
+		if (o + 1 >= size)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY. */
+static int
+parse_notify(const char *p, size_t len, unsigned *bits_r)
+{
+	unsigned bits = 0;
+	size_t i = 0;
+
+	if (len == 0)
+		return -1;
+	while (i <= len) {
+		size_t s = i;
+		unsigned b;
+		while (i < len && p[i] != ',')
+			i++;
+		if (eq_ci(p + s, i - s, "NEVER"))
+			b = SMTP_NOTIFY_NEVER;
+		else if (eq_ci(p + s, i - s, "SUCCESS"))
+			b = SMTP_NOTIFY_SUCCESS;
+		else if (eq_ci(p + s, i - s, "FAILURE"))
+			b = SMTP_NOTIFY_FAILURE;
+		else if (eq_ci(p + s, i - s, "DELAY"))
+			b = SMTP_NOTIFY_DELAY;
+		else
+			return -1;
+		if (bits & b)
+			return -1;
+		bits |= b;
+		i++;
+	}
+	/* NEVER stands alone (RFC 3461 4.1). */
+	if ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER)
+		return -1;
+	*bits_r = bits;
+	return 0;
+}
+
+/* A DSN parameter (RFC 3461): 1 if key was one (and was handled: 0 more
+   to do, or -1 with *error_r), 0 if it is not a DSN parameter. */
+static int
+parse_dsn_param(const char *k, size_t klen, const char *v, size_t vlen,
+    bool is_mail, struct smtp_path *path, const char **error_r, int *bad_r)
+{
+	*bad_r = 0;
+	if (is_mail && eq_ci(k, klen, "RET")) {
+		if (path->ret != SMTP_RET_NONE)
+			*error_r = "Duplicate RET parameter";
+		else if (eq_ci(v, vlen, "FULL"))
+			path->ret = SMTP_RET_FULL;
+		else if (eq_ci(v, vlen, "HDRS"))
+			path->ret = SMTP_RET_HDRS;
+		else
+			*error_r = "Bad RET parameter (FULL or HDRS)";
+		*bad_r = path->ret == SMTP_RET_NONE || *error_r != NULL;
+	} else if (is_mail && eq_ci(k, klen, "ENVID")) {
+		if (path->envid[0] != '\0' || vlen == 0 ||
+		    vlen > SMTP_ENVID_MAX ||
+		    smtp_xtext_decode(v, vlen, path->envid,
+		    sizeof(path->envid)) < 0 || path->envid[0] == '\0') {
+			*error_r = "Bad ENVID parameter";
+			*bad_r = 1;
+		}
+	} else if (!is_mail && eq_ci(k, klen, "NOTIFY")) {
+		if (path->notify != 0 || parse_notify(v, vlen, &path->notify) <
+		    0) {
+			*error_r = "Bad NOTIFY parameter";
+			*bad_r = 1;
+		}
+	} else if (!is_mail && eq_ci(k, klen, "ORCPT")) {
+		const char *semi = memchr(v, ';', vlen);
+		size_t tlen = semi != NULL ? (size_t)(semi - v) : 0;
+		bool type_ok = tlen > 0;
+		for (size_t i = 0; i < tlen; i++)
+			if (!is_alnum((unsigned char)v[i]) && v[i] != '-')
+				type_ok = false;
+		if (path->orcpt[0] != '\0' || !type_ok ||
+		    vlen > SMTP_ORCPT_MAX || tlen + 1 >= vlen) {
+			*error_r = "Bad ORCPT parameter";
+			*bad_r = 1;
+		} else {
+			memcpy(path->orcpt, v, tlen + 1);
+			if (smtp_xtext_decode(semi + 1, vlen - tlen - 1,
+			    path->orcpt + tlen + 1, sizeof(path->orcpt) - tlen -
+			    1) < 0) {
+				path->orcpt[0] = '\0';
+				*error_r = "Bad ORCPT parameter";
+				*bad_r = 1;
+			}
+		}
+	} else {
+		return 0;
+	}
+	path->has_dsn = true;
+	return 1;
+}
+
 static enum smtp_path_err
-parse_params(const char *p, size_t len, bool is_mail, struct smtp_path *path,
-    const char **error_r)
+parse_params(const char *p, size_t len, bool is_mail, bool dsn,
+    struct smtp_path *path, const char **error_r)
 {
 	size_t i = 0;
 
@@ -334,6 +466,19 @@ parse_params(const char *p, size_t len, bool is_mail, struct smtp_path *path,
 		while (kend < e && p[kend] != '=')
 			kend++;
 		vstart = kend < e ? kend + 1 : e;
+		if (dsn && kend < e) {
+			int bad;
+			const char *perr = NULL;
+			if (parse_dsn_param(p + s, kend - s, p + vstart,
+			    e - vstart, is_mail, path, &perr, &bad) == 1) {
+				if (bad) {
+					*error_r = perr != NULL ? perr :
+					    "Bad DSN parameter";
+					return SMTP_PATH_EPARAM;
+				}
+				continue;
+			}
+		}
 		if (!is_mail) {
 			*error_r = "No RCPT parameters are supported";
 			return SMTP_PATH_EPARAM;
@@ -391,6 +536,14 @@ enum smtp_path_err
 smtp_parse_path(const char *args, size_t len, bool is_mail, bool utf8_ok,
     struct smtp_path *path_r, const char **error_r)
 {
+	return smtp_parse_path_dsn(args, len, is_mail, utf8_ok, false, path_r,
+	    error_r);
+}
+
+enum smtp_path_err
+smtp_parse_path_dsn(const char *args, size_t len, bool is_mail, bool utf8_ok,
+    bool dsn, struct smtp_path *path_r, const char **error_r)
+{
 	const char *kw = is_mail ? "FROM:" : "TO:";
 	size_t kwlen = strlen(kw), i, ps, pe, rest;
 	enum smtp_path_err err;
@@ -430,7 +583,8 @@ smtp_parse_path(const char *args, size_t len, bool is_mail, bool utf8_ok,
 	}
 	/* The parameters come first: SMTPUTF8 decides what the address may
 	   contain. */
-	err = parse_params(args + rest, len - rest, is_mail, path_r, error_r);
+	err = parse_params(args + rest, len - rest, is_mail, dsn, path_r,
+	    error_r);
 	if (err != SMTP_PATH_OK)
 		return err;
 	/* An obsolete source route "@a,@b:user@c" is ignored (RFC 5321 C). */

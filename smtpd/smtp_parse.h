@@ -40,6 +40,22 @@ const char *smtp_verb_name(enum smtp_verb v);
 
 enum smtp_body_type { SMTP_BODY_NONE = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
 
+/* RFC 3461. */
+#define SMTP_ENVID_MAX 100
+#define SMTP_ORCPT_MAX 500
+enum smtp_dsn_ret { SMTP_RET_NONE = 0, SMTP_RET_FULL, SMTP_RET_HDRS };
+enum smtp_notify {
+	SMTP_NOTIFY_NEVER   = 1 << 0,
+	SMTP_NOTIFY_SUCCESS = 1 << 1,
+	SMTP_NOTIFY_FAILURE = 1 << 2,
+	SMTP_NOTIFY_DELAY   = 1 << 3,
+};
+/* Decodes RFC 3461 xtext p[0..len) into out[size] ("+HH" hex escapes,
+   uppercase hex; only printable ASCII other than '+' and '=' as is, and
+   the decoded bytes must be printable ASCII too). 0, or -1 if malformed or
+   too long. */
+int smtp_xtext_decode(const char *p, size_t len, char *out, size_t size);
+
 /* What a MAIL FROM or RCPT TO line says. Strings are NUL-terminated copies
    inside the struct. address is "" for the null reverse-path <>, and
    the bare local part for RCPT TO:<Postmaster> (has_domain false). */
@@ -55,6 +71,13 @@ struct smtp_path {
 	enum smtp_body_type body;
 	bool smtputf8;
 	bool has_auth;         /* AUTH=<...> (RFC 4954 5): accepted, ignored */
+	/* RFC 3461 (DSN) parameters (smtp_parse_path_dsn). Values are
+	   xtext-decoded (printable ASCII). */
+	bool has_dsn;
+	enum smtp_dsn_ret ret;                  /* MAIL RET= */
+	char envid[SMTP_ENVID_MAX + 1];         /* MAIL ENVID=, "" if none */
+	unsigned notify;                        /* RCPT NOTIFY=, enum smtp_notify */
+	char orcpt[SMTP_ORCPT_MAX + 1];         /* RCPT ORCPT= "type;addr" */
 };
 
 /* Result codes of smtp_parse_path, mapped to replies by the caller. */
@@ -71,6 +94,11 @@ enum smtp_path_err {
    carried SMTPUTF8. Fills *path_r. */
 enum smtp_path_err smtp_parse_path(const char *args, size_t len, bool is_mail,
     bool utf8_ok, struct smtp_path *path_r, const char **error_r);
+/* The same, also taking the RFC 3461 DSN parameters (RET, ENVID on MAIL;
+   NOTIFY, ORCPT on RCPT) when dsn is true (where EHLO offers DSN). */
+enum smtp_path_err smtp_parse_path_dsn(const char *args, size_t len,
+    bool is_mail, bool utf8_ok, bool dsn, struct smtp_path *path_r,
+    const char **error_r);
 
 /* Checks an address p[0..len) ("local@domain", no brackets); utf8 allows
    UTF-8 in both parts. Returns 0 or -1 with *error_r. */

@@ -145,6 +145,7 @@ smtp_tx_free(struct smtp_tx **txp)
 	if (tx->d != NULL)
 		store_delivery_free(&tx->d);
 	free(tx->users);
+	free(tx->remote);
 	free(tx->scratch);
 	free(tx);
 	*txp = NULL;

@@ -18,6 +18,22 @@
 #include "store.h"
 
 #include "smtp_parse.h"
+#include "srs.h"
+
+/* More Received: fields than this: a loop (RFC 5321 6.3). */
+#define SMTP_HOPS_MAX 50
+
+/* A recipient that goes to the outbound queue. */
+struct smtp_qrcpt {
+	char address[SMTP_PATH_MAX + 1];
+	char orcpt[SMTP_ORCPT_MAX + 1];     /* "type;addr", "" if none */
+	unsigned notify;                    /* enum smtp_notify bits */
+};
+
+/* smtpd's own state (struct daemon's priv), made by the start hook. */
+struct smtp_priv {
+	unsigned char srs_key[SRS_KEY_LEN];
+};
 
 /* Listen tags. */
 enum smtp_listener {
@@ -71,6 +87,32 @@ struct smtp_tx {
 	char *scratch;                   /* DATA unstuffing output */
 	size_t scratch_cap;
 	enum store_err commit_err;
+
+	/* Outbound (RFC 3461 on MAIL; recipients for the queue). */
+	enum smtp_dsn_ret ret;
+	char envid[SMTP_ENVID_MAX + 1];
+	struct smtp_qrcpt *remote;
+	size_t nremote, remote_cap;
+	bool user_remote;                /* an authenticated user chose a
+	                                    remote recipient: rate-counted */
+	char srs_domain[SMTP_DOMAIN_MAX + 1]; /* ours, for an SRS sender */
+	/* Filled on the loop for the worker (smtp_submit_work). */
+	size_t trace_len;                /* Return-Path + Received written */
+	bool fix_headers;                /* submission: Message-ID, Date, DKIM */
+	char queue_sender[SMTP_PATH_MAX + 1];
+	char auth_user[STORE_ADDRESS_MAX + 1];
+	const struct config *cfg;
+	struct store *store;
+	/* Worker results. */
+	int prep;                        /* enum smtp_prep */
+	uint64_t queue_id;
+	unsigned dkim_signed;
+};
+
+enum smtp_prep {
+	SMTP_PREP_OK = 0,
+	SMTP_PREP_LOOP,                  /* too many Received: 554 5.4.6 */
+	SMTP_PREP_NOSPACE,               /* queue disk nearly full: 452 4.3.1 */
 };
 
 struct smtp_session {
@@ -147,5 +189,24 @@ void smtp_data_input(struct smtp_session *s);
 void smtp_bdat_chunk(struct smtp_session *s, uint64_t size, bool last);
 /* Reads buffered bytes of the current BDAT chunk. */
 void smtp_bdat_input(struct smtp_session *s);
+
+/* ---- smtp_submit.c ---- */
+/* What the top-level header of a message says (pure). */
+struct smtp_hdr_info {
+	size_t len;              /* header bytes, with the empty line */
+	unsigned received;       /* Received: fields */
+	bool message_id, date;   /* Message-ID: and Date: present */
+	char from_domain[SMTP_DOMAIN_MAX + 1]; /* of the From: address,
+	                                          lowercase; "" if none */
+};
+void smtp_hdr_scan(const char *p, size_t len, struct smtp_hdr_info *hi);
+/* On the worker: checks the hop count, adds Message-ID/Date and DKIM
+   signatures for a submission (rewriting the delivery), adds the local
+   targets and the queue part, and commits. Sets tx->prep, commit_err,
+   queue_id. Touches only tx (and the store). */
+void smtp_submit_work(struct smtp_tx *tx);
+/* The start hook's part: smtpd's priv with the SRS key. */
+int smtp_submit_start(struct daemon *d, char *err, size_t errlen);
+void smtp_submit_stop(struct daemon *d);
 
 #endif

@@ -581,4 +581,21 @@ bool store_rate_check(struct store *st, const char *address, unsigned limit,
 /* The window length the commit uses; set once at start (default 3600). */
 void store_rate_set_period(struct store *st, double period);
 
+/* Like store_resolve, and also the targets outside the local domains that
+   the address's aliases lead to (forwarding: an alias may point to
+   someone's mailbox elsewhere; store_alias_add accepts such targets).
+   STORE_OK when at least one local user or remote target results (either
+   array may be empty); the remote addresses are lowercase, unique, owned
+   (store_strv_free). store_resolve itself ignores remote targets. */
+enum store_err store_resolve_all(struct store *st, const char *address,
+    uint32_t **user_ids_r, size_t *n_r, char ***remote_r, size_t *nremote_r);
+void store_strv_free(char **v, size_t n);
+
+/* The delivery's file as written so far (what is buffered is flushed
+   first): an fd to read with pread or mmap (owned by d, valid until the
+   commit or free) and its size. For checks and rewrites of a message
+   before its commit (smtpd's submission: Message-ID, Date, DKIM). */
+enum store_err store_delivery_contents(struct store_delivery *d, int *fd_r,
+    uint64_t *size_r);
+
 #endif

@@ -176,6 +176,20 @@ store_delivery_size(const struct store_delivery *d)
 }
 
 enum store_err
+store_delivery_contents(struct store_delivery *d, int *fd_r, uint64_t *size_r)
+{
+	*fd_r = -1;
+	*size_r = 0;
+	if (d->fd < 0)
+		return store_set_error(STORE_EPERM, "already committed");
+	if (flush_wbuf(d) < 0 || d->failed)
+		return store_set_error(STORE_ETEMP, "write message failed");
+	*fd_r = d->fd;
+	*size_r = d->size;
+	return STORE_OK;
+}
+
+enum store_err
 store_delivery_add_target(struct store_delivery *d, uint32_t user_id,
     uint32_t mbox_id, uint32_t flags, const char *const *keywords,
     size_t nkeywords, int64_t internaldate, int32_t internal_tz)

@@ -778,7 +778,12 @@ queue_commit_txn(struct store *st, MDB_txn *txn, struct queue_part *q,
 	if ((e = next_queue_id(st, txn, &m.id)) != STORE_OK)
 		return e;
 	store_queue_path(st, m.id, path, sizeof(path));
-	if (link(tmp_path, path) < 0)
+	/* A file already there was left by a process that died between this
+	   link and its commit: the ID was never committed (the counter
+	   proves it, and it is only read under the write lock), so nothing
+	   refers to that file. */
+	if (link(tmp_path, path) < 0 && (errno != EEXIST || unlink(path) < 0 ||
+	    link(tmp_path, path) < 0))
 		return store_set_error(STORE_ETEMP, "link queue file: %s",
 		    strerror(errno));
 	*path_r = xstrdup(path);

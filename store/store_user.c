@@ -673,10 +673,12 @@ store_alias_add(struct store *st, const char *alias, const char *targets)
 			}
 			memcpy(tcopy, p, len);
 			tcopy[len] = '\0';
+			/* Targets outside the local domains are forwarded
+			   through the outbound queue (store_resolve_all). */
 			if (addr_split(tcopy, tb, sizeof(tb), &tl, &td) < 0 ||
-			    !domain_exists(st, txn, td)) {
+			    tl[0] == '\0' || strpbrk(tl, " \t\r\n<>") != NULL) {
 				e = store_set_error(STORE_EPERM,
-				    "target is not a local address");
+				    "target is not a valid address");
 				goto fail;
 			}
 			if (norm.len > 0)
@@ -749,6 +751,8 @@ store_alias_list(struct store *st, store_str_cb *cb, void *arg)
 struct resolve_ctx {
 	uint32_t *ids;
 	size_t n;
+	char **remote;    /* targets outside the local domains */
+	size_t nremote;
 	char *seen[64];   /* aliases already expanded: loop guard */
 	size_t nseen;
 };
@@ -775,6 +779,18 @@ resolve_one(struct store *st, MDB_txn *txn, const char *addr, int depth,
 		add_id(ctx, id);
 		return;
 	}
+	const char *at = strrchr(addr, '@');
+	if (at != NULL && !domain_exists(st, txn, at + 1)) {
+		for (size_t i = 0; i < ctx->nremote; i++)
+			if (strcmp(ctx->remote[i], addr) == 0)
+				return;
+		if (ctx->nremote < STORE_QUEUE_MAX_RCPTS) {
+			ctx->remote = xrealloc(ctx->remote, (ctx->nremote + 1) *
+			    sizeof(char *));
+			ctx->remote[ctx->nremote++] = xstrdup(addr);
+		}
+		return;
+	}
 	if (depth >= STORE_ALIAS_DEPTH || ctx->nseen >= ARRAY_SIZE(ctx->seen))
 		return;
 	if (mdb_get(txn, st->db_aliases, &k, &v) != 0)
@@ -790,9 +806,37 @@ resolve_one(struct store *st, MDB_txn *txn, const char *addr, int depth,
 	free(targets);
 }
 
+void
+store_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static enum store_err
+resolve(struct store *st, const char *address, uint32_t **user_ids_r,
+    size_t *n_r, char ***remote_r, size_t *nremote_r);
+
 enum store_err
 store_resolve(struct store *st, const char *address, uint32_t **user_ids_r,
     size_t *n_r)
+{
+	return resolve(st, address, user_ids_r, n_r, NULL, NULL);
+}
+
+enum store_err
+store_resolve_all(struct store *st, const char *address, uint32_t **user_ids_r,
+    size_t *n_r, char ***remote_r, size_t *nremote_r)
+{
+	*remote_r = NULL;
+	*nremote_r = 0;
+	return resolve(st, address, user_ids_r, n_r, remote_r, nremote_r);
+}
+
+static enum store_err
+resolve(struct store *st, const char *address, uint32_t **user_ids_r,
+    size_t *n_r, char ***remote_r, size_t *nremote_r)
 {
 	char buf[STORE_ADDRESS_MAX + 1], addr[STORE_ADDRESS_MAX + 1];
 	char *local, *domain, *plus;
@@ -817,6 +861,14 @@ store_resolve(struct store *st, const char *address, uint32_t **user_ids_r,
 	mdb_txn_abort(txn);
 	for (size_t i = 0; i < ctx.nseen; i++)
 		free(ctx.seen[i]);
+	if (remote_r != NULL && (ctx.n > 0 || ctx.nremote > 0)) {
+		*remote_r = ctx.remote;
+		*nremote_r = ctx.nremote;
+		*user_ids_r = ctx.ids;
+		*n_r = ctx.n;
+		return STORE_OK;
+	}
+	store_strv_free(ctx.remote, ctx.nremote);
 	if (ctx.n == 0) {
 		free(ctx.ids);
 		return store_set_error(STORE_ENOTFOUND, "no such recipient");

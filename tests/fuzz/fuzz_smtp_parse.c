@@ -26,12 +26,16 @@ one_line(const char *p, size_t len)
 	case SMTP_V_MAIL:
 		(void)smtp_parse_path(cmd.args, cmd.args_len, true, false, &path,
 		    &err);
+		(void)smtp_parse_path_dsn(cmd.args, cmd.args_len, true, false,
+		    true, &path, &err);
 		break;
 	case SMTP_V_RCPT:
 		(void)smtp_parse_path(cmd.args, cmd.args_len, false, true, &path,
 		    &err);
 		(void)smtp_parse_path(cmd.args, cmd.args_len, false, false,
 		    &path, &err);
+		(void)smtp_parse_path_dsn(cmd.args, cmd.args_len, false, true,
+		    true, &path, &err);
 		break;
 	case SMTP_V_EHLO:
 	case SMTP_V_HELO:

@@ -283,12 +283,65 @@ test_content(void **state)
 	assert_int_equal(c.flags, SMTP_CONTENT_BARE_LF);
 }
 
+/* RFC 3461 parameters through smtp_parse_path_dsn (and refused by
+   smtp_parse_path, where DSN is not offered). */
+static void
+test_dsn_params(void **state)
+{
+	struct smtp_path p;
+	const char *err = NULL;
+	char out[16];
+	static const char *const bad[] = {
+		"TO:<b@x.test> NOTIFY=", "TO:<b@x.test> NOTIFY=NEVER,DELAY",
+		"TO:<b@x.test> NOTIFY=SUCCESS,SUCCESS", "TO:<b@x.test> NOTIFY=X",
+		"TO:<b@x.test> NOTIFY=DELAY NOTIFY=DELAY",
+		"TO:<b@x.test> ORCPT=", "TO:<b@x.test> ORCPT=rfc822",
+		"TO:<b@x.test> ORCPT=rfc822;", "TO:<b@x.test> ORCPT=;a@b",
+		"TO:<b@x.test> ORCPT=rfc822;a+2", "TO:<b@x.test> ORCPT=rfc822;a+0A",
+		"TO:<b@x.test> RET=FULL", "FROM:<a@x.test> NOTIFY=NEVER",
+		"FROM:<a@x.test> RET=", "FROM:<a@x.test> RET=ALL",
+		"FROM:<a@x.test> RET=FULL RET=HDRS", "FROM:<a@x.test> ENVID=",
+		"FROM:<a@x.test> ENVID=a=b", "FROM:<a@x.test> ENVID=+zz",
+	};
+
+	(void)state;
+#define DSN(str, mail) smtp_parse_path_dsn((str), strlen(str), (mail), false, \
+	true, &p, &err)
+	assert_int_equal(DSN("FROM:<a@x.test> RET=hdrs ENVID=Q+2B1 SIZE=10",
+	    true), SMTP_PATH_OK);
+	assert_int_equal(p.ret, SMTP_RET_HDRS);
+	assert_string_equal(p.envid, "Q+1");
+	assert_true(p.has_dsn && p.has_size && p.size == 10);
+	assert_int_equal(DSN("TO:<b@x.test> notify=success,Delay "
+	    "ORCPT=rfc822;B+2B1@x.test", false), SMTP_PATH_OK);
+	assert_int_equal(p.notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY);
+	assert_string_equal(p.orcpt, "rfc822;B+1@x.test");
+	assert_int_equal(DSN("TO:<b@x.test>", false), SMTP_PATH_OK);
+	assert_false(p.has_dsn);
+	assert_int_equal(p.notify, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (DSN(bad[i], bad[i][0] == 'F') != SMTP_PATH_EPARAM)
+			fail_msg("accepted: %s", bad[i]);
+	}
+	assert_int_equal(smtp_parse_path("TO:<b@x.test> NOTIFY=NEVER",
+	    strlen("TO:<b@x.test> NOTIFY=NEVER"), false, false, &p, &err),
+	    SMTP_PATH_EPARAM);
+#undef DSN
+	assert_int_equal(smtp_xtext_decode("a+2Bb", 5, out, sizeof(out)), 0);
+	assert_string_equal(out, "a+b");
+	assert_int_equal(smtp_xtext_decode("a+2b", 4, out, sizeof(out)), -1);
+	assert_int_equal(smtp_xtext_decode("a b", 3, out, sizeof(out)), -1);
+	assert_int_equal(smtp_xtext_decode("0123456789abcdef", 16, out,
+	    sizeof(out)), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_command),
 		cmocka_unit_test(test_mail_paths),
+		cmocka_unit_test(test_dsn_params),
 		cmocka_unit_test(test_helo_bdat),
 		cmocka_unit_test(test_dot),
 		cmocka_unit_test(test_dot_long_line),

@@ -706,6 +706,86 @@ test_round_trip(void **state)
 	free(got);
 }
 
+/* A queue file left at the next ID by a process that died before its
+   commit does not block later adds; the free-space check. */
+static void
+test_leftover_file_and_space(void **state)
+{
+	struct fx *f = *state;
+	uint64_t id = add2(f->st, NULL), id2;
+	char path[4096], *text;
+	int fd;
+
+	store_queue_path(f->st, id + 1, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "stale", 5), 5);
+	close(fd);
+	id2 = add2(f->st, NULL);
+	assert_true(id2 == id + 1);
+	assert_int_equal(store_queue_open(f->st, id2, &fd), STORE_OK);
+	text = read_all(fd);
+	close(fd);
+	assert_non_null(strstr(text, "Subject: hi"));
+	free(text);
+
+	assert_true(store_queue_space_ok(f->st, 1000));
+	assert_false(store_queue_space_ok(f->st, UINT64_MAX / 4));
+}
+
+/* Aliases to addresses elsewhere: store_resolve_all returns them; plain
+   store_resolve keeps ignoring them. */
+static void
+test_resolve_all(void **state)
+{
+	struct fx *f = *state;
+	uint32_t *ids;
+	char **rem;
+	size_t n, nr;
+
+	assert_int_equal(store_alias_add(f->st, "fwd@example.test",
+	    "alice@example.test, bob@remote.test,Carol@Other.Test"), STORE_OK);
+	assert_int_equal(store_alias_add(f->st, "out@example.test",
+	    "bob@remote.test"), STORE_OK);
+	assert_int_equal(store_alias_add(f->st, "both@example.test",
+	    "fwd@example.test,out@example.test"), STORE_OK);
+	assert_int_equal(store_alias_add(f->st, "bad@example.test",
+	    "not an address"), STORE_EPERM);
+	assert_int_equal(store_resolve_all(f->st, "FWD+x@example.test", &ids,
+	    &n, &rem, &nr), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], f->alice.id);
+	assert_int_equal(nr, 2);
+	assert_string_equal(rem[0], "bob@remote.test");
+	assert_string_equal(rem[1], "carol@other.test");
+	free(ids);
+	store_strv_free(rem, nr);
+	assert_int_equal(store_resolve_all(f->st, "both@example.test", &ids,
+	    &n, &rem, &nr), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(nr, 2);   /* bob once */
+	free(ids);
+	store_strv_free(rem, nr);
+	assert_int_equal(store_resolve_all(f->st, "out@example.test", &ids,
+	    &n, &rem, &nr), STORE_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(nr, 1);
+	free(ids);
+	store_strv_free(rem, nr);
+	assert_int_equal(store_resolve(f->st, "out@example.test", &ids, &n),
+	    STORE_ENOTFOUND);
+	assert_int_equal(store_resolve(f->st, "fwd@example.test", &ids, &n),
+	    STORE_OK);
+	assert_int_equal(n, 1);
+	free(ids);
+	assert_int_equal(store_resolve_all(f->st, "nobody@example.test", &ids,
+	    &n, &rem, &nr), STORE_ENOTFOUND);
+	assert_null(rem);
+	assert_int_equal(store_resolve_all(f->st, "x@remote.test", &ids,
+	    &n, &rem, &nr), STORE_EPERM);
+	assert_null(rem);
+}
+
 /* Raw access to a record through the store's LMDB handles. */
 static void
 raw_put(struct store *st, MDB_dbi dbi, const void *key, size_t klen,
@@ -927,9 +1007,70 @@ test_crash(void **state)
 	rm_tree(dir);
 }
 
-int
-main(void)
+/* Helper mode for the protocol tests of the queue verbs (tests/proto/
+   submission/), which need queue entries in particular states:
+     add DATA_DIR SENDER RCPT...          queue stdin, print the ID
+     result DATA_DIR ID IDX sent|deferred|failed STATUS REPLY REMOTE
+   Exit 0 or 1. */
+static int
+helper(int argc, char **argv)
 {
+	struct store *st;
+	int rc = 1;
+
+	if (argc < 3 || store_open(argv[2], &st) != STORE_OK)
+		return 1;
+	if (strcmp(argv[1], "add") == 0 && argc >= 5) {
+		struct store_queue_msg env;
+		struct store_queue_rcpt *r;
+		size_t n = (size_t)argc - 4;
+		char *text = read_all(0), ids[24];
+		uint64_t id;
+
+		env_init(&env, argv[3]);
+		r = xcalloc(n, sizeof(*r));
+		for (size_t i = 0; i < n; i++)
+			rcpt_init(&r[i], argv[4 + i], 0);
+		if (store_queue_add(st, text, strlen(text), &env, r, n, &id) ==
+		    STORE_OK) {
+			store_queue_id_str(id, ids, sizeof(ids));
+			printf("%s\n", ids);
+			rc = 0;
+		}
+		free(r);
+		free(text);
+	} else if (strcmp(argv[1], "result") == 0 && argc == 9) {
+		struct store_queue_result res;
+		uint64_t id;
+		uint32_t idx = (uint32_t)atoi(argv[4]);
+		size_t n = 1;
+		int64_t now = (int64_t)time(NULL);
+
+		memset(&res, 0, sizeof(res));
+		res.state = strcmp(argv[5], "sent") == 0 ? STORE_QS_SENT :
+		    strcmp(argv[5], "failed") == 0 ? STORE_QS_FAILED :
+		    STORE_QS_DEFERRED;
+		res.now = now;
+		res.next_attempt = now + 3600;
+		res.status = argv[6];
+		res.reply = argv[7];
+		res.remote = argv[8];
+		if (store_queue_id_parse(argv[3], &id) == 0 &&
+		    store_queue_begin_attempt(st, id, &idx, &n, now) ==
+		    STORE_OK &&
+		    store_queue_rcpt_result(st, id, idx, &res) == STORE_OK)
+			rc = 0;
+	}
+	store_close(&st);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc > 1)
+		return helper(argc, argv);
+	{
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_id_str),
 		cmocka_unit_test_setup_teardown(test_add_get, setup, teardown),
@@ -948,8 +1089,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_all, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_file_and_space,
+		    setup, teardown),
 		cmocka_unit_test(test_crash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
+	}
 }

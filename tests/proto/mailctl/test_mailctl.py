@@ -387,8 +387,12 @@ def test_aliases(pr):
     assert_fail(run(pr, "alias", "add", "y@example.test",
                     "alice@example.test,tpyo@example.test"), 1,
                 "target 'tpyo@example.test' is not a user or alias")
-    assert_fail(run(pr, "alias", "add", "y@example.test", "x@elsewhere.test"),
-                1, "target 'x@elsewhere.test' is not in a local domain")
+    # A target outside the local domains is accepted: forwarded through the
+    # outbound queue with an SRS sender.
+    pr.mailctl("alias", "add", "y@example.test", "X@Elsewhere.test")
+    assert "y@example.test x@elsewhere.test" in pr.mailctl(
+        "alias", "list").stdout.splitlines()
+    pr.mailctl("alias", "del", "y@example.test")
     # "user+tag" targets and aliases of aliases resolve.
     pr.mailctl("alias", "add", "z@example.test", "alice+lists@example.test")
     # An alias blocks creating a user of that name.

@@ -1,0 +1,389 @@
+/* smtp_submit: what happens to a message between the end of its content
+   and its commit, on the worker pool: the hop count (more than
+   SMTP_HOPS_MAX Received: fields is a loop), and for authenticated
+   submission the fixes of RFC 6409 8 (Message-ID and Date when missing)
+   and DKIM signatures (RFC 6376, every key of the From: domain, else of
+   the envelope sender's domain). A message that needs any of those is
+   rewritten into a new delivery (trace fields, signatures, added fields,
+   then the content as received); then the local targets and the queue
+   part are added and everything is committed in one transaction. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "dkim.h"
+#include "log.h"
+#include "util.h"
+
+#include "smtp_session.h"
+
+static bool
+name_is(const char *p, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len == n && strncasecmp(p, name, n) == 0;
+}
+
+/* The domain of the first address in a From: value: the one in <...>,
+   else the bare addr-spec. */
+static void
+from_domain(const char *v, size_t len, char *out, size_t size)
+{
+	const char *lt = memchr(v, '<', len), *start = v, *end = v + len;
+	const char *at = NULL;
+	size_t o = 0;
+
+	out[0] = '\0';
+	if (lt != NULL) {
+		const char *gt = memchr(lt, '>', (size_t)(end - lt));
+		start = lt + 1;
+		if (gt != NULL)
+			end = gt;
+	}
+	for (const char *p = start; p < end; p++) {
+		if (*p == '@')
+			at = p;
+		else if (*p == ',' && lt == NULL)
+			break;   /* a list: the first one */
+	}
+	if (at == NULL)
+		return;
+	for (const char *p = at + 1; p < end && o + 1 < size; p++) {
+		char c = *p;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '.' || c == '-'))
+			break;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+}
+
+void
+smtp_hdr_scan(const char *p, size_t len, struct smtp_hdr_info *hi)
+{
+	size_t pos = 0;
+	bool have_from = false;
+
+	memset(hi, 0, sizeof(*hi));
+	while (pos < len) {
+		const char *nl;
+		size_t start = pos, end, colon;
+
+		if (p[pos] == '\n') {
+			pos++;
+			break;
+		}
+		if (p[pos] == '\r' && pos + 1 < len && p[pos + 1] == '\n') {
+			pos += 2;
+			break;
+		}
+		/* The field and its continuation lines. */
+		for (;;) {
+			nl = memchr(p + pos, '\n', len - pos);
+			end = nl != NULL ? (size_t)(nl - p) + 1 : len;
+			pos = end;
+			if (pos >= len || (p[pos] != ' ' && p[pos] != '\t'))
+				break;
+		}
+		for (colon = start; colon < end && p[colon] != ':'; colon++)
+			;
+		if (colon >= end)
+			continue;
+		size_t nlen = colon - start;
+		while (nlen > 0 && (p[start + nlen - 1] == ' ' ||
+		    p[start + nlen - 1] == '\t'))
+			nlen--;
+		if (name_is(p + start, nlen, "Received"))
+			hi->received++;
+		else if (name_is(p + start, nlen, "Message-ID"))
+			hi->message_id = true;
+		else if (name_is(p + start, nlen, "Date"))
+			hi->date = true;
+		else if (!have_from && name_is(p + start, nlen, "From")) {
+			have_from = true;
+			from_domain(p + colon + 1, end - colon - 1,
+			    hi->from_domain, sizeof(hi->from_domain));
+		}
+	}
+	hi->len = pos;
+}
+
+/* DKIM keys by domain, loaded once and again only when the domain's key
+   directory changes (OpenSSL's PEM decoding costs about as much as a
+   signature). Replaced sets are kept until stop, since a worker may still
+   sign with one. */
+struct key_set {
+	char domain[SMTP_DOMAIN_MAX + 1];
+	struct timespec mtime;          /* of data_dir/dkim/DOMAIN; 0: none */
+	struct dkim_key **keys;
+	size_t n;
+	struct key_set *next;
+	bool stale;
+};
+
+static pthread_mutex_t keys_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct key_set *key_sets;
+
+/* The keys of domain (borrowed until smtp_submit_stop), n 0 if none. */
+static struct dkim_key **
+keys_for(const char *data_dir, const char *domain, size_t *n_r)
+{
+	char dir[4096], err[256];
+	struct stat sb;
+	struct timespec mt = { 0, 0 };
+	struct key_set *ks, *found = NULL;
+	struct dkim_key **keys = NULL;
+	size_t n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/dkim/%s", data_dir, domain);
+	if (stat(dir, &sb) == 0)
+		mt = sb.st_mtim;
+	pthread_mutex_lock(&keys_mu);
+	for (ks = key_sets; ks != NULL; ks = ks->next) {
+		if (ks->stale || strcmp(ks->domain, domain) != 0)
+			continue;
+		if (ks->mtime.tv_sec == mt.tv_sec &&
+		    ks->mtime.tv_nsec == mt.tv_nsec)
+			found = ks;
+		else
+			ks->stale = true;
+		break;
+	}
+	if (found == NULL) {
+		if (mt.tv_sec != 0 && dkim_keys_load(data_dir, domain, &keys,
+		    &n, err, sizeof(err)) < 0) {
+			log_warnx("dkim: %s", err);
+			keys = NULL;
+			n = 0;
+		}
+		found = xcalloc(1, sizeof(*found));
+		str_copy(found->domain, domain, sizeof(found->domain));
+		found->mtime = mt;
+		found->keys = keys;
+		found->n = n;
+		found->next = key_sets;
+		key_sets = found;
+	}
+	pthread_mutex_unlock(&keys_mu);
+	*n_r = found->n;
+	return found->keys;
+}
+
+static void
+keys_free_all(void)
+{
+	pthread_mutex_lock(&keys_mu);
+	while (key_sets != NULL) {
+		struct key_set *ks = key_sets;
+		key_sets = ks->next;
+		dkim_keys_free(ks->keys, ks->n);
+		free(ks);
+	}
+	pthread_mutex_unlock(&keys_mu);
+}
+
+int
+smtp_submit_start(struct daemon *d, char *err, size_t errlen)
+{
+	struct smtp_priv *priv = xcalloc(1, sizeof(*priv));
+
+	d->priv = priv;
+	store_rate_set_period(d->store, d->cfg->submission_rate_period);
+	if (srs_key_load(d->cfg->data_dir, priv->srs_key, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+void
+smtp_submit_stop(struct daemon *d)
+{
+	if (d->priv != NULL)
+		sodium_memzero(d->priv, sizeof(struct smtp_priv));
+	free(d->priv);
+	d->priv = NULL;
+	keys_free_all();
+}
+
+static const char *
+sender_domain(const struct smtp_tx *tx)
+{
+	const char *at = strrchr(tx->from, '@');
+
+	return at != NULL ? at + 1 : "";
+}
+
+/* Builds the rewritten delivery when the submission needs it. 0 (nothing
+   to do, or done: tx->d replaced), or -1 (tx->commit_err set). */
+static int
+fix_and_sign(struct smtp_tx *tx, const char *map, size_t size,
+    const struct smtp_hdr_info *whole)
+{
+	const char *c = map + tx->trace_len;
+	size_t clen = size - tx->trace_len;
+	struct smtp_hdr_info hi;
+	struct buf added, head, sigs;
+	struct dkim_key **keys = NULL;
+	size_t nkeys = 0;
+	char err[256], domain[SMTP_DOMAIN_MAX + 1];
+	struct store_delivery *d2 = NULL;
+	enum store_err e;
+	int64_t now = (int64_t)time(NULL);
+	int ret = 0;
+
+	(void)whole;
+	smtp_hdr_scan(c, clen, &hi);
+	buf_init(&added);
+	buf_init(&head);
+	buf_init(&sigs);
+	if (!hi.message_id) {
+		char host[300];
+		str_copy(host, tx->cfg->hostname, sizeof(host));
+		buf_printf(&added, "Message-ID: <%s.%llx%08x@%s>\r\n", tx->id,
+		    (unsigned long long)now, (unsigned)randombytes_random(),
+		    host);
+	}
+	if (!hi.date) {
+		char date[64];
+		date_rfc5322((time_t)now, date, sizeof(date));
+		buf_printf(&added, "Date: %s\r\n", date);
+	}
+	/* The signing domain: From:'s when it is ours, else the sender's. */
+	str_copy(domain, hi.from_domain, sizeof(domain));
+	if (domain[0] == '\0' || !store_domain_is_local(tx->store, domain))
+		str_copy(domain, sender_domain(tx), sizeof(domain));
+	if (domain[0] != '\0')
+		keys = keys_for(tx->cfg->data_dir, domain, &nkeys);
+	if (added.len == 0 && nkeys == 0)
+		goto out;
+	buf_append(&head, added.data, added.len);
+	buf_append(&head, c, hi.len);
+	/* Signatures are prepended in the order made: the last key's on
+	   top. */
+	for (size_t i = 0; i < nkeys; i++) {
+		struct buf one;
+		buf_init(&one);
+		if (dkim_sign_parts(keys[i], head.data, head.len, c + hi.len,
+		    clen - hi.len, now, &one, err, sizeof(err)) == 0) {
+			buf_append(&one, sigs.data, sigs.len);
+			buf_free(&sigs);
+			sigs = one;
+			tx->dkim_signed++;
+		} else {
+			log_warnx("dkim: %s: %s", domain, err);
+			buf_free(&one);
+		}
+	}
+	if ((e = store_delivery_new(tx->store, &d2)) != STORE_OK ||
+	    (e = store_delivery_write(d2, map, tx->trace_len)) != STORE_OK ||
+	    (e = store_delivery_write(d2, sigs.data, sigs.len)) != STORE_OK ||
+	    (e = store_delivery_write(d2, added.data, added.len)) != STORE_OK ||
+	    (e = store_delivery_write(d2, c, clen)) != STORE_OK) {
+		tx->commit_err = e;
+		store_delivery_free(&d2);
+		ret = -1;
+		goto out;
+	}
+	store_delivery_free(&tx->d);
+	tx->d = d2;
+out:
+	buf_free(&added);
+	buf_free(&head);
+	buf_free(&sigs);
+	return ret;
+}
+
+static void
+add_queue(struct smtp_tx *tx)
+{
+	struct store_queue_msg env;
+	struct store_queue_rcpt *r;
+	enum store_err e;
+
+	memset(&env, 0, sizeof(env));
+	str_copy(env.sender, tx->queue_sender, sizeof(env.sender));
+	str_copy(env.envid, tx->envid, sizeof(env.envid));
+	env.ret = tx->ret == SMTP_RET_FULL ? STORE_QRET_FULL :
+	    tx->ret == SMTP_RET_HDRS ? STORE_QRET_HDRS : STORE_QRET_NONE;
+	if (tx->user_remote)
+		str_copy(env.auth_user, tx->auth_user, sizeof(env.auth_user));
+	r = xcalloc(tx->nremote, sizeof(*r));
+	for (size_t i = 0; i < tx->nremote; i++) {
+		str_copy(r[i].address, tx->remote[i].address,
+		    sizeof(r[i].address));
+		str_copy(r[i].orcpt, tx->remote[i].orcpt, sizeof(r[i].orcpt));
+		/* smtp_notify and store_queue_notify share their bits. */
+		r[i].notify = tx->remote[i].notify;
+	}
+	e = store_delivery_queue(tx->d, &env, r, tx->nremote);
+	free(r);
+	if (e != STORE_OK)
+		tx->commit_err = e;
+}
+
+void
+smtp_submit_work(struct smtp_tx *tx)
+{
+	struct smtp_hdr_info hi;
+	uint64_t size;
+	void *map = MAP_FAILED;
+	enum store_err e;
+	int fd;
+
+	tx->prep = SMTP_PREP_OK;
+	tx->commit_err = STORE_OK;
+	if ((e = store_delivery_contents(tx->d, &fd, &size)) != STORE_OK) {
+		tx->commit_err = e;
+		return;
+	}
+	if (size > 0)
+		map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		tx->commit_err = STORE_ETEMP;
+		return;
+	}
+	smtp_hdr_scan(map, size, &hi);
+	if (hi.received > SMTP_HOPS_MAX) {
+		tx->prep = SMTP_PREP_LOOP;
+		munmap(map, size);
+		return;
+	}
+	if (tx->nremote > 0 && !store_queue_space_ok(tx->store, size)) {
+		tx->prep = SMTP_PREP_NOSPACE;
+		munmap(map, size);
+		return;
+	}
+	if (tx->fix_headers && fix_and_sign(tx, map, size, &hi) < 0) {
+		munmap(map, size);
+		return;
+	}
+	munmap(map, size);
+	for (size_t i = 0; i < tx->nusers; i++) {
+		e = store_delivery_add_target(tx->d, tx->users[i], 0, 0, NULL,
+		    0, 0, 0);
+		if (e != STORE_OK) {
+			tx->commit_err = e;
+			return;
+		}
+	}
+	if (tx->nremote > 0) {
+		add_queue(tx);
+		if (tx->commit_err != STORE_OK)
+			return;
+	}
+	tx->commit_err = store_delivery_commit(tx->d, STORE_DELIVER_NOQUOTA,
+	    NULL);
+	if (tx->commit_err == STORE_OK)
+		tx->queue_id = store_delivery_queue_id(tx->d);
+}
