@@ -133,10 +133,12 @@ commit_done(struct session *base, void *arg)
 			    sizeof(qid) - 7);
 		}
 		log_info("%s message id=%s from=<%s> rcpts=%u size=%llu "
-		    "local=%zu remote=%zu%s dkim=%u result=ok",
+		    "local=%zu remote=%zu%s dkim=%u%s%s%s result=ok",
 		    conn_id(s->base.c), tx->id, esc, tx->nrcpts,
 		    (unsigned long long)tx->size, tx->nusers, tx->nremote, qid,
-		    tx->dkim_signed);
+		    tx->dkim_signed, tx->junk && !tx->fix_headers ?
+		    " junk=\"" : "", tx->junk && !tx->fix_headers ?
+		    tx->junk_why : "", tx->junk && !tx->fix_headers ? "\"" : "");
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", tx->id);
 	} else {
 		smtp_reply_store_err(s, tx->commit_err, "commit");

@@ -107,6 +107,9 @@ struct smtp_tx {
 	int prep;                        /* enum smtp_prep */
 	uint64_t queue_id;
 	unsigned dkim_signed;
+	/* Spam: the local recipients get it in Junk (smtp_junk.c). */
+	bool junk;
+	char junk_why[64];
 };
 
 enum smtp_prep {
@@ -189,6 +192,15 @@ void smtp_data_input(struct smtp_session *s);
 void smtp_bdat_chunk(struct smtp_session *s, uint64_t size, bool last);
 /* Reads buffered bytes of the current BDAT chunk. */
 void smtp_bdat_input(struct smtp_session *s);
+
+/* ---- smtp_junk.c ---- */
+/* Marks the message as spam (why: a short reason for the log; the first
+   one is kept): its local recipients get it in their Junk mailbox. Not
+   for authenticated submission (ignored at commit). */
+void smtp_tx_set_junk(struct smtp_tx *tx, const char *why);
+/* The id of the user's \Junk mailbox, 0 (INBOX) if none. Blocking:
+   worker thread. */
+uint32_t smtp_junk_mailbox(struct store *st, uint32_t user_id);
 
 /* ---- smtp_submit.c ---- */
 /* What the top-level header of a message says (pure). */
