@@ -99,14 +99,14 @@ data_put(struct smtp_session *s, const char *p, size_t n, unsigned flags)
 		tx->write_failed = true;
 }
 
-static void
-commit_work(void *arg)
+void
+smtp_data_commit_work(void *arg)
 {
 	smtp_submit_work(arg);
 }
 
-static enum cmd_result
-commit_done(struct session *base, void *arg)
+enum cmd_result
+smtp_data_commit_done(struct session *base, void *arg)
 {
 	struct smtp_session *s = (struct smtp_session *)base;
 	struct smtp_tx *tx = s->tx;
@@ -211,7 +211,10 @@ data_end(struct smtp_session *s)
 	tx->fix_headers = smtp_is_authenticated(s);
 	str_copy(tx->auth_user, s->auth_user, sizeof(tx->auth_user));
 	queue_sender(s);
-	session_submit(&s->base, commit_work, commit_done, tx);
+	if (smtp_milter_eom(s))
+		return;
+	session_submit(&s->base, smtp_data_commit_work, smtp_data_commit_done,
+	    tx);
 }
 
 void
