@@ -171,6 +171,10 @@ EOF
 have smtpd && cat <<EOF
   Outgoing SMTP:  server $HOST  port $SUBMISSION_PORT  STARTTLS  (or port $SMTPS_PORT, SSL/TLS)
   Inbound MX (unauthenticated, local recipients only): $HOST port $SMTP_PORT
+  Spam filter: with rspamd running locally (Debian: apt-get install rspamd;
+  its proxy worker listens in milter mode on 127.0.0.1:11332), add
+    milter = inet:127.0.0.1:11332
+  to $CONF and restart: spam then lands in the Junk folder.
 EOF
 cat <<EOF
 The certificate is self-signed: when Thunderbird warns, choose "Confirm
