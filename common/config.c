@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dns.h"
 #include "log.h"
+#include "milter.h"
 #include "util.h"
 
 /* A config file is a few KiB; anything far bigger is a mistake. */
@@ -21,7 +23,8 @@
 #define CONFIG_LINE_MAX 4096
 
 enum key_type { K_STR, K_LISTEN, K_SIZE, K_BOOL, K_LEVEL, K_UINT, K_DURATION,
-	K_DURATION0, K_PORT, K_HOSTPORTS, K_RELAY, K_RATE, K_TOKEN };
+	K_DURATION0, K_PORT, K_HOSTPORTS, K_RELAY, K_RATE, K_TOKEN,
+	K_MILTER, K_MFAIL, K_DNSBL };
 
 struct key_def {
 	const char *name;
@@ -69,6 +72,11 @@ static const struct key_def config_keys[] = {
 	{ "queue_lifetime", K_DURATION, F(queue_lifetime) },
 	{ "delay_warning", K_DURATION0, F(delay_warning) },
 	{ "dkim_selector", K_TOKEN, F(dkim_selector) },
+	/* Inbound: milters and DNS blocklists (smtpd's MX listener). */
+	{ "milter", K_MILTER, F(milter) },
+	{ "milter_timeout", K_DURATION, F(milter_timeout) },
+	{ "milter_failure", K_MFAIL, F(milter_fail_accept) },
+	{ "dnsbl", K_DNSBL, F(dnsbl) },
 };
 #undef F
 
@@ -105,6 +113,7 @@ config_init(struct config *cfg)
 	cfg->queue_lifetime = 5 * 86400;
 	cfg->delay_warning = 4 * 3600;
 	cfg->dkim_selector = xstrdup("postroom");
+	cfg->milter_timeout = 30;
 }
 
 void
@@ -118,7 +127,8 @@ config_free(struct config *cfg)
 		const struct key_def *k = &config_keys[i];
 		if (k->type == K_STR || k->type == K_LISTEN ||
 		    k->type == K_HOSTPORTS || k->type == K_RELAY ||
-		    k->type == K_TOKEN) {
+		    k->type == K_TOKEN || k->type == K_MILTER ||
+		    k->type == K_DNSBL) {
 			char **sp = (char **)((char *)cfg + k->off);
 			free(*sp);
 			*sp = NULL;
@@ -513,6 +523,38 @@ parse_value(struct config *cfg, const struct key_def *k, const char *v,
 			return -1;
 		}
 		return 0;
+	case K_MILTER:
+		if (milter_list_check(v, why, whylen) < 0)
+			return -1;
+		free(*(char **)field);
+		*(char **)field = *v != '\0' ? xstrdup(v) : NULL;
+		return 0;
+	case K_MFAIL:
+		if (strcmp(v, "tempfail") != 0 && strcmp(v, "accept") != 0) {
+			snprintf(why, whylen, "bad milter_failure (want "
+			    "tempfail or accept)");
+			return -1;
+		}
+		*(bool *)field = strcmp(v, "accept") == 0;
+		return 0;
+	case K_DNSBL: {
+		char zone[256];
+		const char *p = v;
+		size_t len;
+
+		while (*(p += strspn(p, " \t,")) != '\0') {
+			len = strcspn(p, " \t,");
+			if (len >= sizeof(zone) || (memcpy(zone, p, len),
+			    zone[len] = '\0', !dns_is_valid_name(zone))) {
+				snprintf(why, whylen, "bad dnsbl zone");
+				return -1;
+			}
+			p += len;
+		}
+		free(*(char **)field);
+		*(char **)field = *v != '\0' ? xstrdup(v) : NULL;
+		return 0;
+	}
 	case K_TOKEN:
 		/* A DNS label: letters, digits, '-' (and '.' between). */
 		if (*v == '\0' || strlen(v) > 63 ||

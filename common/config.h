@@ -58,6 +58,13 @@ struct config {
 	double queue_lifetime;      /* default 5d */
 	double delay_warning;       /* default 4h; 0: never */
 	char *dkim_selector;        /* default "postroom" */
+
+	/* Inbound: milters and DNS blocklists (smtpd's MX listener). */
+	char *milter;               /* "inet:host:port, unix:/path"; NULL: none */
+	double milter_timeout;      /* per milter reply, default 30s */
+	bool milter_fail_accept;    /* milter_failure = accept (default
+	                               tempfail) */
+	char *dnsbl;                /* "zone, zone"; NULL: none */
 };
 
 /* Sets every field to its default (strings NULL except data_dir and

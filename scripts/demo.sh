@@ -176,6 +176,10 @@ EOF
 have smtpd && cat <<EOF
   Outgoing SMTP:  server $HOST  port $SUBMISSION_PORT  STARTTLS  (or port $SMTPS_PORT, SSL/TLS)
   Inbound MX (unauthenticated, local recipients only): $HOST port $SMTP_PORT
+  Spam filter: with rspamd running locally (Debian: apt-get install rspamd;
+  its proxy worker listens in milter mode on 127.0.0.1:11332), add
+    milter = inet:127.0.0.1:11332
+  to $CONF and restart: spam then lands in the Junk folder.
 EOF
 have mtad && cat <<EOF
 Mail to other domains is queued and delivered by mtad, straight to their MX

@@ -7,9 +7,10 @@ TEST_PKGS="$BUILD_PKGS clang libclang-rt-14-dev libcmocka-dev python3 python3-py
 # swaks needs these (Recommends, which --no-install-recommends skips) for TLS and AUTH.
 TEST_PKGS="$TEST_PKGS libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl"
 BENCH_PKGS="$BUILD_PKGS procps"
-TEST_PKGS="$TEST_PKGS python3-dkim python3-nacl"   # queue engineer: DKIM checks with dkimpy (Ed25519 needs nacl)
 # outbound delivery (mtad): c-ares for DNS; the loopback test rig (DNS server, SMTP sinks)
 BUILD_PKGS="$BUILD_PKGS libc-ares-dev"; TEST_PKGS="$TEST_PKGS libc-ares-dev python3-dnslib"; BENCH_PKGS="$BENCH_PKGS libc-ares-dev"
+TEST_PKGS="$TEST_PKGS python3-dkim python3-nacl"   # queue engineer: DKIM checks with dkimpy (Ed25519 needs nacl)
+TEST_PKGS="$TEST_PKGS python3-milter rspamd"   # milter engineer: the test milter (pymilter) and a real rspamd in milter mode
 case "${1:-build}" in
   build) want=$BUILD_PKGS ;;
   test)  want=$TEST_PKGS ;;

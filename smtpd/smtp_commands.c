@@ -417,6 +417,7 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 accepted:
 	if (tx->nrcpts++ == 0)
 		memcpy(tx->first_rcpt, path.address, sizeof(tx->first_rcpt));
+	smtp_milter_rcpt(s, path.address);
 	smtp_set_state(s, SMTP_ST_RCPT);
 	smtp_reply(s, 250, "2.1.5", "Recipient <%s> OK", path.address);
 out:

@@ -99,14 +99,14 @@ data_put(struct smtp_session *s, const char *p, size_t n, unsigned flags)
 		tx->write_failed = true;
 }
 
-static void
-commit_work(void *arg)
+void
+smtp_data_commit_work(void *arg)
 {
 	smtp_submit_work(arg);
 }
 
-static enum cmd_result
-commit_done(struct session *base, void *arg)
+enum cmd_result
+smtp_data_commit_done(struct session *base, void *arg)
 {
 	struct smtp_session *s = (struct smtp_session *)base;
 	struct smtp_tx *tx = s->tx;
@@ -133,10 +133,12 @@ commit_done(struct session *base, void *arg)
 			    sizeof(qid) - 7);
 		}
 		log_info("%s message id=%s from=<%s> rcpts=%u size=%llu "
-		    "local=%zu remote=%zu%s dkim=%u result=ok",
+		    "local=%zu remote=%zu%s dkim=%u%s%s%s result=ok",
 		    conn_id(s->base.c), tx->id, esc, tx->nrcpts,
 		    (unsigned long long)tx->size, tx->nusers, tx->nremote, qid,
-		    tx->dkim_signed);
+		    tx->dkim_signed, tx->junk && !tx->fix_headers ?
+		    " junk=\"" : "", tx->junk && !tx->fix_headers ?
+		    tx->junk_why : "", tx->junk && !tx->fix_headers ? "\"" : "");
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", tx->id);
 	} else {
 		smtp_reply_store_err(s, tx->commit_err, "commit");
@@ -209,7 +211,10 @@ data_end(struct smtp_session *s)
 	tx->fix_headers = smtp_is_authenticated(s);
 	str_copy(tx->auth_user, s->auth_user, sizeof(tx->auth_user));
 	queue_sender(s);
-	session_submit(&s->base, commit_work, commit_done, tx);
+	if (smtp_milter_eom(s))
+		return;
+	session_submit(&s->base, smtp_data_commit_work, smtp_data_commit_done,
+	    tx);
 }
 
 void

@@ -144,6 +144,7 @@ smtp_tx_free(struct smtp_tx **txp)
 		return;
 	if (tx->d != NULL)
 		store_delivery_free(&tx->d);
+	smtp_milter_tx_free(tx);
 	free(tx->users);
 	free(tx->remote);
 	free(tx->scratch);
@@ -173,7 +174,9 @@ on_accept(struct conn *c, int tag)
 	    tag == SMTP_L_MX ? "mx" :
 	    tag == SMTP_L_SUBMISSION ? "submission" : "smtps",
 	    conn_is_tls(c) ? conn_tls_version(c) : "no");
-	conn_printf(c, "220 %s ESMTP Postroom\r\n", s->base.d->cfg->hostname);
+	if (!smtp_milter_connect(s))
+		conn_printf(c, "220 %s ESMTP Postroom\r\n",
+		    s->base.d->cfg->hostname);
 	return s;
 }
 

@@ -107,6 +107,11 @@ struct smtp_tx {
 	int prep;                        /* enum smtp_prep */
 	uint64_t queue_id;
 	unsigned dkim_signed;
+	/* Spam: the local recipients get it in Junk (smtp_junk.c). */
+	bool junk;
+	char junk_why[64];
+	/* Milters (smtp_milter.c): recipients seen, verdict. */
+	struct smtp_milter_tx *milter;
 };
 
 enum smtp_prep {
@@ -189,6 +194,34 @@ void smtp_data_input(struct smtp_session *s);
 void smtp_bdat_chunk(struct smtp_session *s, uint64_t size, bool last);
 /* Reads buffered bytes of the current BDAT chunk. */
 void smtp_bdat_input(struct smtp_session *s);
+
+/* The commit on the worker and its completion (what DATA's end submits;
+   smtp_milter.c runs them itself after the milters). */
+void smtp_data_commit_work(void *tx);
+enum cmd_result smtp_data_commit_done(struct session *base, void *tx);
+
+/* ---- smtp_milter.c ---- */
+/* At accept on the MX listener: checks the dnsbl zones before the
+   greeting. True: the greeting (or the 554) is sent later. */
+bool smtp_milter_connect(struct smtp_session *s);
+/* An accepted recipient, for the milters. */
+void smtp_milter_rcpt(struct smtp_session *s, const char *address);
+/* At the end of the content, before the commit: true when the milters
+   took the message over (they reply and commit themselves). */
+bool smtp_milter_eom(struct smtp_session *s);
+/* On the worker: applies the milters' header changes and files the
+   message as junk if they asked to or marked it. */
+void smtp_milter_apply(struct smtp_tx *tx);
+void smtp_milter_tx_free(struct smtp_tx *tx);
+
+/* ---- smtp_junk.c ---- */
+/* Marks the message as spam (why: a short reason for the log; the first
+   one is kept): its local recipients get it in their Junk mailbox. Not
+   for authenticated submission (ignored at commit). */
+void smtp_tx_set_junk(struct smtp_tx *tx, const char *why);
+/* The id of the user's \Junk mailbox, 0 (INBOX) if none. Blocking:
+   worker thread. */
+uint32_t smtp_junk_mailbox(struct store *st, uint32_t user_id);
 
 /* ---- smtp_submit.c ---- */
 /* On the worker: checks the hop count, adds Message-ID/Date and DKIM

@@ -276,8 +276,10 @@ smtp_submit_work(struct smtp_tx *tx)
 	}
 	munmap(map, size);
 	for (size_t i = 0; i < tx->nusers; i++) {
-		e = store_delivery_add_target(tx->d, tx->users[i], 0, 0, NULL,
-		    0, 0, 0);
+		uint32_t mbox = tx->junk && !tx->fix_headers ?
+		    smtp_junk_mailbox(tx->store, tx->users[i]) : 0;
+		e = store_delivery_add_target(tx->d, tx->users[i], mbox, 0,
+		    NULL, 0, 0, 0);
 		if (e != STORE_OK) {
 			tx->commit_err = e;
 			return;

@@ -21,11 +21,14 @@ cd "$(dirname "$0")/.."
 WHITEBOX="
 tests/fuzz/fuzz_imap_compress.c:conn_private.h
 tests/unit/test_store_queue.c:store_private.h
+tests/unit/test_smtp_junk.c:smtp_session.h
 "
 # fuzz_imap_compress: drives common/compress.c's inflater and deflater on a
 # bare struct conn (no socket, no loop), which no public entry point allows.
 # test_store_queue: writes truncated and garbled queue records straight into
 # the store's LMDB tables to check that they are moved aside, not trusted.
+# test_smtp_junk: runs smtpd's commit path (smtp_submit.c, smtp_junk.c, linked
+# by the Makefile's test_smtp_junk_SRCS) on a real store, without a socket.
 
 # The daemons: every program of the Makefile's PROGRAMS list but mailctl.
 DAEMONS=$(sed -n 's/^PROGRAMS *:= *//p' Makefile | tr ' ' '\n' | grep -vx mailctl | xargs)

@@ -1,0 +1,525 @@
+/* smtp_milter: the MX listener's inbound filters. At connect, the DNS
+   blocklists (dnsbl): the client's address, reversed (IPv4 octets, IPv6
+   nibbles), looked up as an A record under each zone; a listed client gets
+   554 5.7.1 naming the list instead of the greeting and the session ends,
+   so nothing is stored. At the end of a message the configured milters see
+   it whole (connect facts, HELO, envelope, header, body); their verdict is
+   honoured (reject with their reply text, tempfail, discard) and their
+   header changes are applied on the worker before the commit. A quarantine
+   request or a spam mark (X-Spam: Yes, X-Spam-Flag: YES, which rspamd's
+   "add header" action adds) files the message as junk. Authenticated
+   sessions and the submission listeners are never filtered. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "dns.h"
+#include "log.h"
+#include "milter.h"
+#include "milter_codec.h"
+#include "worker.h"
+#include "util.h"
+
+#include "smtp_session.h"
+
+#define DNSBL_MAX 8
+
+/* What the session keeps for the milters (tx->milter). */
+struct smtp_milter_tx {
+	char **rcpts;
+	size_t nrcpts;
+	/* The run in flight: the message mapped, what the milters read. */
+	void *map;
+	size_t map_len;
+	struct milter_msg msg;
+	char client_port[8];
+	/* The verdict, for the worker. */
+	struct milter_result *res;
+	char junk_why[256];
+};
+
+/* One resolver for the process, made at the first lookup. */
+static struct dns_resolver *resolver;
+
+static bool
+filtered(const struct smtp_session *s)
+{
+	return s->listener == SMTP_L_MX && !smtp_is_authenticated(s);
+}
+
+/* ---- DNS blocklists ---- */
+
+struct dnsbl_check {
+	struct smtp_session *s;
+	size_t pending;
+	char listed[256];       /* the first zone that lists the client */
+};
+
+/* "4.3.2.1.zone" or the 32 nibbles of an IPv6 address. -1 if addr is not
+   numeric. Pure. */
+static int
+dnsbl_name(const char *addr, const char *zone, char *out, size_t size)
+{
+	unsigned char a[16];
+	size_t o = 0;
+
+	if (inet_pton(AF_INET, addr, a) == 1) {
+		if (snprintf(out, size, "%u.%u.%u.%u.%s", a[3], a[2], a[1],
+		    a[0], zone) >= (int)size)
+			return -1;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, a) != 1 || size < 64 + strlen(zone) + 1)
+		return -1;
+	for (int i = 15; i >= 0; i--) {
+		static const char hex[] = "0123456789abcdef";
+		out[o++] = hex[a[i] & 15];
+		out[o++] = '.';
+		out[o++] = hex[a[i] >> 4];
+		out[o++] = '.';
+	}
+	if (snprintf(out + o, size - o, "%s", zone) >= (int)(size - o))
+		return -1;
+	return 0;
+}
+
+static void
+dnsbl_done(struct dnsbl_check *k)
+{
+	struct smtp_session *s = k->s;
+	const struct config *cfg = s->base.d->cfg;
+
+	if (k->listed[0] != '\0') {
+		log_info("%s dnsbl listed=%s ip=%s result=refused",
+		    conn_id(s->base.c), k->listed, conn_peer_addr(s->base.c));
+		conn_printf(s->base.c, "554 5.7.1 Service unavailable; client "
+		    "[%s] blocked using %s\r\n", conn_peer_addr(s->base.c),
+		    k->listed);
+		session_close(&s->base, "dnsbl");
+	} else {
+		conn_printf(s->base.c, "220 %s ESMTP Postroom\r\n",
+		    cfg->hostname);
+	}
+	free(k);
+	session_resume(&s->base);
+}
+
+/* The per-query context: the check and its zone. */
+struct dnsbl_query {
+	struct dnsbl_check *k;
+	char zone[256];
+};
+
+static void
+dnsbl_query_answer(void *arg, const struct dns_answer *ans)
+{
+	struct dnsbl_query *q = arg;
+	struct dnsbl_check *k = q->k;
+
+	/* Listed: any A record (127.0.0.x by convention). Our own DNS
+	   trouble never refuses anyone. */
+	if (ans->status == DNS_OK && k->listed[0] == '\0')
+		str_copy(k->listed, q->zone, sizeof(k->listed));
+	else if (ans->status == DNS_TEMPFAIL || ans->status == DNS_BADANSWER)
+		log_warnx("%s dnsbl zone=%s lookup=%s", conn_id(k->s->base.c),
+		    q->zone, dns_status_str(ans->status));
+	free(q);
+	if (--k->pending == 0)
+		dnsbl_done(k);
+}
+
+bool
+smtp_milter_connect(struct smtp_session *s)
+{
+	const struct config *cfg = s->base.d->cfg;
+	struct dnsbl_check *k;
+	const char *p;
+	char err[256];
+
+	if (s->listener != SMTP_L_MX || cfg->dnsbl == NULL)
+		return false;
+	if (resolver == NULL) {
+		resolver = dns_resolver_new(s->base.d->loop, cfg->dns_servers,
+		    0, 0, err, sizeof(err));
+		if (resolver == NULL) {
+			log_warnx("dnsbl: %s", err);
+			return false;
+		}
+	}
+	k = xcalloc(1, sizeof(*k));
+	k->s = s;
+	k->pending = 1;     /* held until every query went out */
+	session_suspend(&s->base);
+	p = cfg->dnsbl;
+	while (*(p += strspn(p, " \t,")) != '\0') {
+		size_t len = strcspn(p, " \t,");
+		struct dnsbl_query *q = xcalloc(1, sizeof(*q));
+		char name[DNS_NAME_SIZE];
+		q->k = k;
+		if (len < sizeof(q->zone))
+			memcpy(q->zone, p, len);
+		p += len;
+		if (dnsbl_name(conn_peer_addr(s->base.c), q->zone, name,
+		    sizeof(name)) < 0 || dns_query(resolver, name, DNS_T_A,
+		    dnsbl_query_answer, q) < 0) {
+			free(q);
+			continue;
+		}
+		k->pending++;
+	}
+	/* The greeting waits for the answers: a listed client never sees a
+	   220 (the lookups are the greeting delay). */
+	if (--k->pending == 0)
+		dnsbl_done(k);
+	return true;
+}
+
+/* ---- milters ---- */
+
+static struct smtp_milter_tx *
+mtx_of(struct smtp_tx *tx)
+{
+	if (tx->milter == NULL)
+		tx->milter = xcalloc(1, sizeof(*tx->milter));
+	return tx->milter;
+}
+
+void
+smtp_milter_rcpt(struct smtp_session *s, const char *address)
+{
+	struct smtp_milter_tx *m;
+
+	if (!filtered(s) || s->base.d->cfg->milter == NULL)
+		return;
+	m = mtx_of(s->tx);
+	m->rcpts = xrealloc(m->rcpts, (m->nrcpts + 1) * sizeof(char *));
+	m->rcpts[m->nrcpts++] = xstrdup(address);
+}
+
+void
+smtp_milter_tx_free(struct smtp_tx *tx)
+{
+	struct smtp_milter_tx *m = tx->milter;
+
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->nrcpts; i++)
+		free(m->rcpts[i]);
+	free(m->rcpts);
+	if (m->map != NULL)
+		munmap(m->map, m->map_len);
+	milter_result_free(m->res);
+	free(m);
+	tx->milter = NULL;
+}
+
+/* Where the header ends in p[0..len): the offset of the body (after the
+   empty line), and the header's length (without the empty line). */
+static void
+split_message(const char *p, size_t len, size_t *hlen, size_t *body)
+{
+	if (len >= 2 && p[0] == '\r' && p[1] == '\n') {
+		*hlen = 0;
+		*body = 2;
+		return;
+	}
+	for (size_t i = 0; i + 3 < len; i++) {
+		if (p[i] == '\r' && p[i + 1] == '\n' && p[i + 2] == '\r' &&
+		    p[i + 3] == '\n') {
+			*hlen = i + 2;
+			*body = i + 4;
+			return;
+		}
+	}
+	*hlen = len;
+	*body = len;
+}
+
+/* Whether the header block carries a spam mark. */
+static const char *
+spam_mark(const char *h, size_t len)
+{
+	static const struct {
+		const char *field, *value;
+	} marks[] = {
+		{ "X-Spam:", "yes" },
+		{ "X-Spam-Flag:", "yes" },
+	};
+	size_t i = 0;
+
+	while (i < len) {
+		const char *nl = memchr(h + i, '\n', len - i);
+		size_t end = nl != NULL ? (size_t)(nl - h) : len;
+		for (size_t k = 0; k < ARRAY_SIZE(marks); k++) {
+			size_t fl = strlen(marks[k].field), j;
+			if (end - i < fl || strncasecmp(h + i, marks[k].field,
+			    fl) != 0)
+				continue;
+			j = i + fl;
+			while (j < end && (h[j] == ' ' || h[j] == '\t'))
+				j++;
+			if (end - j >= 3 && strncasecmp(h + j, "yes", 3) == 0 &&
+			    (end - j == 3 || h[j + 3] == '\r' || h[j + 3] == ' ' ||
+			    h[j + 3] == ';'))
+				return marks[k].field;
+		}
+		i = end + 1;
+	}
+	return NULL;
+}
+
+static void
+apply_work(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_milter_apply(s->tx);
+	smtp_data_commit_work(s->tx);
+}
+
+static void
+apply_done(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)smtp_data_commit_done(&s->base, s->tx);
+	session_resume(&s->base);
+}
+
+static void
+milter_done(void *arg, struct milter_result *res)
+{
+	struct smtp_session *s = arg;
+	struct smtp_tx *tx = s->tx;
+	struct smtp_milter_tx *m = tx->milter;
+	const char *text;
+
+	munmap(m->map, m->map_len);
+	m->map = NULL;
+	m->res = res;
+	switch (res->action) {
+	case MILTER_CONTINUE:
+		if (res->quarantine)
+			snprintf(m->junk_why, sizeof(m->junk_why),
+			    "milter quarantine: %.200s", res->quarantine_reason);
+		/* The header changes and the commit run on the worker. */
+		worker_submit(s->base.d->workers, apply_work, apply_done, s);
+		return;
+	case MILTER_DISCARD:
+		log_info("%s message id=%s result=discarded milter=%s",
+		    conn_id(s->base.c), tx->id, res->who);
+		smtp_tx_reset(s);
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s (discarded)",
+		    "-");
+		break;
+	case MILTER_REJECT:
+	case MILTER_TEMPFAIL:
+		/* "550 5.7.1 text" or "550 text": code, optional enhanced
+		   code, text. */
+		log_info("%s message id=%s result=%s milter=%s reply=\"%s\"",
+		    conn_id(s->base.c), tx->id, res->action == MILTER_REJECT ?
+		    "refused" : "deferred", res->who, res->reply);
+		text = res->reply;
+		conn_printf(s->base.c, "%s\r\n", text);
+		if (session_count_error(&s->base, SMTP_ERROR_MAX_SESSION))
+			smtp_close_421(s, "4.7.0",
+			    "Too many errors, closing connection");
+		smtp_tx_reset(s);
+		break;
+	}
+	session_resume(&s->base);
+}
+
+bool
+smtp_milter_eom(struct smtp_session *s)
+{
+	const struct config *cfg = s->base.d->cfg;
+	struct smtp_tx *tx = s->tx;
+	struct smtp_milter_tx *m;
+	uint64_t size;
+	size_t hlen, body;
+	const char *p;
+	int fd;
+
+	if (!filtered(s) || cfg->milter == NULL)
+		return false;
+	m = mtx_of(tx);
+	if (store_delivery_contents(tx->d, &fd, &size) != STORE_OK ||
+	    size <= tx->trace_len ||
+	    (m->map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0)) ==
+	    MAP_FAILED) {
+		m->map = NULL;
+		/* As if the milter were down. */
+		log_warnx("%s milter: cannot read the message",
+		    conn_id(s->base.c));
+		if (cfg->milter_fail_accept)
+			return false;
+		smtp_tx_reset(s);
+		smtp_reply(s, 451, "4.3.0", "Temporary local problem, try "
+		    "again later");
+		return true;
+	}
+	m->map_len = size;
+	p = (const char *)m->map + tx->trace_len;
+	split_message(p, size - tx->trace_len, &hlen, &body);
+	m->msg.hostname = cfg->hostname;
+	m->msg.queue_id = tx->id;
+	m->msg.client_name = "unknown";
+	m->msg.client_addr = conn_peer_addr(s->base.c);
+	m->msg.client_v6 = strchr(m->msg.client_addr, ':') != NULL;
+	m->msg.client_port = 0;
+	m->msg.helo = s->helo;
+	m->msg.from = tx->from;
+	m->msg.rcpts = (const char *const *)m->rcpts;
+	m->msg.nrcpts = m->nrcpts;
+	m->msg.header = p;
+	m->msg.header_len = hlen;
+	m->msg.body = p + body;
+	m->msg.body_len = size - tx->trace_len - body;
+	session_suspend(&s->base);
+	(void)milter_run_start(s->base.d->loop, cfg->milter,
+	    cfg->milter_timeout, cfg->milter_fail_accept, &m->msg,
+	    milter_done, s);
+	return true;
+}
+
+/* ---- applying header changes (on the worker) ---- */
+
+struct field {
+	size_t off, len;        /* in the old header, with its CRLF */
+	char *text;             /* replaced or added text (owned), or NULL */
+	bool deleted;
+};
+
+static bool
+field_is(const char *h, const struct field *f, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (f->text != NULL)
+		return strncasecmp(f->text, name, n) == 0 && f->text[n] == ':';
+	return f->len > n && strncasecmp(h + f->off, name, n) == 0 &&
+	    (h[f->off + n] == ':' || h[f->off + n] == ' ');
+}
+
+static char *
+format(const char *name, const char *value)
+{
+	struct buf b;
+
+	buf_init(&b);
+	milter_header_format(&b, name, value);
+	buf_putc(&b, '\0');
+	return buf_steal(&b);
+}
+
+void
+smtp_milter_apply(struct smtp_tx *tx)
+{
+	struct smtp_milter_tx *m = tx->milter;
+	struct field *f = NULL;
+	size_t nf = 0, hlen, body, i;
+	struct store_delivery *d2 = NULL;
+	struct buf out;
+	uint64_t size;
+	void *map;
+	const char *h, *why;
+	enum store_err e;
+	int fd;
+
+	if (m == NULL || m->res == NULL)
+		return;
+	if (store_delivery_contents(tx->d, &fd, &size) != STORE_OK ||
+	    size < tx->trace_len)
+		return;
+	map = size > 0 ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) :
+	    MAP_FAILED;
+	if (map == MAP_FAILED)
+		return;
+	h = (const char *)map + tx->trace_len;
+	split_message(h, size - tx->trace_len, &hlen, &body);
+	/* The fields of the header, folded lines kept with theirs. */
+	for (i = 0; i < hlen;) {
+		size_t end = i;
+		do {
+			const char *nl = memchr(h + end, '\n', hlen - end);
+			end = nl != NULL ? (size_t)(nl - h) + 1 : hlen;
+		} while (end < hlen && (h[end] == ' ' || h[end] == '\t'));
+		f = xrealloc(f, (nf + 1) * sizeof(*f));
+		f[nf++] = (struct field){ .off = i, .len = end - i };
+		i = end;
+	}
+	for (size_t k = 0; k < m->res->nmods; k++) {
+		const struct milter_mod *mo = &m->res->mods[k];
+		size_t at = nf, seen = 0;
+		if (mo->type == 'm') {
+			for (i = 0; i < nf; i++)
+				if (!f[i].deleted && field_is(h, &f[i],
+				    mo->name) && ++seen == (mo->index ?
+				    mo->index : 1))
+					break;
+			if (i < nf) {
+				free(f[i].text);
+				f[i].text = NULL;
+				if (mo->value[0] == '\0')
+					f[i].deleted = true;
+				else
+					f[i].text = format(mo->name, mo->value);
+				continue;
+			}
+			/* A change for a header the message lacks adds it
+			   (as Postfix does); a delete of it is nothing. */
+			if (mo->value[0] == '\0')
+				continue;
+		} else if (mo->type == 'i') {
+			/* Position among the fields still there. */
+			for (at = 0, seen = 0; at < nf && seen < mo->index;
+			    at++)
+				if (!f[at].deleted)
+					seen++;
+		}
+		f = xrealloc(f, (nf + 1) * sizeof(*f));
+		memmove(&f[at + 1], &f[at], (nf - at) * sizeof(*f));
+		f[at] = (struct field){ .text = format(mo->name, mo->value) };
+		nf++;
+	}
+	buf_init(&out);
+	for (i = 0; i < nf; i++) {
+		if (f[i].deleted)
+			;
+		else if (f[i].text != NULL)
+			buf_puts(&out, f[i].text);
+		else
+			buf_append(&out, h + f[i].off, f[i].len);
+		free(f[i].text);
+	}
+	free(f);
+	why = spam_mark(out.data != NULL ? out.data : "", out.len);
+	if (why != NULL && m->junk_why[0] == '\0')
+		snprintf(m->junk_why, sizeof(m->junk_why), "spam mark %s Yes",
+		    why);
+	if (m->res->nmods > 0) {
+		if ((e = store_delivery_new(tx->store, &d2)) != STORE_OK ||
+		    (e = store_delivery_write(d2, map, tx->trace_len)) !=
+		    STORE_OK ||
+		    (e = store_delivery_write(d2, out.data, out.len)) !=
+		    STORE_OK ||
+		    (e = store_delivery_write(d2, h + hlen,
+		    size - tx->trace_len - hlen)) != STORE_OK) {
+			log_warnx("milter: header changes lost: %s",
+			    store_err_str(e));
+			store_delivery_free(&d2);
+		} else {
+			store_delivery_free(&tx->d);
+			tx->d = d2;
+		}
+	}
+	buf_free(&out);
+	munmap(map, size);
+	if (m->junk_why[0] != '\0')
+		smtp_tx_set_junk(tx, m->junk_why);
+}
