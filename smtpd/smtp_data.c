@@ -95,6 +95,7 @@ data_put(struct smtp_session *s, const char *p, size_t n, unsigned flags)
 		tx->too_big = true;
 	if (tx->too_big || tx->write_failed || flags != 0 || n == 0)
 		return;
+	smtp_checks_data(s, p, n);
 	if (store_delivery_write(tx->d, p, n) != STORE_OK)
 		tx->write_failed = true;
 }
@@ -133,12 +134,15 @@ commit_done(struct session *base, void *arg)
 			    sizeof(qid) - 7);
 		}
 		log_info("%s message id=%s from=<%s> rcpts=%u size=%llu "
-		    "local=%zu remote=%zu%s dkim=%u%s%s%s result=ok",
+		    "local=%zu remote=%zu%s dkim=%u%s%s%s%s%s result=ok",
 		    conn_id(s->base.c), tx->id, esc, tx->nrcpts,
 		    (unsigned long long)tx->size, tx->nusers, tx->nremote, qid,
 		    tx->dkim_signed, tx->junk && !tx->fix_headers ?
 		    " junk=\"" : "", tx->junk && !tx->fix_headers ?
-		    tx->junk_why : "", tx->junk && !tx->fix_headers ? "\"" : "");
+		    tx->junk_why : "", tx->junk && !tx->fix_headers ? "\"" : "",
+		    smtp_checks_spf_str(tx) != NULL ? " spf=" : "",
+		    smtp_checks_spf_str(tx) != NULL ? smtp_checks_spf_str(tx) :
+		    "");
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", tx->id);
 	} else {
 		smtp_reply_store_err(s, tx->commit_err, "commit");
@@ -211,7 +215,7 @@ data_end(struct smtp_session *s)
 	tx->fix_headers = smtp_is_authenticated(s);
 	str_copy(tx->auth_user, s->auth_user, sizeof(tx->auth_user));
 	queue_sender(s);
-	session_submit(&s->base, commit_work, commit_done, tx);
+	smtp_checks_submit(s, commit_work, commit_done);
 }
 
 void

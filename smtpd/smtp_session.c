@@ -144,6 +144,7 @@ smtp_tx_free(struct smtp_tx **txp)
 		return;
 	if (tx->d != NULL)
 		store_delivery_free(&tx->d);
+	smtp_checks_free(&tx->checks);
 	free(tx->users);
 	free(tx->remote);
 	free(tx->scratch);

@@ -110,6 +110,8 @@ struct smtp_tx {
 	/* Spam: the local recipients get it in Junk (smtp_junk.c). */
 	bool junk;
 	char junk_why[64];
+	/* Inbound checks on the MX listener (smtp_checks.c), else NULL. */
+	struct smtp_checks *checks;
 };
 
 enum smtp_prep {
@@ -201,6 +203,26 @@ void smtp_tx_set_junk(struct smtp_tx *tx, const char *why);
 /* The id of the user's \Junk mailbox, 0 (INBOX) if none. Blocking:
    worker thread. */
 uint32_t smtp_junk_mailbox(struct store *st, uint32_t user_id);
+
+/* ---- smtp_checks.c ---- */
+/* The start/stop hooks' part: the DNS resolver of the checks. */
+int smtp_checks_start(struct daemon *d, char *err, size_t errlen);
+void smtp_checks_stop(void);
+/* After MAIL FROM on the MX listener: starts SPF (tx->checks). */
+void smtp_checks_mail(struct smtp_session *s);
+void smtp_checks_free(struct smtp_checks **c);
+/* Content bytes as received (the header is collected for the lookups). */
+void smtp_checks_data(struct smtp_session *s, const char *p, size_t n);
+/* session_submit(s, work, done, s->tx), once the checks that must be
+   decided before the commit are. */
+void smtp_checks_submit(struct smtp_session *s, void (*work)(void *arg),
+    session_done_cb *done);
+/* On the worker, before the targets: rewrites the delivery with the
+   Authentication-Results header (incoming ones claiming our hostname
+   removed). 0, or -1 with tx->commit_err set. */
+int smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size);
+/* The SPF result for the log, NULL if not checked. */
+const char *smtp_checks_spf_str(const struct smtp_tx *tx);
 
 /* ---- smtp_submit.c ---- */
 /* What the top-level header of a message says (pure). */

@@ -203,7 +203,7 @@ smtp_submit_start(struct daemon *d, char *err, size_t errlen)
 	store_rate_set_period(d->store, d->cfg->submission_rate_period);
 	if (srs_key_load(d->cfg->data_dir, priv->srs_key, err, errlen) < 0)
 		return -1;
-	return 0;
+	return smtp_checks_start(d, err, errlen);
 }
 
 void
@@ -214,6 +214,7 @@ smtp_submit_stop(struct daemon *d)
 	free(d->priv);
 	d->priv = NULL;
 	keys_free_all();
+	smtp_checks_stop();
 }
 
 static const char *
@@ -365,6 +366,10 @@ smtp_submit_work(struct smtp_tx *tx)
 		return;
 	}
 	if (tx->fix_headers && fix_and_sign(tx, map, size, &hi) < 0) {
+		munmap(map, size);
+		return;
+	}
+	if (tx->checks != NULL && smtp_checks_work(tx, map, size) < 0) {
 		munmap(map, size);
 		return;
 	}

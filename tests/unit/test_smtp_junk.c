@@ -3,7 +3,7 @@
    with smtp_tx_set_junk lands in each local recipient's \Junk mailbox
    (INBOX for a user who has none), an unmarked one in INBOX, and the mark
    is ignored for authenticated submission. */
-// LINK: smtpd/smtp_submit.c smtpd/smtp_junk.c
+// LINK: smtpd/smtp_submit.c smtpd/smtp_junk.c smtpd/smtp_checks.c
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

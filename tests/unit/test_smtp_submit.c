@@ -2,7 +2,7 @@
    counting for the hop limit, Message-ID:/Date: detection, the From:
    domain that picks the DKIM key, over folded fields, LF-only text, a
    header without an end, and arbitrary bytes. */
-// LINK: smtpd/smtp_submit.c smtpd/smtp_junk.c
+// LINK: smtpd/smtp_submit.c smtpd/smtp_junk.c smtpd/smtp_checks.c
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
