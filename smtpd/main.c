@@ -36,6 +36,7 @@ static const struct daemon_def smtpd = {
 	.store_close = store_close,
 	.start = smtp_submit_start,
 	.stop = smtp_submit_stop,
+	.reload = smtp_checks_reload,
 };
 
 int

@@ -10,7 +10,13 @@
    DKIM: the header is collected as the content streams in; once it is
    complete, the key of every DKIM-Signature (up to CHECKS_SIGS_MAX) is
    looked up (TXT at SELECTOR._domainkey.DOMAIN) while the body still
-   arrives; the signatures are verified on the worker. */
+   arrives; the signatures are verified on the worker. DMARC (RFC 7489):
+   the From: domain's policy (TXT at _dmarc.DOMAIN, else at its
+   organizational domain's, from the Public Suffix List) is looked up at
+   the same time; on the worker a pass needs an aligned SPF pass or an
+   aligned DKIM pass. With dmarc_policy = yes a failing message under
+   p=reject is refused (550 5.7.1, nothing stored) and under
+   p=quarantine filed as Junk (pct= samples). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +26,15 @@
 #include <time.h>
 
 #include "dkim_verify.h"
+#include "dmarc.h"
 #include "dns.h"
 #include "log.h"
 #include "spf.h"
 #include "util.h"
 #include "worker.h"
+
+#include <pthread.h>
+#include <sodium.h>
 
 #include "smtp_session.h"
 
@@ -48,9 +58,29 @@ struct key_lookup {
 	size_t idx;
 };
 
+/* A DMARC policy lookup: at the From: domain [0] and at its
+   organizational domain [1]. */
+struct dmarc_lookup {
+	struct smtp_checks *c;
+	int which;
+};
+
 struct smtp_checks {
 	struct smtp_session *s;
 	unsigned pending;               /* lookups the commit waits for */
+	bool dmarc_on;                  /* dmarc_policy = yes */
+	char from_domain[DMARC_DOMAIN_MAX + 1];
+	char org_domain[DMARC_DOMAIN_MAX + 2];
+	struct {
+		bool asked, done;
+		enum dns_status status;
+		int nrec;                       /* DMARC records found */
+		struct dmarc_record rec;
+		struct dmarc_lookup *lk;
+	} dm[2];
+	/* DMARC result (worker). */
+	char dmarc_ar[512];
+	bool reject;
 	/* The header as it streams in. */
 	struct buf hdr;
 	bool hdr_done;
@@ -73,6 +103,52 @@ struct smtp_checks {
 
 static struct dns_resolver *resolver;
 
+/* The Public Suffix List: replaced on SIGHUP; a replaced list may still
+   be in use on a worker, so old ones are kept until stop. */
+static pthread_mutex_t psl_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct psl *psl_cur;
+static struct psl **psl_old;
+static size_t npsl_old;
+
+static void
+psl_reload(void)
+{
+	char err[256];
+	struct psl *p = psl_load(DMARC_PSL_PATH, err, sizeof(err));
+
+	if (p == NULL) {
+		log_warnx("dmarc: %s (organizational domains: the last two "
+		    "labels)", err);
+		return;
+	}
+	pthread_mutex_lock(&psl_mu);
+	if (psl_cur != NULL) {
+		psl_old = xrealloc(psl_old, (npsl_old + 1) * sizeof(*psl_old));
+		psl_old[npsl_old++] = psl_cur;
+	}
+	psl_cur = p;
+	pthread_mutex_unlock(&psl_mu);
+}
+
+static const struct psl *
+psl_get(void)
+{
+	const struct psl *p;
+
+	pthread_mutex_lock(&psl_mu);
+	p = psl_cur;
+	pthread_mutex_unlock(&psl_mu);
+	return p;
+}
+
+void
+smtp_checks_reload(struct daemon *d)
+{
+	(void)d;
+	if (resolver != NULL)
+		psl_reload();
+}
+
 int
 smtp_checks_start(struct daemon *d, char *err, size_t errlen)
 {
@@ -80,13 +156,22 @@ smtp_checks_start(struct daemon *d, char *err, size_t errlen)
 		return 0;
 	resolver = dns_resolver_new(d->loop, d->cfg->dns_servers, 0, 0, err,
 	    errlen);
-	return resolver != NULL ? 0 : -1;
+	if (resolver == NULL)
+		return -1;
+	psl_reload();
+	return 0;
 }
 
 void
 smtp_checks_stop(void)
 {
 	dns_resolver_free(&resolver);
+	psl_free(&psl_cur);
+	for (size_t i = 0; i < npsl_old; i++)
+		psl_free(&psl_old[i]);
+	free(psl_old);
+	psl_old = NULL;
+	npsl_old = 0;
 }
 
 static void
@@ -140,6 +225,7 @@ smtp_checks_mail(struct smtp_session *s)
 		return;
 	c = xcalloc(1, sizeof(*c));
 	c->s = s;
+	c->dmarc_on = s->base.d->cfg->dmarc_policy;
 	str_copy(c->hostname, s->base.d->cfg->hostname, sizeof(c->hostname));
 	tx->checks = c;
 	memset(&req, 0, sizeof(req));
@@ -191,14 +277,79 @@ key_done(void *arg, const struct dns_answer *ans)
 static bool
 name_is(const char *p, size_t len, const char *name);
 
-/* The header is complete: look up the key of every signature. */
+static void
+dmarc_done(void *arg, const struct dns_answer *ans)
+{
+	struct dmarc_lookup *lk = arg;
+	struct smtp_checks *c = lk->c;
+	int w = lk->which;
+
+	free(lk);
+	if (c == NULL)
+		return;
+	c->dm[w].lk = NULL;
+	c->dm[w].done = true;
+	c->dm[w].status = ans->status;
+	for (size_t i = 0; i < ans->n; i++) {
+		struct dmarc_record r;
+		if (ans->rr[i].type != DNS_T_TXT || ans->rr[i].txt_len < 8 ||
+		    memcmp(ans->rr[i].txt, "v=DMARC1", 8) != 0)
+			continue;
+		if (dmarc_record_parse(ans->rr[i].txt, ans->rr[i].txt_len,
+		    &r) < 0)
+			continue;
+		if (c->dm[w].nrec++ == 0)
+			c->dm[w].rec = r;
+	}
+	c->pending--;
+	if (c->waiting && c->pending == 0) {
+		c->waiting = false;
+		smtp_checks_submit(c->s, c->work, c->done);
+	}
+}
+
+static void
+dmarc_ask(struct smtp_checks *c, int w, const char *domain)
+{
+	char name[DNS_NAME_SIZE + 16];
+
+	snprintf(name, sizeof(name), "_dmarc.%s", domain);
+	if (strlen(name) >= DNS_NAME_SIZE)
+		name[0] = '\0';
+	c->dm[w].asked = true;
+	c->dm[w].lk = xcalloc(1, sizeof(*c->dm[w].lk));
+	c->dm[w].lk->c = c;
+	c->dm[w].lk->which = w;
+	if (dns_query(resolver, name, DNS_T_TXT, dmarc_done,
+	    c->dm[w].lk) < 0) {
+		free(c->dm[w].lk);
+		c->dm[w].lk = NULL;
+		c->dm[w].done = true;
+		c->dm[w].status = DNS_NXDOMAIN;
+		return;
+	}
+	c->pending++;
+}
+
+/* The header is complete: look up the key of every signature and the
+   From: domain's DMARC policy. */
 static void
 header_done(struct smtp_checks *c)
 {
 	const char *h = c->hdr.data;
 	size_t len = c->hdr.len, pos = 0;
+	struct smtp_hdr_info hi;
 
 	c->hdr_done = true;
+	smtp_hdr_scan(h != NULL ? h : "", len, &hi);
+	str_copy(c->from_domain, hi.from_domain, sizeof(c->from_domain));
+	if (c->from_domain[0] != '\0' && dns_is_valid_name(c->from_domain)) {
+		psl_org_domain(psl_get(), c->from_domain, c->org_domain,
+		    sizeof(c->org_domain));
+		dmarc_ask(c, 0, c->from_domain);
+		if (strcmp(c->org_domain, c->from_domain) != 0)
+			dmarc_ask(c, 1, c->org_domain);
+	}
 	while (pos < len && c->nkeys < CHECKS_SIGS_MAX) {
 		size_t start = pos, colon;
 		const char *nl;
@@ -293,6 +444,9 @@ smtp_checks_free(struct smtp_checks **cp)
 			c->keys[i].lk->c = NULL;
 		free(c->keys[i].txt);
 	}
+	for (int w = 0; w < 2; w++)
+		if (c->dm[w].lk != NULL)
+			c->dm[w].lk->c = NULL;
 	buf_free(&c->hdr);
 	free(c);
 	*cp = NULL;
@@ -457,7 +611,7 @@ ar_header(const struct smtp_tx *tx, struct buf *b)
 	else
 		buf_printf(b, "\tspf=%s smtp.mailfrom=%s",
 		    spf_result_str(o->result), o->identity);
-	buf_printf(b, "%s\r\n", c->dkim_ar);
+	buf_printf(b, "%s%s\r\n", c->dkim_ar, c->dmarc_ar);
 }
 
 static const struct checks_key *
@@ -543,6 +697,92 @@ dkim_all(struct smtp_checks *c, const char *m, size_t len)
 		snprintf(out, cap, ";\r\n\tdkim=none");
 }
 
+static bool
+dns_temp(enum dns_status st)
+{
+	return st == DNS_TEMPFAIL || st == DNS_BADANSWER ||
+	    st == DNS_CANCELLED;
+}
+
+/* DMARC for the From: domain (RFC 7489 6.6): the result into
+   c->dmarc_ar, the disposition onto tx. */
+static void
+dmarc_eval(struct smtp_tx *tx)
+{
+	struct smtp_checks *c = tx->checks;
+	const struct psl *p = psl_get();
+	const struct dmarc_record *rec = NULL;
+	enum dmarc_policy pol = DMARC_P_NONE, dis;
+	bool pass = false, org = false;
+	const char *res;
+
+	c->dmarc_ar[0] = '\0';
+	if (c->from_domain[0] == '\0')
+		return;   /* no From: domain: nothing to say */
+	if (!c->dm[0].done || dns_temp(c->dm[0].status)) {
+		res = "temperror";
+		goto out;
+	}
+	if (c->dm[0].nrec == 1) {
+		rec = &c->dm[0].rec;
+	} else if (c->dm[0].nrec == 0 && c->dm[1].asked) {
+		if (!c->dm[1].done || dns_temp(c->dm[1].status)) {
+			res = "temperror";
+			goto out;
+		}
+		if (c->dm[1].nrec == 1) {
+			rec = &c->dm[1].rec;
+			org = true;
+		}
+	}
+	if (rec == NULL) {
+		res = "none";
+		goto out;
+	}
+	pol = org ? rec->sp : rec->p;
+	/* An aligned SPF pass (the MAIL FROM domain, or HELO for <>). */
+	if (c->spf_done && c->spf_out.result == SPF_PASS &&
+	    dmarc_aligned(p, c->spf_out.domain, c->from_domain,
+	    rec->aspf_strict))
+		pass = true;
+	/* An aligned DKIM pass. */
+	for (size_t i = 0; i < c->dkim_pass_n && !pass; i++)
+		if (dmarc_aligned(p, c->dkim_pass[i], c->from_domain,
+		    rec->adkim_strict))
+			pass = true;
+	if (pass) {
+		res = "pass";
+		dis = DMARC_P_NONE;
+	} else {
+		res = "fail";
+		dis = pol;
+		/* pct: messages outside the sample get the next policy
+		   down (RFC 7489 6.6.4). */
+		if (rec->pct < 100 && randombytes_uniform(100) >= rec->pct)
+			dis = dis == DMARC_P_REJECT ? DMARC_P_QUARANTINE :
+			    DMARC_P_NONE;
+		if (!c->dmarc_on)
+			dis = DMARC_P_NONE;
+		if (dis == DMARC_P_REJECT)
+			c->reject = true;
+		else if (dis == DMARC_P_QUARANTINE)
+			smtp_tx_set_junk(tx, "dmarc=quarantine");
+	}
+	snprintf(c->dmarc_ar, sizeof(c->dmarc_ar), ";\r\n\tdmarc=%s "
+	    "(p=%s dis=%s) header.from=%s", res, dmarc_policy_str(pol),
+	    dmarc_policy_str(pass ? DMARC_P_NONE : dis), c->from_domain);
+	return;
+out:
+	snprintf(c->dmarc_ar, sizeof(c->dmarc_ar), ";\r\n\tdmarc=%s "
+	    "header.from=%s", res, c->from_domain);
+}
+
+const char *
+smtp_checks_dmarc_domain(const struct smtp_tx *tx)
+{
+	return tx->checks != NULL ? tx->checks->from_domain : "";
+}
+
 int
 smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size)
 {
@@ -555,6 +795,11 @@ smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size)
 	if (tx->checks == NULL)
 		return 0;
 	dkim_all(tx->checks, c, clen);
+	dmarc_eval(tx);
+	if (tx->checks->reject) {
+		tx->prep = SMTP_PREP_DMARC_REJECT;
+		return 0;
+	}
 	buf_init(&head);
 	ar_header(tx, &head);
 	hlen = header_filtered(c, clen, tx->checks->hostname, &head);

@@ -125,6 +125,12 @@ commit_done(struct session *base, void *arg)
 		    "disk nearly full\"", conn_id(s->base.c), tx->id);
 		smtp_reply(s, 452, "4.3.1", "Insufficient system storage, "
 		    "try again later");
+	} else if (tx->prep == SMTP_PREP_DMARC_REJECT) {
+		log_info("%s message id=%s from=<%s> result=refused "
+		    "reason=\"DMARC policy of %s\"", conn_id(s->base.c), tx->id,
+		    esc, smtp_checks_dmarc_domain(tx));
+		smtp_reply(s, 550, "5.7.1", "Message refused by the DMARC "
+		    "policy of %s", smtp_checks_dmarc_domain(tx));
 	} else if (tx->commit_err == STORE_OK) {
 		char qid[24] = "";
 		s->messages++;

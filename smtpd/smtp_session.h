@@ -118,6 +118,7 @@ enum smtp_prep {
 	SMTP_PREP_OK = 0,
 	SMTP_PREP_LOOP,                  /* too many Received: 554 5.4.6 */
 	SMTP_PREP_NOSPACE,               /* queue disk nearly full: 452 4.3.1 */
+	SMTP_PREP_DMARC_REJECT,          /* DMARC p=reject: 550 5.7.1 */
 };
 
 struct smtp_session {
@@ -208,6 +209,8 @@ uint32_t smtp_junk_mailbox(struct store *st, uint32_t user_id);
 /* The start/stop hooks' part: the DNS resolver of the checks. */
 int smtp_checks_start(struct daemon *d, char *err, size_t errlen);
 void smtp_checks_stop(void);
+/* SIGHUP: reads the Public Suffix List again. */
+void smtp_checks_reload(struct daemon *d);
 /* After MAIL FROM on the MX listener: starts SPF (tx->checks). */
 void smtp_checks_mail(struct smtp_session *s);
 void smtp_checks_free(struct smtp_checks **c);
@@ -221,6 +224,8 @@ void smtp_checks_submit(struct smtp_session *s, void (*work)(void *arg),
    Authentication-Results header (incoming ones claiming our hostname
    removed). 0, or -1 with tx->commit_err set. */
 int smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size);
+/* The From: domain whose DMARC policy refused the message. */
+const char *smtp_checks_dmarc_domain(const struct smtp_tx *tx);
 /* The SPF result for the log, NULL if not checked. */
 const char *smtp_checks_spf_str(const struct smtp_tx *tx);
 

@@ -369,7 +369,8 @@ smtp_submit_work(struct smtp_tx *tx)
 		munmap(map, size);
 		return;
 	}
-	if (tx->checks != NULL && smtp_checks_work(tx, map, size) < 0) {
+	if (tx->checks != NULL && (smtp_checks_work(tx, map, size) < 0 ||
+	    tx->prep != SMTP_PREP_OK)) {
 		munmap(map, size);
 		return;
 	}

@@ -406,3 +406,128 @@ def test_dkim_small_rsa_and_missing_key(dk, keys):
 def test_dkim_none(dk):
     msg, _, ar = dk_send(dk, lambda n: make_msg(n))
     assert [r.result for r in dkim_of(ar)] == ["none"], msg
+
+
+# ---- DMARC ----
+
+@pytest.fixture
+def dm(keys):
+    i = In()
+    z = i.dns.zones
+    for dom, pol in (("rej.test", "reject"), ("quar.test", "quarantine"),
+                     ("nopol.test", "none")):
+        z.add(f'{dom}. 60 IN TXT "v=spf1 ip4:127.0.0.2 -all"')
+        z.add(f'_dmarc.{dom}. 60 IN TXT "v=DMARC1; p={pol}; rua=mailto:r@{dom}"')
+        z.add(txt_line(f"rsa._domainkey.{dom}", "v=DKIM1; k=rsa; p=" + keys["rsa"][1]))
+    # sub.rej.test has no record of its own: the organizational domain's
+    # sp= applies.
+    z.add('_dmarc.sp.test. 60 IN TXT "v=DMARC1; p=none; sp=reject"')
+    z.add('sub.sp.test. 60 IN TXT "v=spf1 -all"')
+    i.dns.servfail.add("_dmarc.tempdm.test")
+    z.add('tempdm.test. 60 IN TXT "v=spf1 -all"')
+    yield i
+    i.inst.stop_all()
+    i.dns.stop()
+
+
+def dmarc_of(ar):
+    res = [r for r in ar.results if r.method == "dmarc"]
+    assert len(res) == 1
+    return res[0]
+
+
+def dm_try(dm, n, raw, sender, src):
+    """Sends; returns the SMTP error (code, text) or None."""
+    try:
+        send_raw(dm, raw, sender=sender, src=src)
+    except smtplib.SMTPDataError as e:
+        return e.smtp_code, e.smtp_error.decode()
+    except smtplib.SMTPResponseException as e:
+        return e.smtp_code, e.smtp_error.decode()
+    return None
+
+
+def test_dmarc_good_signed_message_passes_all(dm, keys):
+    raw = sign(make_msg(601, sender="a@rej.test"), keys, "rsa", domain=b"rej.test")
+    assert dm_try(dm, 601, raw, "a@rej.test", "127.0.0.2") is None
+    msg, meta = dm.stored(601)
+    ar = ar_of(msg)[1]
+    assert spf_of(ar).result == "pass"
+    assert [r.result for r in dkim_of(ar)] == ["pass"]
+    d = dmarc_of(ar)
+    assert d.result == "pass"
+    assert prop(d, "header.from") == "rej.test"
+
+
+def test_dmarc_reject_forged_never_stored(dm):
+    # Forged: From: rej.test, sent from an address SPF does not allow,
+    # no signature.
+    raw = make_msg(602, sender="a@rej.test")
+    err = dm_try(dm, 602, raw, "a@rej.test", "127.0.0.3")
+    assert err is not None and err[0] == 550 and "5.7.1" in err[1], err
+    with pytest.raises(AssertionError):
+        dm.stored(602)
+    # Envelope from elsewhere (SPF passes there, but is not aligned).
+    dm.dns.zones.add('elsewhere.test. 60 IN TXT "v=spf1 ip4:127.0.0.2 -all"')
+    err = dm_try(dm, 603, make_msg(603, sender="a@rej.test"), "b@elsewhere.test",
+                 "127.0.0.2")
+    assert err is not None and err[0] == 550, err
+    with pytest.raises(AssertionError):
+        dm.stored(603)
+
+
+def test_dmarc_reject_aligned_dkim_saves_it(dm, keys):
+    # SPF fails, but the aligned DKIM signature passes: delivered.
+    raw = sign(make_msg(604, sender="a@rej.test"), keys, "rsa", domain=b"rej.test")
+    assert dm_try(dm, 604, raw, "a@rej.test", "127.0.0.3") is None
+    msg, meta = dm.stored(604)
+    ar = ar_of(msg)[1]
+    assert spf_of(ar).result == "fail"
+    assert dmarc_of(ar).result == "pass"
+
+
+def test_dmarc_quarantine_goes_to_junk(dm):
+    raw = make_msg(605, sender="a@quar.test")
+    assert dm_try(dm, 605, raw, "a@quar.test", "127.0.0.3") is None
+    msg, meta = dm.stored(605)
+    assert "Junk" in meta, meta
+    assert dmarc_of(ar_of(msg)[1]).result == "fail"
+    # A passing one from the same domain goes to INBOX.
+    assert dm_try(dm, 606, make_msg(606, sender="a@quar.test"), "a@quar.test",
+                  "127.0.0.2") is None
+    msg, meta = dm.stored(606)
+    assert "Junk" not in meta and "INBOX" in meta, meta
+
+
+def test_dmarc_none_and_sp_and_temperror(dm):
+    assert dm_try(dm, 607, make_msg(607, sender="a@nopol.test"), "a@nopol.test",
+                  "127.0.0.3") is None
+    msg, meta = dm.stored(607)
+    assert dmarc_of(ar_of(msg)[1]).result == "fail"
+    assert "INBOX" in meta
+    err = dm_try(dm, 608, make_msg(608, sender="a@sub.sp.test"), "a@sub.sp.test",
+                 "127.0.0.3")
+    assert err is not None and err[0] == 550, err
+    # A DNS failure is never a reason to refuse.
+    assert dm_try(dm, 609, make_msg(609, sender="a@tempdm.test"), "a@tempdm.test",
+                  "127.0.0.3") is None
+    assert dmarc_of(ar_of(dm.stored(609)[0])[1]).result == "temperror"
+    # No From: domain with a policy: dmarc=none.
+    assert dm_try(dm, 610, make_msg(610, sender="a@spf-pass.test"), "a@spf-pass.test",
+                  "127.0.0.2") is None
+    assert dmarc_of(ar_of(dm.stored(610)[0])[1]).result == "none"
+
+
+def test_dmarc_policy_off():
+    i = In(dmarc_policy="no")
+    try:
+        i.dns.zones.add('rej.test. 60 IN TXT "v=spf1 ip4:127.0.0.2 -all"')
+        i.dns.zones.add('_dmarc.rej.test. 60 IN TXT "v=DMARC1; p=reject"')
+        assert dm_try(i, 611, make_msg(611, sender="a@rej.test"), "a@rej.test",
+                      "127.0.0.3") is None
+        msg, meta = i.stored(611)
+        assert dmarc_of(ar_of(msg)[1]).result == "fail"
+        assert "INBOX" in meta
+    finally:
+        i.inst.stop_all()
+        i.dns.stop()
