@@ -58,6 +58,16 @@ struct key_lookup {
 	size_t idx;
 };
 
+#define RDNS_NAMES_MAX 5
+
+/* Forward-confirmed reverse DNS: the PTR names of the client's address,
+   each looked up forward; the first (in PTR order) whose addresses
+   include the client's is the name for Received:. */
+struct rdns_lookup {
+	struct smtp_checks *c;
+	int idx;                        /* -1: the PTR query */
+};
+
 /* A DMARC policy lookup: at the From: domain [0] and at its
    organizational domain [1]. */
 struct dmarc_lookup {
@@ -78,6 +88,13 @@ struct smtp_checks {
 		struct dmarc_record rec;
 		struct dmarc_lookup *lk;
 	} dm[2];
+	/* FCrDNS */
+	int family;
+	unsigned char ip[16];
+	char rdns_names[RDNS_NAMES_MAX][DNS_NAME_SIZE];
+	bool rdns_ok[RDNS_NAMES_MAX];
+	size_t nrdns;
+	struct rdns_lookup *rdns_lk[RDNS_NAMES_MAX + 1];
 	/* DMARC result (worker). */
 	char dmarc_ar[512];
 	bool reject;
@@ -213,6 +230,96 @@ peer_ip(struct smtp_session *s, struct spf_request *req)
 	memcpy(req->ip, a6, 16);
 }
 
+static void
+wake(struct smtp_checks *c)
+{
+	c->pending--;
+	if (c->waiting && c->pending == 0) {
+		c->waiting = false;
+		smtp_checks_submit(c->s, c->work, c->done);
+	}
+}
+
+static void
+rdns_fwd_done(void *arg, const struct dns_answer *ans)
+{
+	struct rdns_lookup *lk = arg;
+	struct smtp_checks *c = lk->c;
+	int i = lk->idx;
+
+	free(lk);
+	if (c == NULL)
+		return;
+	c->rdns_lk[i + 1] = NULL;
+	for (size_t k = 0; k < ans->n; k++)
+		if (ans->rr[k].family == c->family && memcmp(ans->rr[k].addr,
+		    c->ip, c->family == AF_INET ? 4 : 16) == 0)
+			c->rdns_ok[i] = true;
+	wake(c);
+}
+
+static void
+rdns_ptr_done(void *arg, const struct dns_answer *ans)
+{
+	struct rdns_lookup *lk = arg;
+	struct smtp_checks *c = lk->c;
+
+	free(lk);
+	if (c == NULL)
+		return;
+	c->rdns_lk[0] = NULL;
+	for (size_t k = 0; k < ans->n && c->nrdns < RDNS_NAMES_MAX; k++) {
+		if (ans->rr[k].type != DNS_T_PTR ||
+		    !dns_is_valid_name(ans->rr[k].name))
+			continue;
+		int i = (int)c->nrdns++;
+		str_copy(c->rdns_names[i], ans->rr[k].name,
+		    sizeof(c->rdns_names[i]));
+		struct rdns_lookup *f = xcalloc(1, sizeof(*f));
+		f->c = c;
+		f->idx = i;
+		if (dns_query(resolver, c->rdns_names[i], c->family == AF_INET ?
+		    DNS_T_A : DNS_T_AAAA, rdns_fwd_done, f) < 0) {
+			free(f);
+			continue;
+		}
+		c->rdns_lk[i + 1] = f;
+		c->pending++;
+	}
+	wake(c);
+}
+
+static void
+rdns_start(struct smtp_checks *c)
+{
+	char name[DNS_NAME_SIZE];
+	static const char hex[] = "0123456789abcdef";
+	struct rdns_lookup *lk;
+
+	if (c->family == AF_INET) {
+		snprintf(name, sizeof(name), "%u.%u.%u.%u.in-addr.arpa",
+		    c->ip[3], c->ip[2], c->ip[1], c->ip[0]);
+	} else {
+		size_t o = 0;
+		for (int i = 15; i >= 0; i--) {
+			name[o++] = hex[c->ip[i] & 15];
+			name[o++] = '.';
+			name[o++] = hex[c->ip[i] >> 4];
+			name[o++] = '.';
+		}
+		memcpy(name + o, "ip6.arpa", 9);
+	}
+	lk = xcalloc(1, sizeof(*lk));
+	lk->c = c;
+	lk->idx = -1;
+	if (dns_query(resolver, name, DNS_T_PTR, rdns_ptr_done, lk) < 0) {
+		free(lk);
+		return;
+	}
+	c->rdns_lk[0] = lk;
+	c->pending++;
+}
+
 void
 smtp_checks_mail(struct smtp_session *s)
 {
@@ -235,6 +342,9 @@ smtp_checks_mail(struct smtp_session *s)
 	str_copy(req.receiver, c->hostname, sizeof(req.receiver));
 	req.now = (long long)time(NULL);
 	buf_init(&c->hdr);
+	c->family = req.family;
+	memcpy(c->ip, req.ip, sizeof(c->ip));
+	rdns_start(c);
 	if (spf_check_start(resolver, &req, spf_done, c, &c->spf,
 	    &c->spf_out) == 0)
 		c->spf_done = true;
@@ -447,6 +557,9 @@ smtp_checks_free(struct smtp_checks **cp)
 	for (int w = 0; w < 2; w++)
 		if (c->dm[w].lk != NULL)
 			c->dm[w].lk->c = NULL;
+	for (size_t i = 0; i <= RDNS_NAMES_MAX; i++)
+		if (c->rdns_lk[i] != NULL)
+			c->rdns_lk[i]->c = NULL;
 	buf_free(&c->hdr);
 	free(c);
 	*cp = NULL;
@@ -783,12 +896,36 @@ smtp_checks_dmarc_domain(const struct smtp_tx *tx)
 	return tx->checks != NULL ? tx->checks->from_domain : "";
 }
 
+/* Our trace fields with the client's forward-confirmed name put into
+   Received: "from HELO (NAME [ip])". */
+static void
+trace_with_rdns(const struct smtp_checks *c, const char *t, size_t len,
+    struct buf *out)
+{
+	const char *name = NULL, *rcv, *par;
+
+	buf_init(out);
+	for (size_t i = 0; i < c->nrdns && name == NULL; i++)
+		if (c->rdns_ok[i])
+			name = c->rdns_names[i];
+	rcv = name != NULL ? memmem(t, len, "\nReceived: from ", 16) : NULL;
+	par = rcv != NULL ? memmem(rcv, len - (size_t)(rcv - t), " ([", 3) :
+	    NULL;
+	if (par == NULL) {
+		buf_append(out, t, len);
+		return;
+	}
+	buf_append(out, t, (size_t)(par - t) + 2);
+	buf_printf(out, "%s ", name);
+	buf_append(out, par + 2, len - (size_t)(par + 2 - t));
+}
+
 int
 smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size)
 {
 	const char *c = map + tx->trace_len;
 	size_t clen = size - tx->trace_len, hlen;
-	struct buf head;
+	struct buf head, trace;
 	struct store_delivery *d2 = NULL;
 	enum store_err e;
 
@@ -801,18 +938,21 @@ smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size)
 		return 0;
 	}
 	buf_init(&head);
+	trace_with_rdns(tx->checks, map, tx->trace_len, &trace);
 	ar_header(tx, &head);
 	hlen = header_filtered(c, clen, tx->checks->hostname, &head);
 	if ((e = store_delivery_new(tx->store, &d2)) != STORE_OK ||
-	    (e = store_delivery_write(d2, map, tx->trace_len)) != STORE_OK ||
+	    (e = store_delivery_write(d2, trace.data, trace.len)) != STORE_OK ||
 	    (e = store_delivery_write(d2, head.data, head.len)) != STORE_OK ||
 	    (e = store_delivery_write(d2, c + hlen, clen - hlen)) != STORE_OK) {
 		tx->commit_err = e;
 		store_delivery_free(&d2);
 		buf_free(&head);
+		buf_free(&trace);
 		return -1;
 	}
 	buf_free(&head);
+	buf_free(&trace);
 	store_delivery_free(&tx->d);
 	tx->d = d2;
 	return 0;

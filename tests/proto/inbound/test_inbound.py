@@ -77,6 +77,11 @@ ZONE = [
     'spf-temp.test. 60 IN TXT "v=spf1 a:broken.spf-temp.test -all"',
     'helo.spf-pass.test. 60 IN TXT "v=spf1 ip4:127.0.0.2 -all"',
     'spf-none.test. 60 IN A 127.0.0.9',
+    # FCrDNS: 127.0.0.2 confirms, 127.0.0.3's name points elsewhere.
+    '2.0.0.127.in-addr.arpa. 60 IN PTR host.fc.test.',
+    'host.fc.test. 60 IN A 127.0.0.2',
+    '3.0.0.127.in-addr.arpa. 60 IN PTR liar.fc.test.',
+    'liar.fc.test. 60 IN A 127.0.0.99',
 ]
 
 
@@ -531,3 +536,15 @@ def test_dmarc_policy_off():
     finally:
         i.inst.stop_all()
         i.dns.stop()
+
+
+def test_received_fcrdns(inb):
+    n = inb.send("u@spf-pass.test", src="127.0.0.2")
+    msg, _ = inb.stored(n)
+    rcv = [ln for ln in unfold(msg) if ln.startswith("Received:")][0]
+    assert "from client.test (host.fc.test [127.0.0.2])" in rcv, rcv
+    n = inb.send("u@spf-pass.test", src="127.0.0.3")
+    msg, _ = inb.stored(n)
+    rcv = [ln for ln in unfold(msg) if ln.startswith("Received:")][0]
+    assert "from client.test ([127.0.0.3])" in rcv, rcv
+    assert "liar" not in msg
