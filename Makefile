@@ -137,7 +137,7 @@ TEST_INC  = -Icommon -Istore $(PARSER_DIRS:%=-I%)
 TEST_LIBS = $(PARSER_LIBS) $(LIBSTORE) $(LIBCOMMON)
 # A white-box test of daemon code that is not a pure parser names the
 # sources it links here (and is listed in check_deps.sh's WHITEBOX).
-test_smtp_junk_SRCS := smtpd/smtp_submit.c smtpd/smtp_junk.c
+test_smtp_junk_SRCS := smtpd/smtp_submit.c smtpd/smtp_junk.c smtpd/smtp_checks.c
 .SECONDEXPANSION:
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_LIBS) $$($$*_SRCS)
 	@mkdir -p $(@D)

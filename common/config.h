@@ -27,6 +27,8 @@ struct config {
 	uint64_t max_message_size;      /* default 50M */
 	bool allow_plaintext_auth;      /* default no */
 	bool log_debug;                 /* log_level = info|debug */
+	bool dmarc_policy;              /* inbound: honour DMARC p=reject and
+	                                   p=quarantine, default yes */
 
 	unsigned max_connections;       /* per daemon, default 1000 */
 	unsigned max_connections_per_ip;/* default 100 */

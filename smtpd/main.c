@@ -35,6 +35,7 @@ static const struct daemon_def smtpd = {
 	.store_close = store_close,
 	.start = smtp_submit_start,
 	.stop = smtp_submit_stop,
+	.reload = smtp_checks_reload,
 };
 
 int

@@ -143,6 +143,7 @@ cmd_mail(struct smtp_session *s, const char *args, size_t len)
 	snprintf(tx->id, sizeof(tx->id), "%.11s%05X", conn_id(s->base.c),
 	    s->messages & 0xfffff);
 	s->tx = tx;
+	smtp_checks_mail(s);
 	smtp_set_state(s, SMTP_ST_MAIL);
 	smtp_reply(s, 250, "2.1.0", "Sender <%s> OK", path.address);
 	return CMD_DONE;

@@ -95,6 +95,7 @@ data_put(struct smtp_session *s, const char *p, size_t n, unsigned flags)
 		tx->too_big = true;
 	if (tx->too_big || tx->write_failed || flags != 0 || n == 0)
 		return;
+	smtp_checks_data(s, p, n);
 	if (store_delivery_write(tx->d, p, n) != STORE_OK)
 		tx->write_failed = true;
 }
@@ -124,6 +125,12 @@ smtp_data_commit_done(struct session *base, void *arg)
 		    "disk nearly full\"", conn_id(s->base.c), tx->id);
 		smtp_reply(s, 452, "4.3.1", "Insufficient system storage, "
 		    "try again later");
+	} else if (tx->prep == SMTP_PREP_DMARC_REJECT) {
+		log_info("%s message id=%s from=<%s> result=refused "
+		    "reason=\"DMARC policy of %s\"", conn_id(s->base.c), tx->id,
+		    esc, smtp_checks_dmarc_domain(tx));
+		smtp_reply(s, 550, "5.7.1", "Message refused by the DMARC "
+		    "policy of %s", smtp_checks_dmarc_domain(tx));
 	} else if (tx->commit_err == STORE_OK) {
 		char qid[24] = "";
 		s->messages++;
@@ -133,12 +140,15 @@ smtp_data_commit_done(struct session *base, void *arg)
 			    sizeof(qid) - 7);
 		}
 		log_info("%s message id=%s from=<%s> rcpts=%u size=%llu "
-		    "local=%zu remote=%zu%s dkim=%u%s%s%s result=ok",
+		    "local=%zu remote=%zu%s dkim=%u%s%s%s%s%s result=ok",
 		    conn_id(s->base.c), tx->id, esc, tx->nrcpts,
 		    (unsigned long long)tx->size, tx->nusers, tx->nremote, qid,
 		    tx->dkim_signed, tx->junk && !tx->fix_headers ?
 		    " junk=\"" : "", tx->junk && !tx->fix_headers ?
-		    tx->junk_why : "", tx->junk && !tx->fix_headers ? "\"" : "");
+		    tx->junk_why : "", tx->junk && !tx->fix_headers ? "\"" : "",
+		    smtp_checks_spf_str(tx) != NULL ? " spf=" : "",
+		    smtp_checks_spf_str(tx) != NULL ? smtp_checks_spf_str(tx) :
+		    "");
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", tx->id);
 	} else {
 		smtp_reply_store_err(s, tx->commit_err, "commit");
@@ -211,10 +221,14 @@ data_end(struct smtp_session *s)
 	tx->fix_headers = smtp_is_authenticated(s);
 	str_copy(tx->auth_user, s->auth_user, sizeof(tx->auth_user));
 	queue_sender(s);
-	if (smtp_milter_eom(s))
-		return;
-	session_submit(&s->base, smtp_data_commit_work, smtp_data_commit_done,
-	    tx);
+	/* The checks first (SPF may still be in flight), then the milters,
+	   then the commit: a milter sees the message the checks passed. */
+	if (smtp_milter_wanted(s))
+		smtp_checks_submit(s, smtp_milter_gate_work,
+		    smtp_milter_gate_done);
+	else
+		smtp_checks_submit(s, smtp_data_commit_work,
+		    smtp_data_commit_done);
 }
 
 void

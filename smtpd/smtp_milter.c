@@ -286,7 +286,15 @@ apply_done(void *arg)
 {
 	struct smtp_session *s = arg;
 
-	(void)smtp_data_commit_done(&s->base, s->tx);
+	switch (smtp_data_commit_done(&s->base, s->tx)) {
+	case CMD_SUSPEND:
+		return;
+	case CMD_CLOSE:
+		session_close(&s->base, "closed");
+		break;
+	case CMD_DONE:
+		break;
+	}
 	session_resume(&s->base);
 }
 
@@ -335,6 +343,37 @@ milter_done(void *arg, struct milter_result *res)
 }
 
 bool
+smtp_milter_wanted(const struct smtp_session *s)
+{
+	return filtered(s) && s->base.d->cfg->milter != NULL;
+}
+
+void
+smtp_milter_gate_work(void *arg)
+{
+	/* Nothing: the hop to the worker and back is how the checks hand
+	   the suspended session to smtp_milter_gate_done. */
+	(void)arg;
+}
+
+enum cmd_result
+smtp_milter_gate_done(struct session *base, void *arg)
+{
+	struct smtp_session *s = (struct smtp_session *)base;
+
+	(void)arg;
+	switch (smtp_milter_eom(s)) {
+	case 1:
+		return CMD_SUSPEND;     /* milter_done resumes */
+	case 2:
+		return CMD_DONE;        /* answered */
+	}
+	/* The milters are down and milter_failure = accept: commit. */
+	worker_submit(s->base.d->workers, apply_work, apply_done, s);
+	return CMD_SUSPEND;
+}
+
+int
 smtp_milter_eom(struct smtp_session *s)
 {
 	const struct config *cfg = s->base.d->cfg;
@@ -346,7 +385,7 @@ smtp_milter_eom(struct smtp_session *s)
 	int fd;
 
 	if (!filtered(s) || cfg->milter == NULL)
-		return false;
+		return 0;
 	m = mtx_of(tx);
 	if (store_delivery_contents(tx->d, &fd, &size) != STORE_OK ||
 	    size <= tx->trace_len ||
@@ -357,11 +396,11 @@ smtp_milter_eom(struct smtp_session *s)
 		log_warnx("%s milter: cannot read the message",
 		    conn_id(s->base.c));
 		if (cfg->milter_fail_accept)
-			return false;
+			return 0;
 		smtp_tx_reset(s);
 		smtp_reply(s, 451, "4.3.0", "Temporary local problem, try "
 		    "again later");
-		return true;
+		return 2;
 	}
 	m->map_len = size;
 	p = (const char *)m->map + tx->trace_len;
@@ -380,11 +419,11 @@ smtp_milter_eom(struct smtp_session *s)
 	m->msg.header_len = hlen;
 	m->msg.body = p + body;
 	m->msg.body_len = size - tx->trace_len - body;
-	session_suspend(&s->base);
+	/* The session is suspended already (smtp_milter_gate_done). */
 	(void)milter_run_start(s->base.d->loop, cfg->milter,
 	    cfg->milter_timeout, cfg->milter_fail_accept, &m->msg,
 	    milter_done, s);
-	return true;
+	return 1;
 }
 
 /* ---- applying header changes (on the worker) ---- */

@@ -145,6 +145,7 @@ smtp_tx_free(struct smtp_tx **txp)
 	if (tx->d != NULL)
 		store_delivery_free(&tx->d);
 	smtp_milter_tx_free(tx);
+	smtp_checks_free(&tx->checks);
 	free(tx->users);
 	free(tx->remote);
 	free(tx->scratch);

@@ -112,12 +112,15 @@ struct smtp_tx {
 	char junk_why[64];
 	/* Milters (smtp_milter.c): recipients seen, verdict. */
 	struct smtp_milter_tx *milter;
+	/* Inbound checks on the MX listener (smtp_checks.c), else NULL. */
+	struct smtp_checks *checks;
 };
 
 enum smtp_prep {
 	SMTP_PREP_OK = 0,
 	SMTP_PREP_LOOP,                  /* too many Received: 554 5.4.6 */
 	SMTP_PREP_NOSPACE,               /* queue disk nearly full: 452 4.3.1 */
+	SMTP_PREP_DMARC_REJECT,          /* DMARC p=reject: 550 5.7.1 */
 };
 
 struct smtp_session {
@@ -206,9 +209,17 @@ enum cmd_result smtp_data_commit_done(struct session *base, void *tx);
 bool smtp_milter_connect(struct smtp_session *s);
 /* An accepted recipient, for the milters. */
 void smtp_milter_rcpt(struct smtp_session *s, const char *address);
-/* At the end of the content, before the commit: true when the milters
-   took the message over (they reply and commit themselves). */
-bool smtp_milter_eom(struct smtp_session *s);
+/* Whether this message goes through milters (MX listener, milter set). */
+bool smtp_milter_wanted(const struct smtp_session *s);
+/* The end of the content, once the inbound checks are decided, with the
+   session suspended: smtp_checks_submit(s, smtp_milter_gate_work,
+   smtp_milter_gate_done) runs the milters, then the commit. */
+void smtp_milter_gate_work(void *arg);
+enum cmd_result smtp_milter_gate_done(struct session *base, void *arg);
+/* Starts the milters on the suspended session: 1 when they run (their
+   verdict replies, commits and resumes), 2 when it answered itself (a
+   temporary failure), 0 when the message goes on unfiltered. */
+int smtp_milter_eom(struct smtp_session *s);
 /* On the worker: applies the milters' header changes and files the
    message as junk if they asked to or marked it. */
 void smtp_milter_apply(struct smtp_tx *tx);
@@ -222,6 +233,30 @@ void smtp_tx_set_junk(struct smtp_tx *tx, const char *why);
 /* The id of the user's \Junk mailbox, 0 (INBOX) if none. Blocking:
    worker thread. */
 uint32_t smtp_junk_mailbox(struct store *st, uint32_t user_id);
+
+/* ---- smtp_checks.c ---- */
+/* The start/stop hooks' part: the DNS resolver of the checks. */
+int smtp_checks_start(struct daemon *d, char *err, size_t errlen);
+void smtp_checks_stop(void);
+/* SIGHUP: reads the Public Suffix List again. */
+void smtp_checks_reload(struct daemon *d);
+/* After MAIL FROM on the MX listener: starts SPF (tx->checks). */
+void smtp_checks_mail(struct smtp_session *s);
+void smtp_checks_free(struct smtp_checks **c);
+/* Content bytes as received (the header is collected for the lookups). */
+void smtp_checks_data(struct smtp_session *s, const char *p, size_t n);
+/* session_submit(s, work, done, s->tx), once the checks that must be
+   decided before the commit are. */
+void smtp_checks_submit(struct smtp_session *s, void (*work)(void *arg),
+    session_done_cb *done);
+/* On the worker, before the targets: rewrites the delivery with the
+   Authentication-Results header (incoming ones claiming our hostname
+   removed). 0, or -1 with tx->commit_err set. */
+int smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size);
+/* The From: domain whose DMARC policy refused the message. */
+const char *smtp_checks_dmarc_domain(const struct smtp_tx *tx);
+/* The SPF result for the log, NULL if not checked. */
+const char *smtp_checks_spf_str(const struct smtp_tx *tx);
 
 /* ---- smtp_submit.c ---- */
 /* On the worker: checks the hop count, adds Message-ID/Date and DKIM

@@ -109,7 +109,7 @@ smtp_submit_start(struct daemon *d, char *err, size_t errlen)
 	store_rate_set_period(d->store, d->cfg->submission_rate_period);
 	if (srs_key_load(d->cfg->data_dir, priv->srs_key, err, errlen) < 0)
 		return -1;
-	return 0;
+	return smtp_checks_start(d, err, errlen);
 }
 
 void
@@ -120,6 +120,7 @@ smtp_submit_stop(struct daemon *d)
 	free(d->priv);
 	d->priv = NULL;
 	keys_free_all();
+	smtp_checks_stop();
 }
 
 static const char *
@@ -271,6 +272,11 @@ smtp_submit_work(struct smtp_tx *tx)
 		return;
 	}
 	if (tx->fix_headers && fix_and_sign(tx, map, size, &hi) < 0) {
+		munmap(map, size);
+		return;
+	}
+	if (tx->checks != NULL && (smtp_checks_work(tx, map, size) < 0 ||
+	    tx->prep != SMTP_PREP_OK)) {
 		munmap(map, size);
 		return;
 	}

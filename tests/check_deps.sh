@@ -27,7 +27,7 @@ tests/unit/test_smtp_junk.c:smtp_session.h
 # bare struct conn (no socket, no loop), which no public entry point allows.
 # test_store_queue: writes truncated and garbled queue records straight into
 # the store's LMDB tables to check that they are moved aside, not trusted.
-# test_smtp_junk: runs smtpd's commit path (smtp_submit.c, smtp_junk.c, linked
+# test_smtp_junk: runs smtpd's commit path (smtp_submit.c, smtp_junk.c, smtp_checks.c, linked
 # by the Makefile's test_smtp_junk_SRCS) on a real store, without a socket.
 
 # The daemons: every program of the Makefile's PROGRAMS list but mailctl.
