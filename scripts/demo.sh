@@ -61,6 +61,7 @@ imaps_listen      = $HOST:$IMAPS_PORT
 max_message_size  = 50M
 allow_plaintext_auth = no
 log_level         = info
+${POSTROOM_DEMO_DNS:+dns_servers       = $POSTROOM_DEMO_DNS}
 
 # Outbound mail (mtad). By default it delivers straight to each domain's MX
 # on port 25. If your provider blocks port 25, send through its smarthost:

@@ -136,6 +136,7 @@ class Instance:
         self.conf = os.path.join(self.dir, "postroom.conf")
         self.cert, self.key = certificate()
         self.ports = {k: free_port() for v in LISTENERS.values() for k in v}
+        self.dns_port = free_port()
         self.procs = {}
         self.logs = {}
         self.extra = dict(extra_config or {})
@@ -155,6 +156,11 @@ class Instance:
         ]
         for key, port in self.ports.items():
             lines.append(f"{key} = 127.0.0.1:{port}")
+        # The MX checks (SPF, DKIM, DMARC, reverse DNS) look names up: a test
+        # must never ask the machine's resolver (traffic off loopback). A
+        # closed loopback port answers at once (ICMP port unreachable), so
+        # every lookup is a quick temperror unless a test serves its zones.
+        lines.append(f"dns_servers = 127.0.0.1:{self.dns_port}")
         for k, v in self.extra.items():
             lines = [ln for ln in lines if not ln.startswith(k + " ")]
             lines.append(f"{k} = {v}")
