@@ -123,4 +123,14 @@ void engine_wake(struct engine *e);
 void engine_stop(struct engine *e);
 void engine_free(struct engine **e);
 
+/* ---- mtad_setup.c: daemon_main's hooks ---- */
+struct daemon;
+/* Opens d->store. 0, or -1 with a message in err. */
+int mtad_open_store(struct daemon *d, char *err, size_t errlen);
+/* Sets up the engine and everything it needs (d->priv). 0, or -1 with a
+   message in err (daemon_main then calls mtad_setup_stop and exits 1). */
+int mtad_setup_start(struct daemon *d, char *err, size_t errlen);
+/* Tears down what mtad_setup_start made; safe after a failed start. */
+void mtad_setup_stop(struct daemon *d);
+
 #endif
