@@ -5,27 +5,15 @@ copy read from the recipient's maildir, its Authentication-Results header
 parsed with python3-authres, and the SPF results cross-checked with
 python3-spf asking the same test DNS server."""
 import glob
-import importlib.util
 import os
 import smtplib
-import sys
 
 import pytest
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
-_PATH = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "conftest.py"))
-_NAME = "postroom_proto_harness"
-if _NAME in sys.modules:
-    harness = sys.modules[_NAME]
-else:
-    _spec = importlib.util.spec_from_file_location(_NAME, _PATH)
-    harness = importlib.util.module_from_spec(_spec)
-    sys.modules[_NAME] = harness
-    _spec.loader.exec_module(harness)
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "outbound"))
-from rig import DNS  # noqa: E402
+from lib import instance as harness  # noqa: E402
+from outbound.rig import DNS  # noqa: E402
 
 authres = pytest.importorskip("authres")
 spf = pytest.importorskip("spf")
@@ -94,7 +82,7 @@ class In:
         self.dns.servfail.add("broken.spf-temp.test")
         base = {"dns_servers": f"127.0.0.1:{self.dns_port}"}
         base.update(config)
-        self.inst = harness.Postroom(extra_config=base)
+        self.inst = harness.Instance(extra_config=base)
         self.inst.add_user(ALICE)
         self.inst.start("smtpd")
         self.sent = 0
