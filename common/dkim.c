@@ -519,158 +519,219 @@ dkim_sign(const struct dkim_key *key, const char *msg, size_t len,
 	    len - body_off, t, out, err, errlen);
 }
 
+/* Hash the canonicalised body with md into bh. */
+static int
+sign_body_hash(EVP_MD_CTX *md, const char *body, size_t blen,
+    unsigned char *bh, unsigned int *bhl)
+{
+	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		return -1;
+	canon_body(body, blen, emit_md, md);
+	if (EVP_DigestFinal_ex(md, bh, bhl) != 1)
+		return -1;
+	return 0;
+}
+
+/*
+ * The signed fields, each instance from the bottom up (RFC 6376
+ * 5.4.2), canonicalised into canon, their names listed in h_tag.
+ * Returns whether the message has a From field.
+ */
+static bool
+sign_collect_fields(const struct field *fields, size_t nfields,
+    struct buf *canon, struct buf *h_tag)
+{
+	bool has_from = false;
+
+	for (size_t s = 0; s < ARRAY_SIZE(signed_fields); s++) {
+		size_t used = 0;
+		for (size_t i = nfields; i-- > 0;) {
+			if (!name_is(&fields[i], signed_fields[s]))
+				continue;
+			dkim_canon_header(fields[i].p, fields[i].len, canon);
+			if (h_tag->len > 0)
+				buf_putc(h_tag, ':');
+			buf_puts(h_tag, signed_fields[s]);
+			used++;
+		}
+		if (s == 0) {
+			has_from = used > 0;
+			/* Once more than present: no From can be added. */
+			buf_puts(h_tag, ":from");
+		}
+	}
+	return has_from;
+}
+
+/* h= may be long: break it at colons. */
+static void
+fold_h_tag(struct buf *hdr, size_t *col, struct buf *h_tag)
+{
+	const char *p;
+	bool first = true;
+
+	buf_putc(h_tag, '\0');
+	p = h_tag->data;
+	while (*p != '\0') {
+		const char *c = strchr(p, ':');
+		size_t l = c != NULL ? (size_t)(c - p) + 1 : strlen(p);
+		char part[64];
+		snprintf(part, sizeof(part), "%s%.*s", first ? "h=" : "",
+		    (int)l, p);
+		if (c == NULL)
+			str_copy(part + strlen(part), ";", 2);
+		if (first) {
+			fold_put(hdr, col, part);
+		} else if (*col + strlen(part) > 76) {
+			buf_append(hdr, "\r\n\t", 3);
+			*col = 1;
+			buf_puts(hdr, part);
+			*col += strlen(part);
+		} else {
+			buf_puts(hdr, part);
+			*col += strlen(part);
+		}
+		first = false;
+		p += l;
+	}
+}
+
+/* The DKIM-Signature field with an empty b=, into hdr. */
+static void
+sign_put_tags(struct buf *hdr, size_t *col, const struct dkim_key *key,
+    int64_t t, struct buf *h_tag, const unsigned char *bh, unsigned int bhl)
+{
+	struct buf tmp;
+	char *s;
+
+	buf_init(&tmp);
+	buf_puts(hdr, "DKIM-Signature:");
+	*col = strlen("DKIM-Signature:");
+	fold_put(hdr, col, "v=1;");
+	fold_put(hdr, col, key->alg == DKIM_RSA ? "a=rsa-sha256;" :
+	    "a=ed25519-sha256;");
+	fold_put(hdr, col, "c=relaxed/relaxed;");
+	s = xasprintf("d=%s;", key->domain);
+	fold_put(hdr, col, s);
+	free(s);
+	s = xasprintf("s=%s;", key->selector);
+	fold_put(hdr, col, s);
+	free(s);
+	s = xasprintf("t=%lld;", (long long)t);
+	fold_put(hdr, col, s);
+	free(s);
+	fold_h_tag(hdr, col, h_tag);
+	buf_puts(&tmp, "bh=");
+	base64_encode(bh, bhl, &tmp);
+	buf_putc(&tmp, ';');
+	buf_putc(&tmp, '\0');
+	fold_put(hdr, col, tmp.data);
+	fold_put(hdr, col, "b=");
+	buf_free(&tmp);
+}
+
+/*
+ * Sign canon with key into a new *sig of *siglen bytes (the caller
+ * frees *sig even on failure); md is reused for Ed25519's prehash.
+ */
+static int
+sign_header_hash(const struct dkim_key *key, EVP_MD_CTX *md,
+    const struct buf *canon, unsigned char **sig, size_t *siglen)
+{
+	unsigned char hh[EVP_MAX_MD_SIZE];
+	unsigned int hhl = 0;
+	EVP_MD_CTX *sctx;
+	int ret = -1;
+
+	if ((sctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	if (key->alg == DKIM_RSA) {
+		if (EVP_DigestSignInit(sctx, NULL, EVP_sha256(), NULL,
+		    key->pkey) != 1 ||
+		    EVP_DigestSign(sctx, NULL, siglen,
+		    (const unsigned char *)canon->data, canon->len) != 1)
+			goto out;
+		*sig = xmalloc(*siglen);
+		if (EVP_DigestSign(sctx, *sig, siglen,
+		    (const unsigned char *)canon->data, canon->len) != 1)
+			goto out;
+	} else {
+		/* RFC 8463: Ed25519 signs the SHA-256 of the data. */
+		if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+		    EVP_DigestUpdate(md, canon->data, canon->len) != 1 ||
+		    EVP_DigestFinal_ex(md, hh, &hhl) != 1 ||
+		    EVP_DigestSignInit(sctx, NULL, NULL, NULL, key->pkey) != 1)
+			goto out;
+		*siglen = 64;
+		*sig = xmalloc(*siglen);
+		if (EVP_DigestSign(sctx, *sig, siglen, hh, hhl) != 1)
+			goto out;
+	}
+	ret = 0;
+out:
+	EVP_MD_CTX_free(sctx);
+	return ret;
+}
+
+/* b= data folded in pieces (whitespace in b= is ignored). */
+static void
+fold_b_value(struct buf *hdr, size_t *col, const unsigned char *sig,
+    size_t siglen)
+{
+	struct buf tmp;
+
+	buf_init(&tmp);
+	base64_encode(sig, siglen, &tmp);
+	for (size_t off = 0; off < tmp.len;) {
+		size_t room = *col < 76 ? 76 - *col : 0;
+		size_t take = tmp.len - off < room ? tmp.len - off : room;
+		if (take == 0) {
+			buf_append(hdr, "\r\n\t", 3);
+			*col = 1;
+			continue;
+		}
+		buf_append(hdr, tmp.data + off, take);
+		*col += take;
+		off += take;
+	}
+	buf_free(&tmp);
+}
+
 int
 dkim_sign_parts(const struct dkim_key *key, const char *head, size_t hlen,
     const char *body, size_t blen, int64_t t, struct buf *out, char *err,
     size_t errlen)
 {
 	struct field *fields = NULL;
-	size_t nfields = 0, col;
-	unsigned char bh[EVP_MAX_MD_SIZE], hh[EVP_MAX_MD_SIZE];
-	unsigned int bhl = 0, hhl = 0;
+	size_t nfields = 0, col = 0;
+	unsigned char bh[EVP_MAX_MD_SIZE];
+	unsigned int bhl = 0;
 	unsigned char *sig = NULL;
 	size_t siglen = 0;
-	EVP_MD_CTX *md = NULL, *sctx = NULL;
-	struct buf hdr, canon, h_tag, tmp;
-	bool has_from = false;
+	EVP_MD_CTX *md = NULL;
+	struct buf hdr, canon, h_tag;
 	int ret = -1;
 
 	buf_init(&hdr);
 	buf_init(&canon);
 	buf_init(&h_tag);
-	buf_init(&tmp);
 	split_header(head, hlen, &fields, &nfields);
 
-	/* Body hash. */
 	md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	if (md == NULL || sign_body_hash(md, body, blen, bh, &bhl) != 0)
 		goto fail_crypto;
-	canon_body(body, blen, emit_md, md);
-	if (EVP_DigestFinal_ex(md, bh, &bhl) != 1)
-		goto fail_crypto;
-
-	/* The signed fields, each instance from the bottom up (RFC 6376
-	   5.4.2), canonicalised into canon. */
-	for (size_t s = 0; s < ARRAY_SIZE(signed_fields); s++) {
-		size_t used = 0;
-		for (size_t i = nfields; i-- > 0;) {
-			if (!name_is(&fields[i], signed_fields[s]))
-				continue;
-			dkim_canon_header(fields[i].p, fields[i].len, &canon);
-			if (h_tag.len > 0)
-				buf_putc(&h_tag, ':');
-			buf_puts(&h_tag, signed_fields[s]);
-			used++;
-		}
-		if (s == 0) {
-			has_from = used > 0;
-			/* Once more than present: no From can be added. */
-			buf_puts(&h_tag, ":from");
-		}
-	}
-	if (!has_from) {
+	if (!sign_collect_fields(fields, nfields, &canon, &h_tag)) {
 		snprintf(err, errlen, "the message has no From field");
 		goto out;
 	}
-
-	/* The DKIM-Signature field with an empty b=. */
-	buf_puts(&hdr, "DKIM-Signature:");
-	col = strlen("DKIM-Signature:");
-	buf_reset(&tmp);
-	fold_put(&hdr, &col, "v=1;");
-	fold_put(&hdr, &col, key->alg == DKIM_RSA ? "a=rsa-sha256;" :
-	    "a=ed25519-sha256;");
-	fold_put(&hdr, &col, "c=relaxed/relaxed;");
-	{
-		char *s = xasprintf("d=%s;", key->domain);
-		fold_put(&hdr, &col, s);
-		free(s);
-		s = xasprintf("s=%s;", key->selector);
-		fold_put(&hdr, &col, s);
-		free(s);
-		s = xasprintf("t=%lld;", (long long)t);
-		fold_put(&hdr, &col, s);
-		free(s);
-	}
-	/* h= may be long: break it at colons. */
-	{
-		const char *p = h_tag.data;
-		bool first = true;
-		buf_putc(&h_tag, '\0');
-		while (*p != '\0') {
-			const char *c = strchr(p, ':');
-			size_t l = c != NULL ? (size_t)(c - p) + 1 : strlen(p);
-			char part[64];
-			snprintf(part, sizeof(part), "%s%.*s", first ? "h=" : "",
-			    (int)l, p);
-			if (c == NULL)
-				str_copy(part + strlen(part), ";", 2);
-			if (first) {
-				fold_put(&hdr, &col, part);
-			} else if (col + strlen(part) > 76) {
-				buf_append(&hdr, "\r\n\t", 3);
-				col = 1;
-				buf_puts(&hdr, part);
-				col += strlen(part);
-			} else {
-				buf_puts(&hdr, part);
-				col += strlen(part);
-			}
-			first = false;
-			p += l;
-		}
-	}
-	buf_reset(&tmp);
-	buf_puts(&tmp, "bh=");
-	base64_encode(bh, bhl, &tmp);
-	buf_putc(&tmp, ';');
-	buf_putc(&tmp, '\0');
-	fold_put(&hdr, &col, tmp.data);
-	fold_put(&hdr, &col, "b=");
+	sign_put_tags(&hdr, &col, key, t, &h_tag, bh, bhl);
 	dkim_canon_header(hdr.data, hdr.len, &canon);
 	/* The signature field is hashed without its line end. */
 	canon.len -= 2;
 
-	/* Header hash and signature. */
-	if ((sctx = EVP_MD_CTX_new()) == NULL)
+	if (sign_header_hash(key, md, &canon, &sig, &siglen) != 0)
 		goto fail_crypto;
-	if (key->alg == DKIM_RSA) {
-		if (EVP_DigestSignInit(sctx, NULL, EVP_sha256(), NULL,
-		    key->pkey) != 1 ||
-		    EVP_DigestSign(sctx, NULL, &siglen,
-		    (const unsigned char *)canon.data, canon.len) != 1)
-			goto fail_crypto;
-		sig = xmalloc(siglen);
-		if (EVP_DigestSign(sctx, sig, &siglen,
-		    (const unsigned char *)canon.data, canon.len) != 1)
-			goto fail_crypto;
-	} else {
-		/* RFC 8463: Ed25519 signs the SHA-256 of the data. */
-		if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-		    EVP_DigestUpdate(md, canon.data, canon.len) != 1 ||
-		    EVP_DigestFinal_ex(md, hh, &hhl) != 1 ||
-		    EVP_DigestSignInit(sctx, NULL, NULL, NULL, key->pkey) != 1)
-			goto fail_crypto;
-		siglen = 64;
-		sig = xmalloc(siglen);
-		if (EVP_DigestSign(sctx, sig, &siglen, hh, hhl) != 1)
-			goto fail_crypto;
-	}
-	buf_reset(&tmp);
-	base64_encode(sig, siglen, &tmp);
-	/* b= data folded in pieces (whitespace in b= is ignored). */
-	for (size_t off = 0; off < tmp.len;) {
-		size_t room = col < 76 ? 76 - col : 0;
-		size_t take = tmp.len - off < room ? tmp.len - off : room;
-		if (take == 0) {
-			buf_append(&hdr, "\r\n\t", 3);
-			col = 1;
-			continue;
-		}
-		buf_append(&hdr, tmp.data + off, take);
-		col += take;
-		off += take;
-	}
+	fold_b_value(&hdr, &col, sig, siglen);
 	buf_append(&hdr, "\r\n", 2);
 	buf_append(out, hdr.data, hdr.len);
 	ret = 0;
@@ -680,11 +741,9 @@ fail_crypto:
 out:
 	free(sig);
 	EVP_MD_CTX_free(md);
-	EVP_MD_CTX_free(sctx);
 	free(fields);
 	buf_free(&hdr);
 	buf_free(&canon);
 	buf_free(&h_tag);
-	buf_free(&tmp);
 	return ret;
 }

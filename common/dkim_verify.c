@@ -149,20 +149,13 @@ copy_tag(const struct dkim_tag *t, char *out, size_t size)
 	return 0;
 }
 
-int
-dkim_sig_parse(const char *v, size_t len, struct dkim_sig *sig, char *err,
-    size_t errlen)
+/* v= must be 1; a= one of the two algorithms we verify. */
+static int
+sig_parse_alg(const struct dkim_tag *t, size_t n, struct dkim_sig *sig,
+    char *err, size_t errlen)
 {
-	struct dkim_tag t[DKIM_TAGS_MAX];
 	const struct dkim_tag *x;
-	size_t n;
-	uint64_t u;
 
-	memset(sig, 0, sizeof(*sig));
-	if (dkim_tags_parse(v, len, t, DKIM_TAGS_MAX, &n) < 0) {
-		snprintf(err, errlen, "bad tag list");
-		return -1;
-	}
 	if ((x = tag(t, n, "v")) == NULL || x->vlen != 1 || x->v[0] != '1') {
 		snprintf(err, errlen, "v= missing or not 1");
 		return -1;
@@ -179,51 +172,64 @@ dkim_sig_parse(const char *v, size_t len, struct dkim_sig *sig, char *err,
 		snprintf(err, errlen, "unsupported algorithm");
 		return -1;
 	}
-	if ((x = tag(t, n, "c")) != NULL) {
-		const char *sl = memchr(x->v, '/', x->vlen);
-		size_t hl = sl != NULL ? (size_t)(sl - x->v) : x->vlen;
-		size_t bl = sl != NULL ? x->vlen - hl - 1 : 0;
-		if (hl == 7 && strncasecmp(x->v, "relaxed", 7) == 0)
-			sig->hdr_relaxed = true;
-		else if (!(hl == 6 && strncasecmp(x->v, "simple", 6) == 0))
-			goto badc;
-		if (sl != NULL) {
-			if (bl == 7 && strncasecmp(sl + 1, "relaxed", 7) == 0)
-				sig->body_relaxed = true;
-			else if (!(bl == 6 && strncasecmp(sl + 1, "simple", 6) ==
-			    0))
-				goto badc;
-		}
+	return 0;
+}
+
+/* c=header[/body]; an absent half stays simple. */
+static int
+sig_parse_c(const struct dkim_tag *x, struct dkim_sig *sig)
+{
+	const char *sl = memchr(x->v, '/', x->vlen);
+	size_t hl = sl != NULL ? (size_t)(sl - x->v) : x->vlen;
+	size_t bl = sl != NULL ? x->vlen - hl - 1 : 0;
+
+	if (hl == 7 && strncasecmp(x->v, "relaxed", 7) == 0)
+		sig->hdr_relaxed = true;
+	else if (!(hl == 6 && strncasecmp(x->v, "simple", 6) == 0))
+		return -1;
+	if (sl != NULL) {
+		if (bl == 7 && strncasecmp(sl + 1, "relaxed", 7) == 0)
+			sig->body_relaxed = true;
+		else if (!(bl == 6 && strncasecmp(sl + 1, "simple", 6) == 0))
+			return -1;
 	}
-	if (copy_tag(tag(t, n, "d"), sig->d, sizeof(sig->d)) < 0 ||
-	    copy_tag(tag(t, n, "s"), sig->s, sizeof(sig->s)) < 0) {
-		snprintf(err, errlen, "d= or s= missing or too long");
+	return 0;
+}
+
+/* i=, after d= is known. */
+static int
+sig_parse_i(const struct dkim_tag *x, struct dkim_sig *sig, char *err,
+    size_t errlen)
+{
+	const char *at = memchr(x->v, '@', x->vlen);
+	size_t dl, ddl;
+
+	if (at == NULL || x->vlen >= sizeof(sig->i)) {
+		snprintf(err, errlen, "bad i=");
 		return -1;
 	}
-	if ((x = tag(t, n, "i")) != NULL) {
-		const char *at = memchr(x->v, '@', x->vlen);
-		size_t dl;
-		if (at == NULL || x->vlen >= sizeof(sig->i)) {
-			snprintf(err, errlen, "bad i=");
-			return -1;
-		}
-		memcpy(sig->i, x->v, x->vlen);
-		sig->i[x->vlen] = '\0';
-		/* i='s domain must be d= or a subdomain of it. */
-		at++;
-		dl = x->vlen - (size_t)(at - x->v);
-		size_t ddl = strlen(sig->d);
-		if (!(dl == ddl && strncasecmp(at, sig->d, dl) == 0) &&
-		    !(dl > ddl && at[dl - ddl - 1] == '.' &&
-		    strncasecmp(at + dl - ddl, sig->d, ddl) == 0)) {
-			snprintf(err, errlen, "i= not within d=");
-			return -1;
-		}
-	}
-	if ((x = tag(t, n, "h")) == NULL) {
-		snprintf(err, errlen, "h= missing");
+	memcpy(sig->i, x->v, x->vlen);
+	sig->i[x->vlen] = '\0';
+	/* i='s domain must be d= or a subdomain of it. */
+	at++;
+	dl = x->vlen - (size_t)(at - x->v);
+	ddl = strlen(sig->d);
+	if (!(dl == ddl && strncasecmp(at, sig->d, dl) == 0) &&
+	    !(dl > ddl && at[dl - ddl - 1] == '.' &&
+	    strncasecmp(at + dl - ddl, sig->d, ddl) == 0)) {
+		snprintf(err, errlen, "i= not within d=");
 		return -1;
 	}
+	return 0;
+}
+
+/* h=: the colon-separated signed field names, From among them. */
+static int
+sig_parse_h(const struct dkim_tag *x, struct dkim_sig *sig, char *err,
+    size_t errlen)
+{
+	bool from = false;
+
 	for (size_t i = 0; i < x->vlen;) {
 		size_t s = i, e;
 		while (i < x->vlen && x->v[i] != ':')
@@ -243,26 +249,24 @@ dkim_sig_parse(const char *v, size_t len, struct dkim_sig *sig, char *err,
 		if (i < x->vlen)
 			i++;
 	}
-	{
-		bool from = false;
-		for (size_t i = 0; i < sig->nh; i++)
-			if (strcasecmp(sig->h[i], "from") == 0)
-				from = true;
-		if (!from) {
-			snprintf(err, errlen, "From not signed");
-			return -1;
-		}
-	}
-	if ((x = tag(t, n, "bh")) == NULL || b64_fws(x->v, x->vlen, sig->bh,
-	    sizeof(sig->bh), &sig->bhlen) < 0) {
-		snprintf(err, errlen, "bad bh=");
+	for (size_t i = 0; i < sig->nh; i++)
+		if (strcasecmp(sig->h[i], "from") == 0)
+			from = true;
+	if (!from) {
+		snprintf(err, errlen, "From not signed");
 		return -1;
 	}
-	if ((x = tag(t, n, "b")) == NULL || b64_fws(x->v, x->vlen, sig->b,
-	    sizeof(sig->b), &sig->blen) < 0) {
-		snprintf(err, errlen, "bad b=");
-		return -1;
-	}
+	return 0;
+}
+
+/* The optional numeric tags l=, t= and x=. */
+static int
+sig_parse_numbers(const struct dkim_tag *t, size_t n, struct dkim_sig *sig,
+    char *err, size_t errlen)
+{
+	const struct dkim_tag *x;
+	uint64_t u;
+
 	if ((x = tag(t, n, "l")) != NULL) {
 		if (num(x->v, x->vlen, &sig->l) < 0) {
 			snprintf(err, errlen, "bad l=");
@@ -287,15 +291,60 @@ dkim_sig_parse(const char *v, size_t len, struct dkim_sig *sig, char *err,
 		sig->x = (int64_t)u;
 		sig->has_x = true;
 	}
+	return 0;
+}
+
+int
+dkim_sig_parse(const char *v, size_t len, struct dkim_sig *sig, char *err,
+    size_t errlen)
+{
+	struct dkim_tag t[DKIM_TAGS_MAX];
+	const struct dkim_tag *x;
+	size_t n;
+
+	memset(sig, 0, sizeof(*sig));
+	if (dkim_tags_parse(v, len, t, DKIM_TAGS_MAX, &n) < 0) {
+		snprintf(err, errlen, "bad tag list");
+		return -1;
+	}
+	if (sig_parse_alg(t, n, sig, err, errlen) < 0)
+		return -1;
+	if ((x = tag(t, n, "c")) != NULL && sig_parse_c(x, sig) < 0) {
+		snprintf(err, errlen, "bad c=");
+		return -1;
+	}
+	if (copy_tag(tag(t, n, "d"), sig->d, sizeof(sig->d)) < 0 ||
+	    copy_tag(tag(t, n, "s"), sig->s, sizeof(sig->s)) < 0) {
+		snprintf(err, errlen, "d= or s= missing or too long");
+		return -1;
+	}
+	if ((x = tag(t, n, "i")) != NULL && sig_parse_i(x, sig, err,
+	    errlen) < 0)
+		return -1;
+	if ((x = tag(t, n, "h")) == NULL) {
+		snprintf(err, errlen, "h= missing");
+		return -1;
+	}
+	if (sig_parse_h(x, sig, err, errlen) < 0)
+		return -1;
+	if ((x = tag(t, n, "bh")) == NULL || b64_fws(x->v, x->vlen, sig->bh,
+	    sizeof(sig->bh), &sig->bhlen) < 0) {
+		snprintf(err, errlen, "bad bh=");
+		return -1;
+	}
+	if ((x = tag(t, n, "b")) == NULL || b64_fws(x->v, x->vlen, sig->b,
+	    sizeof(sig->b), &sig->blen) < 0) {
+		snprintf(err, errlen, "bad b=");
+		return -1;
+	}
+	if (sig_parse_numbers(t, n, sig, err, errlen) < 0)
+		return -1;
 	if ((x = tag(t, n, "q")) != NULL && !(x->vlen >= 7 &&
 	    strncasecmp(x->v, "dns/txt", 7) == 0)) {
 		snprintf(err, errlen, "unsupported q=");
 		return -1;
 	}
 	return 0;
-badc:
-	snprintf(err, errlen, "bad c=");
-	return -1;
 }
 
 /* The public key of a key record, NULL with err. */

@@ -102,70 +102,79 @@ macro_ok(const char *p, size_t len)
 	    sizeof(out)) == 0 || len >= SPF_EXPAND_MAX / 4;
 }
 
+/*
+ * A modifier, name "=" macro-string, whose name is p[0..nlen): only
+ * redirect= and exp= are kept, each at most once.
+ */
 static int
-parse_term(struct spf_record *rec, const char *p, size_t len, size_t off,
-    char *err, size_t errlen)
+parse_modifier(struct spf_record *rec, const char *p, size_t len,
+    size_t nlen, size_t off, char *err, size_t errlen)
 {
-	struct spf_term *t;
-	char qual = '+';
-	size_t nlen;
-	const char *arg = NULL;
-	size_t alen = 0;
+	const char *v = p + nlen + 1;
+	size_t vlen = len - nlen - 1;
 
-	/* Modifier: name "=" macro-string, name = ALPHA *( ALPHA / DIGIT /
-	   "-" / "_" / "." ). */
-	for (nlen = 0; nlen < len && (isalnum((unsigned char)p[nlen]) ||
-	    p[nlen] == '-' || p[nlen] == '_' || p[nlen] == '.'); nlen++)
-		;
-	if (nlen > 0 && nlen < len && p[nlen] == '=' &&
-	    isalpha((unsigned char)p[0])) {
-		const char *v = p + nlen + 1;
-		size_t vlen = len - nlen - 1;
-		if (!macro_ok(v, vlen)) {
-			snprintf(err, errlen, "bad macro in modifier");
-			return -1;
-		}
-		if (name_eq(p, nlen, "redirect")) {
-			if (rec->has_redirect || vlen == 0) {
-				snprintf(err, errlen, "bad or repeated redirect");
-				return -1;
-			}
-			rec->has_redirect = true;
-			rec->redirect_off = off + nlen + 1;
-			rec->redirect_len = vlen;
-		} else if (name_eq(p, nlen, "exp")) {
-			if (rec->has_exp || vlen == 0) {
-				snprintf(err, errlen, "bad or repeated exp");
-				return -1;
-			}
-			rec->has_exp = true;
-			rec->exp_off = off + nlen + 1;
-			rec->exp_len = vlen;
-		}
-		return 0;   /* unknown modifiers are ignored (6) */
-	}
-	if (len > 0 && strchr("+-~?", p[0]) != NULL) {
-		qual = p[0];
-		p++;
-		len--;
-		off++;
-	}
-	if (rec->nterms >= SPF_MAX_TERMS) {
-		snprintf(err, errlen, "more than %d terms", SPF_MAX_TERMS);
+	if (!macro_ok(v, vlen)) {
+		snprintf(err, errlen, "bad macro in modifier");
 		return -1;
 	}
-	t = &rec->terms[rec->nterms];
-	memset(t, 0, sizeof(*t));
-	t->qual = qual;
-	t->cidr4 = 32;
-	t->cidr6 = 128;
-	for (nlen = 0; nlen < len && p[nlen] != ':' && p[nlen] != '/'; nlen++)
-		;
-	if (nlen < len) {
-		arg = p + nlen + (p[nlen] == ':' ? 1 : 0);
-		alen = len - nlen - (p[nlen] == ':' ? 1 : 0);
+	if (name_eq(p, nlen, "redirect")) {
+		if (rec->has_redirect || vlen == 0) {
+			snprintf(err, errlen, "bad or repeated redirect");
+			return -1;
+		}
+		rec->has_redirect = true;
+		rec->redirect_off = off + nlen + 1;
+		rec->redirect_len = vlen;
+	} else if (name_eq(p, nlen, "exp")) {
+		if (rec->has_exp || vlen == 0) {
+			snprintf(err, errlen, "bad or repeated exp");
+			return -1;
+		}
+		rec->has_exp = true;
+		rec->exp_off = off + nlen + 1;
+		rec->exp_len = vlen;
 	}
-	t->spec_off = off + (size_t)(arg != NULL ? arg - p : 0);
+	return 0;   /* unknown modifiers are ignored (6) */
+}
+
+/* The argument of ip4: or ip6:, an address with an optional prefix. */
+static int
+parse_ip_arg(struct spf_term *t, const char *arg, size_t alen, bool v4)
+{
+	char addr[64];
+	const char *slash;
+	size_t alen2;
+
+	slash = memchr(arg, '/', alen);
+	alen2 = slash != NULL ? (size_t)(slash - arg) : alen;
+	if (alen2 == 0 || alen2 >= sizeof(addr))
+		return -1;
+	memcpy(addr, arg, alen2);
+	addr[alen2] = '\0';
+	if (inet_pton(v4 ? AF_INET : AF_INET6, addr, t->ip) != 1)
+		return -1;
+	if (slash != NULL) {
+		int c = parse_prefix(slash + 1, alen - alen2 - 1,
+		    v4 ? 32 : 128);
+		if (c < 0)
+			return -1;
+		if (v4)
+			t->cidr4 = c;
+		else
+			t->cidr6 = c;
+	}
+	t->spec_len = 0;
+	return 0;
+}
+
+/*
+ * The mechanism named p[0..nlen) with its argument arg (NULL if none;
+ * p[nlen] tells whether it came after ':' or is a bare '/').
+ */
+static int
+parse_mechanism(struct spf_term *t, const char *p, size_t nlen,
+    const char *arg, size_t alen, char *err, size_t errlen)
+{
 	if (name_eq(p, nlen, "all")) {
 		t->mech = SPF_M_ALL;
 		if (arg != NULL)
@@ -193,44 +202,69 @@ parse_term(struct spf_record *rec, const char *p, size_t len, size_t off,
 		}
 	} else if (name_eq(p, nlen, "ip4") || name_eq(p, nlen, "ip6")) {
 		bool v4 = name_eq(p, nlen, "ip4");
-		char addr[64];
-		const char *slash;
-		size_t alen2;
 		t->mech = v4 ? SPF_M_IP4 : SPF_M_IP6;
 		if (arg == NULL || p[nlen] != ':' || alen == 0)
 			goto bad;
-		slash = memchr(arg, '/', alen);
-		alen2 = slash != NULL ? (size_t)(slash - arg) : alen;
-		if (alen2 == 0 || alen2 >= sizeof(addr))
+		if (parse_ip_arg(t, arg, alen, v4) < 0)
 			goto bad;
-		memcpy(addr, arg, alen2);
-		addr[alen2] = '\0';
-		if (inet_pton(v4 ? AF_INET : AF_INET6, addr, t->ip) != 1)
-			goto bad;
-		if (slash != NULL) {
-			int c = parse_prefix(slash + 1, alen - alen2 - 1,
-			    v4 ? 32 : 128);
-			if (c < 0)
-				goto bad;
-			if (v4)
-				t->cidr4 = c;
-			else
-				t->cidr6 = c;
-		}
-		t->spec_len = 0;
 	} else {
 		snprintf(err, errlen, "unknown mechanism");
 		return -1;
 	}
+	return 0;
+bad:
+	snprintf(err, errlen, "malformed mechanism");
+	return -1;
+}
+
+static int
+parse_term(struct spf_record *rec, const char *p, size_t len, size_t off,
+    char *err, size_t errlen)
+{
+	struct spf_term *t;
+	char qual = '+';
+	size_t nlen;
+	const char *arg = NULL;
+	size_t alen = 0;
+
+	/* Modifier: name "=" macro-string, name = ALPHA *( ALPHA / DIGIT /
+	   "-" / "_" / "." ). */
+	for (nlen = 0; nlen < len && (isalnum((unsigned char)p[nlen]) ||
+	    p[nlen] == '-' || p[nlen] == '_' || p[nlen] == '.'); nlen++)
+		;
+	if (nlen > 0 && nlen < len && p[nlen] == '=' &&
+	    isalpha((unsigned char)p[0]))
+		return parse_modifier(rec, p, len, nlen, off, err, errlen);
+	if (len > 0 && strchr("+-~?", p[0]) != NULL) {
+		qual = p[0];
+		p++;
+		len--;
+		off++;
+	}
+	if (rec->nterms >= SPF_MAX_TERMS) {
+		snprintf(err, errlen, "more than %d terms", SPF_MAX_TERMS);
+		return -1;
+	}
+	t = &rec->terms[rec->nterms];
+	memset(t, 0, sizeof(*t));
+	t->qual = qual;
+	t->cidr4 = 32;
+	t->cidr6 = 128;
+	for (nlen = 0; nlen < len && p[nlen] != ':' && p[nlen] != '/'; nlen++)
+		;
+	if (nlen < len) {
+		arg = p + nlen + (p[nlen] == ':' ? 1 : 0);
+		alen = len - nlen - (p[nlen] == ':' ? 1 : 0);
+	}
+	t->spec_off = off + (size_t)(arg != NULL ? arg - p : 0);
+	if (parse_mechanism(t, p, nlen, arg, alen, err, errlen) < 0)
+		return -1;
 	if (t->spec_len > 0 && !macro_ok(arg, t->spec_len)) {
 		snprintf(err, errlen, "bad macro in domain-spec");
 		return -1;
 	}
 	rec->nterms++;
 	return 0;
-bad:
-	snprintf(err, errlen, "malformed mechanism");
-	return -1;
 }
 
 int
