@@ -406,15 +406,22 @@ parse_rate(const char *v, unsigned *n_r, double *period_r)
 	return 0;
 }
 
+/* Replaces a string field with v (or NULL), taking ownership of v. */
+static void
+set_str(void *field, char *v)
+{
+	free(*(char **)field);
+	*(char **)field = v;
+}
+
+/* Strings, listen lists and host:port lists: checked, then kept as text. */
 static int
-parse_value(struct config *cfg, const struct key_def *k, const char *v,
+parse_string_value(const struct key_def *k, void *field, const char *v,
     char *why, size_t whylen)
 {
-	void *field = (char *)cfg + k->off;
 	struct listen_addr *addrs;
 	size_t n;
-	uint64_t u;
-	double d;
+	char *norm;
 
 	switch (k->type) {
 	case K_STR:
@@ -425,27 +432,42 @@ parse_value(struct config *cfg, const struct key_def *k, const char *v,
 				snprintf(why, whylen, "empty value");
 				return -1;
 			}
-			free(*(char **)field);
-			*(char **)field = NULL;
+			set_str(field, NULL);
 			return 0;
 		}
-		free(*(char **)field);
-		*(char **)field = xstrdup(v);
+		set_str(field, xstrdup(v));
 		return 0;
 	case K_LISTEN:
 		if (listen_list_parse(v, &addrs, &n, why, whylen) < 0)
 			return -1;
 		free(addrs);
-		free(*(char **)field);
-		*(char **)field = xstrdup(v);
+		set_str(field, xstrdup(v));
 		return 0;
-	case K_SIZE:
-		if (parse_size(v, &u) < 0) {
-			snprintf(why, whylen, "bad size (want e.g. 50M)");
-			return -1;
+	case K_HOSTPORTS:
+	case K_RELAY:
+		if (*v == '\0') {
+			set_str(field, NULL);
+			return 0;
 		}
-		*(uint64_t *)field = u;
+		norm = hostport_list_normalise(v, k->type == K_RELAY ? "25" :
+		    "53", k->type == K_RELAY, why, whylen);
+		if (norm == NULL)
+			return -1;
+		set_str(field, norm);
 		return 0;
+	default:
+		break;
+	}
+	snprintf(why, whylen, "internal error");
+	return -1;
+}
+
+/* Keywords: booleans, the log level, the milter failure mode. */
+static int
+parse_choice_value(const struct key_def *k, void *field, const char *v,
+    char *why, size_t whylen)
+{
+	switch (k->type) {
 	case K_BOOL:
 		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
 			*(bool *)field = true;
@@ -466,6 +488,37 @@ parse_value(struct config *cfg, const struct key_def *k, const char *v,
 			    "bad log level (want info or debug)");
 			return -1;
 		}
+		return 0;
+	case K_MFAIL:
+		if (strcmp(v, "tempfail") != 0 && strcmp(v, "accept") != 0) {
+			snprintf(why, whylen, "bad milter_failure (want "
+			    "tempfail or accept)");
+			return -1;
+		}
+		*(bool *)field = strcmp(v, "accept") == 0;
+		return 0;
+	default:
+		break;
+	}
+	snprintf(why, whylen, "internal error");
+	return -1;
+}
+
+/* Sizes, counts, durations, ports and rates. */
+static int
+parse_number_value(struct config *cfg, const struct key_def *k, void *field,
+    const char *v, char *why, size_t whylen)
+{
+	uint64_t u;
+	double d;
+
+	switch (k->type) {
+	case K_SIZE:
+		if (parse_size(v, &u) < 0) {
+			snprintf(why, whylen, "bad size (want e.g. 50M)");
+			return -1;
+		}
+		*(uint64_t *)field = u;
 		return 0;
 	case K_UINT:
 		if (parse_size(v, &u) < 0 || strspn(v, "0123456789") !=
@@ -500,23 +553,6 @@ parse_value(struct config *cfg, const struct key_def *k, const char *v,
 		}
 		*(unsigned *)field = (unsigned)atoi(v);
 		return 0;
-	case K_HOSTPORTS:
-	case K_RELAY: {
-		char *norm;
-
-		if (*v == '\0') {
-			free(*(char **)field);
-			*(char **)field = NULL;
-			return 0;
-		}
-		norm = hostport_list_normalise(v, k->type == K_RELAY ? "25" :
-		    "53", k->type == K_RELAY, why, whylen);
-		if (norm == NULL)
-			return -1;
-		free(*(char **)field);
-		*(char **)field = norm;
-		return 0;
-	}
 	case K_RATE:
 		if (parse_rate(v, (unsigned *)field,
 		    &cfg->submission_rate_period) < 0) {
@@ -525,25 +561,29 @@ parse_value(struct config *cfg, const struct key_def *k, const char *v,
 			return -1;
 		}
 		return 0;
+	default:
+		break;
+	}
+	snprintf(why, whylen, "internal error");
+	return -1;
+}
+
+/* Milter lists, DNSBL zones and DNS labels: names checked as such. */
+static int
+parse_name_value(const struct key_def *k, void *field, const char *v,
+    char *why, size_t whylen)
+{
+	char zone[256];
+	const char *p = v;
+	size_t len;
+
+	switch (k->type) {
 	case K_MILTER:
 		if (milter_list_check(v, why, whylen) < 0)
 			return -1;
-		free(*(char **)field);
-		*(char **)field = *v != '\0' ? xstrdup(v) : NULL;
+		set_str(field, *v != '\0' ? xstrdup(v) : NULL);
 		return 0;
-	case K_MFAIL:
-		if (strcmp(v, "tempfail") != 0 && strcmp(v, "accept") != 0) {
-			snprintf(why, whylen, "bad milter_failure (want "
-			    "tempfail or accept)");
-			return -1;
-		}
-		*(bool *)field = strcmp(v, "accept") == 0;
-		return 0;
-	case K_DNSBL: {
-		char zone[256];
-		const char *p = v;
-		size_t len;
-
+	case K_DNSBL:
 		while (*(p += strspn(p, " \t,")) != '\0') {
 			len = strcspn(p, " \t,");
 			if (len >= sizeof(zone) || (memcpy(zone, p, len),
@@ -553,10 +593,8 @@ parse_value(struct config *cfg, const struct key_def *k, const char *v,
 			}
 			p += len;
 		}
-		free(*(char **)field);
-		*(char **)field = *v != '\0' ? xstrdup(v) : NULL;
+		set_str(field, *v != '\0' ? xstrdup(v) : NULL);
 		return 0;
-	}
 	case K_TOKEN:
 		/* A DNS label: letters, digits, '-' (and '.' between). */
 		if (*v == '\0' || strlen(v) > 63 ||
@@ -567,9 +605,42 @@ parse_value(struct config *cfg, const struct key_def *k, const char *v,
 			snprintf(why, whylen, "bad name (want a DNS label)");
 			return -1;
 		}
-		free(*(char **)field);
-		*(char **)field = xstrdup(v);
+		set_str(field, xstrdup(v));
 		return 0;
+	default:
+		break;
+	}
+	snprintf(why, whylen, "internal error");
+	return -1;
+}
+
+static int
+parse_value(struct config *cfg, const struct key_def *k, const char *v,
+    char *why, size_t whylen)
+{
+	void *field = (char *)cfg + k->off;
+
+	switch (k->type) {
+	case K_STR:
+	case K_LISTEN:
+	case K_HOSTPORTS:
+	case K_RELAY:
+		return parse_string_value(k, field, v, why, whylen);
+	case K_BOOL:
+	case K_LEVEL:
+	case K_MFAIL:
+		return parse_choice_value(k, field, v, why, whylen);
+	case K_SIZE:
+	case K_UINT:
+	case K_DURATION:
+	case K_DURATION0:
+	case K_PORT:
+	case K_RATE:
+		return parse_number_value(cfg, k, field, v, why, whylen);
+	case K_MILTER:
+	case K_DNSBL:
+	case K_TOKEN:
+		return parse_name_value(k, field, v, why, whylen);
 	}
 	snprintf(why, whylen, "internal error");
 	return -1;

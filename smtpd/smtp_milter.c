@@ -456,32 +456,13 @@ format(const char *name, const char *value)
 	return buf_steal(&b);
 }
 
-void
-smtp_milter_apply(struct smtp_tx *tx)
+/* The fields of the header, folded lines kept with theirs. */
+static struct field *
+header_fields(const char *h, size_t hlen, size_t *nf_r)
 {
-	struct smtp_milter_tx *m = tx->milter;
 	struct field *f = NULL;
-	size_t nf = 0, hlen, body, i;
-	struct store_delivery *d2 = NULL;
-	struct buf out;
-	uint64_t size;
-	void *map;
-	const char *h, *why;
-	enum store_err e;
-	int fd;
+	size_t nf = 0, i;
 
-	if (m == NULL || m->res == NULL)
-		return;
-	if (store_delivery_contents(tx->d, &fd, &size) != STORE_OK ||
-	    size < tx->trace_len)
-		return;
-	map = size > 0 ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) :
-	    MAP_FAILED;
-	if (map == MAP_FAILED)
-		return;
-	h = (const char *)map + tx->trace_len;
-	split_message(h, size - tx->trace_len, &hlen, &body);
-	/* The fields of the header, folded lines kept with theirs. */
 	for (i = 0; i < hlen;) {
 		size_t end = i;
 		do {
@@ -492,8 +473,19 @@ smtp_milter_apply(struct smtp_tx *tx)
 		f[nf++] = (struct field){ .off = i, .len = end - i };
 		i = end;
 	}
-	for (size_t k = 0; k < m->res->nmods; k++) {
-		const struct milter_mod *mo = &m->res->mods[k];
+	*nf_r = nf;
+	return f;
+}
+
+/* Applies the milters' header changes, inserts and additions to f. */
+static struct field *
+apply_mods(const char *h, struct field *f, size_t *nf_r,
+    const struct milter_result *res)
+{
+	size_t nf = *nf_r, i;
+
+	for (size_t k = 0; k < res->nmods; k++) {
+		const struct milter_mod *mo = &res->mods[k];
 		size_t at = nf, seen = 0;
 		if (mo->type == 'm') {
 			for (i = 0; i < nf; i++)
@@ -526,37 +518,84 @@ smtp_milter_apply(struct smtp_tx *tx)
 		f[at] = (struct field){ .text = format(mo->name, mo->value) };
 		nf++;
 	}
-	buf_init(&out);
-	for (i = 0; i < nf; i++) {
+	*nf_r = nf;
+	return f;
+}
+
+/* The new header into out; frees the fields. */
+static void
+fields_render(const char *h, struct field *f, size_t nf, struct buf *out)
+{
+	for (size_t i = 0; i < nf; i++) {
 		if (f[i].deleted)
 			;
 		else if (f[i].text != NULL)
-			buf_puts(&out, f[i].text);
+			buf_puts(out, f[i].text);
 		else
-			buf_append(&out, h + f[i].off, f[i].len);
+			buf_append(out, h + f[i].off, f[i].len);
 		free(f[i].text);
 	}
 	free(f);
+}
+
+/* Trace lines, the new header, then the old body into a new delivery;
+   on failure the message keeps its old header. */
+static void
+rewrite_delivery(struct smtp_tx *tx, const void *map, uint64_t size,
+    const char *h, size_t hlen, const struct buf *out)
+{
+	struct store_delivery *d2 = NULL;
+	enum store_err e;
+
+	if ((e = store_delivery_new(tx->store, &d2)) != STORE_OK ||
+	    (e = store_delivery_write(d2, map, tx->trace_len)) !=
+	    STORE_OK ||
+	    (e = store_delivery_write(d2, out->data, out->len)) !=
+	    STORE_OK ||
+	    (e = store_delivery_write(d2, h + hlen,
+	    size - tx->trace_len - hlen)) != STORE_OK) {
+		log_warnx("milter: header changes lost: %s",
+		    store_err_str(e));
+		store_delivery_free(&d2);
+	} else {
+		store_delivery_free(&tx->d);
+		tx->d = d2;
+	}
+}
+
+void
+smtp_milter_apply(struct smtp_tx *tx)
+{
+	struct smtp_milter_tx *m = tx->milter;
+	struct field *f;
+	size_t nf, hlen, body;
+	struct buf out;
+	uint64_t size;
+	void *map;
+	const char *h, *why;
+	int fd;
+
+	if (m == NULL || m->res == NULL)
+		return;
+	if (store_delivery_contents(tx->d, &fd, &size) != STORE_OK ||
+	    size < tx->trace_len)
+		return;
+	map = size > 0 ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) :
+	    MAP_FAILED;
+	if (map == MAP_FAILED)
+		return;
+	h = (const char *)map + tx->trace_len;
+	split_message(h, size - tx->trace_len, &hlen, &body);
+	f = header_fields(h, hlen, &nf);
+	f = apply_mods(h, f, &nf, m->res);
+	buf_init(&out);
+	fields_render(h, f, nf, &out);
 	why = spam_mark(out.data != NULL ? out.data : "", out.len);
 	if (why != NULL && m->junk_why[0] == '\0')
 		snprintf(m->junk_why, sizeof(m->junk_why), "spam mark %s Yes",
 		    why);
-	if (m->res->nmods > 0) {
-		if ((e = store_delivery_new(tx->store, &d2)) != STORE_OK ||
-		    (e = store_delivery_write(d2, map, tx->trace_len)) !=
-		    STORE_OK ||
-		    (e = store_delivery_write(d2, out.data, out.len)) !=
-		    STORE_OK ||
-		    (e = store_delivery_write(d2, h + hlen,
-		    size - tx->trace_len - hlen)) != STORE_OK) {
-			log_warnx("milter: header changes lost: %s",
-			    store_err_str(e));
-			store_delivery_free(&d2);
-		} else {
-			store_delivery_free(&tx->d);
-			tx->d = d2;
-		}
-	}
+	if (m->res->nmods > 0)
+		rewrite_delivery(tx, map, size, h, hlen, &out);
 	buf_free(&out);
 	munmap(map, size);
 	if (m->junk_why[0] != '\0')

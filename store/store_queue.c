@@ -1408,31 +1408,19 @@ report_id(store_str_cb *report, void *arg, uint64_t id, const char *why)
 	report(arg, ids, why);
 }
 
-enum store_err
-store_queue_recover(struct store *st, int64_t now, store_str_cb *report,
-    void *arg, struct store_queue_recover_stats *stats_r)
+/* Every message ID in the queue, so each can be looked at on its own. */
+static enum store_err
+recover_collect_ids(struct store *st, MDB_txn *txn, uint64_t **ids_r,
+    size_t *n_r)
 {
-	struct store_queue_recover_stats stats = { 0 };
-	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint64_t *ids = NULL;
 	size_t n = 0, cap = 0;
-	struct buf b;
-	enum store_err e = STORE_OK;
-	char path[4096], dir[4200];
 	int rc;
 
-	if (stats_r != NULL)
-		memset(stats_r, 0, sizeof(*stats_r));
-	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
-		return e;
-	buf_init(&b);
-	/* Every message ID, then each one on its own. */
-	if ((rc = mdb_cursor_open(txn, st->db_qmsgs, &c)) != 0) {
-		e = store_mdb_err(rc, "queue cursor");
-		goto fail;
-	}
+	if ((rc = mdb_cursor_open(txn, st->db_qmsgs, &c)) != 0)
+		return store_mdb_err(rc, "queue cursor");
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != 8)
@@ -1444,71 +1432,78 @@ store_queue_recover(struct store *st, int64_t now, store_str_cb *report,
 		ids[n++] = be64_get(k.mv_data);
 	}
 	mdb_cursor_close(c);
-	/* The schedule is rebuilt from the rows. */
-	if ((rc = mdb_drop(txn, st->db_qsched, 0)) != 0) {
-		e = store_mdb_err(rc, "queue sched drop");
-		goto fail;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct store_queue_msg m;
-		struct store_queue_rcpt *r = NULL;
-		struct stat sb;
-		const char *why = NULL;
+	*ids_r = ids;
+	*n_r = n;
+	return STORE_OK;
+}
 
-		e = msg_get_txn(st, txn, ids[i], &m);
-		if (e == STORE_OK)
-			e = rcpts_get_txn(st, txn, &m, &r);
-		if (e == STORE_ECORRUPT) {
-			why = store_last_error();
-		} else if (e != STORE_OK) {
-			goto fail;
-		} else {
-			store_queue_path(st, ids[i], path, sizeof(path));
-			if (stat(path, &sb) < 0)
-				why = "message file missing";
-		}
-		if (why != NULL) {
-			char reason[256];
-			free(r);
-			str_copy(reason, why, sizeof(reason));
-			if ((e = quarantine_txn(st, txn, ids[i])) != STORE_OK)
-				goto fail;
-			stats.corrupt++;
-			report_id(report, arg, ids[i], reason);
-			continue;
-		}
-		for (uint32_t j = 0; j < m.nrcpts; j++) {
-			if (r[j].state != STORE_QS_INFLIGHT)
-				continue;
-			r[j].state = STORE_QS_DEFERRED;
-			r[j].next_attempt = now;
-			stats.inflight++;
-			if ((e = rcpt_put_txn(st, txn, m.id, &r[j], &b)) !=
-			    STORE_OK) {
-				free(r);
-				goto fail;
-			}
-		}
-		m.next = 0;   /* the schedule was dropped */
-		e = sched_update_txn(st, txn, &m, r, now, &b);
+/* One message: quarantined if unreadable or its file is gone, else its
+   in-flight recipients deferred and it is put back on the schedule. */
+static enum store_err
+recover_msg_txn(struct store *st, MDB_txn *txn, uint64_t id, int64_t now,
+    struct buf *b, struct store_queue_recover_stats *stats,
+    store_str_cb *report, void *arg)
+{
+	struct store_queue_msg m;
+	struct store_queue_rcpt *r = NULL;
+	struct stat sb;
+	const char *why = NULL;
+	char path[4096];
+	enum store_err e;
+
+	e = msg_get_txn(st, txn, id, &m);
+	if (e == STORE_OK)
+		e = rcpts_get_txn(st, txn, &m, &r);
+	if (e == STORE_ECORRUPT) {
+		why = store_last_error();
+	} else if (e != STORE_OK) {
+		return e;
+	} else {
+		store_queue_path(st, id, path, sizeof(path));
+		if (stat(path, &sb) < 0)
+			why = "message file missing";
+	}
+	if (why != NULL) {
+		char reason[256];
 		free(r);
-		if (e != STORE_OK)
-			goto fail;
-		stats.messages++;
+		str_copy(reason, why, sizeof(reason));
+		if ((e = quarantine_txn(st, txn, id)) != STORE_OK)
+			return e;
+		stats->corrupt++;
+		report_id(report, arg, id, reason);
+		return STORE_OK;
 	}
-	if (stats.corrupt > 0) {
-		snprintf(dir, sizeof(dir), "%s/queue/corrupt", st->data_dir);
-		fsync_dir(dir);
+	for (uint32_t j = 0; j < m.nrcpts; j++) {
+		if (r[j].state != STORE_QS_INFLIGHT)
+			continue;
+		r[j].state = STORE_QS_DEFERRED;
+		r[j].next_attempt = now;
+		stats->inflight++;
+		if ((e = rcpt_put_txn(st, txn, m.id, &r[j], b)) != STORE_OK) {
+			free(r);
+			return e;
+		}
 	}
-	if ((e = store_txn_commit(txn)) != STORE_OK) {
-		txn = NULL;
-		goto fail;
-	}
-	txn = NULL;
-	/* Files nobody committed: their 250 was never given. */
-	snprintf(dir, sizeof(dir), "%s/queue", st->data_dir);
-	DIR *d = opendir(dir);
+	m.next = 0;   /* the schedule was dropped */
+	e = sched_update_txn(st, txn, &m, r, now, b);
+	free(r);
+	if (e != STORE_OK)
+		return e;
+	stats->messages++;
+	return STORE_OK;
+}
+
+/* Files nobody committed: their 250 was never given. */
+static void
+recover_remove_orphans(struct store *st, int64_t now,
+    struct store_queue_recover_stats *stats)
+{
+	char path[4096], dir[4200];
+	DIR *d;
 	struct dirent *de;
+
+	snprintf(dir, sizeof(dir), "%s/queue", st->data_dir);
+	d = opendir(dir);
 	while (d != NULL && (de = readdir(d)) != NULL) {
 		uint64_t id;
 		struct stat sb;
@@ -1523,10 +1518,52 @@ store_queue_recover(struct store *st, int64_t now, store_str_cb *report,
 		    STORE_ENOTFOUND)
 			continue;
 		if (unlink(path) == 0)
-			stats.orphans++;
+			stats->orphans++;
 	}
 	if (d != NULL)
 		closedir(d);
+}
+
+enum store_err
+store_queue_recover(struct store *st, int64_t now, store_str_cb *report,
+    void *arg, struct store_queue_recover_stats *stats_r)
+{
+	struct store_queue_recover_stats stats = { 0 };
+	MDB_txn *txn;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	struct buf b;
+	enum store_err e = STORE_OK;
+	char dir[4200];
+	int rc;
+
+	if (stats_r != NULL)
+		memset(stats_r, 0, sizeof(*stats_r));
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	buf_init(&b);
+	/* Every message ID, then each one on its own. */
+	if ((e = recover_collect_ids(st, txn, &ids, &n)) != STORE_OK)
+		goto fail;
+	/* The schedule is rebuilt from the rows. */
+	if ((rc = mdb_drop(txn, st->db_qsched, 0)) != 0) {
+		e = store_mdb_err(rc, "queue sched drop");
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((e = recover_msg_txn(st, txn, ids[i], now, &b, &stats,
+		    report, arg)) != STORE_OK)
+			goto fail;
+	if (stats.corrupt > 0) {
+		snprintf(dir, sizeof(dir), "%s/queue/corrupt", st->data_dir);
+		fsync_dir(dir);
+	}
+	if ((e = store_txn_commit(txn)) != STORE_OK) {
+		txn = NULL;
+		goto fail;
+	}
+	txn = NULL;
+	recover_remove_orphans(st, now, &stats);
 	free(ids);
 	buf_free(&b);
 	store_queue_log_prune(st, now - STORE_QUEUE_LOG_KEEP);
