@@ -21,7 +21,7 @@ parse_num(const char *s, size_t len, size_t *i, uint32_t *v_r)
 	}
 	while (*i < len && s[*i] >= '0' && s[*i] <= '9') {
 		v = v * 10 + (uint64_t)(s[*i] - '0');
-		if (v > UINT32_MAX - 1)
+		if (v > UINT32_MAX)
 			return -1;
 		(*i)++;
 	}
@@ -108,7 +108,7 @@ imap_seqset_resolve(struct imap_seqset *set, uint32_t star)
 			r->lo = r->hi;
 			r->hi = t;
 		}
-		if (r->lo == 0) {   /* "*" of an empty mailbox */
+		if (r->lo == 0) {   /* "*" of an empty mailbox: star is 0 */
 			if (r->hi == 0)
 				continue;
 			r->lo = 1;

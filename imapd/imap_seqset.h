@@ -10,7 +10,9 @@
 
 #include "proto_limits.h"
 
-#define IMAP_SEQ_STAR UINT32_MAX
+/* "*" before imap_seqset_resolve: 0, the one number a set never holds,
+   so that every number from 1 to 4294967295 can be written. */
+#define IMAP_SEQ_STAR 0
 /* IMAP_SEQSET_RANGES_MAX is in proto_limits.h. */
 
 struct imap_range {

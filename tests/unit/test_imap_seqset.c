@@ -26,6 +26,37 @@ test_parse_bad(void **state)
 	assert_int_equal(imap_seqset_parse("1,2,3", 5, 2, &set, &err), -1);
 }
 
+/* Every non-zero 32-bit number, 4294967295 included, apart from '*'. */
+static void
+test_parse_top(void **state)
+{
+	struct imap_seqset set;
+	const char *err, *s = "4294967295,1:4294967295,*:4294967294";
+
+	assert_int_equal(imap_seqset_parse(s, strlen(s), 100, &set, &err), 0);
+	assert_int_equal(set.n, 3);
+	assert_int_equal(set.r[0].lo, 4294967295u);
+	imap_seqset_resolve(&set, 5);
+	assert_int_equal(set.n, 1);
+	assert_true(imap_seqset_has(&set, 4294967295u));
+	assert_true(imap_seqset_has(&set, 1));
+	imap_seqset_free(&set);
+	assert_int_equal(imap_seqset_parse("4294967295:*", 12, 100, &set,
+	    &err), 0);
+	assert_true(set.has_star);
+	imap_seqset_resolve(&set, 7);
+	assert_true(imap_seqset_has(&set, 7) && imap_seqset_has(&set,
+	    4294967295u) && !imap_seqset_has(&set, 6));
+	imap_seqset_free(&set);
+	assert_int_equal(imap_seqset_parse("4294967295", 10, 100, &set,
+	    &err), 0);
+	assert_false(set.has_star);
+	imap_seqset_resolve(&set, 0);
+	assert_true(imap_seqset_has(&set, 4294967295u));
+	assert_false(imap_seqset_has(&set, 1));
+	imap_seqset_free(&set);
+}
+
 static void
 test_resolve(void **state)
 {
@@ -120,6 +151,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_parse_top),
 		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_utf7),
