@@ -414,6 +414,26 @@ args_byte(struct imap_parser *p, unsigned char c, int *res,
 	}
 }
 
+/* '[' is an ordinary atom character (a mailbox may be called "foo[bar"):
+   only after a fetch attribute that takes a section (BODY[...],
+   BINARY[...]) does it open a bracket that may hold spaces and parens
+   up to its ']'. */
+static bool
+opens_section(const struct imap_parser *p)
+{
+	static const char *const names[] = { "BODY", "BODY.PEEK", "BINARY",
+		"BINARY.PEEK", "BINARY.SIZE" };
+	const struct pnode *n = &p->nodes[p->nnodes - 1];
+	const char *s = p->text.data + n->off;
+	size_t len = p->text.len - n->off, i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == len &&
+		    strncasecmp(s, names[i], len) == 0)
+			return true;
+	return false;
+}
+
 static int
 atom_byte(struct imap_parser *p, unsigned char c)
 {
@@ -425,7 +445,7 @@ atom_byte(struct imap_parser *p, unsigned char c)
 		buf_putc(&p->text, (char)c);
 		return 1;
 	}
-	if (c == '[') {
+	if (c == '[' && opens_section(p)) {
 		p->bracket = 1;
 		buf_putc(&p->text, (char)c);
 		return 1;

@@ -114,6 +114,12 @@ static const struct tcase cases[] = {
 	{ "a LOGIN x {4+}\r\npass\r\nb NOOP\r\n", "a LOGIN x {pass};b NOOP;" },
 	{ "a FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM \"TO\")]<0.10>)\r\n",
 	  "a FETCH 1:* ( FLAGS BODY.PEEK[HEADER.FIELDS (FROM \"TO\")]<0.10> );" },
+	{ "a FETCH 1 (BINARY.PEEK[1] body[header.fields (A)])\r\n",
+	  "a FETCH 1 ( BINARY.PEEK[1] body[header.fields (A)] );" },
+	/* '[' is an atom character anywhere else: mailbox names */
+	{ "a SELECT [q\r\n", "a SELECT [q;" },
+	{ "a RENAME foo[bar x[ (y)\r\n", "a RENAME foo[bar x[ ( y );" },
+	{ "a LIST \"\" foo[bar]\r\n", "a LIST \"\" foo[bar];" },
 	{ "a STORE 1 +FLAGS (\\Seen \\Deleted)\r\n",
 	  "a STORE 1 +FLAGS ( \\Seen \\Deleted );" },
 	{ "a LIST \"\" %\r\n", "a LIST \"\" %;" },
