@@ -174,20 +174,22 @@ search_done(struct imap_session *s, void *arg)
 	struct buf b;
 	size_t i, nhit = 0;
 	uint32_t *nums, *uids;
-	uint64_t modseq = 0;
+	uint64_t *modseqs, modseq;
 
 	nums = xmalloc((j->n ? j->n : 1) * sizeof(*nums));
 	uids = xmalloc((j->n ? j->n : 1) * sizeof(*uids));
+	modseqs = xmalloc((j->n ? j->n : 1) * sizeof(*modseqs));
 	for (i = 0; i < j->n; i++) {
 		if (!j->hit[i])
 			continue;
 		nums[nhit] = imap_cmd_is_uid(s) ? j->msgs[i].uid : (uint32_t)i + 1;
+		modseqs[nhit] = j->msgs[i].modseq;
 		uids[nhit++] = j->msgs[i].uid;
-		if (j->msgs[i].modseq > modseq)
-			modseq = j->msgs[i].modseq;
 	}
-	if (!j->want_modseq)
-		modseq = 0;
+	/* a plain SEARCH returns every match: RETURN (ALL) has its rule */
+	modseq = !j->want_modseq ? 0 : imap_esearch_modseq(
+	    j->esearch ? j->ret : IMAP_ESR_ALL, modseqs, nhit);
+	free(modseqs);
 	buf_init(&b);
 	if (j->esearch) {
 		imap_esearch_format(&b, s->cmd->tag, imap_cmd_is_uid(s), j->ret, nums, nhit,

@@ -83,6 +83,28 @@ imap_esearch_format(struct buf *out, const char *tag, bool uid,
 	buf_puts(out, "\r\n");
 }
 
+uint64_t
+imap_esearch_modseq(unsigned opts, const uint64_t *modseqs, size_t n)
+{
+	uint64_t hi = 0;
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if (!(opts & (IMAP_ESR_ALL | IMAP_ESR_COUNT)) &&
+	    (opts & (IMAP_ESR_MIN | IMAP_ESR_MAX))) {
+		if (opts & IMAP_ESR_MIN)
+			hi = modseqs[0];
+		if ((opts & IMAP_ESR_MAX) && modseqs[n - 1] > hi)
+			hi = modseqs[n - 1];
+		return hi;
+	}
+	for (i = 0; i < n; i++)
+		if (modseqs[i] > hi)
+			hi = modseqs[i];
+	return hi;
+}
+
 size_t
 imap_esearch_save_part(unsigned opts, size_t n, size_t idx_r[2])
 {

@@ -31,6 +31,14 @@ int imap_esearch_parse_return(const struct imap_arg **ap,
 void imap_esearch_format(struct buf *out, const char *tag, bool uid,
     unsigned opts, const uint32_t *nums, size_t n, uint64_t modseq);
 
+/* The MODSEQ to give with an ESEARCH whose matches have the mod-sequences
+   modseqs[0..n), in ascending message order (RFC 4731 §3.2): with MIN or
+   MAX and neither ALL nor COUNT, the highest of the messages returned
+   (MIN's, MAX's or both); otherwise the highest of all matches. 0 if n
+   is 0. */
+uint64_t imap_esearch_modseq(unsigned opts, const uint64_t *modseqs,
+    size_t n);
+
 /* The part of the result SAVE keeps (RFC 5182 §2.4: only MIN and/or MAX
    when they come without ALL and COUNT): writes its index range of
    nums[0..n) as at most two indexes into idx_r; returns how many. With

@@ -183,6 +183,26 @@ test_esearch(void **state)
 	    0, idx), 0);
 }
 
+/* RFC 4731 §3.2: MIN or MAX alone give their message's MODSEQ, both the
+   higher of the two, ALL or COUNT the highest of all matches. */
+static void
+test_esearch_modseq(void **state)
+{
+	static const uint64_t ms[] = { 7, 9, 8 };
+
+	assert_int_equal(imap_esearch_modseq(IMAP_ESR_MIN, ms, 3), 7);
+	assert_int_equal(imap_esearch_modseq(IMAP_ESR_MAX, ms, 3), 8);
+	assert_int_equal(imap_esearch_modseq(IMAP_ESR_MAX | IMAP_ESR_SAVE,
+	    ms, 3), 8);
+	assert_int_equal(imap_esearch_modseq(IMAP_ESR_MIN | IMAP_ESR_MAX,
+	    ms, 3), 8);
+	assert_int_equal(imap_esearch_modseq(IMAP_ESR_MIN | IMAP_ESR_COUNT,
+	    ms, 3), 9);
+	assert_int_equal(imap_esearch_modseq(IMAP_ESR_ALL, ms, 3), 9);
+	assert_int_equal(imap_esearch_modseq(IMAP_ESR_COUNT, ms, 3), 9);
+	assert_int_equal(imap_esearch_modseq(IMAP_ESR_MIN, ms, 0), 0);
+}
+
 static void
 test_list_opts(void **state)
 {
@@ -252,6 +272,7 @@ main(void)
 		cmocka_unit_test(test_select_params),
 		cmocka_unit_test(test_fetch_store_mods),
 		cmocka_unit_test(test_esearch),
+		cmocka_unit_test(test_esearch_modseq),
 		cmocka_unit_test(test_list_opts),
 		cmocka_unit_test(test_list_match),
 	};
