@@ -32,6 +32,7 @@ struct snode {
 	int64_t day;
 	char *field, *value;         /* owned */
 	size_t vlen;
+	bool addr;                   /* FROM/TO/CC/BCC: parsed addresses too */
 	struct imap_seqset set;
 	const uint32_t *saved;       /* SK_SAVED: borrowed, sorted UIDs */
 	size_t nsaved;
@@ -441,6 +442,7 @@ parse_header_key(struct pctx *c, const struct imap_arg **ap,
 		goto bad;
 	}
 	n->field = f != NULL ? xstrndup(f->str, f->len) : xstrdup(field);
+	n->addr = f == NULL && strcmp(field, "SUBJECT") != 0;
 	n->value = xstrndup(v->str, v->len);
 	n->vlen = strlen(n->value);
 	c->s->needs |= IMAP_SEARCH_NEED_HEADER;
@@ -714,6 +716,28 @@ date_cmp(enum skey k, int64_t day, int64_t want)
 	}
 }
 
+/* Whether a display name or local@domain of the parsed address fields
+   holds the value: the raw text misses addresses cut up by comments and
+   folding ("<user (c)@ (c) example.org>"). */
+static bool
+match_addresses(const struct snode *n, const char *h, size_t hl)
+{
+	struct buf flat;
+	size_t i = 0;
+	bool r = false;
+
+	buf_init(&flat);
+	mime_addresses_text(h, hl, n->field, &flat);
+	while (i < flat.len && !r) {
+		size_t l = strlen(flat.data + i);
+
+		r = imap_substr_ci(flat.data + i, l, n->value, n->vlen);
+		i += l + 1;
+	}
+	buf_free(&flat);
+	return r;
+}
+
 static bool
 match_header(const struct snode *n, const struct imap_search_msg *m)
 {
@@ -732,7 +756,8 @@ match_header(const struct snode *n, const struct imap_search_msg *m)
 		} else {
 			mime_decode_words(raw.data, raw.len, &dec);
 			r = imap_substr_ci(dec.data, dec.len, n->value, n->vlen) ||
-			    imap_substr_ci(raw.data, raw.len, n->value, n->vlen);
+			    imap_substr_ci(raw.data, raw.len, n->value, n->vlen) ||
+			    (n->addr && match_addresses(n, h, hl));
 		}
 	}
 	buf_free(&raw);

@@ -51,6 +51,12 @@ int mime_section_find(const void *parts, size_t len, const uint32_t *path,
    in hdr[0..len) to out, separated by '\n'. Returns how many were found. */
 int mime_header_get(const char *hdr, size_t len, const char *name,
     struct buf *out);
+/* Appends every address of the fields called name in hdr[0..len), parsed
+   as for ENVELOPE (comments, routes, groups), as "display name\0local@domain\0"
+   with the display name's encoded words decoded; for SEARCH FROM/TO/CC/BCC.
+   Returns how many addresses. */
+size_t mime_addresses_text(const char *hdr, size_t len, const char *name,
+    struct buf *out);
 /* Decodes RFC 2047 encoded words to UTF-8 (UTF-8, US-ASCII, ISO-8859-1,
    Windows-1252 and ISO-8859-15 converted; other charsets kept as decoded
    bytes). */

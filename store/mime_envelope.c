@@ -18,6 +18,7 @@ struct aparse {
 	size_t count;
 	size_t words;           /* words a_words read */
 	bool bad;               /* an unterminated quoted string */
+	bool flat;              /* out gets "name\0local@domain\0" each */
 };
 
 static bool
@@ -159,10 +160,34 @@ put_nstr(struct buf *out, const struct buf *b, const char *dflt)
 		buf_puts(out, "NIL");
 }
 
+/* One address as SEARCH matches it: the display name with its encoded
+   words decoded, then local@domain, each ending in a NUL. */
+static void
+a_emit_flat(struct aparse *a, const struct buf *name, const struct buf *mbox,
+    const struct buf *host)
+{
+	if (name != NULL && name->len > 0)
+		mime_decode_words(name->data, name->len, a->out);
+	buf_putc(a->out, '\0');
+	if (mbox != NULL && mbox->len > 0)
+		buf_append(a->out, mbox->data, mbox->len);
+	if (host != NULL && host->len > 0) {
+		buf_putc(a->out, '@');
+		buf_append(a->out, host->data, host->len);
+	}
+	buf_putc(a->out, '\0');
+	a->count++;
+}
+
 static void
 a_emit(struct aparse *a, const struct buf *name, const struct buf *adl,
     const struct buf *mbox, const struct buf *host, bool group)
 {
+	if (a->flat) {
+		if (!group)
+			a_emit_flat(a, name, mbox, host);
+		return;
+	}
 	buf_putc(a->out, '(');
 	put_name(a->out, name);
 	buf_putc(a->out, ' ');
@@ -315,14 +340,15 @@ a_list(struct aparse *a, const char *v, size_t n)
 	(void)a_list_items(a, false);
 }
 
-/* The address list of every field called name: "(...)" or NIL. */
-static bool
-addr_field(struct buf *out, const char *hdr, size_t len, const char *name)
+/* Runs the address parser over every field called name; returns how
+   many addresses it emitted. */
+static size_t
+a_fields(struct buf *out, bool flat, const char *hdr, size_t len,
+    const char *name)
 {
 	struct mime_hdr_iter it;
 	struct mime_field f;
 	struct aparse a;
-	size_t start = out->len;
 
 	memset(&a, 0, sizeof(a));
 	buf_init(&a.phrase);
@@ -331,23 +357,40 @@ addr_field(struct buf *out, const char *hdr, size_t len, const char *name)
 	buf_init(&a.route);
 	buf_init(&a.comment);
 	a.out = out;
-	buf_putc(out, '(');
+	a.flat = flat;
 	mime_hdr_iter_init(&it, hdr, len);
 	while (mime_hdr_next(&it, &f) == 1)
 		if (mime_field_is(&f, name))
 			a_list(&a, f.value, f.value_len);
-	if (a.count > 0) {
-		buf_putc(out, ')');
-	} else {
-		out->len = start;
-		buf_puts(out, "NIL");
-	}
 	buf_free(&a.phrase);
 	buf_free(&a.local);
 	buf_free(&a.domain);
 	buf_free(&a.route);
 	buf_free(&a.comment);
-	return a.count > 0;
+	return a.count;
+}
+
+/* The address list of every field called name: "(...)" or NIL. */
+static bool
+addr_field(struct buf *out, const char *hdr, size_t len, const char *name)
+{
+	size_t start = out->len;
+
+	buf_putc(out, '(');
+	if (a_fields(out, false, hdr, len, name) > 0) {
+		buf_putc(out, ')');
+		return true;
+	}
+	out->len = start;
+	buf_puts(out, "NIL");
+	return false;
+}
+
+size_t
+mime_addresses_text(const char *hdr, size_t len, const char *name,
+    struct buf *out)
+{
+	return a_fields(out, true, hdr, len, name);
 }
 
 void

@@ -16,10 +16,12 @@
 
 static const char hdr[] =
     "From: Carol <carol@a.test>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= report\r\n"
-    "Date: Tue, 3 Mar 2026 23:30:00 -0200\r\nX-Tag: Special\r\n\r\n";
+    "Date: Tue, 3 Mar 2026 23:30:00 -0200\r\nX-Tag: Special\r\n"
+    "Cc: <user-from (comment)@ (comment) domain.org>, j@b.test\r\n\r\n";
 static const char full[] =
     "From: Carol <carol@a.test>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= report\r\n"
-    "Date: Tue, 3 Mar 2026 23:30:00 -0200\r\nX-Tag: Special\r\n\r\n"
+    "Date: Tue, 3 Mar 2026 23:30:00 -0200\r\nX-Tag: Special\r\n"
+    "Cc: <user-from (comment)@ (comment) domain.org>, j@b.test\r\n\r\n"
     "The quick brown fox\r\n";
 static int header_loads, message_loads;
 
@@ -106,6 +108,14 @@ test_keys(void **state)
 		{ "SENTON 3-Mar-2026", 1 }, { "SENTBEFORE 4-Mar-2026", 1 },
 		{ "SENTSINCE 4-Mar-2026", 0 },
 		{ "FROM carol", 1 }, { "FROM CAROL@A.TEST", 1 }, { "TO carol", 0 },
+		/* addresses as parsed: comments and spaces gone */
+		{ "CC user-from@domain.org", 1 }, { "CC \"@domain.org\"", 1 },
+		{ "CC \"(comment)@\"", 1 }, { "CC j@b.test", 1 },
+		{ "CC \"org>, j@\"", 1 },  /* raw text */
+		{ "FROM user-from", 0 }, { "BCC user-from", 0 },
+		{ "HEADER Cc user-from@domain.org", 0 },
+		{ "UID 1:4294967295", 1 }, { "UID 4294967295", 0 },
+		{ "UID 4294967296", -1 },
 		{ "SUBJECT report", 1 }, { "SUBJECT \"GR\xc3\xbc\xc3\x9f\"", 1 },
 		/* Unicode case folding (Latin, Greek, Cyrillic) */
 		{ "SUBJECT \"GR\xc3\x9c\"", 1 },
