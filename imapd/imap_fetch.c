@@ -42,6 +42,7 @@ struct imap_fetch {
 	char *chunk;
 	struct buf out;         /* reply text, reused from message to message */
 	struct buf hdr;         /* the message header, read once per message */
+	uint64_t hdr_size;      /* its length in the file: hdr.len unless cut */
 	bool hdr_loaded;
 	/* Files of the next messages, opened early with a read-ahead hint so
 	   that a cold-cache FETCH 1:* reads many files in parallel. */
@@ -135,14 +136,53 @@ imap_fetch_failed(const struct imap_fetch *f)
 
 /* ---- locating sections ---- */
 
-/* Reads the top-level header (up to and including the blank line, at most
-   HEADER_READ_MAX) into f->hdr. */
+/* Offset just past the "\r\n\r\n" that ends the header, searched from
+   off on; the file size if there is none (the whole message is header). */
+static uint64_t
+header_end(int fd, uint64_t off)
+{
+	char tmp[16384];
+	ssize_t r;
+
+	while ((r = pread(fd, tmp, sizeof(tmp), (off_t)off)) > 0) {
+		const char *e = memmem(tmp, (size_t)r, "\r\n\r\n", 4);
+
+		if (e != NULL)
+			return off + (uint64_t)(e - tmp) + 4;
+		if (r < 4)
+			return off + (uint64_t)r;
+		off += (uint64_t)r - 3;     /* the end may straddle two reads */
+	}
+	return off;
+}
+
+/* The length of the whole fields at the start of a header cut at
+   h[len]: a header longer than HEADER_READ_MAX is filtered (HEADER.FIELDS)
+   without a field cut in the middle. A field starts after a CRLF that is
+   not followed by white space; 0 if even the first field is longer. */
+static size_t
+whole_fields(const char *h, size_t len)
+{
+	size_t i;
+
+	for (i = len - 1; i >= 2 && i < len; i--)
+		if (h[i - 2] == '\r' && h[i - 1] == '\n' && h[i] != ' ' &&
+		    h[i] != '\t')
+			return i;
+	return 0;
+}
+
+/* Reads the top-level header (up to and including the blank line) into
+   f->hdr. One of more than HEADER_READ_MAX bytes is kept there only up
+   to a field boundary, for HEADER.FIELDS, while f->hdr_size is its exact
+   length in the file: HEADER and TEXT are byte ranges of the file. */
 static void
 load_header(struct imap_fetch *f)
 {
 	char tmp[16384];
 	uint64_t off = 0;
 	ssize_t r;
+	bool found = false;
 
 	if (f->hdr_loaded)
 		return;
@@ -158,13 +198,20 @@ load_header(struct imap_fetch *f)
 		if (f->hdr.len >= 2 && from == 0 && f->hdr.data[0] == '\r' &&
 		    f->hdr.data[1] == '\n') {
 			f->hdr.len = 2;     /* empty header */
+			found = true;
 			break;
 		}
 		e = memmem(f->hdr.data + from, f->hdr.len - from, "\r\n\r\n", 4);
 		if (e != NULL) {
 			f->hdr.len = (size_t)(e - f->hdr.data) + 4;
+			found = true;
 			break;
 		}
+	}
+	f->hdr_size = f->hdr.len;
+	if (!found && f->hdr.len >= HEADER_READ_MAX) {
+		f->hdr_size = header_end(f->fd, off - 3);
+		f->hdr.len = whole_fields(f->hdr.data, f->hdr.len);
 	}
 	if (f->hdr.data != NULL)
 		f->hdr.data[f->hdr.len] = '\0';
@@ -186,7 +233,7 @@ locate_top(struct imap_fetch *f, const struct imap_fetch_item *it,
 	switch (it->kind) {
 	case IMAP_SEC_HEADER:
 		*off_r = 0;
-		*len_r = f->hdr.len;
+		*len_r = f->hdr_size;
 		if (f->fd < 0) {    /* from the header cache */
 			buf_append(mem, f->hdr.data ? f->hdr.data : "",
 			    f->hdr.len);
@@ -194,8 +241,8 @@ locate_top(struct imap_fetch *f, const struct imap_fetch_item *it,
 		}
 		return;
 	case IMAP_SEC_TEXT:
-		*off_r = f->hdr.len;
-		*len_r = fsize > f->hdr.len ? fsize - f->hdr.len : 0;
+		*off_r = f->hdr_size;
+		*len_r = fsize > f->hdr_size ? fsize - f->hdr_size : 0;
 		return;
 	default:
 		imap_fetch_filter_header(it, f->hdr.data ? f->hdr.data : "",
@@ -206,7 +253,7 @@ locate_top(struct imap_fetch *f, const struct imap_fetch_item *it,
 }
 
 /* HEADER.FIELDS (.NOT) of a nested message: its header read from the
-   file (at most HEADER_READ_MAX) and filtered into mem. */
+   file (its whole fields within HEADER_READ_MAX) and filtered into mem. */
 static void
 filter_part_header(struct imap_fetch *f, const struct imap_fetch_item *it,
     uint64_t ho, uint64_t hl, struct buf *mem)
@@ -217,6 +264,8 @@ filter_part_header(struct imap_fetch *f, const struct imap_fetch_item *it,
 
 	if (r < 0)
 		r = 0;
+	if (hl > want)
+		r = (ssize_t)whole_fields(tmp, (size_t)r);
 	imap_fetch_filter_header(it, tmp, (size_t)r, mem);
 	free(tmp);
 }
@@ -564,6 +613,7 @@ msg_open(struct imap_session *s, struct imap_fetch *f, uint32_t uid)
 		size_t slot = f->pos % PREFETCH;
 
 		f->hdr_loaded = true;
+		f->hdr_size = f->hdr.len;
 		/* opened ahead after an earlier cache miss: not needed */
 		if (f->pf_fd[slot] >= 0)
 			close(f->pf_fd[slot]);
