@@ -21,6 +21,7 @@ struct imap_append {
 	uint32_t mbox_id;
 	enum store_err err;
 	struct store_delivery_result res;
+	struct imap_view_claim claim;   /* \Recent, into the selected mailbox */
 };
 
 static void
@@ -187,6 +188,8 @@ append_work(void *arg)
 
 	if (a->err == STORE_OK)
 		a->err = store_delivery_commit(a->d, 0, &a->res);
+	if (a->err == STORE_OK)
+		imap_view_claim_work(&a->claim);
 }
 
 static void
@@ -197,6 +200,7 @@ append_done(struct imap_session *s, void *arg)
 	if (a->err == STORE_OK) {
 		if (s->sel != NULL && s->sel->mb.id == a->mbox_id)
 			s->force_sync = true;
+		imap_view_claim_take(s, &a->claim);
 		imap_cmd_reply(s, IMAP_OK, "[APPENDUID %u %u] APPEND completed",
 		    a->res.uidvalidity, a->res.uid);
 	} else if (a->err == STORE_EQUOTA) {
@@ -228,6 +232,7 @@ imap_cmd_append(struct imap_session *s, const struct imap_arg *args,
 		append_free(&ap);
 		return CMD_DONE;
 	}
+	imap_view_claim_init(s, ap->mbox_id, &ap->claim);
 	imap_session_submit(s, append_work, append_done, ap);
 	return CMD_SUSPEND;
 }

@@ -69,6 +69,7 @@ struct copy_job {
 	uint32_t uidvalidity;
 	bool move;
 	enum store_err err;
+	struct imap_view_claim claim;   /* \Recent, into the selected mailbox */
 };
 
 static void
@@ -78,6 +79,8 @@ copy_work(void *arg)
 
 	j->err = store_msg_copy(j->st, j->src, j->uids, j->n, j->dst, j->move,
 	    j->dst_uids, &j->uidvalidity);
+	if (j->err == STORE_OK)
+		imap_view_claim_work(&j->claim);
 }
 
 /* COPY: COPYUID in the tagged OK; a set too long for one reply line is
@@ -126,6 +129,8 @@ copy_done(struct imap_session *s, void *arg)
 {
 	struct copy_job *j = arg;
 
+	if (j->err == STORE_OK)
+		imap_view_claim_take(s, &j->claim);
 	if (j->err == STORE_OK && j->move)
 		move_reply(s, j);
 	else if (j->err == STORE_OK)
@@ -189,6 +194,7 @@ copy_start(struct imap_session *s, const struct imap_arg *args,
 		j->uids[i] = s->sel->msgs[idx[i]].uid;
 	j->n = n;
 	free(idx);
+	imap_view_claim_init(s, j->dst, &j->claim);
 	imap_session_submit(s, copy_work, copy_done, j);
 	return CMD_SUSPEND;
 }

@@ -31,9 +31,36 @@ select_work(void *arg)
 	struct select_job *j = arg;
 
 	j->err = imap_view_open(j->st, j->user_id, j->name, j->readonly, &j->v);
-	if (j->err == STORE_OK && j->params.qresync)
-		imap_qresync_work(j->st, j->v, &j->params, &j->vanished,
-		    &j->nvanished);
+	if (j->err != STORE_OK || !j->params.qresync)
+		return;
+	/* QRESYNC's reply lists changed messages: read the view now. */
+	if ((j->err = imap_view_load(j->st, j->v)) != STORE_OK) {
+		imap_view_free(&j->v);
+		return;
+	}
+	imap_qresync_work(j->st, j->v, &j->params, &j->vanished,
+	    &j->nvanished);
+}
+
+/* EXISTS, RECENT and the first unseen MSN: the SELECT's counts, or the
+   view's own when it was read at once (QRESYNC). */
+static void
+select_counts(struct imap_view *v, size_t *exists_r, size_t *recent_r,
+    size_t *unseen_r)
+{
+	size_t i;
+
+	*recent_r = imap_view_recent_count(v);
+	if (!v->loaded) {
+		*exists_r = v->snap_exists;
+		*unseen_r = v->first_unseen;
+		return;
+	}
+	*exists_r = v->n;
+	*unseen_r = 0;
+	for (i = 0; i < v->n && *unseen_r == 0; i++)
+		if (!(v->msgs[i].flags & STORE_F_SEEN))
+			*unseen_r = i + 1;
 }
 
 static void
@@ -42,7 +69,7 @@ select_done(struct imap_session *s, void *arg)
 	struct select_job *j = arg;
 	struct imap_view *v = j->v;
 	struct buf b;
-	size_t i, recent = 0, unseen = 0;
+	size_t exists, recent, unseen;
 
 	if (j->params.condstore)
 		imap_condstore_enable(s);   /* before the state is SELECTED */
@@ -55,12 +82,9 @@ select_done(struct imap_session *s, void *arg)
 	imap_view_watch(s);
 	buf_init(&b);
 	imap_buf_flags_update(&b, v);
-	recent = imap_view_recent_count(v);
-	for (i = 0; i < v->n && unseen == 0; i++)
-		if (!(v->msgs[i].flags & STORE_F_SEEN))
-			unseen = i + 1;
-	buf_printf(&b, "* %zu EXISTS\r\n* %zu RECENT\r\n", v->n, recent);
-	v->reported_exists = (uint32_t)v->n;
+	select_counts(v, &exists, &recent, &unseen);
+	buf_printf(&b, "* %zu EXISTS\r\n* %zu RECENT\r\n", exists, recent);
+	v->reported_exists = (uint32_t)exists;
 	v->reported_recent = (uint32_t)recent;
 	if (unseen)
 		buf_printf(&b, "* OK [UNSEEN %zu] First unseen\r\n", unseen);

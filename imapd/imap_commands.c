@@ -241,7 +241,6 @@ imap_cmd_run(struct imap_session *s, const struct imap_cmd *cmd)
 	const struct imap_arg *args = cmd->args;
 	const struct imap_cmd_def *def;
 	struct imap_cmd_ctx *ctx;
-	enum cmd_result r;
 
 	/* APPEND's context exists since its literal was announced. */
 	ctx = s->cmd != NULL ? s->cmd : imap_cmd_begin(s, cmd->tag, NULL);
@@ -252,7 +251,23 @@ imap_cmd_run(struct imap_session *s, const struct imap_cmd *cmd)
 	ctx->uid = args != cmd->args;
 	if (!cmd_valid(s, args, cmd->args_end))
 		goto done;
-	r = def->fn(s, args, cmd->args_end);
+	if (imap_view_prepare(s, args, cmd->args_end))
+		return;
+	imap_cmd_call(s, args, cmd->args_end);
+	return;
+done:
+	imap_cmd_finish(s);
+	if (s->bad_count > IMAP_BAD_CMD_MAX)
+		too_many_bad(s);
+}
+
+void
+imap_cmd_call(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end)
+{
+	enum cmd_result r;
+
+	r = s->cmd->def->fn(s, args, end);
 	if (r == CMD_CLOSE) {
 		imap_session_close(s, "closed");
 		return;
@@ -266,7 +281,6 @@ imap_cmd_run(struct imap_session *s, const struct imap_cmd *cmd)
 		}
 		return;
 	}
-done:
 	imap_cmd_finish(s);
 	if (s->bad_count > IMAP_BAD_CMD_MAX)
 		too_many_bad(s);

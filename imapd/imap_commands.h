@@ -45,6 +45,10 @@ const struct imap_cmd_def *imap_cmd_lookup(const char *name);
 /* Runs one parsed command: looks it up, checks state and arity, calls the
    handler and ends it if it is done. */
 void imap_cmd_run(struct imap_session *s, const struct imap_cmd *cmd);
+/* Runs the running command's handler and what its result asks for: the
+   second half of imap_cmd_run, for a command imap_view_prepare parked. */
+void imap_cmd_call(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end);
 /* A context for a command whose tag is known before its line is complete
    (APPEND at its literal). Becomes s->cmd. */
 struct imap_cmd_ctx *imap_cmd_begin(struct imap_session *s, const char *tag,

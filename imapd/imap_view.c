@@ -25,6 +25,7 @@ msg_from_store(struct imap_view_msg *m, const struct store_msg *sm)
 	m->keywords = sm->keywords;
 	m->recent = false;
 	m->expunged = false;
+	m->untold = false;
 	m->modseq = sm->modseq;
 	m->size = sm->size;
 	m->internaldate = sm->internaldate;
@@ -40,45 +41,20 @@ imap_view_msg_update(struct imap_view_msg *m, uint32_t flags,
 	m->modseq = modseq;
 }
 
-/* Claims \Recent for this session (worker thread). The store moves the
-   mark from first to its uidnext at the time of the claim; uidnext read
-   just before is a lower bound of that, so [first, pre) is certainly this
-   session's. A delivery racing the claim leaves its message recent for
-   nobody rather than for two sessions. */
-static enum store_err
-claim_recent_range(struct store *st, uint32_t mbox_id, uint32_t pre_uidnext,
-    uint32_t *lo_r, uint32_t *hi_r)
+/* Whether m is \Recent for this session: in its claim (SELECT), or
+   unclaimed when the view was opened (EXAMINE, RFC 3501 §6.3.2: the
+   \Recent state is not altered, only reported). */
+static bool
+view_is_recent(const struct imap_view *v, uint32_t uid)
 {
-	uint32_t first;
-	enum store_err e;
-
-	if ((e = store_mailbox_claim_recent(st, mbox_id, &first)) != STORE_OK)
-		return e;
-	*lo_r = first;
-	*hi_r = pre_uidnext > first ? pre_uidnext : first;
-	return STORE_OK;
+	return uid >= v->recent_lo && uid < v->recent_hi;
 }
 
-/* Copies the store's list into the view's records and flags \Recent:
-   EXAMINE peeks at the mark (first), SELECT uses its claim. */
-static void
-view_fill(struct imap_view *v, const struct store_msg *list, size_t n,
-    uint32_t first)
+/* Whether a new message waits for a claim before it may be announced. */
+static bool
+view_holds(const struct imap_view *v, uint32_t uid)
 {
-	size_t i;
-
-	v->msgs = xmalloc((n ? n : 1) * sizeof(*v->msgs));
-	v->n = v->cap = n;
-	for (i = 0; i < n; i++) {
-		struct imap_view_msg *m = &v->msgs[i];
-
-		msg_from_store(m, &list[i]);
-		if (v->readonly ? first != 0 && m->uid >= first :
-		    m->uid >= v->recent_lo && m->uid < v->recent_hi)
-			m->recent = true;
-		else if (!v->readonly && m->uid >= v->recent_hi)
-			v->claim_again = true;  /* delivered during the claim */
-	}
+	return !v->readonly && uid >= v->recent_hi;
 }
 
 enum store_err
@@ -86,32 +62,109 @@ imap_view_open(struct store *st, uint32_t user_id, const char *name,
     bool readonly, struct imap_view **v_r)
 {
 	struct imap_view *v = xcalloc(1, sizeof(*v));
-	struct store_msg *list = NULL;
-	uint32_t first = 0;
-	size_t n = 0;
+	struct store_select sel;
 	enum store_err e;
 
-	if ((e = store_mailbox_get(st, user_id, name, &v->mb)) != STORE_OK)
-		goto fail;
-	/* EXAMINE peeks at the recent mark without claiming (RFC 3501
-	   §6.3.2: the \Recent state is not altered). */
-	if (readonly)
-		first = v->mb.first_recent_uid;
-	else if ((e = claim_recent_range(st, v->mb.id, v->mb.uidnext,
-	    &v->recent_lo, &v->recent_hi)) != STORE_OK)
-		goto fail;
-	if ((e = store_msg_list(st, v->mb.id, 0, 0, &list, &n, &v->mb)) !=
-	    STORE_OK)
-		goto fail;
+	if ((e = store_mailbox_select(st, user_id, name, !readonly, &sel)) !=
+	    STORE_OK) {
+		free(v);
+		return e;
+	}
+	v->mb = sel.mb;
 	v->readonly = readonly;
+	v->recent_lo = sel.recent_lo;
+	v->recent_hi = sel.recent_hi;
+	v->snap_exists = sel.mb.messages;
+	v->snap_recent = sel.recent;
+	v->first_unseen = sel.first_unseen;
+	v->snap_modseq = sel.mb.highestmodseq;
+	v->snap_uidnext = sel.mb.uidnext;
 	v->serial = ++g_view_serial;
-	view_fill(v, list, n, first);
-	free(list);
 	*v_r = v;
 	return STORE_OK;
-fail:
-	free(v);
-	return e;
+}
+
+/* The records of the view from the store's list and the uids expunged
+   since the SELECT (both sorted; a uid in both is still present). A
+   message delivered past the claim is held back: the view then asks the
+   store again from just below its modseq. */
+static void
+view_fill(struct imap_view *v, const struct store_msg *list, size_t n,
+    const uint32_t *gone, size_t ngone)
+{
+	size_t i = 0, j = 0;
+	uint64_t hold = UINT64_MAX;
+
+	v->msgs = xmalloc((n + ngone ? n + ngone : 1) * sizeof(*v->msgs));
+	v->cap = n + ngone;
+	v->n = 0;
+	v->nheld = 0;
+	while (i < n || j < ngone) {
+		struct imap_view_msg *m = &v->msgs[v->n];
+
+		if (j < ngone && gone[j] >= v->snap_uidnext) {
+			j++;
+		} else if (j < ngone && (i == n || gone[j] < list[i].uid)) {
+			memset(m, 0, sizeof(*m));
+			m->uid = gone[j++];
+			m->expunged = true;
+			v->npending_expunge++;
+			v->n++;
+		} else if (view_holds(v, list[i].uid)) {
+			if (j < ngone && gone[j] == list[i].uid)
+				j++;
+			if (list[i].modseq < hold)
+				hold = list[i].modseq;
+			v->nheld++;
+			v->claim_again = true;
+			i++;
+		} else {
+			if (j < ngone && gone[j] == list[i].uid)
+				j++;
+			msg_from_store(m, &list[i++]);
+			m->recent = view_is_recent(v, m->uid);
+			/* changed after the SELECT's HIGHESTMODSEQ: a FETCH is
+			   owed (the client may cache flags by modseq) */
+			m->untold = m->modseq > v->snap_modseq &&
+			    m->uid < v->snap_uidnext;
+			v->n++;
+		}
+	}
+	/* The next sync reads from the SELECT's HIGHESTMODSEQ (or below a
+	   held message): it tells the untold changes and takes in what was
+	   held once claimed. */
+	if (v->mb.highestmodseq > v->snap_modseq)
+		v->dirty = true;
+	v->mb.highestmodseq = v->snap_modseq;
+	if (hold != UINT64_MAX && hold - 1 < v->mb.highestmodseq)
+		v->mb.highestmodseq = hold - 1;
+}
+
+enum store_err
+imap_view_load(struct store *st, struct imap_view *v)
+{
+	struct store_msg *list = NULL;
+	struct store_mailbox mb;
+	uint32_t *gone = NULL;
+	size_t n = 0, ngone = 0;
+	enum store_err e;
+
+	if ((e = store_msg_list(st, v->mb.id, 0, 0, &list, &n, &mb)) !=
+	    STORE_OK)
+		return e;
+	/* Expunged after the SELECT: the client still counts them. */
+	if (mb.highestmodseq > v->snap_modseq &&
+	    (e = store_expunged_since(st, v->mb.id, v->snap_modseq, &gone,
+	    &ngone)) != STORE_OK) {
+		free(list);
+		return e;
+	}
+	v->mb = mb;
+	view_fill(v, list, n, gone, ngone);
+	v->loaded = true;
+	free(list);
+	free(gone);
+	return STORE_OK;
 }
 
 void
@@ -173,6 +226,8 @@ imap_view_recent_count(const struct imap_view *v)
 {
 	size_t i, n = 0;
 
+	if (!v->loaded)
+		return v->snap_recent;
 	for (i = 0; i < v->n; i++)
 		if (v->msgs[i].recent)
 			n++;
@@ -232,69 +287,121 @@ imap_view_mark_expunged(struct imap_view *v, const uint32_t *uids, size_t n)
 			mark_expunged(v, &v->msgs[msn - 1]);
 }
 
-/* ---- \Recent claims after SELECT ---- */
+/* ---- the worker job: \Recent claims, reading the view ---- */
 
 struct claim_job {
 	struct store *st;
+	struct imap_view *v;    /* only read on the worker when load */
 	uint64_t serial;
-	uint32_t mbox_id, pre_uidnext, lo, hi;
+	uint32_t mbox_id, hi, lo, new_hi;
+	bool claim, load, claimed;
 	enum store_err e;
 };
 
+/* Worker: claims what was delivered past the session's claim (SELECT), and
+   reads the view if asked, after the claim so that it covers it. */
 static void
 claim_work(void *arg)
 {
 	struct claim_job *j = arg;
-	struct store_mailbox mb;
+	uint32_t first, uidnext;
 
-	/* A fresher lower bound than the view's, read right before. */
-	if (store_mailbox_get_by_id(j->st, j->mbox_id, &mb) == STORE_OK &&
-	    mb.uidnext > j->pre_uidnext)
-		j->pre_uidnext = mb.uidnext;
-	j->e = claim_recent_range(j->st, j->mbox_id, j->pre_uidnext, &j->lo,
-	    &j->hi);
+	if (j->claim) {
+		j->e = store_mailbox_claim_recent_range(j->st, j->mbox_id,
+		    &first, &uidnext);
+		if (j->e != STORE_OK)
+			return;
+		if (uidnext > j->hi) {
+			j->lo = first;
+			j->new_hi = uidnext;
+			j->claimed = true;
+		}
+	}
+	if (j->load) {
+		if (j->claimed) {
+			j->v->recent_lo = j->lo;
+			j->v->recent_hi = j->new_hi;
+		}
+		j->e = imap_view_load(j->st, j->v);
+	}
 }
 
-static void view_claim(struct imap_session *s);
+static void view_claim(struct imap_session *s, bool load);
+static void view_gone(struct imap_session *s);
 
-/* The claim is back: flag what it gave this session. The client hears of
-   it with the next untagged window (at once while idling). */
+/* The session's view failed to read: its MSNs cannot be trusted. */
+static void
+view_broken(struct imap_session *s, enum store_err e)
+{
+	if (e == STORE_ENOTFOUND) {
+		view_gone(s);
+		return;
+	}
+	s->sel->gone = true;
+	imap_reply_untagged(s, "BYE Internal error reading the mailbox");
+	imap_session_close(s, "view-error");
+}
+
+/* Back on the loop: a held message now covered by the claim is taken in
+   at the next sync (at once while idling), with its EXISTS and RECENT
+   together; a parked command runs. */
 static void
 claim_done(struct imap_session *s, void *arg)
 {
 	struct claim_job *j = arg;
 	struct imap_view *v = s->sel;
-	bool flagged = false;
-	size_t i;
+	bool run;
 
-	if (v == NULL || v->serial != j->serial || s->base.closing)
+	if (v == NULL || v->serial != j->serial)
 		goto out;
 	v->claiming = false;
-	if (j->e != STORE_OK)
+	run = v->cmd_waiting;
+	v->cmd_waiting = false;
+	if (s->base.closing) {
+		if (run)
+			imap_cmd_finish(s);
 		goto out;
-	v->recent_lo = j->lo;
-	v->recent_hi = j->hi;
-	for (i = 0; i < v->n; i++) {
-		struct imap_view_msg *m = &v->msgs[i];
-
-		if (m->uid >= j->lo && m->uid < j->hi && !m->recent &&
-		    !m->expunged) {
-			m->recent = true;
-			flagged = true;
-		}
 	}
-	if (v->claim_again)
-		view_claim(s);
-	if (flagged)
-		imap_idle_view_changed(s);
+	if (j->e != STORE_OK && j->load) {
+		/* The BYE goes out before the parked command's reply, as a
+		   sync would send it. */
+		view_broken(s, j->e);
+		if (run)
+			imap_cmd_call(s, v->wait_args, v->wait_end);
+		goto out;
+	}
+	if (j->claimed && !j->load && j->new_hi > v->recent_hi) {
+		v->recent_lo = j->lo;
+		v->recent_hi = j->new_hi;
+		v->dirty = true;
+	}
+	if (run && !v->loaded && !s->base.closing) {
+		/* parked behind a claim that did not read the view */
+		v->cmd_waiting = true;
+		view_claim(s, true);
+	} else if (run) {
+		imap_cmd_call(s, v->wait_args, v->wait_end);
+		/* A parked command that reads its own input (IDLE) gets it
+		   back. */
+		if (s->cmd != NULL && s->cmd->wait == IMAP_WAIT_INPUT &&
+		    s->paused) {
+			s->paused = false;
+			conn_resume(s->base.c);
+		}
+	} else {
+		if (v->claim_again)
+			view_claim(s, false);
+		if (j->claimed)
+			imap_idle_view_changed(s);
+	}
 out:
 	free(j);
 }
 
-/* One claim at a time per view; mail that arrives while one runs is
+/* One job at a time per view; mail that arrives while one runs is
    claimed by the next. */
 static void
-view_claim(struct imap_session *s)
+view_claim(struct imap_session *s, bool load)
 {
 	struct imap_view *v = s->sel;
 	struct claim_job *j;
@@ -305,12 +412,77 @@ view_claim(struct imap_session *s)
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->st = s->base.d->store;
+	j->v = v;
 	j->serial = v->serial;
 	j->mbox_id = v->mb.id;
-	j->pre_uidnext = v->mb.uidnext;
+	j->hi = v->recent_hi;
+	j->claim = !v->readonly;
+	j->load = load;
 	v->claiming = true;
 	v->claim_again = false;
 	imap_session_submit(s, claim_work, claim_done, j);
+}
+
+void
+imap_view_claim_init(struct imap_session *s, uint32_t target_mbox,
+    struct imap_view_claim *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->st = s->base.d->store;
+	if (s->sel != NULL && !s->sel->readonly &&
+	    s->sel->mb.id == target_mbox)
+		c->mbox_id = target_mbox;
+}
+
+void
+imap_view_claim_work(struct imap_view_claim *c)
+{
+	if (c->mbox_id != 0 && store_mailbox_claim_recent_range(c->st,
+	    c->mbox_id, &c->lo, &c->hi) != STORE_OK)
+		c->hi = 0;
+}
+
+void
+imap_view_claim_take(struct imap_session *s, const struct imap_view_claim *c)
+{
+	struct imap_view *v = s->sel;
+
+	/* Only forward: a claim that another one overtook is stale. */
+	if (v == NULL || c->mbox_id == 0 || v->mb.id != c->mbox_id ||
+	    c->hi <= v->recent_hi)
+		return;
+	v->recent_lo = c->lo;
+	v->recent_hi = c->hi;
+	v->dirty = true;
+}
+
+bool
+imap_view_prepare(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end)
+{
+	struct imap_view *v = s->sel;
+	struct store_mailbox mb;
+
+	/* APPEND streams its literal; its reply reads the view on the loop
+	   if need be (imap_view_sync). */
+	if (v == NULL || v->gone || (s->cmd->def->flags &
+	    (IMAP_CMDF_NO_SYNC | IMAP_CMDF_STREAMS_LITERAL)))
+		return false;
+	/* One record read on the loop tells whether a claim is due. */
+	if (v->loaded && !v->claiming && (v->readonly ||
+	    store_mailbox_get_by_id(s->base.d->store, v->mb.id, &mb) !=
+	    STORE_OK || mb.uidnext <= v->recent_hi))
+		return false;
+	v->cmd_waiting = true;
+	v->wait_args = args;
+	v->wait_end = end;
+	if (!s->paused) {
+		s->paused = true;
+		conn_pause(s->base.c);
+	}
+	if (!v->claiming)
+		view_claim(s, !v->loaded);
+	return true;
 }
 
 /* ---- sync ---- */
@@ -444,25 +616,48 @@ merge_one(struct imap_view *v, const struct store_msg *sm, uint32_t last_uid,
 
 	if (sm->uid > last_uid) {
 		msg_from_store(&m, sm);
-		if (v->readonly)
-			;
-		else if (m.uid >= v->recent_lo && m.uid < v->recent_hi)
-			m.recent = true;
-		else if (m.uid >= v->recent_hi)
-			c->need_claim = true;
+		m.recent = !v->readonly && view_is_recent(v, m.uid);
 		view_append(v, &m);
 		return;
 	}
 	msn = imap_view_msn(v, sm->uid);
 	if (msn == 0 || v->msgs[msn - 1].expunged ||
-	    v->msgs[msn - 1].modseq == sm->modseq)
+	    (v->msgs[msn - 1].modseq == sm->modseq &&
+	    !v->msgs[msn - 1].untold))
 		return;
 	o = &v->msgs[msn - 1];
-	diff = o->flags != (sm->flags & IMAP_SYSTEM_FLAGS) ||
+	diff = o->untold || o->flags != (sm->flags & IMAP_SYSTEM_FLAGS) ||
 	    o->keywords != sm->keywords;
+	o->untold = false;
 	imap_view_msg_update(o, sm->flags, sm->keywords, sm->modseq);
 	if (diff)
 		c->changed[c->nchanged++] = sm->uid;
+}
+
+/* Merges the store's changes; a new message past the claim is held back
+   (the next read starts just below its modseq) and a claim is asked
+   for. */
+static void
+merge_all(struct imap_view *v, const struct store_msg *ch, size_t nch,
+    struct sync_changes *c)
+{
+	uint32_t last_uid = v->n ? v->msgs[v->n - 1].uid : 0;
+	uint64_t hold = UINT64_MAX;
+	size_t i;
+
+	v->nheld = 0;
+	for (i = 0; i < nch; i++) {
+		if (ch[i].uid > last_uid && view_holds(v, ch[i].uid)) {
+			if (ch[i].modseq < hold)
+				hold = ch[i].modseq;
+			v->nheld++;
+			c->need_claim = true;
+			continue;
+		}
+		merge_one(v, &ch[i], last_uid, c);
+	}
+	if (hold != UINT64_MAX && hold - 1 < v->mb.highestmodseq)
+		v->mb.highestmodseq = hold - 1;
 }
 
 /* Reads what changed in the store since the view was last in step. */
@@ -472,8 +667,7 @@ sync_read(struct imap_session *s, struct sync_changes *c)
 	struct imap_view *v = s->sel;
 	struct store_msg *ch = NULL;
 	struct store_mailbox mb;
-	size_t nch = 0, i;
-	uint32_t last_uid;
+	size_t nch = 0;
 	enum store_err e;
 
 	v->dirty = false;
@@ -486,7 +680,7 @@ sync_read(struct imap_session *s, struct sync_changes *c)
 	}
 	if (e != STORE_OK || (mb.highestmodseq == v->mb.highestmodseq &&
 	    mb.uidnext == v->mb.uidnext &&
-	    mb.messages == v->n - v->npending_expunge))
+	    mb.messages == v->n - v->npending_expunge + v->nheld))
 		return;
 	if (store_msg_list(s->base.d->store, v->mb.id, 0, v->mb.highestmodseq,
 	    &ch, &nch, &mb) != STORE_OK)
@@ -495,14 +689,12 @@ sync_read(struct imap_session *s, struct sync_changes *c)
 		free(ch);
 		return;
 	}
-	last_uid = v->n ? v->msgs[v->n - 1].uid : 0;
 	c->changed = xmalloc((nch ? nch : 1) * sizeof(*c->changed));
-	for (i = 0; i < nch; i++)
-		merge_one(v, &ch[i], last_uid, c);
-	free(ch);
 	c->new_keywords = mb.nkeywords != v->mb.nkeywords;
 	v->mb = mb;
-	if (mb.messages != v->n - v->npending_expunge)
+	merge_all(v, ch, nch, c);
+	free(ch);
+	if (mb.messages != v->n - v->npending_expunge + v->nheld)
 		view_find_expunged(s);
 }
 
@@ -562,6 +754,16 @@ imap_view_sync(struct imap_session *s, bool allow_expunge, bool uid_fetch)
 
 	if (v->gone)
 		return;
+	/* Not read yet (a command that did not pass imap_view_prepare, such
+	   as APPEND's reply): read it here, on the loop. */
+	if (!v->loaded) {
+		enum store_err e = imap_view_load(s->base.d->store, v);
+
+		if (e != STORE_OK) {
+			view_broken(s, e);
+			return;
+		}
+	}
 	if (v->dirty || s->force_sync)
 		sync_read(s, &c);
 	if (v->gone)
@@ -578,5 +780,5 @@ imap_view_sync(struct imap_session *s, bool allow_expunge, bool uid_fetch)
 	buf_free(&b);
 	free(c.changed);
 	if (!v->readonly && (c.need_claim || (v->claim_again && !v->claiming)))
-		view_claim(s);
+		view_claim(s, false);
 }

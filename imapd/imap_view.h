@@ -24,6 +24,7 @@ struct imap_view_msg {
 	uint32_t keywords;      /* bit i: the mailbox's keyword i */
 	bool recent;            /* \Recent for this session */
 	bool expunged;          /* gone from the store, not yet told */
+	bool untold;            /* flags changed since the SELECT, not told */
 	uint64_t modseq;
 	uint64_t size;
 	int64_t internaldate;
@@ -44,11 +45,26 @@ struct imap_view {
 	bool dirty;                 /* a change notification arrived */
 	bool gone;                  /* deleted elsewhere: BYE sent */
 	/* \Recent: the uids of this session's last claim, [lo, hi); only
-	   these are ever flagged recent here (RFC 3501 §2.3.2). */
+	   these are ever flagged recent here (RFC 3501 §2.3.2). A message at
+	   or past hi is held back (not in msgs, not announced) until a claim
+	   covers it, so that the EXISTS announcing it is followed by a RECENT
+	   that counts it if it is this session's. */
 	uint32_t recent_lo, recent_hi;
-	bool claiming;              /* a claim is on a worker */
+	bool claiming;              /* a claim or load is on a worker */
 	bool claim_again;           /* unclaimed mail arrived meanwhile */
+	uint32_t nheld;             /* messages held back at the last read */
 	uint64_t serial;            /* tells a claim's view apart */
+	/* SELECT answers from the mailbox record; msgs is read by the first
+	   command that follows (imap_view_prepare), or at once for QRESYNC. */
+	bool loaded;
+	uint32_t snap_exists;       /* EXISTS the SELECT reported */
+	uint32_t snap_recent;       /* RECENT the SELECT reported */
+	uint32_t first_unseen;      /* the SELECT's [UNSEEN n], 0: none */
+	uint64_t snap_modseq;       /* its HIGHESTMODSEQ */
+	uint32_t snap_uidnext;      /* its UIDNEXT */
+	/* The command that waits for the worker job (imap_view_prepare). */
+	bool cmd_waiting;
+	const struct imap_arg *wait_args, *wait_end;
 };
 
 /* Opens the view of mbox for SELECT/EXAMINE (reads the store; the caller
@@ -56,6 +72,33 @@ struct imap_view {
 enum store_err imap_view_open(struct store *st, uint32_t user_id,
     const char *name, bool readonly, struct imap_view **v_r);
 void imap_view_free(struct imap_view **v);
+/* Reads the view's messages (worker or loop): those of the SELECT's
+   snapshot, those expunged since (to be told), and those delivered since
+   (held back or announced at the next sync). */
+enum store_err imap_view_load(struct store *st, struct imap_view *v);
+/* Before a command of the selected state runs: reads the view if it was
+   not yet, and claims \Recent for mail past this session's claim, on a
+   worker. true: the command was parked (input paused) and runs from
+   imap_cmd_call when that is done; false: run it now. */
+bool imap_view_prepare(struct imap_session *s, const struct imap_arg *args,
+    const struct imap_arg *end);
+/* \Recent for messages this session adds to its own selected mailbox
+   (APPEND, COPY): the command's worker claims right after its commit,
+   so that the reply's EXISTS comes with a RECENT that counts them. */
+struct imap_view_claim {
+	struct store *st;
+	uint32_t mbox_id;       /* 0: nothing to claim */
+	uint32_t lo, hi;        /* out: the claim, hi 0 if it failed */
+};
+/* Loop, when the command starts: whether the target is the session's
+   selected mailbox, read-write (then c->mbox_id is set). */
+void imap_view_claim_init(struct imap_session *s, uint32_t target_mbox,
+    struct imap_view_claim *c);
+/* Worker, after the commit. */
+void imap_view_claim_work(struct imap_view_claim *c);
+/* Loop, before the reply: the view takes the claim. */
+void imap_view_claim_take(struct imap_session *s,
+    const struct imap_view_claim *c);
 /* Starts watching the mailbox for changes of other sessions. */
 void imap_view_watch(struct imap_session *s);
 /* Brings the view up to date with the store and queues the untagged
@@ -72,7 +115,8 @@ void imap_view_mark_expunged(struct imap_view *v, const uint32_t *uids,
    after it). */
 void imap_view_msg_update(struct imap_view_msg *m, uint32_t flags,
     uint32_t keywords, uint64_t modseq);
-/* Number of messages that are \Recent for this session. */
+/* Number of messages that are \Recent for this session (the SELECT's
+   count until the view is read). */
 size_t imap_view_recent_count(const struct imap_view *v);
 
 /* The untagged FLAGS and PERMANENTFLAGS lines of the view's mailbox. */

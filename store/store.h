@@ -187,6 +187,28 @@ enum store_err store_subscription_list(struct store *st, uint32_t user_id,
    session sees those messages as recent. Write transaction. */
 enum store_err store_mailbox_claim_recent(struct store *st, uint32_t mbox_id,
     uint32_t *first_recent_uid_r);
+/* The same, and the mailbox's uidnext of that transaction: [*first_r,
+   *uidnext_r) are the caller's recent messages, exactly; messages
+   delivered after the claim are at or past *uidnext_r. */
+enum store_err store_mailbox_claim_recent_range(struct store *st,
+    uint32_t mbox_id, uint32_t *first_r, uint32_t *uidnext_r);
+
+/* What SELECT and EXAMINE report, from the mailbox record and its
+   counters (kept by every transaction that adds, expunges or changes the
+   flags of a message), in one transaction. */
+struct store_select {
+	struct store_mailbox mb;    /* after the claim */
+	uint32_t recent_lo, recent_hi;  /* uids [lo, hi) are recent */
+	uint32_t recent;            /* messages in that range */
+	uint32_t first_unseen;      /* MSN of the first without \Seen, 0: none */
+};
+/* claim: SELECT's claim of \Recent (store_mailbox_claim_recent) in the same
+   write transaction; without it (EXAMINE) a read transaction that reports
+   the unclaimed messages as recent. The first unseen MSN costs a scan of
+   the message records from both ends up to it (bounded by its distance
+   to the nearer end); everything else is the mailbox record. */
+enum store_err store_mailbox_select(struct store *st, uint32_t user_id,
+    const char *name, bool claim, struct store_select *sel_r);
 /* The file that is modified after every committed change of the mailbox
    (delivery, flags, expunge, rename); watch it with fswatch. */
 void store_mailbox_notify_path(struct store *st, uint32_t mbox_id,

@@ -787,6 +787,140 @@ enum store_err
 store_mailbox_claim_recent(struct store *st, uint32_t mbox_id,
     uint32_t *first_recent_uid_r)
 {
+	uint32_t uidnext;
+
+	return store_mailbox_claim_recent_range(st, mbox_id, first_recent_uid_r,
+	    &uidnext);
+}
+
+/* One step of a cursor over mbox's records in direction op: 1 with the
+   record's flags, 0 at the mailbox's end. */
+static int
+unseen_step(MDB_cursor *c, uint32_t mbox, MDB_cursor_op op, bool *seen_r)
+{
+	MDB_val k, v;
+	struct msg_head h;
+
+	if (mdb_cursor_get(c, &k, &v, op) != 0 || k.mv_size != 8 ||
+	    be32_get(k.mv_data) != mbox || v.mv_size < sizeof(h))
+		return 0;
+	memcpy(&h, v.mv_data, sizeof(h));
+	*seen_r = (h.flags & STORE_F_SEEN) != 0;
+	return 1;
+}
+
+/* Positions c on mbox's first (last if last) record: 0 if it has none. */
+static int
+unseen_start(MDB_cursor *c, uint32_t mbox, bool last, bool *seen_r)
+{
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v;
+
+	msg_key(key, mbox, last ? UINT32_MAX : 0);
+	if (!last)
+		return mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) == 0 &&
+		    unseen_step(c, mbox, MDB_GET_CURRENT, seen_r);
+	if (mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) != 0)
+		return unseen_step(c, mbox, MDB_LAST, seen_r);
+	return unseen_step(c, mbox, MDB_PREV, seen_r);
+}
+
+/* The MSN of r's first message without \Seen, 0 if none. The mailbox's
+   counters say how many there are, so the scan runs from both ends at
+   once and stops at whichever finds it first: from the front the first
+   unseen record, from the back the unseen-th one counted backwards (whose
+   MSN is messages minus the records passed). The cost is the distance of
+   that message to the nearer end, not the mailbox size: read mail is
+   usually at the front and new mail at the back. */
+static uint32_t
+first_unseen_msn(struct store *st, MDB_txn *txn, const struct mbox_rec *r)
+{
+	MDB_cursor *fc = NULL, *bc = NULL;
+	uint32_t fi = 0, bi = 0, bunseen = 0, msn = 0;
+	bool fseen, bseen;
+	int fok, bok;
+
+	if (r->unseen == 0 || r->messages == 0 ||
+	    mdb_cursor_open(txn, st->db_msgs, &fc) != 0 ||
+	    mdb_cursor_open(txn, st->db_msgs, &bc) != 0)
+		goto out;
+	fok = unseen_start(fc, r->id, false, &fseen);
+	bok = unseen_start(bc, r->id, true, &bseen);
+	while (fok || bok) {
+		if (fok) {
+			fi++;
+			if (!fseen) {
+				msn = fi;
+				break;
+			}
+			fok = unseen_step(fc, r->id, MDB_NEXT, &fseen);
+		}
+		if (bok) {
+			bi++;
+			if (!bseen && ++bunseen == r->unseen) {
+				msn = r->messages >= bi ? r->messages - bi + 1 : 1;
+				break;
+			}
+			bok = unseen_step(bc, r->id, MDB_PREV, &bseen);
+		}
+	}
+out:
+	if (fc != NULL)
+		mdb_cursor_close(fc);
+	if (bc != NULL)
+		mdb_cursor_close(bc);
+	return msn;
+}
+
+/* Fills sel from r (claim: the caller's range was [first, uidnext) with
+   recent messages, and r is already past it). */
+static void
+select_fill(struct store *st, MDB_txn *txn, const struct mbox_rec *r,
+    bool claim, uint32_t first, uint32_t recent, struct store_select *sel)
+{
+	mbox_to_public(st, txn, r, &sel->mb);
+	sel->recent_lo = claim ? first : r->first_recent_uid;
+	sel->recent_hi = r->uidnext;
+	sel->recent = claim ? recent : r->recent;
+	sel->first_unseen = first_unseen_msn(st, txn, r);
+}
+
+enum store_err
+store_mailbox_select(struct store *st, uint32_t user_id, const char *name,
+    bool claim, struct store_select *sel_r)
+{
+	MDB_txn *txn;
+	struct mbox_rec r;
+	uint32_t id, first, recent;
+	enum store_err e;
+
+	if ((e = store_txn_begin(st, claim, &txn)) != STORE_OK)
+		return e;
+	if ((e = mbox_lookup(st, txn, user_id, name, &id)) != STORE_OK ||
+	    (e = mbox_rec_get(st, txn, id, &r)) != STORE_OK)
+		goto fail;
+	first = r.first_recent_uid;
+	recent = r.recent;
+	if (!claim || r.first_recent_uid == r.uidnext) {
+		select_fill(st, txn, &r, claim, first, recent, sel_r);
+		mdb_txn_abort(txn);
+		return STORE_OK;
+	}
+	r.first_recent_uid = r.uidnext;
+	r.recent = 0;
+	if ((e = mbox_rec_put(st, txn, &r)) != STORE_OK)
+		goto fail;
+	select_fill(st, txn, &r, claim, first, recent, sel_r);
+	return store_txn_commit(txn);
+fail:
+	mdb_txn_abort(txn);
+	return e;
+}
+
+enum store_err
+store_mailbox_claim_recent_range(struct store *st, uint32_t mbox_id,
+    uint32_t *first_r, uint32_t *uidnext_r)
+{
 	MDB_txn *txn;
 	struct mbox_rec r;
 	enum store_err e;
@@ -795,7 +929,8 @@ store_mailbox_claim_recent(struct store *st, uint32_t mbox_id,
 		return e;
 	if ((e = mbox_rec_get(st, txn, mbox_id, &r)) != STORE_OK)
 		goto fail;
-	*first_recent_uid_r = r.first_recent_uid;
+	*first_r = r.first_recent_uid;
+	*uidnext_r = r.uidnext;
 	if (r.first_recent_uid == r.uidnext) {
 		mdb_txn_abort(txn);
 		return STORE_OK;

@@ -707,6 +707,80 @@ test_flags(void **state)
 	    badkw, 1, 0, ch, 1), STORE_EPERM);
 }
 
+/* SELECT's counts come from the mailbox record; the first unseen MSN
+   from a scan from both ends, right wherever the unseen messages are. */
+static void
+test_select_counts(void **state)
+{
+	struct fx *f = *state;
+	uint32_t a = f->alice.id, in = mbox_id(f->st, a, "INBOX");
+	struct store_select sel, sel2;
+	struct store_flag_change ch[9];
+	uint32_t first, uidnext;
+
+	assert_int_equal(store_mailbox_select(f->st, a, "INBOX", true, &sel),
+	    STORE_OK);
+	assert_int_equal(sel.mb.messages, 0);
+	assert_int_equal(sel.first_unseen, 0);
+	for (int i = 0; i < 9; i++)
+		deliver(f->st, a, 0, "Subject: s\n\ns\n", STORE_F_SEEN, NULL);
+	/* EXAMINE reports the unclaimed ones and claims nothing */
+	assert_int_equal(store_mailbox_select(f->st, a, "inbox", false, &sel),
+	    STORE_OK);
+	assert_int_equal(sel.recent, 9);
+	assert_int_equal(sel.recent_lo, 1);
+	assert_int_equal(sel.recent_hi, 10);
+	assert_int_equal(sel.first_unseen, 0);
+	assert_int_equal(store_mailbox_select(f->st, a, "INBOX", true, &sel),
+	    STORE_OK);
+	assert_int_equal(sel.mb.messages, 9);
+	assert_int_equal(sel.recent, 9);
+	assert_int_equal(sel.recent_lo, 1);
+	assert_int_equal(sel.recent_hi, 10);
+	assert_int_equal(sel.mb.recent, 0);
+	assert_int_equal(store_mailbox_select(f->st, a, "INBOX", true, &sel2),
+	    STORE_OK);
+	assert_int_equal(sel2.recent, 0);
+	assert_int_equal(sel2.recent_lo, sel2.recent_hi);
+	/* unseen at the front, in the middle, at the back, several */
+	static const uint32_t cases[][3] = {
+		{ 1, 0, 1 }, { 5, 0, 5 }, { 9, 0, 9 }, { 4, 8, 4 }, { 2, 9, 2 },
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		for (int i = 0; i < 9; i++)
+			ch[i].uid = (uint32_t)i + 1;
+		assert_int_equal(store_msg_set_flags(f->st, in, STORE_FLAGS_ADD,
+		    STORE_F_SEEN, NULL, 0, 0, ch, 9), STORE_OK);
+		for (int j = 0; j < 2 && cases[k][j]; j++) {
+			ch[0].uid = cases[k][j];
+			assert_int_equal(store_msg_set_flags(f->st, in,
+			    STORE_FLAGS_REMOVE, STORE_F_SEEN, NULL, 0, 0, ch,
+			    1), STORE_OK);
+		}
+		assert_int_equal(store_mailbox_select(f->st, a, "INBOX", false,
+		    &sel), STORE_OK);
+		assert_int_equal(sel.first_unseen, cases[k][2]);
+	}
+	/* MSNs, not uids: expunge uid 1, the first unseen (uid 2) is MSN 1 */
+	uint32_t one = 1, *gone;
+	size_t ngone;
+	assert_int_equal(store_msg_expunge(f->st, in, &one, 1, false, &gone,
+	    &ngone), STORE_OK);
+	free(gone);
+	assert_int_equal(store_mailbox_select(f->st, a, "INBOX", false, &sel),
+	    STORE_OK);
+	assert_int_equal(sel.mb.messages, 8);
+	assert_int_equal(sel.first_unseen, 1);
+	/* a claim's range is exact: what is delivered after it is past it */
+	deliver(f->st, a, 0, "Subject: n\n\nn\n", 0, NULL);
+	assert_int_equal(store_mailbox_claim_recent_range(f->st, in, &first,
+	    &uidnext), STORE_OK);
+	assert_int_equal(first, 10);
+	assert_int_equal(uidnext, 11);
+	assert_int_equal(store_mailbox_select(f->st, a, "nope", true, &sel),
+	    STORE_ENOTFOUND);
+}
+
 static void
 test_copy_move_expunge(void **state)
 {
@@ -1545,6 +1619,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_notify_and_open_fallback,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_select_counts, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move_expunge, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
