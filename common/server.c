@@ -351,9 +351,10 @@ server_make_room(struct server *s, unsigned n_new)
 {
 	struct conn *c, *victim = NULL;
 
+	/* Newest first: on a tie the older one wins. */
 	for (c = s->conns; c != NULL; c = c->next) {
 		if (!conn_evictable(c) ||
-		    (victim != NULL && c->active >= victim->active) ||
+		    (victim != NULL && c->active > victim->active) ||
 		    ip_get(s, c->addr_key, NULL) <= n_new)
 			continue;
 		victim = c;
