@@ -135,6 +135,9 @@ server_new(const struct server_params *p)
 	/* A peer that vanishes mid-write must not kill the daemon (OpenSSL
 	   writes with write(2), not send(MSG_NOSIGNAL)). */
 	signal(SIGPIPE, SIG_IGN);
+	/* A reload asked for while the daemon is still starting (before
+	   server_run watches for it) must not kill it: SIGHUP's default. */
+	signal(SIGHUP, SIG_IGN);
 	return s;
 }
 
