@@ -220,7 +220,8 @@ def run_size(binpath, n, clients, seconds):
     os.environ["POSTROOM_BIN"] = binpath
     import lib
     pr = lib.Instance({"allow_plaintext_auth": "yes",
-                       "max_connections_per_ip": "1000"}, bindir=binpath)
+                       "max_connections_per_ip": "1000",
+                       "max_unauth_connections_per_ip": "1000"}, bindir=binpath)
     res = {"messages": n}
     try:
         pr.add_user(USER)

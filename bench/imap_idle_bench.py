@@ -92,7 +92,8 @@ def run_bench(args):
         sys.exit(f"fd limit {want} is too low for {args.conns} connections")
     inst = lib.Instance({"allow_plaintext_auth": "yes",
                          "max_connections": str(args.conns + 1000),
-                         "max_connections_per_ip": str(args.conns + 1000)},
+                         "max_connections_per_ip": str(args.conns + 1000),
+                         "max_unauth_connections_per_ip": str(args.conns + 1000)},
                         bindir=os.path.abspath(args.bin) if args.bin else None)
     nusers = (args.conns + args.per_user - 1) // args.per_user
     print(f"creating {nusers} users ...", flush=True)

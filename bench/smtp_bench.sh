@@ -47,6 +47,7 @@ if [ -z "${TARGET:-}" ]; then
 	smtps_listen =
 	max_message_size = 50M
 	max_connections_per_ip = 1000
+	max_unauth_connections_per_ip = 1000
 	dns_servers = 127.0.0.1:$dnsport
 	EOF
 	"$BIN/mailctl" -c "$dir/postroom.conf" domain add example.test

@@ -53,9 +53,12 @@ static const struct key_def config_keys[] = {
 	{ "log_level", K_LEVEL, F(log_debug) },
 	{ "max_connections", K_UINT, F(max_connections) },
 	{ "max_connections_per_ip", K_UINT, F(max_connections_per_ip) },
+	{ "max_unauth_connections_per_ip", K_UINT,
+	    F(max_unauth_connections_per_ip) },
 	{ "max_recipients", K_UINT, F(max_recipients) },
 	{ "worker_threads", K_UINT, F(worker_threads) },
 	{ "preauth_timeout", K_DURATION, F(preauth_timeout) },
+	{ "tls_handshake_timeout", K_DURATION, F(tls_handshake_timeout) },
 	{ "smtp_timeout", K_DURATION, F(smtp_timeout) },
 	{ "pop3_timeout", K_DURATION, F(pop3_timeout) },
 	{ "imap_timeout", K_DURATION, F(imap_timeout) },
@@ -98,9 +101,11 @@ config_init(struct config *cfg)
 	cfg->log_debug = false;
 	cfg->max_connections = 1000;
 	cfg->max_connections_per_ip = 100;
+	cfg->max_unauth_connections_per_ip = 20;
 	cfg->max_recipients = 1000;
 	cfg->worker_threads = 8;
 	cfg->preauth_timeout = 60;
+	cfg->tls_handshake_timeout = 10;
 	cfg->smtp_timeout = 300;
 	cfg->pop3_timeout = 600;
 	cfg->imap_timeout = 30 * 60;

@@ -32,10 +32,12 @@ struct config {
 
 	unsigned max_connections;       /* per daemon, default 1000 */
 	unsigned max_connections_per_ip;/* default 100 */
+	unsigned max_unauth_connections_per_ip; /* not logged in, default 20 */
 	unsigned max_recipients;        /* per message, default 1000 */
 	unsigned worker_threads;        /* default 8 */
 
 	double preauth_timeout;         /* before login, default 60s */
+	double tls_handshake_timeout;   /* implicit TLS, STARTTLS: 10s */
 	double smtp_timeout;            /* default 300s (RFC 5321 4.5.3.2) */
 	double pop3_timeout;            /* default 600s (RFC 1939) */
 	double imap_timeout;            /* authenticated, default 30m */

@@ -47,6 +47,7 @@ conn_new(struct server *s, int fd, int tag, bool implicit_tls)
 	c->io.data = c;
 	ev_init(&c->timer, conn_timer_cb);
 	c->timer.data = c;
+	c->active = ev_now(s->loop);
 	snprintf(c->id, sizeof(c->id), "%016llx",
 	    (unsigned long long)mix64(s->id_base + s->id_next++));
 	return c;
@@ -119,6 +120,23 @@ conn_update_io(struct conn *c)
 		conn_kick(c);
 }
 
+/* A handshake is a few round trips: a peer that stalls it holds a slot
+   for nothing, so its deadline is short (and, nobody being logged in yet,
+   never longer than preauth_timeout). */
+static double
+handshake_timeout(const struct config *cfg)
+{
+	double t = HANDSHAKE_TIMEOUT;
+
+	if (cfg == NULL)
+		return t;
+	if (cfg->tls_handshake_timeout > 0)
+		t = cfg->tls_handshake_timeout;
+	if (cfg->preauth_timeout > 0 && cfg->preauth_timeout < t)
+		t = cfg->preauth_timeout;
+	return t;
+}
+
 void
 conn_timer_reset(struct conn *c)
 {
@@ -135,11 +153,7 @@ conn_timer_reset(struct conn *c)
 		break;
 	case PH_HANDSHAKE:
 	case PH_STARTTLS_WAIT:
-		/* Nobody is logged in yet: no longer than preauth_timeout. */
-		c->timer.repeat = HANDSHAKE_TIMEOUT;
-		if (c->srv->cfg != NULL && c->srv->cfg->preauth_timeout > 0 &&
-		    c->srv->cfg->preauth_timeout < HANDSHAKE_TIMEOUT)
-			c->timer.repeat = c->srv->cfg->preauth_timeout;
+		c->timer.repeat = handshake_timeout(c->srv->cfg);
 		ev_timer_again(loop, &c->timer);
 		break;
 	case PH_CLOSING:
@@ -340,9 +354,10 @@ static void
 conn_read(struct conn *c)
 {
 	char *p;
-	size_t room;
+	size_t room, total = 0;
 	ssize_t n;
 
+	c->in_more = false;
 	for (;;) {
 		room = c->z != NULL ? z_conn_raw_space(c, &p) :
 		    conn_in_space(c, &p);
@@ -358,6 +373,8 @@ conn_read(struct conn *c)
 				n = (errno == EAGAIN || errno == EWOULDBLOCK ||
 				    errno == EINTR) ? 0 : -2;
 		}
+		if (n <= 0)
+			c->in_more = false;
 		if (n == 0)
 			return;
 		if (n == -1) {
@@ -372,10 +389,14 @@ conn_read(struct conn *c)
 			z_conn_raw_added(c, (size_t)n);
 		else
 			c->in_end += (uint32_t)n;
-		/* Plain sockets are level-triggered: one read per event keeps
-		   connections fair. OpenSSL may hold decrypted bytes the
-		   kernel no longer reports, so drain it. */
-		if (c->ssl == NULL)
+		total += (size_t)n;
+		c->in_more = (size_t)n == room;
+		c->in_big = total > IN_INIT;
+		/* OpenSSL may hold decrypted bytes the kernel no longer
+		   reports, so drain it. Plain sockets are level-triggered:
+		   read on only while the reads fill the buffer (more is
+		   waiting), up to IN_READ a pass to stay fair to others. */
+		if (c->ssl == NULL && (!c->in_more || total >= IN_READ))
 			return;
 	}
 }
@@ -453,14 +474,17 @@ conn_leave(struct conn *c)
 			tls_conn_shutdown(c);
 		conn_shut(c);
 	}
-	/* Not while paused: the daemon may still hold its last line. */
-	if (c->in_start == c->in_end && c->in_cap > IN_INIT && c->pauses == 0) {
+	/* Not while paused: the daemon may still hold its last line. Kept
+	   while the peer has more waiting (the next pass reads it at once). */
+	if (c->in_start == c->in_end && c->in_cap > IN_INIT && c->pauses == 0 &&
+	    !c->in_more) {
 		free(c->in);
 		c->in = NULL;
 		c->in_start = c->in_end = c->in_cap = 0;
 	}
 	if (c->progress != c->progress_seen) {
 		c->progress_seen = c->progress;
+		c->active = ev_now(c->srv->loop);
 		if (c->phase == PH_OPEN && c->idle_timeout > 0 &&
 		    !c->close_pending)
 			ev_timer_again(c->srv->loop, &c->timer);
@@ -582,7 +606,9 @@ conn_in_space(struct conn *c, char **p_r)
 	if (used >= max)
 		return 0;
 	if (c->in == NULL) {
-		c->in_cap = IN_INIT;
+		/* A peer that sent much last time likely goes on. */
+		c->in_cap = c->in_big ? (IN_READ < max ? IN_READ : max) :
+		    IN_INIT;
 		c->in = xmalloc(c->in_cap);
 		c->in_start = c->in_end = 0;
 	}
@@ -592,7 +618,8 @@ conn_in_space(struct conn *c, char **p_r)
 		c->in_end = used;
 	}
 	if (c->in_end == c->in_cap && c->in_cap < max) {
-		cap = c->in_cap * 2;
+		/* Full: a stream, not a command line. */
+		cap = c->in_cap < IN_READ ? IN_READ : c->in_cap * 2;
 		if (cap > max)
 			cap = max;
 		c->in = xrealloc(c->in, cap);
@@ -821,6 +848,21 @@ conn_set_timeout(struct conn *c, double seconds)
 	c->idle_timeout = seconds > 0 ? seconds : 0;
 	if (c->phase == PH_OPEN)
 		conn_timer_reset(c);
+}
+
+void
+conn_set_authenticated(struct conn *c)
+{
+	if (c->authed)
+		return;
+	c->authed = true;
+	server_conn_authed(c->srv, c);
+}
+
+bool
+conn_is_authenticated(const struct conn *c)
+{
+	return c->authed;
 }
 
 /* ---- identity ---- */

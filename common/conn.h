@@ -73,7 +73,12 @@ struct server_params {
 };
 
 /* Owned; free with server_free. Limits come from cfg (max_connections,
-   max_connections_per_ip; a native IPv6 peer is counted per /64). */
+   max_connections_per_ip, max_unauth_connections_per_ip for connections
+   not logged in; a native IPv6 peer is counted per /64). When
+   max_connections is reached, a newcomer makes room by closing the longest
+   idle connection that is not logged in, of an address holding more
+   connections than the newcomer's (the idle timeout() handler says
+   goodbye); only if there is none is it refused. */
 struct server *server_new(const struct server_params *p);
 void server_free(struct server **s);
 
@@ -200,6 +205,14 @@ bool conn_is_sending(const struct conn *c);
 
 /* Idle timeout in seconds, restarted on every byte received; 0 = none. */
 void conn_set_timeout(struct conn *c, double seconds);
+
+/* The peer logged in. Until then the connection counts toward
+   max_unauth_connections_per_ip too, and a full table may close it (the
+   longest idle) to make room for a newcomer; from now on it counts only
+   toward max_connections_per_ip and is never closed for room. Call it on
+   the loop thread when a login succeeds. Idempotent. */
+void conn_set_authenticated(struct conn *c);
+bool conn_is_authenticated(const struct conn *c);
 
 /* ---- TLS and compression ---- */
 

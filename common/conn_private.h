@@ -15,9 +15,14 @@
 #include "conn.h"
 
 /* Input: start small (an idle IMAP connection must stay cheap), grow up to
-   the line limit or IN_RAW_MAX, whichever is larger; a grown buffer is
-   freed as soon as it is empty again. */
+   the line limit or IN_RAW_MAX, whichever is larger. A read that fills the
+   buffer means more is waiting (a message body, a literal): the buffer then
+   grows straight to IN_READ and one pass reads up to IN_READ, so a stream
+   costs one read(2) per 64 KiB rather than per KiB. A grown buffer is freed
+   as soon as it is empty and the socket had nothing more, so an idle
+   connection is back to nothing. */
 #define IN_INIT      1024
+#define IN_READ      (64 * 1024)
 #define IN_RAW_MAX   (64 * 1024)
 /* Output: allocated on the first write; a flushed buffer bigger than
    OUT_KEEP is freed rather than kept for an idle connection. */
@@ -27,9 +32,10 @@
 #define OUT_LOW      (64 * 1024)
 #define OUT_HARD     (16 * 1024 * 1024)
 /* Seconds to flush output once a connection is closing, and to finish a
-   TLS handshake (or cfg->preauth_timeout if shorter). */
+   TLS handshake without a config (cfg->tls_handshake_timeout, or
+   cfg->preauth_timeout if shorter). */
 #define CLOSE_TIMEOUT     5.0
-#define HANDSHAKE_TIMEOUT 30.0
+#define HANDSHAKE_TIMEOUT 10.0
 /* input() calls per event before yielding to other connections. */
 #define DISPATCH_ROUNDS   256
 /* conn_consume of at least this much re-arms the idle timer even without
@@ -72,6 +78,9 @@ struct conn {
 	   the idle timer (once per callback, in conn_leave): raw bytes do
 	   not, or a peer trickling one byte a second would never time out. */
 	uint64_t progress, progress_seen;
+	/* When the last progress was seen (or the connect): the longest idle
+	   unauthenticated connection is the one a full table closes. */
+	ev_tstamp active;
 	int fd;
 	int tag;
 	unsigned refs;              /* conn_hold + callbacks running */
@@ -92,6 +101,9 @@ struct conn {
 	bool counted : 1;           /* in the total and per-address counts */
 	bool tls_up : 1;            /* the TLS handshake completed */
 	bool close_pending : 1;     /* conn_close while held: at the release */
+	bool authed : 1;            /* conn_set_authenticated was called */
+	bool in_more : 1;           /* the last read filled its room */
+	bool in_big : 1;            /* the last pass read more than IN_INIT */
 	unsigned char addr_key[16]; /* peer address, IPv4 mapped into IPv6 */
 	char id[17];
 	char peer[46];
@@ -138,6 +150,8 @@ struct server {
 /* server.c */
 void server_conn_gone(struct server *s, struct conn *c);
 void server_conn_unlink(struct server *s, struct conn *c);
+/* c logged in: it leaves its address's unauthenticated count. */
+void server_conn_authed(struct server *s, struct conn *c);
 
 /* conn.c */
 struct conn *conn_new(struct server *s, int fd, int tag, bool implicit_tls);

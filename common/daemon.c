@@ -57,8 +57,7 @@ on_reload(void *arg)
 {
 	struct daemon *d = arg;
 
-	log_info("- reload cert=%s", d->cfg->tls_cert != NULL ?
-	    d->cfg->tls_cert : "-");
+	/* server_reload logs the reload line, after the certificate. */
 	if (d->def->reload != NULL)
 		d->def->reload(d);
 }

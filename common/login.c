@@ -186,6 +186,8 @@ login_done(struct session *s, void *arg)
 		    NULL);
 		if (why == NULL && l->ops->line_max > 0)
 			conn_set_line_limit(s->c, l->ops->line_max);
+		if (why == NULL)
+			conn_set_authenticated(s->c);
 		break;
 	case LOGIN_TEMPFAIL:
 		why = l->ops->reply_tempfail(s, r->job);

@@ -31,6 +31,7 @@ struct ip_count {
 	struct ip_count *next;
 	unsigned char key[16];
 	unsigned n;
+	unsigned unauth;            /* of n, not logged in */
 };
 
 static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -56,20 +57,24 @@ ip_find(struct server *s, const unsigned char *key)
 }
 
 static unsigned
-ip_get(struct server *s, const unsigned char *key)
+ip_get(struct server *s, const unsigned char *key, unsigned *unauth_r)
 {
 	struct ip_count *e = *ip_find(s, key);
 
+	if (unauth_r != NULL)
+		*unauth_r = e != NULL ? e->unauth : 0;
 	return e != NULL ? e->n : 0;
 }
 
+/* delta: +1 a new (unauthenticated) connection, -1 one gone; unauth: the
+   change of the unauthenticated count. */
 static void
-ip_add(struct server *s, const unsigned char *key, int delta)
+ip_add(struct server *s, const unsigned char *key, int delta, int unauth)
 {
 	struct ip_count **pp = ip_find(s, key), *e = *pp;
 
 	if (e == NULL) {
-		if (delta < 0)
+		if (delta <= 0)
 			return;
 		e = xcalloc(1, sizeof(*e));
 		memcpy(e->key, key, 16);
@@ -81,6 +86,8 @@ ip_add(struct server *s, const unsigned char *key, int delta)
 		return;
 	}
 	e->n += (unsigned)delta;
+	if (unauth >= 0 || e->unauth > 0)
+		e->unauth += (unsigned)unauth;
 }
 
 static void
@@ -128,6 +135,9 @@ server_new(const struct server_params *p)
 	/* A peer that vanishes mid-write must not kill the daemon (OpenSSL
 	   writes with write(2), not send(MSG_NOSIGNAL)). */
 	signal(SIGPIPE, SIG_IGN);
+	/* A reload asked for while the daemon is still starting (before
+	   server_run watches for it) must not kill it: SIGHUP's default. */
+	signal(SIGHUP, SIG_IGN);
 	return s;
 }
 
@@ -306,24 +316,91 @@ peer_key(const struct sockaddr_storage *ss, unsigned char *key, char *str,
 	}
 }
 
+/* Whether a full table may close c to make room: not logged in, and idle
+   (between commands, or in a TLS handshake), so no work in flight is
+   lost. */
+static bool
+conn_evictable(const struct conn *c)
+{
+	if (!c->counted || c->authed || c->holds > 0 || c->close_pending)
+		return false;
+	if (c->phase == PH_HANDSHAKE)
+		return true;
+	return c->phase == PH_OPEN && c->accepted && c->pauses == 0 &&
+	    c->send == NULL && c->out_end == c->out_start &&
+	    c->in_end == c->in_start;
+}
+
+static void
+conn_evict(struct server *s, struct conn *c)
+{
+	log_info("%s evict peer=%s reason=max_connections", c->id, c->peer);
+	conn_enter(c);
+	if (c->reason == NULL)
+		c->reason = "evicted";
+	if (c->phase == PH_OPEN && s->h->timeout != NULL)
+		s->h->timeout(c, c->sess);
+	conn_close(c);
+	/* Its slot is the newcomer's now, even while the goodbye flushes. */
+	server_conn_gone(s, c);
+	conn_leave(c);
+}
+
+/* The table is full: closes the longest idle unauthenticated connection of
+   an address holding more connections than the newcomer's (n_new), so that
+   no address gains at another's expense. False if there is none. */
+static bool
+server_make_room(struct server *s, unsigned n_new)
+{
+	struct conn *c, *victim = NULL;
+
+	/* Newest first: on a tie the older one wins. */
+	for (c = s->conns; c != NULL; c = c->next) {
+		if (!conn_evictable(c) ||
+		    (victim != NULL && c->active > victim->active) ||
+		    ip_get(s, c->addr_key, NULL) <= n_new)
+			continue;
+		victim = c;
+	}
+	if (victim == NULL)
+		return false;
+	conn_evict(s, victim);
+	return true;
+}
+
+/* Why a new connection from key is refused, or NULL to take it. */
+static const char *
+server_refusal(struct server *s, const unsigned char *key)
+{
+	const struct config *cfg = s->cfg;
+	unsigned n, unauth;
+
+	if (cfg == NULL)
+		return NULL;
+	n = ip_get(s, key, &unauth);
+	if (cfg->max_connections_per_ip > 0 && n >= cfg->max_connections_per_ip)
+		return "max_connections_per_ip";
+	if (cfg->max_unauth_connections_per_ip > 0 &&
+	    unauth >= cfg->max_unauth_connections_per_ip)
+		return "max_unauth_connections_per_ip";
+	if (cfg->max_connections > 0 && s->n_open >= cfg->max_connections &&
+	    !server_make_room(s, n))
+		return "max_connections";
+	return NULL;
+}
+
 static void
 server_accept_fd(struct server *s, struct listener *l, int fd,
     const struct sockaddr_storage *ss)
 {
-	const struct config *cfg = s->cfg;
 	unsigned char key[16];
 	char peer[46];
-	const char *why = NULL;
+	const char *why;
 	struct conn *c;
 	int on = 1;
 
 	peer_key(ss, key, peer, sizeof(peer));
-	if (cfg != NULL && cfg->max_connections > 0 &&
-	    s->n_open >= cfg->max_connections)
-		why = "max_connections";
-	else if (cfg != NULL && cfg->max_connections_per_ip > 0 &&
-	    ip_get(s, key) >= cfg->max_connections_per_ip)
-		why = "max_connections_per_ip";
+	why = server_refusal(s, key);
 	if (why != NULL) {
 		if (!l->implicit_tls && s->refuse_msg != NULL)
 			(void)send(fd, s->refuse_msg, strlen(s->refuse_msg),
@@ -342,7 +419,7 @@ server_accept_fd(struct server *s, struct listener *l, int fd,
 	s->conns = c;
 	s->n_conns++;
 	s->n_open++;
-	ip_add(s, key, 1);
+	ip_add(s, key, 1, 1);
 	c->counted = true;
 	log_info("%s connect peer=%s%s", c->id, c->peer,
 	    l->implicit_tls ? " tls=implicit" : "");
@@ -399,7 +476,14 @@ server_conn_gone(struct server *s, struct conn *c)
 		return;
 	c->counted = false;
 	s->n_open--;
-	ip_add(s, c->addr_key, -1);
+	ip_add(s, c->addr_key, -1, c->authed ? 0 : -1);
+}
+
+void
+server_conn_authed(struct server *s, struct conn *c)
+{
+	if (c->counted)
+		ip_add(s, c->addr_key, 0, -1);
 }
 
 void
@@ -488,20 +572,27 @@ server_stop_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_break(loop, EVBREAK_ONE);
 }
 
+/* Every daemon reloads through here, so all of them log the same one
+   line: "- reload cert=<path|-> result=ok|fail" (fail: the certificate
+   could not be loaded and the old one stays, with a warning saying why). */
 static void
 server_reload(struct server *s)
 {
+	const struct config *cfg = s->cfg;
+	const char *cert = cfg != NULL ? cfg->tls_cert : NULL;
+	bool ok = true;
 	char err[512];
 
-	log_info("- reload");
 	if (s->reload != NULL)
 		s->reload(s->reload_arg);
-	if (s->cfg != NULL && s->cfg->tls_cert != NULL &&
-	    s->cfg->tls_key != NULL &&
-	    server_tls_load(s, s->cfg->tls_cert, s->cfg->tls_key, err,
-	    sizeof(err)) < 0)
+	if (cert != NULL && cfg->tls_key != NULL &&
+	    server_tls_load(s, cert, cfg->tls_key, err, sizeof(err)) < 0) {
+		ok = false;
 		log_warnx("- tls-reload result=fail keep=old error=\"%s\"",
 		    err);
+	}
+	log_info("- reload cert=%s result=%s", cert != NULL ? cert : "-",
+	    ok ? "ok" : "fail");
 }
 
 static void

@@ -78,6 +78,7 @@ def main():
         f.write(f"hostname = mail.example.test\ndata_dir = {d}/data\n"
                 f"smtp_listen = 127.0.0.1:{port}\nsubmission_listen =\nsmtps_listen =\n"
                 f"max_message_size = 50M\nmax_connections_per_ip = 1000\n"
+                f"max_unauth_connections_per_ip = 1000\n"
                 f"dns_servers = 127.0.0.1:{dport}\n")
     subprocess.run([f"{bindir}/mailctl", "-c", conf, "domain", "add", "example.test"], check=True)
     subprocess.run([f"{bindir}/mailctl", "-c", conf, "user", "add", "bench@example.test",

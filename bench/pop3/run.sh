@@ -48,6 +48,7 @@ pop3_listen = $HOST:$PORT
 pop3s_listen = $HOST:$TLSPORT
 allow_plaintext_auth = yes
 max_connections_per_ip = 1000
+max_unauth_connections_per_ip = 1000
 EOF
   echo "== filling: $NBIG x $SIZE bytes + $NPAR users x $NPER"
   SECONDS=0

@@ -57,6 +57,8 @@ static struct {
 	struct conn *paused_conn;
 	struct conn *later_conn;    /* LATER: written from a timer */
 	struct conn *async_conn;    /* ASYNC: paused until the shutdown */
+	struct conn *stalled_conn;  /* STALL: paused until UNSTALL */
+	int stall_calls;            /* input_calls at the UNSTALL */
 	int reloads;
 	ev_timer resume_timer, later_timer, async_timer;
 	ev_async client_done;
@@ -194,6 +196,21 @@ d_command(struct conn *c, struct tsess *s, char *line, size_t len)
 	} else if (strcmp(line, "ONE") == 0) {
 		s->one = true;
 		conn_puts(c, "ONE\r\n");
+	} else if (strcmp(line, "AUTH") == 0) {
+		conn_set_authenticated(c);
+		conn_printf(c, "AUTHED %d\r\n", conn_is_authenticated(c));
+	} else if (strcmp(line, "STALL") == 0) {
+		/* Reads nothing until another connection says UNSTALL. */
+		conn_pause(c);
+		T.stalled_conn = c;
+		conn_puts(c, "STALLED\r\n");
+	} else if (strcmp(line, "UNSTALL") == 0) {
+		T.stall_calls = T.input_calls;
+		conn_resume(T.stalled_conn);
+		T.stalled_conn = NULL;
+		conn_puts(c, "UNSTALLED\r\n");
+	} else if (strcmp(line, "CALLS") == 0) {
+		conn_printf(c, "CALLS %d\r\n", T.input_calls - T.stall_calls);
 	} else if (strcmp(line, "COUNT") == 0) {
 		conn_printf(c, "COUNT %u\r\n", server_conn_count(T.srv));
 	} else {
@@ -313,8 +330,9 @@ struct cli {
 	size_t len;
 };
 
+/* From the loopback address src ("127.0.0.2"), or the default if NULL. */
 static int
-cli_connect(struct cli *k, int port)
+cli_connect_from(struct cli *k, int port, const char *src)
 {
 	struct sockaddr_in sin;
 	struct timeval tv = { 20, 0 };  /* a safety net, never asserted on */
@@ -323,11 +341,24 @@ cli_connect(struct cli *k, int port)
 	k->fd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(k->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(k->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (src != NULL) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		inet_pton(AF_INET, src, &sin.sin_addr);
+		if (bind(k->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+			return -1;
+	}
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	return connect(k->fd, (struct sockaddr *)&sin, sizeof(sin));
+}
+
+static int
+cli_connect(struct cli *k, int port)
+{
+	return cli_connect_from(k, port, NULL);
 }
 
 static void
@@ -1185,6 +1216,224 @@ test_tls_handshake_timeout(void **state)
 	assert_int_equal(server_conn_count(T.srv), 0);
 }
 
+static const char *
+cl_starttls_silent(void)
+{
+	struct cli k;
+
+	/* Asks for TLS, then never starts the handshake. */
+	if (cli_connect(&k, T.port) < 0)
+		return "connect";
+	EXPECT(&k, "HELLO plain");
+	cli_puts(&k, "STARTTLS\r\n");
+	EXPECT(&k, "GO");
+	if (!cli_eof(&k))
+		return "stalled STARTTLS handshake not closed";
+	cli_close(&k);
+	return NULL;
+}
+
+/* tls_handshake_timeout applies on its own, however long preauth_timeout
+   is (the client's 20 s receive timeout is far above 0.2 s and far below
+   the 60 s of preauth_timeout). */
+static void
+test_tls_handshake_deadline(void **state)
+{
+	T.cfg.preauth_timeout = 60;
+	T.cfg.tls_handshake_timeout = 0.2;
+	run_client(cl_tls_silent);
+	run_client(cl_starttls_silent);
+	spin_loop(3);
+	assert_int_equal(T.accepted, 1);
+	assert_int_equal(T.tls_fail, 1);
+	assert_int_equal(server_conn_count(T.srv), 0);
+}
+
+/* Sends COUNT on k until the server holds n connections: the ones the
+   client opened without a reply to wait for (a TLS handshake) are in. */
+static const char *
+wait_count(struct cli *k, unsigned n)
+{
+	char want[32], line[64];
+
+	snprintf(want, sizeof(want), "COUNT %u", n);
+	for (int i = 0; i < 20000; i++) {
+		cli_puts(k, "COUNT\r\n");
+		if (cli_line(k, line, sizeof(line)) < 0)
+			return "EOF in COUNT";
+		if (strcmp(line, want) == 0)
+			return NULL;
+		usleep(1000);
+	}
+	return "connection count never reached";
+}
+
+static const char *
+cl_evict(void)
+{
+	struct cli a, b, hs, n2, n3, n4;
+	const char *err;
+
+	/* A full table (3) from 127.0.0.1: a logged-in session, an idle
+	   one, a stalled TLS handshake. */
+	if (cli_connect(&a, T.port) < 0)
+		return "connect a";
+	EXPECT(&a, "HELLO plain");
+	cli_puts(&a, "AUTH\r\n");
+	EXPECT(&a, "AUTHED 1");
+	if (cli_connect(&b, T.port) < 0)
+		return "connect b";
+	EXPECT(&b, "HELLO plain");
+	if (cli_connect(&hs, T.tls_port) < 0)
+		return "connect hs";
+	if ((err = wait_count(&a, 3)) != NULL)
+		return err;
+	/* A newcomer from another address closes the longest idle one,
+	   with the idle goodbye. */
+	if (cli_connect_from(&n2, T.port, "127.0.0.2") < 0)
+		return "connect 127.0.0.2";
+	EXPECT(&n2, "HELLO plain");
+	EXPECT(&b, "TIMEOUT");
+	if (!cli_eof(&b))
+		return "evicted idle connection not closed";
+	/* The next one takes the handshake's slot (127.0.0.1 still holds
+	   more than 127.0.0.3), not the logged-in session's. */
+	if (cli_connect_from(&n3, T.port, "127.0.0.3") < 0)
+		return "connect 127.0.0.3";
+	EXPECT(&n3, "HELLO plain");
+	if (!cli_eof(&hs))
+		return "evicted handshake not closed";
+	/* 127.0.0.2 and .3 hold one each now, as much as 127.0.0.1's
+	   newcomer would: it gets no room; but .4 takes the oldest. */
+	if (cli_connect(&n4, T.port) < 0)
+		return "connect 4";
+	EXPECT(&n4, "421 too many");
+	cli_close(&n4);
+	if (cli_connect_from(&n4, T.port, "127.0.0.4") < 0)
+		return "connect 127.0.0.4";
+	EXPECT(&n4, "HELLO plain");
+	EXPECT(&n2, "TIMEOUT");
+	if (!cli_eof(&n2))
+		return "evicted 127.0.0.2 not closed";
+	/* The logged-in session survived it all. */
+	cli_puts(&a, "hello\r\n");
+	EXPECT(&a, "ECHO 5 hello");
+	cli_close(&a);
+	cli_close(&b);
+	cli_close(&hs);
+	cli_close(&n2);
+	cli_close(&n3);
+	cli_close(&n4);
+	return NULL;
+}
+
+static void
+test_evict(void **state)
+{
+	T.cfg.max_connections = 3;
+	run_client(cl_evict);
+	/* a, b, n2, n3, n4 (the refused one and the handshake never were) */
+	assert_int_equal(T.accepted, 5);
+	assert_int_equal(T.timeouts, 2);
+}
+
+static const char *
+cl_unauth_limit(void)
+{
+	struct cli k[4];
+
+	for (int i = 0; i < 2; i++) {
+		if (cli_connect(&k[i], T.port) < 0)
+			return "connect";
+		EXPECT(&k[i], "HELLO plain");
+	}
+	if (cli_connect(&k[2], T.port) < 0)
+		return "connect 3";
+	EXPECT(&k[2], "421 too many");
+	if (!cli_eof(&k[2]))
+		return "no EOF after refusal";
+	cli_close(&k[2]);
+	/* A login frees its unauthenticated slot; the total per address
+	   (5) still counts it. */
+	cli_puts(&k[0], "AUTH\r\n");
+	EXPECT(&k[0], "AUTHED 1");
+	cli_puts(&k[0], "AUTH\r\n");
+	EXPECT(&k[0], "AUTHED 1");
+	if (cli_connect(&k[2], T.port) < 0)
+		return "connect 3 again";
+	EXPECT(&k[2], "HELLO plain");
+	if (cli_connect(&k[3], T.port) < 0)
+		return "connect 4";
+	EXPECT(&k[3], "421 too many");
+	for (int i = 0; i < 4; i++)
+		cli_close(&k[i]);
+	return NULL;
+}
+
+static void
+test_unauth_limit(void **state)
+{
+	T.cfg.max_unauth_connections_per_ip = 2;
+	run_client(cl_unauth_limit);
+	assert_int_equal(T.accepted, 3);
+}
+
+static const char *
+cl_large_reads(void)
+{
+	static char data[256 * 1024];
+	struct cli k, ctl;
+	char line[64];
+	size_t sent = 0;
+	int calls;
+
+	if (cli_connect(&k, T.port) < 0 || cli_connect(&ctl, T.port) < 0)
+		return "connect";
+	EXPECT(&k, "HELLO plain");
+	EXPECT(&ctl, "HELLO plain");
+	cli_puts(&k, "STALL\r\n");
+	EXPECT(&k, "STALLED");
+	/* As much of the body as the socket takes waits there before the
+	   server reads; the rest follows while it reads. */
+	memset(data, 'r', sizeof(data));
+	snprintf(line, sizeof(line), "RAW %zu\r\n", sizeof(data));
+	cli_puts(&k, line);
+	while (sent < sizeof(data)) {
+		ssize_t n = send(k.fd, data + sent, sizeof(data) - sent,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n <= 0)
+			break;
+		sent += (size_t)n;
+	}
+	cli_puts(&ctl, "UNSTALL\r\n");
+	EXPECT(&ctl, "UNSTALLED");
+	if (cli_send(&k, data + sent, sizeof(data) - sent) < 0)
+		return "send";
+	EXPECT_PREFIX(&k, "GOT ");
+	cli_puts(&ctl, "CALLS\r\n");
+	if (cli_line(&ctl, line, sizeof(line)) < 0)
+		return "EOF in CALLS";
+	calls = atoi(line + 6);
+	/* One input() call per loop pass: at 1 KiB a pass this took about
+	   256; in large reads a handful (one more per segment the kernel
+	   hands over while the server keeps up). */
+	if (calls > 64) {
+		snprintf(errbuf, sizeof(errbuf), "%d input() calls for 256 KiB",
+		    calls);
+		return errbuf;
+	}
+	cli_close(&k);
+	cli_close(&ctl);
+	return NULL;
+}
+
+static void
+test_large_reads(void **state)
+{
+	run_client(cl_large_reads);
+}
+
 static void
 test_implicit_tls(void **state)
 {
@@ -1469,6 +1718,13 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tls_handshake_timeout,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_handshake_deadline,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unauth_limit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_large_reads, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_compress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),

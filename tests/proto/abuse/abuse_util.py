@@ -19,6 +19,10 @@ USER = "abuse@example.test"
 BASE_CONFIG = {
     "allow_plaintext_auth": "yes",
     "preauth_timeout": "3s",
+    # As many unauthenticated as max_connections_per_ip allows (the parallel
+    # guessing tests open 30 sessions from one address); test_fairness tests
+    # the lower default limit.
+    "max_unauth_connections_per_ip": "100",
 }
 
 PROTOS = {
