@@ -12,7 +12,8 @@
    LMDB write transaction for everyone waiting (group commit). In it, each
    message file is linked into its mailboxes' postroom-adding/ first and
    only then synced: every file's writeback is started, then each file is
-   fdatasync'd and each directory fsync'd, then the transaction commits,
+   fdatasync'd (unless its thread did while it waited for an earlier
+   batch) and each directory fsync'd, then the transaction commits,
    and the links are renamed into cur/ (store_pending.c: a crash before
    the commit leaves nothing in cur/, and the next write transaction on
    that mailbox unlinks the staged files the index does not know).
@@ -91,6 +92,7 @@ struct gc_req {
 	enum store_err err;
 	char errmsg[256];
 	bool done;
+	bool synced;            /* file data synced before it was queued */
 	struct gc_req *next;
 };
 
@@ -677,11 +679,12 @@ static enum store_err
 sync_batch(struct gc_req **reqs, size_t n, const struct dirset *ds)
 {
 	for (size_t i = 0; i < n; i++)
-		if (reqs[i]->err == STORE_OK)
+		if (reqs[i]->err == STORE_OK && !reqs[i]->synced)
 			(void)sync_file_range(reqs[i]->d->fd, 0, 0,
 			    SYNC_FILE_RANGE_WRITE);
 	for (size_t i = 0; i < n; i++)
-		if (reqs[i]->err == STORE_OK && fdatasync(reqs[i]->d->fd) < 0)
+		if (reqs[i]->err == STORE_OK && !reqs[i]->synced &&
+		    fdatasync(reqs[i]->d->fd) < 0)
 			return temp_err("fsync message");
 	for (size_t i = 0; i < ds->n; i++)
 		if (fsync_dir(ds->dirs[i]) < 0)
@@ -752,6 +755,19 @@ process_batch(struct store *st, struct gc_req **reqs, size_t n)
 static void
 group_commit(struct store *st, struct gc_req *r)
 {
+	bool busy;
+
+	/* A batch in progress means a wait anyway: sync the file's data
+	   meanwhile, as the other waiters do, so that the next batch has
+	   only links, directories and the commit left (the pipeline of many
+	   sessions). With no batch running (one session), the leader syncs
+	   it after the link: one journal commit instead of two. Either way
+	   the data is durable before the commit. */
+	pthread_mutex_lock(&st->gc_mu);
+	busy = st->gc_busy;
+	pthread_mutex_unlock(&st->gc_mu);
+	if (busy && fdatasync(r->d->fd) == 0)
+		r->synced = true;
 	pthread_mutex_lock(&st->gc_mu);
 	r->next = NULL;
 	if (st->gc_tail != NULL)
