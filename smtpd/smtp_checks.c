@@ -924,9 +924,8 @@ int
 smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size)
 {
 	const char *c = map + tx->trace_len;
-	size_t clen = size - tx->trace_len, hlen;
-	struct buf head, trace;
-	struct store_delivery *d2 = NULL;
+	size_t clen = size - tx->trace_len, hlen, tlen;
+	struct buf head;
 	enum store_err e;
 
 	if (tx->checks == NULL)
@@ -937,24 +936,21 @@ smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size)
 		tx->prep = SMTP_PREP_DMARC_REJECT;
 		return 0;
 	}
-	buf_init(&head);
-	trace_with_rdns(tx->checks, map, tx->trace_len, &trace);
+	/* Trace fields, A-R, then the header without forged A-Rs, in place
+	   of the old trace fields and header: the body is not written
+	   again. map is invalid once the delivery changed. */
+	trace_with_rdns(tx->checks, map, tx->trace_len, &head);
+	tlen = head.len;
 	ar_header(tx, &head);
 	hlen = header_filtered(c, clen, tx->checks->hostname, &head);
-	if ((e = store_delivery_new(tx->store, &d2)) != STORE_OK ||
-	    (e = store_delivery_write(d2, trace.data, trace.len)) != STORE_OK ||
-	    (e = store_delivery_write(d2, head.data, head.len)) != STORE_OK ||
-	    (e = store_delivery_write(d2, c + hlen, clen - hlen)) != STORE_OK) {
+	e = store_delivery_replace_head(tx->d, tx->trace_len + hlen, head.data,
+	    head.len);
+	buf_free(&head);
+	if (e != STORE_OK) {
 		tx->commit_err = e;
-		store_delivery_free(&d2);
-		buf_free(&head);
-		buf_free(&trace);
 		return -1;
 	}
-	buf_free(&head);
-	buf_free(&trace);
-	store_delivery_free(&tx->d);
-	tx->d = d2;
+	tx->trace_len = tlen;
 	return 0;
 }
 

@@ -538,29 +538,23 @@ fields_render(const char *h, struct field *f, size_t nf, struct buf *out)
 	free(f);
 }
 
-/* Trace lines, the new header, then the old body into a new delivery;
-   on failure the message keeps its old header. */
+/* Trace lines and the new header in place of the old ones (the body is
+   not written again); on failure the message keeps its old header. */
 static void
-rewrite_delivery(struct smtp_tx *tx, const void *map, uint64_t size,
-    const char *h, size_t hlen, const struct buf *out)
+rewrite_delivery(struct smtp_tx *tx, const char *map, size_t hlen,
+    const struct buf *out)
 {
-	struct store_delivery *d2 = NULL;
+	struct buf head;
 	enum store_err e;
 
-	if ((e = store_delivery_new(tx->store, &d2)) != STORE_OK ||
-	    (e = store_delivery_write(d2, map, tx->trace_len)) !=
-	    STORE_OK ||
-	    (e = store_delivery_write(d2, out->data, out->len)) !=
-	    STORE_OK ||
-	    (e = store_delivery_write(d2, h + hlen,
-	    size - tx->trace_len - hlen)) != STORE_OK) {
+	buf_init(&head);
+	buf_append(&head, map, tx->trace_len);
+	buf_append(&head, out->data, out->len);
+	if ((e = store_delivery_replace_head(tx->d, tx->trace_len + hlen,
+	    head.data, head.len)) != STORE_OK)
 		log_warnx("milter: header changes lost: %s",
 		    store_err_str(e));
-		store_delivery_free(&d2);
-	} else {
-		store_delivery_free(&tx->d);
-		tx->d = d2;
-	}
+	buf_free(&head);
 }
 
 void
@@ -570,21 +564,15 @@ smtp_milter_apply(struct smtp_tx *tx)
 	struct field *f;
 	size_t nf, hlen, body;
 	struct buf out;
-	uint64_t size;
-	void *map;
-	const char *h, *why;
-	int fd;
+	size_t size;
+	const char *map, *h, *why;
 
 	if (m == NULL || m->res == NULL)
 		return;
-	if (store_delivery_contents(tx->d, &fd, &size) != STORE_OK ||
-	    size < tx->trace_len)
+	if (store_delivery_map(tx->d, &map, &size) != STORE_OK ||
+	    size == 0 || size < tx->trace_len)
 		return;
-	map = size > 0 ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) :
-	    MAP_FAILED;
-	if (map == MAP_FAILED)
-		return;
-	h = (const char *)map + tx->trace_len;
+	h = map + tx->trace_len;
 	split_message(h, size - tx->trace_len, &hlen, &body);
 	f = header_fields(h, hlen, &nf);
 	f = apply_mods(h, f, &nf, m->res);
@@ -595,9 +583,8 @@ smtp_milter_apply(struct smtp_tx *tx)
 		snprintf(m->junk_why, sizeof(m->junk_why), "spam mark %s Yes",
 		    why);
 	if (m->res->nmods > 0)
-		rewrite_delivery(tx, map, size, h, hlen, &out);
+		rewrite_delivery(tx, map, hlen, &out);
 	buf_free(&out);
-	munmap(map, size);
 	if (m->junk_why[0] != '\0')
 		smtp_tx_set_junk(tx, m->junk_why);
 }

@@ -4,8 +4,8 @@
    submission the fixes of RFC 6409 8 (Message-ID and Date when missing)
    and DKIM signatures (RFC 6376, every key of the From: domain, else of
    the envelope sender's domain). A message that needs any of those is
-   rewritten into a new delivery (trace fields, signatures, added fields,
-   then the content as received); then the local targets and the queue
+   given them in place (trace fields, signatures, added fields, then the
+   content as received: store_delivery_replace_head); then the local targets and the queue
    part are added and everything is committed in one transaction. */
 #include <errno.h>
 #include <pthread.h>
@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,8 +130,8 @@ sender_domain(const struct smtp_tx *tx)
 	return at != NULL ? at + 1 : "";
 }
 
-/* Builds the rewritten delivery when the submission needs it. 0 (nothing
-   to do, or done: tx->d replaced), or -1 (tx->commit_err set). */
+/* Puts the fields the submission needs after the trace fields: 0
+   (nothing to do), 1 (done: map is stale), or -1 (tx->commit_err set). */
 static int
 fix_and_sign(struct smtp_tx *tx, const char *map, size_t size,
     const struct smtp_hdr_info *whole)
@@ -144,7 +143,6 @@ fix_and_sign(struct smtp_tx *tx, const char *map, size_t size,
 	struct dkim_key **keys = NULL;
 	size_t nkeys = 0;
 	char err[256], domain[SMTP_DOMAIN_MAX + 1];
-	struct store_delivery *d2 = NULL;
 	enum store_err e;
 	int64_t now = (int64_t)time(NULL);
 	int ret = 0;
@@ -192,18 +190,19 @@ fix_and_sign(struct smtp_tx *tx, const char *map, size_t size,
 			buf_free(&one);
 		}
 	}
-	if ((e = store_delivery_new(tx->store, &d2)) != STORE_OK ||
-	    (e = store_delivery_write(d2, map, tx->trace_len)) != STORE_OK ||
-	    (e = store_delivery_write(d2, sigs.data, sigs.len)) != STORE_OK ||
-	    (e = store_delivery_write(d2, added.data, added.len)) != STORE_OK ||
-	    (e = store_delivery_write(d2, c, clen)) != STORE_OK) {
+	/* After the trace fields, in place: the message is not written
+	   again. */
+	buf_reset(&head);
+	buf_append(&head, map, tx->trace_len);
+	buf_append(&head, sigs.data, sigs.len);
+	buf_append(&head, added.data, added.len);
+	if ((e = store_delivery_replace_head(tx->d, tx->trace_len, head.data,
+	    head.len)) != STORE_OK) {
 		tx->commit_err = e;
-		store_delivery_free(&d2);
 		ret = -1;
 		goto out;
 	}
-	store_delivery_free(&tx->d);
-	tx->d = d2;
+	ret = 1;
 out:
 	buf_free(&added);
 	buf_free(&head);
@@ -243,44 +242,37 @@ void
 smtp_submit_work(struct smtp_tx *tx)
 {
 	struct smtp_hdr_info hi;
-	uint64_t size;
-	void *map = MAP_FAILED;
+	const char *map;
+	size_t size;
 	enum store_err e;
-	int fd;
+	int r;
 
 	tx->prep = SMTP_PREP_OK;
 	tx->commit_err = STORE_OK;
-	if ((e = store_delivery_contents(tx->d, &fd, &size)) != STORE_OK) {
+	if ((e = store_delivery_map(tx->d, &map, &size)) != STORE_OK) {
 		tx->commit_err = e;
-		return;
-	}
-	if (size > 0)
-		map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED) {
-		tx->commit_err = STORE_ETEMP;
 		return;
 	}
 	smtp_hdr_scan(map, size, &hi);
 	if (hi.received > SMTP_HOPS_MAX) {
 		tx->prep = SMTP_PREP_LOOP;
-		munmap(map, size);
 		return;
 	}
 	if (tx->nremote > 0 && !store_queue_space_ok(tx->store, size)) {
 		tx->prep = SMTP_PREP_NOSPACE;
-		munmap(map, size);
 		return;
 	}
-	if (tx->fix_headers && fix_and_sign(tx, map, size, &hi) < 0) {
-		munmap(map, size);
-		return;
+	if (tx->fix_headers && (r = fix_and_sign(tx, map, size, &hi)) != 0) {
+		if (r < 0)
+			return;
+		if ((e = store_delivery_map(tx->d, &map, &size)) != STORE_OK) {
+			tx->commit_err = e;
+			return;
+		}
 	}
 	if (tx->checks != NULL && (smtp_checks_work(tx, map, size) < 0 ||
-	    tx->prep != SMTP_PREP_OK)) {
-		munmap(map, size);
+	    tx->prep != SMTP_PREP_OK))
 		return;
-	}
-	munmap(map, size);
 	for (size_t i = 0; i < tx->nusers; i++) {
 		uint32_t mbox = tx->junk && !tx->fix_headers ?
 		    smtp_junk_mailbox(tx->store, tx->users[i]) : 0;

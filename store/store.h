@@ -309,11 +309,12 @@ enum store_err store_expunged_since(struct store *st, uint32_t mbox_id,
 
 struct store_delivery;
 
-/* Starts a message in data_dir/tmp. Owned; free with store_delivery_free
-   (which removes an uncommitted file). */
+/* Starts a message. It is kept in memory up to 256 KiB and written into
+   data_dir/tmp when it grows beyond that or at its commit. Owned; free
+   with store_delivery_free (which removes an uncommitted file). */
 enum store_err store_delivery_new(struct store *st, struct store_delivery **d_r);
-/* Appends body bytes; bare LF becomes CRLF. Writes go to the page cache
-   (no fsync). STORE_ETEMP on a write error. */
+/* Appends body bytes; bare LF becomes CRLF. Writes go to memory or the
+   page cache (no fsync). STORE_ETEMP on a write error. */
 enum store_err store_delivery_write(struct store_delivery *d, const void *p,
     size_t n);
 /* Octets written so far, after CRLF normalisation. */
@@ -332,9 +333,9 @@ struct store_delivery_result {
 	uint32_t uid;
 	uint32_t uidvalidity;
 };
-/* Makes the message durable in every target: fsync the file, link it into
-   each mailbox with its UID in the name, fsync the directories, one LMDB
-   transaction; concurrent commits from several threads are batched into one
+/* Makes the message durable in every target: link the file into each
+   mailbox with its UID in the name, fdatasync the file, fsync the
+   directories, then one LMDB transaction; concurrent commits from several threads are batched into one
    transaction (group commit). Returns only when all is on disk. res_r has
    one entry per target, in order (may be NULL). Blocking: worker thread. */
 enum store_err store_delivery_commit(struct store_delivery *d, unsigned opts,
@@ -616,11 +617,25 @@ enum store_err store_resolve_all(struct store *st, const char *address,
     uint32_t **user_ids_r, size_t *n_r, char ***remote_r, size_t *nremote_r);
 void store_strv_free(char **v, size_t n);
 
-/* The delivery's file as written so far (what is buffered is flushed
-   first): an fd to read with pread or mmap (owned by d, valid until the
-   commit or free) and its size. For checks and rewrites of a message
-   before its commit (smtpd's submission: Message-ID, Date, DKIM). */
+/* The delivery's file as written so far (a message still in memory is
+   written out first): an fd to read with pread or mmap (owned by d, valid
+   until the commit or free) and its size. Prefer store_delivery_map,
+   which does not force the file. */
 enum store_err store_delivery_contents(struct store_delivery *d, int *fd_r,
     uint64_t *size_r);
+/* The message as written so far, for reading (checks, DKIM, milters,
+   header fixes before the commit): the memory buffer, or a map of the
+   file once the message grew past the memory bound. *p_r (never NULL) is
+   owned by d and valid until the next write, replace, contents, commit or
+   free of d. */
+enum store_err store_delivery_map(struct store_delivery *d, const char **p_r,
+    size_t *len_r);
+/* Replaces the first old_len octets of the message with head[0..n)
+   (bare LF made CRLF): how smtpd puts header fields after its trace
+   fields without writing the message twice. In memory that is a
+   memmove; a message already in its file is rewritten into a new file
+   (copy_file_range for the rest). On failure the message is unchanged. */
+enum store_err store_delivery_replace_head(struct store_delivery *d,
+    uint64_t old_len, const void *head, size_t n);
 
 #endif

@@ -1,10 +1,35 @@
-/* store_delivery: writing a message (CRLF-normalised) into data_dir/tmp,
-   and committing it into one or more mailboxes. Commits from concurrent
-   threads are batched: each thread fsyncs its own file, then one leader
-   runs a single LMDB write transaction for everyone waiting (group commit),
-   links the files into each mailbox's postroom-adding/, fsyncs each
-   directory once, commits, and then renames the links into cur/
-   (store_pending.c: a crash before the commit leaves nothing in cur/). */
+/* store_delivery: writing a message (CRLF-normalised) and committing it
+   into one or more mailboxes.
+
+   A message up to MEM_MAX octets stays in memory until its commit, so
+   that smtpd can still put header fields in front of it (trace fields,
+   Authentication-Results, Message-ID, DKIM signatures, a milter's changes)
+   with a memmove instead of writing it a second time; a larger one spills
+   into data_dir/tmp as it arrives, and a change of its header rewrites the
+   file with copy_file_range (no copy through user space).
+
+   Commits from concurrent threads are batched: one leader runs a single
+   LMDB write transaction for everyone waiting (group commit). In it, each
+   message file is linked into its mailboxes' postroom-adding/ first and
+   only then synced: every file's writeback is started, then each file is
+   fdatasync'd (unless its thread did while it waited for an earlier
+   batch) and each directory fsync'd, then the transaction commits,
+   and the links are renamed into cur/ (store_pending.c: a crash before
+   the commit leaves nothing in cur/, and the next write transaction on
+   that mailbox unlinks the staged files the index does not know).
+
+   Why that order: the guarantee is that when the LMDB commit is durable
+   (its meta page, written O_DSYNC after its data pages are fdatasync'd),
+   the file's data and size (fdatasync) and its name in postroom-adding/
+   (fsync of that directory) are durable before it, so the committed index
+   never points at a missing file. Both syncs are still made, one after
+   the other, before the commit: this holds on any file system. Linking
+   before the data sync costs nothing in safety (an uncommitted link is
+   unlinked by the settle), and on a journalling file system such as ext4
+   the fdatasync's journal commit carries the link's directory change too,
+   so the directory fsync that follows finds nothing left to write: one
+   journal commit per batch instead of one for the files and one for the
+   directories. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,7 +44,9 @@
 #include "mime.h"
 #include "store_private.h"
 
-#define WBUF_SIZE 65536
+#define WBUF_SIZE 65536          /* write buffer once spilled */
+#define MEM_MIN 16384            /* first allocation of the buffer */
+#define MEM_MAX (256 * 1024)     /* kept in memory up to this size */
 
 struct target {
 	uint32_t user_id;
@@ -33,14 +60,17 @@ struct target {
 
 struct store_delivery {
 	struct store *st;
-	int fd;
-	char *tmp_path;
+	int fd;                 /* -1 while the message is only in wbuf */
+	char *tmp_path;         /* the file's name, whether it exists or not */
 	char stem[160];
-	char *wbuf;
-	size_t wlen;
+	char *wbuf;             /* the whole message, or what awaits writing */
+	size_t wlen, wcap;
 	uint64_t size;
 	bool last_cr;
 	bool failed;
+	bool committed;
+	void *map;              /* store_delivery_map of a spilled file */
+	size_t map_len;
 	struct target *t;
 	size_t nt;
 	struct buf cache;
@@ -62,6 +92,7 @@ struct gc_req {
 	enum store_err err;
 	char errmsg[256];
 	bool done;
+	bool synced;            /* file data synced before it was queued */
 	struct gc_req *next;
 };
 
@@ -85,50 +116,113 @@ gc_deinit(struct store *st)
 	pthread_cond_destroy(&st->gc_cv);
 }
 
+/* A new unique name for the file (maildir style: time, pid, counter). */
+static void
+new_name(struct store_delivery *d)
+{
+	struct store *st = d->st;
+	struct timeval tv;
+	unsigned q = atomic_fetch_add(&st->unique, 1);
+
+	gettimeofday(&tv, NULL);
+	snprintf(d->stem, sizeof(d->stem), "%lld.M%ldP%dQ%u.%s",
+	    (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(), q, st->host);
+	free(d->tmp_path);
+	d->tmp_path = xasprintf("%s/tmp/%s", st->data_dir, d->stem);
+}
+
 enum store_err
 store_delivery_new(struct store *st, struct store_delivery **d_r)
 {
 	struct store_delivery *d;
-	struct timeval tv;
-	unsigned q = atomic_fetch_add(&st->unique, 1);
 
 	*d_r = NULL;
 	d = xcalloc(1, sizeof(*d));
 	d->st = st;
-	gettimeofday(&tv, NULL);
-	snprintf(d->stem, sizeof(d->stem), "%lld.M%ldP%dQ%u.%s",
-	    (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(), q, st->host);
-	d->tmp_path = xasprintf("%s/tmp/%s", st->data_dir, d->stem);
-	d->fd = open(d->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (d->fd < 0) {
-		enum store_err e = store_errno_err(d->tmp_path);
-		free(d->tmp_path);
-		free(d);
-		return e == STORE_ENOTFOUND ? STORE_ETEMP : e;
-	}
-	d->wbuf = xmalloc(WBUF_SIZE);
+	d->fd = -1;
+	new_name(d);
 	buf_init(&d->cache);
 	*d_r = d;
 	return STORE_OK;
 }
 
 static int
-flush_wbuf(struct store_delivery *d)
+write_all(int fd, const char *p, size_t n)
 {
-	size_t off = 0;
-
-	while (off < d->wlen) {
-		ssize_t w = write(d->fd, d->wbuf + off, d->wlen - off);
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			d->failed = true;
 			return -1;
 		}
-		off += (size_t)w;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+flush_wbuf(struct store_delivery *d)
+{
+	if (write_all(d->fd, d->wbuf, d->wlen) < 0) {
+		d->failed = true;
+		return -1;
 	}
 	d->wlen = 0;
 	return 0;
+}
+
+static int
+open_file(struct store_delivery *d)
+{
+	d->fd = open(d->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (d->fd < 0) {
+		d->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* The message into its file: created if need be, the buffer written. */
+static int
+spill(struct store_delivery *d)
+{
+	if (d->fd < 0 && open_file(d) < 0)
+		return -1;
+	return flush_wbuf(d);
+}
+
+static void
+unmap_view(struct store_delivery *d)
+{
+	if (d->map != NULL)
+		munmap(d->map, d->map_len);
+	d->map = NULL;
+	d->map_len = 0;
+}
+
+static void
+reserve(struct store_delivery *d, size_t need)
+{
+	size_t cap = d->wcap != 0 ? d->wcap : MEM_MIN;
+
+	if (need <= d->wcap)
+		return;
+	while (cap < need)
+		cap *= 2;
+	d->wbuf = xrealloc(d->wbuf, cap);
+	d->wcap = cap;
+}
+
+static enum store_err
+check_open(const struct store_delivery *d)
+{
+	if (d->committed)
+		return store_set_error(STORE_EPERM, "already committed");
+	if (d->failed)
+		return store_set_error(STORE_ETEMP, "write message failed");
+	return STORE_OK;
 }
 
 enum store_err
@@ -138,16 +232,22 @@ store_delivery_write(struct store_delivery *d, const void *p, size_t n)
 
 	if (d->failed)
 		return store_set_error(STORE_ETEMP, "earlier write failed");
+	unmap_view(d);
 	while (s < end) {
+		size_t limit = d->fd < 0 ? MEM_MAX : WBUF_SIZE;
 		/* Keep room for at least one byte plus an inserted CRLF, so
 		   that an empty span below always means *s == '\n'. */
-		if (WBUF_SIZE - d->wlen < 3 && flush_wbuf(d) < 0)
-			return store_errno_err("write message");
+		if (d->wlen + 3 > limit) {
+			if (spill(d) < 0)
+				return store_errno_err("write message");
+			continue;
+		}
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
 		size_t span = (nl ? (size_t)(nl - s) : (size_t)(end - s));
-		size_t room = WBUF_SIZE - d->wlen - 2;
+		size_t room = limit - d->wlen - 2;
 		if (span > room)
 			span = room;
+		reserve(d, d->wlen + span + 2);
 		if (span > 0) {
 			memcpy(d->wbuf + d->wlen, s, span);
 			d->wlen += span;
@@ -166,7 +266,7 @@ store_delivery_write(struct store_delivery *d, const void *p, size_t n)
 		d->last_cr = false;
 		s++;
 	}
-	if (d->wlen >= WBUF_SIZE / 2 && flush_wbuf(d) < 0)
+	if (d->fd >= 0 && d->wlen >= WBUF_SIZE / 2 && flush_wbuf(d) < 0)
 		return store_errno_err("write message");
 	return STORE_OK;
 }
@@ -180,15 +280,167 @@ store_delivery_size(const struct store_delivery *d)
 enum store_err
 store_delivery_contents(struct store_delivery *d, int *fd_r, uint64_t *size_r)
 {
+	enum store_err e;
+
 	*fd_r = -1;
 	*size_r = 0;
-	if (d->fd < 0)
-		return store_set_error(STORE_EPERM, "already committed");
-	if (flush_wbuf(d) < 0 || d->failed)
+	if ((e = check_open(d)) != STORE_OK)
+		return e;
+	if (spill(d) < 0)
 		return store_set_error(STORE_ETEMP, "write message failed");
 	*fd_r = d->fd;
 	*size_r = d->size;
 	return STORE_OK;
+}
+
+enum store_err
+store_delivery_map(struct store_delivery *d, const char **p_r,
+    size_t *len_r)
+{
+	enum store_err e;
+
+	*p_r = "";
+	*len_r = 0;
+	if ((e = check_open(d)) != STORE_OK)
+		return e;
+	if (d->fd < 0) {
+		if (d->wlen > 0)
+			*p_r = d->wbuf;
+		*len_r = d->wlen;
+		return STORE_OK;
+	}
+	if (flush_wbuf(d) < 0)
+		return store_set_error(STORE_ETEMP, "write message failed");
+	if (d->map == NULL && d->size > 0) {
+		void *m = mmap(NULL, d->size, PROT_READ, MAP_SHARED, d->fd, 0);
+		if (m == MAP_FAILED)
+			return temp_err("map message");
+		d->map = m;
+		d->map_len = d->size;
+	}
+	if (d->map != NULL)
+		*p_r = d->map;
+	*len_r = d->map_len;
+	return STORE_OK;
+}
+
+/* len octets of in from offset off onwards, appended at out's offset. */
+static int
+copy_tail(int in, off_t off, int out, uint64_t len)
+{
+	char tmp[65536];
+
+	while (len > 0) {
+		ssize_t n = copy_file_range(in, &off, out, NULL, len, 0);
+		if (n > 0) {
+			len -= (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (errno != EXDEV && errno != ENOSYS &&
+		    errno != EINVAL && errno != EOPNOTSUPP))
+			return -1;
+		/* No kernel-side copy here: through user space. */
+		n = pread(in, tmp, len < sizeof(tmp) ? len : sizeof(tmp), off);
+		if (n <= 0 || write_all(out, tmp, (size_t)n) < 0)
+			return -1;
+		off += n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* The spilled file's first old_len octets replaced: a new file with the
+   new head, then the old file's rest; the old one goes on success, the
+   new one on failure (the delivery is unchanged then). */
+static enum store_err
+rewrite_file(struct store_delivery *d, uint64_t old_len, const char *p,
+    size_t n)
+{
+	char *old_path = xstrdup(d->tmp_path), old_stem[sizeof(d->stem)];
+	int old_fd = d->fd;
+	enum store_err e = STORE_OK;
+
+	str_copy(old_stem, d->stem, sizeof(old_stem));
+	new_name(d);
+	if (open_file(d) < 0 || write_all(d->fd, p, n) < 0 ||
+	    copy_tail(old_fd, (off_t)old_len, d->fd, d->size - old_len) < 0) {
+		e = temp_err("rewrite message");
+		if (d->fd >= 0) {
+			close(d->fd);
+			unlink(d->tmp_path);
+		}
+		d->fd = old_fd;
+		d->failed = false;
+		str_copy(d->stem, old_stem, sizeof(d->stem));
+		free(d->tmp_path);
+		d->tmp_path = old_path;
+		return e;
+	}
+	close(old_fd);
+	unlink(old_path);
+	free(old_path);
+	return e;
+}
+
+/* p[0..n) with every bare LF made CRLF, into out (when there is one). */
+static bool
+normalise(const char *p, size_t n, struct buf *out)
+{
+	bool bare = false;
+
+	for (size_t i = 0; i < n && !bare; i++)
+		bare = p[i] == '\n' && (i == 0 || p[i - 1] != '\r');
+	if (!bare)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			buf_putc(out, '\r');
+		buf_putc(out, p[i]);
+	}
+	return true;
+}
+
+enum store_err
+store_delivery_replace_head(struct store_delivery *d, uint64_t old_len,
+    const void *head, size_t n)
+{
+	const char *p = head;
+	enum store_err e;
+	struct buf norm;
+	uint64_t size = d->size;
+
+	if ((e = check_open(d)) != STORE_OK)
+		return e;
+	if (old_len > size)
+		return store_set_error(STORE_EINTERNAL, "head beyond the end");
+	buf_init(&norm);
+	if (normalise(p, n, &norm)) {
+		p = norm.data;
+		n = norm.len;
+	}
+	unmap_view(d);
+	if (d->fd < 0) {
+		/* Memory: one memmove, whatever MEM_MAX (header fields are
+		   small; the file comes at the commit). */
+		reserve(d, d->wlen - old_len + n);
+		memmove(d->wbuf + n, d->wbuf + old_len, d->wlen - old_len);
+		if (n > 0)
+			memcpy(d->wbuf, p, n);
+		d->wlen = d->wlen - old_len + n;
+	} else if (flush_wbuf(d) < 0) {
+		e = store_set_error(STORE_ETEMP, "write message failed");
+	} else {
+		e = rewrite_file(d, old_len, p, n);
+	}
+	if (e == STORE_OK) {
+		d->size = size - old_len + n;
+		if (old_len == size)
+			d->last_cr = n > 0 && p[n - 1] == '\r';
+	}
+	buf_free(&norm);
+	return e;
 }
 
 enum store_err
@@ -225,7 +477,14 @@ store_delivery_add_target(struct store_delivery *d, uint32_t user_id,
 static void
 build_cache(struct store_delivery *d)
 {
-	cache_build(d->fd, d->size, &d->cache);
+	const char *p;
+	size_t len;
+
+	if (store_delivery_map(d, &p, &len) == STORE_OK && len == d->size)
+		cache_build_mem(p, len, &d->cache);
+	else
+		cache_build_mem(NULL, d->size, &d->cache);
+	unmap_view(d);
 }
 
 struct dirset {
@@ -411,6 +670,28 @@ req_fail(struct gc_req *r, enum store_err e)
 	req_unlink(r);
 }
 
+/* Makes the linked files of the batch durable, data and names, before
+   its commit (the order and why: at the top of this file). fdatasync is
+   enough for a file: it is new, so its size and blocks are the metadata
+   it flushes. Every writeback is started before the first wait, so that
+   the files of a batch share their journal commits. */
+static enum store_err
+sync_batch(struct gc_req **reqs, size_t n, const struct dirset *ds)
+{
+	for (size_t i = 0; i < n; i++)
+		if (reqs[i]->err == STORE_OK && !reqs[i]->synced)
+			(void)sync_file_range(reqs[i]->d->fd, 0, 0,
+			    SYNC_FILE_RANGE_WRITE);
+	for (size_t i = 0; i < n; i++)
+		if (reqs[i]->err == STORE_OK && !reqs[i]->synced &&
+		    fdatasync(reqs[i]->d->fd) < 0)
+			return temp_err("fsync message");
+	for (size_t i = 0; i < ds->n; i++)
+		if (fsync_dir(ds->dirs[i]) < 0)
+			return store_errno_err("fsync dir");
+	return STORE_OK;
+}
+
 /* Commits reqs[0..n) in one write transaction; sets each req's err. */
 static void
 process_batch(struct store *st, struct gc_req **reqs, size_t n)
@@ -451,10 +732,7 @@ process_batch(struct store *st, struct gc_req **reqs, size_t n)
 		}
 		dirset_free(&mine);
 	}
-	e = STORE_OK;
-	for (size_t i = 0; i < ds.n && e == STORE_OK; i++)
-		if (fsync_dir(ds.dirs[i]) < 0)
-			e = store_errno_err("fsync dir");
+	e = sync_batch(reqs, n, &ds);
 	if (e == STORE_OK && nok > 0)
 		e = store_txn_commit(txn);
 	else
@@ -477,6 +755,19 @@ process_batch(struct store *st, struct gc_req **reqs, size_t n)
 static void
 group_commit(struct store *st, struct gc_req *r)
 {
+	bool busy;
+
+	/* A batch in progress means a wait anyway: sync the file's data
+	   meanwhile, as the other waiters do, so that the next batch has
+	   only links, directories and the commit left (the pipeline of many
+	   sessions). With no batch running (one session), the leader syncs
+	   it after the link: one journal commit instead of two. Either way
+	   the data is durable before the commit. */
+	pthread_mutex_lock(&st->gc_mu);
+	busy = st->gc_busy;
+	pthread_mutex_unlock(&st->gc_mu);
+	if (busy && fdatasync(r->d->fd) == 0)
+		r->synced = true;
 	pthread_mutex_lock(&st->gc_mu);
 	r->next = NULL;
 	if (st->gc_tail != NULL)
@@ -520,25 +811,24 @@ store_delivery_commit(struct store_delivery *d, unsigned opts,
 {
 	struct store *st = d->st;
 	struct gc_req r;
+	enum store_err e;
 
 	if (d->nt == 0 && d->queue == NULL)
 		return store_set_error(STORE_EPERM, "no targets");
-	if (d->fd < 0)
-		return store_set_error(STORE_EPERM, "already committed");
-	if (flush_wbuf(d) < 0 || d->failed)
-		return store_set_error(STORE_ETEMP, "write message failed");
+	if ((e = check_open(d)) != STORE_OK)
+		return e;
 	if (d->nt > 0)
 		build_cache(d);
+	/* The file's first write for a message that stayed in memory; not
+	   synced here (process_batch syncs it after linking it). */
+	if (spill(d) < 0)
+		return store_set_error(STORE_ETEMP, "write message failed");
 	/* The file's mtime carries INTERNALDATE for a reindex. */
 	if (d->nt > 0) {
 		struct timespec ts[2] = { { d->t[0].internaldate, 0 },
 		    { d->t[0].internaldate, 0 } };
 		futimens(d->fd, ts);
 	}
-	/* fdatasync is enough: the file is new, so its size and blocks are
-	   the metadata it flushes; link and directory come later. */
-	if (fdatasync(d->fd) < 0)
-		return temp_err("fsync message");
 	memset(&r, 0, sizeof(r));
 	r.d = d;
 	r.opts = opts;
@@ -553,6 +843,7 @@ store_delivery_commit(struct store_delivery *d, unsigned opts,
 		return store_set_error(r.err, "%s", r.errmsg);
 	if (d->queue != NULL)
 		store_queue_wake(st);
+	d->committed = true;
 	close(d->fd);
 	d->fd = -1;
 	unlink(d->tmp_path);
@@ -576,6 +867,7 @@ store_delivery_free(struct store_delivery **dp)
 
 	if (d == NULL)
 		return;
+	unmap_view(d);
 	if (d->fd >= 0) {
 		close(d->fd);
 		unlink(d->tmp_path);

@@ -458,17 +458,27 @@ cache_encode(const struct store_msg_cache *c, const char *hdr,
 void
 cache_build(int fd, uint64_t size, struct buf *out)
 {
-	struct mime_info info;
-	struct store_msg_cache c;
 	void *map = NULL;
 
-	memset(&info, 0, sizeof(info));
 	if (fd >= 0 && size > 0) {
 		map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 		if (map == MAP_FAILED)
 			map = NULL;
 	}
-	mime_parse(map ? map : "", map ? size : 0, &info);
+	/* Not cached (NULL, size > 0) if the file could not be mapped. */
+	cache_build_mem(map, size, out);
+	if (map != NULL)
+		munmap(map, size);
+}
+
+void
+cache_build_mem(const char *msg, uint64_t size, struct buf *out)
+{
+	struct mime_info info;
+	struct store_msg_cache c;
+
+	memset(&info, 0, sizeof(info));
+	mime_parse(msg ? msg : "", msg ? size : 0, &info);
 	c.envelope = info.envelope.data;
 	c.bodystructure = info.bodystructure.data;
 	c.body = info.body.data;
@@ -477,10 +487,8 @@ cache_build(int fd, uint64_t size, struct buf *out)
 	buf_reset(out);
 	/* The header too, so that header fetches need not open the file
 	   (not cached if the file could not be mapped). */
-	cache_encode(&c, map ? map : (size == 0 ? "" : NULL),
-	    map ? msg_header_len(map, size) : 0, out);
-	if (map != NULL)
-		munmap(map, size);
+	cache_encode(&c, msg ? msg : (size == 0 ? "" : NULL),
+	    msg ? msg_header_len(msg, size) : 0, out);
 	mime_info_free(&info);
 }
 

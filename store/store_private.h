@@ -233,6 +233,8 @@ size_t msg_header_len(const char *msg, size_t len);
 /* Parses the size bytes of the file open on fd (fd < 0: unreadable) and
    encodes its cache record into out (reset first). */
 void cache_build(int fd, uint64_t size, struct buf *out);
+/* The same from the message in memory (NULL with size > 0: unreadable). */
+void cache_build_mem(const char *msg, uint64_t size, struct buf *out);
 enum store_err msg_rec_get(struct store *st, MDB_txn *txn, uint32_t mbox,
     uint32_t uid, struct msg_rec *m);
 enum store_err msg_rec_put(struct store *st, MDB_txn *txn, uint32_t mbox,

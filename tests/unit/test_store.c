@@ -567,6 +567,168 @@ test_deliver_crlf_large(void **state)
 	free(got);
 }
 
+static int
+tmp_files(const struct fx *f)
+{
+	char tmp[256];
+	struct dirent *de;
+	DIR *dd;
+	int files = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/tmp", f->data);
+	assert_non_null(dd = opendir(tmp));
+	while ((de = readdir(dd)) != NULL)
+		if (de->d_name[0] != '.')
+			files++;
+	closedir(dd);
+	return files;
+}
+
+/* The committed file of (mbox, uid), owned, NUL-terminated. */
+static char *
+read_msg(struct store *st, uint32_t mbox, uint32_t uid, size_t *len_r)
+{
+	struct stat sb;
+	char *got;
+	size_t have = 0;
+	ssize_t r;
+	int fd;
+
+	assert_int_equal(store_msg_open(st, mbox, uid, &fd), STORE_OK);
+	assert_int_equal(fstat(fd, &sb), 0);
+	got = xmalloc((size_t)sb.st_size + 1);
+	while ((r = read(fd, got + have, (size_t)sb.st_size - have)) > 0)
+		have += (size_t)r;
+	close(fd);
+	got[have] = '\0';
+	*len_r = have;
+	return got;
+}
+
+/* A small message stays in memory until its commit (no file in tmp/), can
+   be read with store_delivery_map, and gets header fields put after its
+   trace fields in place (store_delivery_replace_head): the committed file,
+   its size, the quota and the FETCH cache all see the new header. */
+static void
+test_deliver_replace_head_memory(void **state)
+{
+	struct fx *f = *state;
+	struct store_delivery *d;
+	struct store_delivery_result res;
+	struct store_msg_cache c;
+	struct store_user u;
+	const char *trace = "Received: from x\r\n";
+	const char *body = "Subject: old\r\n\r\nbody\r\n";
+	const char *head = "Received: from x (rdns)\nSubject: new\r\n";
+	const char *want = "Received: from x (rdns)\r\nSubject: new\r\n"
+	    "\r\nbody\r\n";
+	const char *p;
+	size_t len;
+	char *got;
+
+	assert_int_equal(store_delivery_new(f->st, &d), STORE_OK);
+	assert_int_equal(store_delivery_write(d, trace, strlen(trace)),
+	    STORE_OK);
+	assert_int_equal(store_delivery_write(d, body, strlen(body)), STORE_OK);
+	assert_int_equal(tmp_files(f), 0);
+	assert_int_equal(store_delivery_map(d, &p, &len), STORE_OK);
+	assert_int_equal(len, strlen(trace) + strlen(body));
+	assert_memory_equal(p, "Received: from x\r\nSubject: old\r\n", 32);
+	/* Beyond the end: refused, nothing changed. */
+	assert_int_not_equal(store_delivery_replace_head(d, len + 1, "x", 1),
+	    STORE_OK);
+	assert_int_equal(store_delivery_size(d), len);
+	/* The trace field and Subject replaced; the bare LF becomes CRLF. */
+	assert_int_equal(store_delivery_replace_head(d, strlen(trace) + 14,
+	    head, strlen(head)), STORE_OK);
+	assert_int_equal(store_delivery_size(d), strlen(want));
+	assert_int_equal(store_delivery_map(d, &p, &len), STORE_OK);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(p, want, len);
+	assert_int_equal(tmp_files(f), 0);
+	assert_int_equal(store_delivery_add_target(d, f->alice.id, 0, 0, NULL,
+	    0, 0, 0), STORE_OK);
+	assert_int_equal(store_delivery_commit(d, 0, &res), STORE_OK);
+	assert_int_equal(store_delivery_replace_head(d, 0, "x", 1),
+	    STORE_EPERM);
+	assert_int_equal(store_delivery_map(d, &p, &len), STORE_EPERM);
+	store_delivery_free(&d);
+	assert_int_equal(tmp_files(f), 0);
+	got = read_msg(f->st, res.mbox_id, res.uid, &len);
+	assert_int_equal(len, strlen(want));
+	assert_string_equal(got, want);
+	free(got);
+	assert_int_equal(store_msg_cache_get(f->st, res.mbox_id, res.uid, &c),
+	    STORE_OK);
+	assert_non_null(strstr(c.envelope, "new"));
+	assert_null(strstr(c.envelope, "old"));
+	store_msg_cache_free(&c);
+	assert_int_equal(store_user_get_by_id(f->st, f->alice.id, &u),
+	    STORE_OK);
+	assert_int_equal(u.used, strlen(want));
+}
+
+/* A message past the memory bound is in its file before the commit; a
+   change of its head rewrites the file (one file in tmp/ all along) and
+   keeps the rest intact; map sees the file. */
+static void
+test_deliver_replace_head_spilled(void **state)
+{
+	struct fx *f = *state;
+	struct store_delivery *d;
+	struct store_delivery_result res;
+	size_t blen = 600 * 1024, len, wl;
+	char *body = xmalloc(blen), *want, *got;
+	const char *trace = "Received: from y\r\n", *add = "X-Added: 1\r\n";
+	const char *p;
+	int fd;
+	uint64_t fsize;
+
+	memcpy(body, "Subject: big\r\n\r\n", 16);
+	for (size_t i = 16; i < blen; i++)
+		body[i] = i % 80 == 78 ? '\r' : i % 80 == 79 ? '\n' :
+		    (char)('a' + i % 26);
+	assert_int_equal(store_delivery_new(f->st, &d), STORE_OK);
+	assert_int_equal(store_delivery_write(d, trace, strlen(trace)),
+	    STORE_OK);
+	for (size_t off = 0; off < blen; off += 4096)
+		assert_int_equal(store_delivery_write(d, body + off,
+		    blen - off < 4096 ? blen - off : 4096), STORE_OK);
+	assert_int_equal(tmp_files(f), 1);
+	assert_int_equal(store_delivery_map(d, &p, &len), STORE_OK);
+	assert_int_equal(len, strlen(trace) + blen);
+	assert_memory_equal(p + strlen(trace), body, blen);
+	assert_int_equal(store_delivery_replace_head(d, 0, "", 0), STORE_OK);
+	/* Trace kept, a field added after it. */
+	wl = strlen(trace) + strlen(add) + blen;
+	want = xmalloc(wl + 1);
+	snprintf(want, wl + 1, "%s%s", trace, add);
+	memcpy(want + strlen(trace) + strlen(add), body, blen);
+	assert_int_equal(store_delivery_replace_head(d, strlen(trace), want,
+	    strlen(trace) + strlen(add)), STORE_OK);
+	assert_int_equal(store_delivery_size(d), wl);
+	assert_int_equal(tmp_files(f), 1);
+	assert_int_equal(store_delivery_contents(d, &fd, &fsize), STORE_OK);
+	assert_int_equal(fsize, wl);
+	assert_int_equal(store_delivery_map(d, &p, &len), STORE_OK);
+	assert_int_equal(len, wl);
+	assert_memory_equal(p, want, wl);
+	/* More content after the change goes at the end. */
+	assert_int_equal(store_delivery_write(d, "end\n", 4), STORE_OK);
+	assert_int_equal(store_delivery_add_target(d, f->alice.id, 0, 0, NULL,
+	    0, 0, 0), STORE_OK);
+	assert_int_equal(store_delivery_commit(d, 0, &res), STORE_OK);
+	store_delivery_free(&d);
+	assert_int_equal(tmp_files(f), 0);
+	got = read_msg(f->st, res.mbox_id, res.uid, &len);
+	assert_int_equal(len, wl + 5);
+	assert_memory_equal(got, want, wl);
+	assert_memory_equal(got + wl, "end\r\n", 5);
+	free(got);
+	free(want);
+	free(body);
+}
+
 /* The notify file fires IN_MODIFY after a committed change, and a message
    whose file carries other flag letters (crash between rename and commit)
    still opens. */
@@ -1616,6 +1778,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_crlf_large, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_replace_head_memory,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_replace_head_spilled,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_and_open_fallback,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
