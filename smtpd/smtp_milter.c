@@ -149,6 +149,7 @@ smtp_milter_connect(struct smtp_session *s)
 			log_warnx("dnsbl: %s", err);
 			return false;
 		}
+		dns_resolver_enable_cache(resolver);
 	}
 	k = xcalloc(1, sizeof(*k));
 	k->s = s;
