@@ -540,46 +540,70 @@ bh_flush(struct dkim_bh *h)
 	h->olen = 0;
 }
 
-/* One canonical byte: counted always, hashed up to l. */
+/* Canonical bytes p[0..n) in bulk: counted always, hashed up to l. */
 static void
-bh_put(struct dkim_bh *h, char c)
+bh_write(struct dkim_bh *h, const char *p, size_t n)
 {
+	uint64_t take = n;
+
 	h->any = true;
-	if (h->has_l && h->total >= h->l) {
-		h->total++;
-		return;
+	if (h->has_l)
+		take = h->total >= h->l ? 0 : h->l - h->total < n ?
+		    h->l - h->total : n;
+	h->total += n;
+	while (take > 0) {
+		size_t k = sizeof(h->out) - h->olen;
+
+		if (k > take)
+			k = (size_t)take;
+		memcpy(h->out + h->olen, p, k);
+		h->olen += k;
+		p += k;
+		take -= k;
+		if (h->olen == sizeof(h->out))
+			bh_flush(h);
 	}
-	h->total++;
-	h->out[h->olen++] = c;
-	if (h->olen == sizeof(h->out))
-		bh_flush(h);
 }
 
-/* A content byte of the line (the held empty lines come first). */
+/* Content bytes of the line (the held empty lines come first). */
 static void
-bh_content(struct dkim_bh *h, char c)
+bh_content(struct dkim_bh *h, const char *p, size_t n)
 {
 	if (!h->in_line) {
-		for (; h->held > 0; h->held--) {
-			bh_put(h, '\r');
-			bh_put(h, '\n');
-		}
+		for (; h->held > 0; h->held--)
+			bh_write(h, "\r\n", 2);
 		h->in_line = true;
 	}
 	/* Relaxed: a run of whitespace before content, leading ones too,
 	   is one space (what dkim_canon_body, the signer's, writes). */
 	if (h->space)
-		bh_put(h, ' ');
+		bh_write(h, " ", 1);
 	h->space = false;
-	bh_put(h, c);
+	bh_write(h, p, n);
+}
+
+/* How many bytes from p are plain content (no line end, no whitespace
+   that relaxed folds). */
+static size_t
+bh_span(const struct dkim_bh *h, const char *p, size_t n)
+{
+	size_t i = 0;
+
+	if (h->relaxed)
+		while (i < n && p[i] != '\r' && p[i] != '\n' && p[i] != ' ' &&
+		    p[i] != '\t')
+			i++;
+	else
+		while (i < n && p[i] != '\r' && p[i] != '\n')
+			i++;
+	return i;
 }
 
 static void
 bh_end_line(struct dkim_bh *h)
 {
 	if (h->in_line) {
-		bh_put(h, '\r');
-		bh_put(h, '\n');
+		bh_write(h, "\r\n", 2);
 	} else {
 		h->held++;
 	}
@@ -605,6 +629,7 @@ dkim_bh_update(struct dkim_bh *h, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = p[i];
+		size_t k;
 
 		if (h->cr) {
 			h->cr = false;
@@ -612,7 +637,7 @@ dkim_bh_update(struct dkim_bh *h, const char *p, size_t n)
 				bh_end_line(h);
 				continue;
 			}
-			bh_content(h, '\r');
+			bh_content(h, "\r", 1);
 		}
 		if (c == '\r')
 			h->cr = true;
@@ -620,8 +645,11 @@ dkim_bh_update(struct dkim_bh *h, const char *p, size_t n)
 			bh_end_line(h);
 		else if (h->relaxed && (c == ' ' || c == '\t'))
 			h->space = true;
-		else
-			bh_content(h, c);
+		else {
+			k = bh_span(h, p + i, n - i);
+			bh_content(h, p + i, k);
+			i += k - 1;
+		}
 	}
 }
 
@@ -633,14 +661,13 @@ dkim_bh_final(struct dkim_bh *h, unsigned char out[32])
 	/* A CR at the very end: relaxed drops it with the line's end,
 	   simple keeps it as content. */
 	if (h->cr && !h->relaxed)
-		bh_content(h, '\r');
+		bh_content(h, "\r", 1);
 	h->cr = false;
 	if (h->in_line)
 		bh_end_line(h);
 	/* Simple: an empty body is one CRLF; relaxed: nothing. */
 	if (!h->relaxed && !h->any) {
-		bh_put(h, '\r');
-		bh_put(h, '\n');
+		bh_write(h, "\r\n", 2);
 	}
 	bh_flush(h);
 	if (!h->ok || (h->has_l && h->total < h->l))
