@@ -816,7 +816,8 @@ on_io(struct ev_loop *loop, ev_io *w, int revents)
 		read_input(r);
 }
 
-/* Opens the connection to milter r and sends the option negotiation. */
+/* Opens the connection to milter r and sends the option negotiation; on
+   a failure fail() has moved the stage on already. */
 static int
 open_conn(struct mconn *r)
 {
@@ -882,12 +883,10 @@ run_cur(struct milter_session *ms)
 		if (r->dead || r->conn_accepted ||
 		    (r->msg_accepted && ms->stage >= MILTER_RCPT))
 			continue;
-		if (r->fd < 0) {
-			if (open_conn(r) == 0)
-				return;
-			continue;
-		}
-		start_stage(r);
+		if (r->fd < 0)
+			(void)open_conn(r);
+		else
+			start_stage(r);
 		return;
 	}
 	finish(ms);
