@@ -4,7 +4,8 @@
 # DMARC against a local dnslib DNS server; the messages are DKIM-signed by
 # dkimpy) and off (the same load against smtpd built from BASE, the commit
 # before the checks, exported with git archive into a scratch directory),
-# and the cost of one DKIM verification for 1 KiB and 100 KiB messages.
+# and the cost of one DKIM verification for 1 KiB and 100 KiB messages;
+# then with checks on and a private rspamd as the milter (RSPAMD=0 skips).
 #
 #   bench/inbound_checks.sh [BINDIR]     (default build/bin)
 # Knobs: N (messages per run, 2000), SESSIONS ("1 10"), BASE (068814a).
@@ -33,4 +34,7 @@ fi
 for s in $SESSIONS; do
 	echo "checks=off $(/usr/bin/python3 bench/inbound/load.py "$base/build/bin" "$N" 1024 "$s")"
 	echo "checks=on  $(/usr/bin/python3 bench/inbound/load.py "$BIN" "$N" 1024 "$s")"
+	if [ "${RSPAMD:-1}" = 1 ] && command -v rspamd >/dev/null; then
+		echo "checks=on+rspamd $(RSPAMD=1 /usr/bin/python3 bench/inbound/load.py "$BIN" "$N" 1024 "$s")"
+	fi
 done

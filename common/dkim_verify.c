@@ -514,24 +514,177 @@ canon_field(bool relaxed, const char *p, size_t len, struct buf *out)
 	}
 }
 
-/* Simple body canonicalisation: CRLF line ends, trailing empty lines
-   removed, an empty body becomes one CRLF. */
-static void
-canon_body_simple(const char *b, size_t len, struct buf *out)
-{
-	size_t start = out->len;
+/* ---- the streaming body hash ---- */
 
-	for (size_t i = 0; i < len; i++) {
-		if (b[i] == '\n' && (i == 0 || b[i - 1] != '\r'))
-			buf_putc(out, '\r');
-		buf_putc(out, b[i]);
+struct dkim_bh {
+	bool relaxed, has_l;
+	uint64_t l;
+	uint64_t total;         /* canonical bytes so far */
+	EVP_MD_CTX *md;
+	bool ok;
+	/* Across pieces: a CR that may end the line, whitespace not yet
+	   written (relaxed), whether the line has content, empty lines held
+	   back (trailing empty lines are dropped), whether anything was
+	   written at all. */
+	bool cr, space, in_line, any;
+	size_t held;
+	size_t olen;
+	char out[4096];
+};
+
+static void
+bh_flush(struct dkim_bh *h)
+{
+	if (h->olen > 0 && EVP_DigestUpdate(h->md, h->out, h->olen) != 1)
+		h->ok = false;
+	h->olen = 0;
+}
+
+/* Canonical bytes p[0..n) in bulk: counted always, hashed up to l. */
+static void
+bh_write(struct dkim_bh *h, const char *p, size_t n)
+{
+	uint64_t take = n;
+
+	h->any = true;
+	if (h->has_l)
+		take = h->total >= h->l ? 0 : h->l - h->total < n ?
+		    h->l - h->total : n;
+	h->total += n;
+	while (take > 0) {
+		size_t k = sizeof(h->out) - h->olen;
+
+		if (k > take)
+			k = (size_t)take;
+		memcpy(h->out + h->olen, p, k);
+		h->olen += k;
+		p += k;
+		take -= k;
+		if (h->olen == sizeof(h->out))
+			bh_flush(h);
 	}
-	if (out->len == start || out->len - start < 2 ||
-	    out->data[out->len - 1] != '\n')
-		buf_append(out, "\r\n", 2);
-	while (out->len - start >= 4 &&
-	    memcmp(out->data + out->len - 4, "\r\n\r\n", 4) == 0)
-		out->len -= 2;
+}
+
+/* Content bytes of the line (the held empty lines come first). */
+static void
+bh_content(struct dkim_bh *h, const char *p, size_t n)
+{
+	if (!h->in_line) {
+		for (; h->held > 0; h->held--)
+			bh_write(h, "\r\n", 2);
+		h->in_line = true;
+	}
+	/* Relaxed: a run of whitespace before content, leading ones too,
+	   is one space (what dkim_canon_body, the signer's, writes). */
+	if (h->space)
+		bh_write(h, " ", 1);
+	h->space = false;
+	bh_write(h, p, n);
+}
+
+/* How many bytes from p are plain content (no line end, no whitespace
+   that relaxed folds). */
+static size_t
+bh_span(const struct dkim_bh *h, const char *p, size_t n)
+{
+	size_t i = 0;
+
+	if (h->relaxed)
+		while (i < n && p[i] != '\r' && p[i] != '\n' && p[i] != ' ' &&
+		    p[i] != '\t')
+			i++;
+	else
+		while (i < n && p[i] != '\r' && p[i] != '\n')
+			i++;
+	return i;
+}
+
+static void
+bh_end_line(struct dkim_bh *h)
+{
+	if (h->in_line) {
+		bh_write(h, "\r\n", 2);
+	} else {
+		h->held++;
+	}
+	h->in_line = false;
+	h->space = false;
+}
+
+struct dkim_bh *
+dkim_bh_new(bool relaxed, bool has_l, uint64_t l)
+{
+	struct dkim_bh *h = xcalloc(1, sizeof(*h));
+
+	h->relaxed = relaxed;
+	h->has_l = has_l;
+	h->l = l;
+	h->ok = (h->md = EVP_MD_CTX_new()) != NULL &&
+	    EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) == 1;
+	return h;
+}
+
+void
+dkim_bh_update(struct dkim_bh *h, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		size_t k;
+
+		if (h->cr) {
+			h->cr = false;
+			if (c == '\n') {
+				bh_end_line(h);
+				continue;
+			}
+			bh_content(h, "\r", 1);
+		}
+		if (c == '\r')
+			h->cr = true;
+		else if (c == '\n')
+			bh_end_line(h);
+		else if (h->relaxed && (c == ' ' || c == '\t'))
+			h->space = true;
+		else {
+			k = bh_span(h, p + i, n - i);
+			bh_content(h, p + i, k);
+			i += k - 1;
+		}
+	}
+}
+
+int
+dkim_bh_final(struct dkim_bh *h, unsigned char out[32])
+{
+	unsigned int len = 0;
+
+	/* A CR at the very end: relaxed drops it with the line's end,
+	   simple keeps it as content. */
+	if (h->cr && !h->relaxed)
+		bh_content(h, "\r", 1);
+	h->cr = false;
+	if (h->in_line)
+		bh_end_line(h);
+	/* Simple: an empty body is one CRLF; relaxed: nothing. */
+	if (!h->relaxed && !h->any) {
+		bh_write(h, "\r\n", 2);
+	}
+	bh_flush(h);
+	if (!h->ok || (h->has_l && h->total < h->l))
+		return -1;
+	if (EVP_DigestFinal_ex(h->md, out, &len) != 1 || len != 32)
+		return -1;
+	return 0;
+}
+
+void
+dkim_bh_free(struct dkim_bh **hp)
+{
+	if (*hp == NULL)
+		return;
+	EVP_MD_CTX_free((*hp)->md);
+	free(*hp);
+	*hp = NULL;
 }
 
 /* The signature field with the value of b= removed. */
@@ -585,9 +738,10 @@ dkim_verify(const char *field, size_t flen, const char *msg, size_t len,
 	const char *colon = memchr(field, ':', flen);
 	struct hfield *f = NULL;
 	size_t nf = 0, boff;
-	struct buf body, hdr, tmp;
-	unsigned char bh[EVP_MAX_MD_SIZE], hh[EVP_MAX_MD_SIZE];
-	unsigned int bhl = 0, hhl = 0;
+	struct buf hdr, tmp;
+	struct dkim_bh *bhash = NULL;
+	unsigned char bh[32], hh[EVP_MAX_MD_SIZE];
+	unsigned int hhl = 0;
 	EVP_PKEY *pk = NULL;
 	EVP_MD_CTX *ctx = NULL;
 	enum dkim_result r = DKIM_R_FAIL;
@@ -602,26 +756,18 @@ dkim_verify(const char *field, size_t flen, const char *msg, size_t len,
 	}
 	if ((pk = key_from_record(txt, tlen, sig->alg, err, errlen)) == NULL)
 		return DKIM_R_PERMERROR;
-	buf_init(&body);
 	buf_init(&hdr);
 	buf_init(&tmp);
 	boff = fields_of(msg, len, &f, &nf);
 
-	/* Body hash. */
-	if (sig->body_relaxed)
-		dkim_canon_body(msg + boff, len - boff, &body);
-	else
-		canon_body_simple(msg + boff, len - boff, &body);
-	if (sig->has_l) {
-		if (sig->l > body.len) {
-			snprintf(err, errlen, "l= beyond the body");
-			goto out;
-		}
-		body.len = (size_t)sig->l;
+	/* Body hash, straight from the message: no canonical copy. */
+	bhash = dkim_bh_new(sig->body_relaxed, sig->has_l, sig->l);
+	dkim_bh_update(bhash, msg + boff, len - boff);
+	if (dkim_bh_final(bhash, bh) < 0) {
+		snprintf(err, errlen, "l= beyond the body");
+		goto out;
 	}
-	if (EVP_Digest(body.data != NULL ? body.data : "", body.len, bh, &bhl,
-	    EVP_sha256(), NULL) != 1 || bhl != sig->bhlen ||
-	    memcmp(bh, sig->bh, bhl) != 0) {
+	if (sig->bhlen != 32 || memcmp(bh, sig->bh, 32) != 0) {
 		snprintf(err, errlen, "body hash mismatch");
 		goto out;
 	}
@@ -671,7 +817,7 @@ out:
 	EVP_MD_CTX_free(ctx);
 	EVP_PKEY_free(pk);
 	free(f);
-	buf_free(&body);
+	dkim_bh_free(&bhash);
 	buf_free(&hdr);
 	buf_free(&tmp);
 	return r;

@@ -67,6 +67,18 @@ int dkim_sig_parse(const char *v, size_t len, struct dkim_sig *sig,
 int dkim_key_record_check(const char *txt, size_t len, enum dkim_alg alg,
     char *err, size_t errlen);
 
+/* The body hash, computed as the body arrives, in pieces of any size
+   (a line end may be split between two): the signature's canonicalisation
+   (simple or relaxed), SHA-256 of at most l bytes of it when has_l. Keeps
+   only a few bytes of state and a 4 KiB output buffer, never the body. */
+struct dkim_bh;
+struct dkim_bh *dkim_bh_new(bool relaxed, bool has_l, uint64_t l);
+void dkim_bh_update(struct dkim_bh *h, const char *p, size_t n);
+/* 0 with the hash in out (32 bytes), or -1 when l= is beyond the
+   canonical body or the digest failed. Once only. */
+int dkim_bh_final(struct dkim_bh *h, unsigned char out[32]);
+void dkim_bh_free(struct dkim_bh **h);
+
 /* Pure. Verifies signature field field[0..flen) (the whole
    "DKIM-Signature: ..." field as in the message) of msg[0..len) (header,
    empty line, body; CRLF line ends) with key record txt at time now.

@@ -169,6 +169,58 @@ decode_rdata(const unsigned char *msg, size_t len, size_t rd, size_t rdlen,
 	}
 }
 
+/* Skips the record at msg[*pos]: its type, TTL and the offset and length
+   of its data into the out parameters. 0 or -1 (malformed). */
+static int
+skip_rr(const unsigned char *msg, size_t len, size_t *pos, uint16_t *type,
+    uint32_t *ttl, size_t *rd, size_t *rdlen)
+{
+	if (read_name(msg, len, pos, NULL, NULL) < 0 || *pos + 10 > len)
+		return -1;
+	*type = get16(msg + *pos);
+	*ttl = get32(msg + *pos + 4);
+	*rdlen = get16(msg + *pos + 8);
+	*rd = *pos + 10;
+	if (*rd + *rdlen > len)
+		return -1;
+	*pos = *rd + *rdlen;
+	return 0;
+}
+
+/* The negative TTL of a NODATA / NXDOMAIN answer (RFC 2308 5): the
+   authority section's SOA, the smaller of its TTL and its minimum field.
+   pos is past the question (skip the an records first) or past the
+   answer section. Anything malformed there only means no SOA: the answer
+   itself stands. */
+static void
+read_soa(const unsigned char *msg, size_t len, size_t pos, unsigned an,
+    unsigned ns, struct dns_answer *out)
+{
+	uint16_t type;
+	uint32_t ttl, min;
+	size_t rd, rdlen, p;
+
+	for (unsigned i = 0; i < an; i++)
+		if (skip_rr(msg, len, &pos, &type, &ttl, &rd, &rdlen) < 0)
+			return;
+	for (unsigned i = 0; i < ns; i++) {
+		if (skip_rr(msg, len, &pos, &type, &ttl, &rd, &rdlen) < 0)
+			return;
+		if (type != 6)
+			continue;
+		p = rd;
+		/* MNAME, RNAME, then five 32-bit fields, MINIMUM last. */
+		if (read_name(msg, rd + rdlen, &p, NULL, NULL) < 0 ||
+		    read_name(msg, rd + rdlen, &p, NULL, NULL) < 0 ||
+		    p + 20 != rd + rdlen)
+			return;
+		min = get32(msg + p + 16);
+		out->has_soa = true;
+		out->neg_ttl = ttl < min ? ttl : min;
+		return;
+	}
+}
+
 int
 dns_answer_parse(const unsigned char *msg, size_t len, int qtype,
     struct dns_answer *out, const char **error_r)
@@ -203,6 +255,7 @@ dns_answer_parse(const unsigned char *msg, size_t len, int qtype,
 	}
 	if (out->rcode == 3) {
 		out->status = DNS_NXDOMAIN;
+		read_soa(msg, len, pos, an, get16(msg + 8), out);
 		return 0;
 	}
 	if (out->rcode != 0) {
@@ -245,6 +298,8 @@ dns_answer_parse(const unsigned char *msg, size_t len, int qtype,
 		pos += rdlen;
 	}
 	out->status = out->n > 0 ? DNS_OK : DNS_NODATA;
+	if (out->n == 0)
+		read_soa(msg, len, pos, 0, get16(msg + 8), out);
 	return 0;
 bad:
 	dns_answer_clear(out);
@@ -320,6 +375,257 @@ dns_status_str(enum dns_status s)
 	return "?";
 }
 
+/* ---- the answer cache ---- */
+
+struct cache_ent {
+	struct cache_ent *hnext;            /* hash chain */
+	struct cache_ent *prev, *next;      /* LRU list, most recent first */
+	char name[DNS_NAME_SIZE];           /* lower case, no final dot */
+	int qtype;
+	double expires;
+	size_t bytes;
+	struct dns_answer *ans;             /* only ans->n records used */
+};
+
+struct dns_cache {
+	struct cache_ent **tab;
+	size_t nbuckets;                    /* a power of two */
+	size_t n, max_n, bytes, max_bytes;
+	struct cache_ent *head, *tail;
+};
+
+struct dns_cache *
+dns_cache_new(size_t max_entries, size_t max_bytes)
+{
+	struct dns_cache *c = xcalloc(1, sizeof(*c));
+
+	c->max_n = max_entries > 0 ? max_entries : 1;
+	c->max_bytes = max_bytes;
+	c->nbuckets = 16;
+	while (c->nbuckets < c->max_n)
+		c->nbuckets *= 2;
+	c->tab = xcalloc(c->nbuckets, sizeof(*c->tab));
+	return c;
+}
+
+uint32_t
+dns_cache_ttl(const struct dns_answer *a)
+{
+	uint32_t ttl = DNS_CACHE_MAX_TTL;
+
+	switch (a->status) {
+	case DNS_OK:
+		for (size_t i = 0; i < a->n; i++) {
+			/* RFC 2181 8: a TTL with the top bit set is 0. */
+			uint32_t t = a->rr[i].ttl > 0x7fffffffu ? 0 :
+			    a->rr[i].ttl;
+
+			if (t < ttl)
+				ttl = t;
+		}
+		return a->n > 0 ? ttl : 0;
+	case DNS_NODATA:
+	case DNS_NXDOMAIN:
+		if (!a->has_soa || a->neg_ttl > 0x7fffffffu)
+			return 0;
+		return a->neg_ttl < DNS_CACHE_MAX_NEG_TTL ? a->neg_ttl :
+		    DNS_CACHE_MAX_NEG_TTL;
+	default:
+		return 0;
+	}
+}
+
+/* The key: the name folded to lower case, without its final dot. */
+static bool
+cache_key(const char *name, char *out)
+{
+	size_t len = strlen(name);
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len >= DNS_NAME_SIZE)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ?
+		    name[i] + 32 : name[i]);
+	out[len] = '\0';
+	return true;
+}
+
+static size_t
+cache_hash(const struct dns_cache *c, const char *key, int qtype)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)qtype;
+
+	for (const char *p = key; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h & (c->nbuckets - 1);
+}
+
+static struct cache_ent **
+cache_find(struct dns_cache *c, const char *key, int qtype)
+{
+	struct cache_ent **pp = &c->tab[cache_hash(c, key, qtype)];
+
+	for (; *pp != NULL; pp = &(*pp)->hnext)
+		if ((*pp)->qtype == qtype && strcmp((*pp)->name, key) == 0)
+			break;
+	return pp;
+}
+
+static void
+lru_unlink(struct dns_cache *c, struct cache_ent *e)
+{
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void
+lru_push(struct dns_cache *c, struct cache_ent *e)
+{
+	e->next = c->head;
+	e->prev = NULL;
+	if (c->head != NULL)
+		c->head->prev = e;
+	c->head = e;
+	if (c->tail == NULL)
+		c->tail = e;
+}
+
+/* Removes the entry *pp points at (its hash chain link). */
+static void
+cache_drop(struct dns_cache *c, struct cache_ent **pp)
+{
+	struct cache_ent *e = *pp;
+
+	*pp = e->hnext;
+	lru_unlink(c, e);
+	c->n--;
+	c->bytes -= e->bytes;
+	dns_answer_clear(e->ans);
+	free(e->ans);
+	free(e);
+}
+
+/* A deep copy of the first a->n records of a (records past n untouched
+   in dst, which is zeroed first). */
+static void
+answer_copy(struct dns_answer *dst, const struct dns_answer *a)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->status = a->status;
+	dst->rcode = a->rcode;
+	dst->has_soa = a->has_soa;
+	dst->neg_ttl = a->neg_ttl;
+	dst->n = a->n;
+	for (size_t i = 0; i < a->n; i++) {
+		dst->rr[i] = a->rr[i];
+		if (a->rr[i].txt != NULL) {
+			dst->rr[i].txt = xmalloc(a->rr[i].txt_len + 1);
+			memcpy(dst->rr[i].txt, a->rr[i].txt, a->rr[i].txt_len);
+			dst->rr[i].txt[a->rr[i].txt_len] = '\0';
+		}
+	}
+}
+
+void
+dns_cache_put(struct dns_cache *c, const char *name, int qtype,
+    const struct dns_answer *a, double now)
+{
+	char key[DNS_NAME_SIZE];
+	struct cache_ent **pp, *e;
+	uint32_t ttl = dns_cache_ttl(a);
+	size_t bytes = sizeof(*e) + sizeof(*a);
+
+	if (ttl == 0 || !cache_key(name, key))
+		return;
+	for (size_t i = 0; i < a->n; i++)
+		bytes += a->rr[i].txt_len + 1;
+	/* One answer may take at most an eighth of the budget. */
+	if (bytes > c->max_bytes / 8)
+		return;
+	pp = cache_find(c, key, qtype);
+	if (*pp != NULL)
+		cache_drop(c, pp);
+	while (c->tail != NULL && (c->n >= c->max_n ||
+	    c->bytes + bytes > c->max_bytes))
+		cache_drop(c, cache_find(c, c->tail->name, c->tail->qtype));
+	e = xcalloc(1, sizeof(*e));
+	memcpy(e->name, key, sizeof(key));
+	e->qtype = qtype;
+	e->expires = now + ttl;
+	e->bytes = bytes;
+	e->ans = xmalloc(sizeof(*e->ans));
+	answer_copy(e->ans, a);
+	pp = &c->tab[cache_hash(c, key, qtype)];
+	e->hnext = *pp;
+	*pp = e;
+	lru_push(c, e);
+	c->n++;
+	c->bytes += bytes;
+}
+
+bool
+dns_cache_get(struct dns_cache *c, const char *name, int qtype, double now,
+    struct dns_answer *out)
+{
+	char key[DNS_NAME_SIZE];
+	struct cache_ent **pp, *e;
+	uint32_t left;
+
+	if (!cache_key(name, key))
+		return false;
+	pp = cache_find(c, key, qtype);
+	if ((e = *pp) == NULL)
+		return false;
+	if (now >= e->expires) {
+		cache_drop(c, pp);
+		return false;
+	}
+	lru_unlink(c, e);
+	lru_push(c, e);
+	answer_copy(out, e->ans);
+	left = (uint32_t)(e->expires - now);
+	for (size_t i = 0; i < out->n; i++)
+		out->rr[i].ttl = left;
+	if (out->has_soa)
+		out->neg_ttl = left;
+	return true;
+}
+
+size_t
+dns_cache_count(const struct dns_cache *c)
+{
+	return c->n;
+}
+
+size_t
+dns_cache_bytes(const struct dns_cache *c)
+{
+	return c->bytes;
+}
+
+void
+dns_cache_free(struct dns_cache **cp)
+{
+	struct dns_cache *c = *cp;
+
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	while (c->head != NULL)
+		cache_drop(c, cache_find(c, c->head->name, c->head->qtype));
+	free(c->tab);
+	free(c);
+}
+
 /* ---- the resolver on libev ---- */
 
 struct dns_sock {
@@ -341,6 +647,7 @@ struct dns_resolver {
 	   inside the call that asked). */
 	struct query *deferred_q;
 	struct mx_job *deferred_mx;
+	struct dns_cache *cache;        /* NULL: no caching */
 };
 
 static void rearm_timer(struct dns_resolver *r);
@@ -475,6 +782,7 @@ struct query {
 	void *arg;
 	bool issuing;               /* inside ares_query */
 	struct dns_answer *ans;     /* kept while deferred */
+	char name[DNS_NAME_SIZE];   /* the cache's key (when it has one) */
 	ev_idle idle;
 	struct query *next, **prevp;
 };
@@ -500,6 +808,22 @@ query_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 	query_fire(q);
 }
 
+/* Delivers q's answer on the next loop iteration. */
+static void
+defer_query(struct query *q)
+{
+	struct dns_resolver *r = q->r;
+
+	ev_idle_init(&q->idle, query_idle_cb);
+	q->idle.data = q;
+	q->next = r->deferred_q;
+	if (q->next != NULL)
+		q->next->prevp = &q->next;
+	q->prevp = &r->deferred_q;
+	r->deferred_q = q;
+	ev_idle_start(r->loop, &q->idle);
+}
+
 static void
 query_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
@@ -519,17 +843,11 @@ query_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 		    status == ARES_ENODATA ? DNS_NODATA : DNS_TEMPFAIL;
 	}
 	q->ans = a;
+	if (q->r->cache != NULL && !q->r->freeing)
+		dns_cache_put(q->r->cache, q->name, q->qtype, a,
+		    ev_now(q->r->loop));
 	if (q->issuing && !q->r->freeing) {
-		struct dns_resolver *r = q->r;
-
-		ev_idle_init(&q->idle, query_idle_cb);
-		q->idle.data = q;
-		q->next = r->deferred_q;
-		if (q->next != NULL)
-			q->next->prevp = &q->next;
-		q->prevp = &r->deferred_q;
-		r->deferred_q = q;
-		ev_idle_start(r->loop, &q->idle);
+		defer_query(q);
 		return;
 	}
 	query_fire(q);
@@ -548,6 +866,17 @@ dns_query(struct dns_resolver *r, const char *name, int qtype,
 	q->qtype = qtype;
 	q->cb = cb;
 	q->arg = arg;
+	str_copy(q->name, name, sizeof(q->name));
+	if (r->cache != NULL) {
+		struct dns_answer *a = xmalloc(sizeof(*a));
+
+		if (dns_cache_get(r->cache, name, qtype, ev_now(r->loop), a)) {
+			q->ans = a;
+			defer_query(q);
+			return 0;
+		}
+		free(a);
+	}
 	/* c-ares calls back from inside ares_query on some errors; query_done
 	   then defers the result to the next loop iteration. q is only read
 	   here while it may still be alive. */
@@ -557,6 +886,13 @@ dns_query(struct dns_resolver *r, const char *name, int qtype,
 		q->issuing = false;
 	rearm_timer(r);
 	return 0;
+}
+
+void
+dns_resolver_enable_cache(struct dns_resolver *r)
+{
+	if (r->cache == NULL)
+		r->cache = dns_cache_new(DNS_CACHE_ENTRIES, DNS_CACHE_BYTES);
 }
 
 /* ---- MX resolution: MX, then A and AAAA of each exchange ---- */
@@ -836,6 +1172,7 @@ dns_resolver_free(struct dns_resolver **rp)
 		j->cb(j->arg, &j->res);
 		free(j);
 	}
+	dns_cache_free(&r->cache);
 	while (r->socks != NULL) {
 		struct dns_sock *s = r->socks;
 

@@ -52,6 +52,11 @@ struct dns_rr {
 struct dns_answer {
 	enum dns_status status;
 	int rcode;
+	/* For NODATA / NXDOMAIN: the negative-caching TTL of RFC 2308 (the
+	   authority SOA's TTL capped by its minimum field), when there was
+	   an SOA; without one a negative answer is not cached. */
+	bool has_soa;
+	uint32_t neg_ttl;
 	size_t n;                   /* records kept (<= DNS_MAX_RR) */
 	struct dns_rr rr[DNS_MAX_RR];
 };
@@ -133,6 +138,44 @@ int dns_resolve_mx(struct dns_resolver *r, const char *domain,
    the result has one host and implicit = true. */
 int dns_resolve_host(struct dns_resolver *r, const char *host,
     dns_mx_cb *cb, void *arg);
+
+/* ---- the answer cache ----
+
+   Answers are kept across lookups (and so across messages) for the TTL
+   they carry: the smallest TTL of the kept records, at most
+   DNS_CACHE_MAX_TTL; a negative answer (NODATA, NXDOMAIN) for its SOA's
+   negative TTL, at most DNS_CACHE_MAX_NEG_TTL, and not at all without an
+   SOA. A TTL of 0, a temporary failure (SERVFAIL, timeout, bad answer)
+   or a cancellation is never cached. The cache is bounded in entries and
+   bytes; the least recently used entries go first. */
+#define DNS_CACHE_MAX_TTL       3600
+#define DNS_CACHE_MAX_NEG_TTL   300
+#define DNS_CACHE_ENTRIES       4096
+#define DNS_CACHE_BYTES         (4u << 20)
+
+struct dns_cache;
+
+/* Pure (the clock is passed in, in seconds). */
+struct dns_cache *dns_cache_new(size_t max_entries, size_t max_bytes);
+void dns_cache_free(struct dns_cache **c);
+/* How long answer a may be kept, in seconds; 0: not at all. */
+uint32_t dns_cache_ttl(const struct dns_answer *a);
+/* Keeps a copy of a (if dns_cache_ttl says so) for name (case does not
+   matter) and qtype, replacing any previous one. */
+void dns_cache_put(struct dns_cache *c, const char *name, int qtype,
+    const struct dns_answer *a, double now);
+/* true and a copy in *out (release with dns_answer_clear; the records'
+   TTLs are what remains of them) if a live answer is kept; false (out
+   untouched) otherwise. Expired entries are dropped. */
+bool dns_cache_get(struct dns_cache *c, const char *name, int qtype,
+    double now, struct dns_answer *out);
+size_t dns_cache_count(const struct dns_cache *c);
+size_t dns_cache_bytes(const struct dns_cache *c);
+
+/* Gives the resolver a cache (DNS_CACHE_ENTRIES, DNS_CACHE_BYTES) on the
+   loop's clock: dns_query, and so MX resolution, answer from it when they
+   can. Without this call nothing is cached. */
+void dns_resolver_enable_cache(struct dns_resolver *r);
 
 /* Pure helpers. A valid domain name: 1..253 octets, labels 1..63 of
    letters, digits, '-' and '_', no leading/trailing dot (one trailing dot

@@ -1,6 +1,9 @@
-/* milter: runs one message through the configured milters, one after the
-   other, each on its own non-blocking socket with a timer; the protocol
-   bytes come from milter_codec. */
+/* milter: the MTA side of the Sendmail milter protocol, kept open for a
+   whole SMTP session: each configured milter gets its own non-blocking
+   connection (opened at the first stage), and each stage (connect, HELO,
+   MAIL, each RCPT, DATA, end of message) goes through the milters in
+   order, one reply at a time, with a timer per reply; the protocol bytes
+   come from milter_codec. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -20,36 +23,56 @@
 /* The steps of one milter's conversation, in order. */
 enum step {
 	S_OPTNEG, S_CONNECT, S_HELO, S_MAIL, S_RCPT, S_DATA, S_HEADER, S_EOH,
-	S_BODY, S_EOB, S_QUIT, S_DONE,
+	S_BODY, S_EOB,
 };
 
-struct milter_run {
+struct milter_session;
+
+/* One milter's connection. */
+struct mconn {
+	struct milter_session *ms;
+	char spec[256];
+	int fd;
+	ev_io io;
+	bool connecting;
+	bool negotiated;
+	struct buf out;
+	struct buf in;
+	uint32_t actions, protocol;
+	/* The stage in progress on this milter. */
+	const struct milter_msg *msg;
+	enum step step, last;
+	size_t sub;                 /* header offset, body offset */
+	bool waiting;               /* a reply is due */
+	/* For the session: failed (skipped from then on); said ACCEPT
+	   before any message (nothing more to say). */
+	bool dead, conn_accepted;
+	/* For the message: saw MAIL; said ACCEPT; got DATA; got its end. */
+	bool msg_open, msg_accepted, data_sent, eom_sent;
+};
+
+struct milter_session {
 	struct ev_loop *loop;
+	double timeout;
+	bool fail_accept;
+	bool tempfail;              /* a milter failed: messages get 451 */
+	struct mconn m[MILTER_MAX];
+	size_t n;
+	/* The stage in progress. */
+	bool busy;
+	enum milter_stage stage;
 	const struct milter_msg *msg;
 	milter_done_cb *cb;
 	void *arg;
-	double timeout;
-	bool fail_accept;
-	char specs[MILTER_MAX][256];
-	size_t nspecs, cur;
-
-	int fd;
-	ev_io io;
-	ev_timer timer;
-	ev_timer kick;
-	bool connecting;
-	struct buf out;
-	struct buf in;
-	enum step step;
-	size_t sub;                 /* rcpt index, header offset, body offset */
-	bool waiting;               /* a reply is due */
-	bool accepted;              /* this milter said ACCEPT */
-	uint32_t actions, protocol;
+	size_t cur;
 	struct milter_result *res;
+	ev_timer timer;             /* the reply due from m[cur] */
+	ev_timer kick;              /* starts a stage on the next iteration */
 };
 
-static void run_next(struct milter_run *r);
-static void send_next(struct milter_run *r);
+static void run_cur(struct milter_session *ms);
+static void start_stage(struct mconn *r);
+static void end_message(struct milter_session *ms);
 
 /* "inet:host:port", "host:port" or "unix:/path" into a sockaddr. */
 static int
@@ -165,87 +188,9 @@ milter_result_free(struct milter_result *res)
 	free(res);
 }
 
-static void
-close_fd(struct milter_run *r)
-{
-	ev_io_stop(r->loop, &r->io);
-	ev_timer_stop(r->loop, &r->timer);
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = -1;
-	buf_reset(&r->out);
-	buf_reset(&r->in);
-}
-
-static void
-finish(struct milter_run *r)
-{
-	struct milter_result *res = r->res;
-	milter_done_cb *cb = r->cb;
-	void *arg = r->arg;
-
-	close_fd(r);
-	ev_timer_stop(r->loop, &r->kick);
-	r->res = NULL;
-	milter_run_cancel(&r);
-	cb(arg, res);
-}
-
-/* This milter failed: skip it (milter_failure = accept) or tempfail. */
-static void
-fail(struct milter_run *r, const char *why)
-{
-	log_warnx("milter %s: %s%s", r->specs[r->cur], why,
-	    r->fail_accept ? " (skipped: milter_failure = accept)" :
-	    " (tempfail: milter_failure = tempfail)");
-	r->res->failed = true;
-	str_copy(r->res->why, why, sizeof(r->res->why));
-	str_copy(r->res->who, r->specs[r->cur], sizeof(r->res->who));
-	close_fd(r);
-	if (r->fail_accept) {
-		r->cur++;
-		run_next(r);
-		return;
-	}
-	r->res->action = MILTER_TEMPFAIL;
-	str_copy(r->res->reply, "451 4.7.1 Service unavailable - try again "
-	    "later", sizeof(r->res->reply));
-	finish(r);
-}
-
-static void
-arm_timer(struct milter_run *r)
-{
-	ev_timer_stop(r->loop, &r->timer);
-	ev_timer_set(&r->timer, r->timeout, 0);
-	ev_timer_start(r->loop, &r->timer);
-}
-
-static void
-on_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct milter_run *r = w->data;
-
-	(void)loop;
-	(void)revents;
-	fail(r, r->connecting ? "connect timed out" : "timed out");
-}
-
-static void
-set_events(struct milter_run *r)
-{
-	int ev = EV_READ;
-
-	if (r->out.len > 0 || r->connecting)
-		ev |= EV_WRITE;
-	ev_io_stop(r->loop, &r->io);
-	ev_io_set(&r->io, r->fd, ev);
-	ev_io_start(r->loop, &r->io);
-}
-
 /* Macros a milter may want (rspamd reads i and the client's). */
 static void
-macros(struct milter_run *r, char cmd)
+macros(struct mconn *r, char cmd)
 {
 	const struct milter_msg *m = r->msg;
 	const char *n[4], *v[4];
@@ -322,7 +267,7 @@ next_header(const char *h, size_t len, size_t *off, struct buf *name,
 
 /* Whether the milter asked to leave the step out. */
 static bool
-skipped(const struct milter_run *r, enum step st)
+skipped(const struct mconn *r, enum step st)
 {
 	static const uint32_t no[] = {
 		[S_CONNECT] = SMFIP_NOCONNECT, [S_HELO] = SMFIP_NOHELO,
@@ -337,7 +282,7 @@ skipped(const struct milter_run *r, enum step st)
 
 /* Whether the milter answers the step. */
 static bool
-answers(const struct milter_run *r, enum step st)
+answers(const struct mconn *r, enum step st)
 {
 	static const uint32_t nr[] = {
 		[S_CONNECT] = SMFIP_NR_CONN, [S_HELO] = SMFIP_NR_HELO,
@@ -353,7 +298,7 @@ answers(const struct milter_run *r, enum step st)
 /* Queues the packet(s) of the current step; false when the step has
    nothing more to send (move on). */
 static bool
-put_step(struct milter_run *r)
+put_step(struct mconn *r)
 {
 	const struct milter_msg *m = r->msg;
 	char tmp[1024];
@@ -430,11 +375,6 @@ put_step(struct milter_run *r)
 		macros(r, SMFIC_BODYEOB);
 		milter_enc_simple(&r->out, SMFIC_BODYEOB);
 		break;
-	case S_QUIT:
-		if (r->sub > 0)
-			return false;
-		milter_enc_simple(&r->out, SMFIC_QUIT);
-		break;
 	default:
 		return false;
 	}
@@ -443,47 +383,14 @@ put_step(struct milter_run *r)
 }
 
 static void
-next_step(struct milter_run *r, enum step st)
+add_mod(struct mconn *r, const struct milter_reply *rep)
 {
-	r->step = st;
-	r->sub = 0;
-}
-
-/* Queues packets until one wants a reply (or QUIT went out). */
-static void
-send_next(struct milter_run *r)
-{
-	while (r->step < S_DONE) {
-		if (r->step != S_QUIT && skipped(r, r->step)) {
-			next_step(r, r->step + 1);
-			continue;
-		}
-		if (!put_step(r)) {
-			next_step(r, r->step + 1);
-			continue;
-		}
-		if (r->step == S_QUIT) {
-			r->step = S_DONE;
-			break;
-		}
-		if (answers(r, r->step)) {
-			r->waiting = true;
-			arm_timer(r);
-			break;
-		}
-	}
-	set_events(r);
-}
-
-static void
-add_mod(struct milter_run *r, const struct milter_reply *rep)
-{
-	struct milter_result *res = r->res;
+	struct milter_result *res = r->ms->res;
 	struct milter_mod *mo;
 
 	if (res->nmods == MILTER_MAX_MODS) {
 		log_warnx("milter %s: more than %d header changes, the rest "
-		    "ignored", r->specs[r->cur], MILTER_MAX_MODS);
+		    "ignored", r->spec, MILTER_MAX_MODS);
 		return;
 	}
 	res->mods = xrealloc(res->mods, (res->nmods + 1) * sizeof(*mo));
@@ -494,27 +401,280 @@ add_mod(struct milter_run *r, const struct milter_reply *rep)
 	mo->value = xstrdup(rep->value);
 }
 
-/* A decision that ends the run (reject, tempfail, discard). */
 static void
-decide(struct milter_run *r, enum milter_action a, const char *reply)
+set_events(struct mconn *r)
 {
-	r->res->action = a;
-	str_copy(r->res->who, r->specs[r->cur], sizeof(r->res->who));
-	str_copy(r->res->reply, reply, sizeof(r->res->reply));
-	log_info("milter %s: %s%s%s", r->specs[r->cur],
-	    a == MILTER_REJECT ? "reject" : a == MILTER_TEMPFAIL ? "tempfail" :
-	    "discard", reply[0] != '\0' ? " " : "", reply);
-	finish(r);
+	int ev = EV_READ;
+
+	if (r->fd < 0)
+		return;
+	if (r->out.len > 0 || r->connecting)
+		ev |= EV_WRITE;
+	ev_io_stop(r->ms->loop, &r->io);
+	ev_io_set(&r->io, r->fd, ev);
+	ev_io_start(r->ms->loop, &r->io);
 }
 
-/* One reply packet. 0 goes on, -1: the run moved on (do not touch the
-   connection). */
+static void
+close_fd(struct mconn *r)
+{
+	ev_io_stop(r->ms->loop, &r->io);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+	r->connecting = false;
+	buf_reset(&r->out);
+	buf_reset(&r->in);
+}
+
+/* The stage's verdict to the caller; the session waits for the next. */
+static void
+finish(struct milter_session *ms)
+{
+	struct milter_result *res = ms->res;
+	milter_done_cb *cb = ms->cb;
+	void *arg = ms->arg;
+
+	ev_timer_stop(ms->loop, &ms->timer);
+	ev_timer_stop(ms->loop, &ms->kick);
+	if (ms->stage == MILTER_EOM && res->action == MILTER_CONTINUE &&
+	    ms->tempfail) {
+		res->action = MILTER_TEMPFAIL;
+		str_copy(res->reply, "451 4.7.1 Service unavailable - try "
+		    "again later", sizeof(res->reply));
+	}
+	if (ms->stage == MILTER_EOM ||
+	    (ms->stage == MILTER_MAIL && res->action != MILTER_CONTINUE &&
+	    res->action != MILTER_DISCARD))
+		end_message(ms);
+	ms->res = NULL;
+	ms->cb = NULL;
+	ms->busy = false;
+	cb(arg, res);
+}
+
+/* Milter r failed: it takes no more part in the session. With
+   milter_failure = tempfail every message of the session gets a 451 at
+   its end (a command is never refused for our filters' trouble, and the
+   client learns at the one point where a retry makes sense). */
+static void
+fail(struct mconn *r, const char *why)
+{
+	struct milter_session *ms = r->ms;
+
+	log_warnx("milter %s: %s%s", r->spec, why, ms->fail_accept ?
+	    " (skipped: milter_failure = accept)" :
+	    " (tempfail: milter_failure = tempfail)");
+	close_fd(r);
+	r->dead = true;
+	if (!ms->fail_accept)
+		ms->tempfail = true;
+	if (ms->busy && ms->res != NULL) {
+		ms->res->failed = true;
+		str_copy(ms->res->why, why, sizeof(ms->res->why));
+		str_copy(ms->res->who, r->spec, sizeof(ms->res->who));
+	}
+	if (ms->busy && &ms->m[ms->cur] == r) {
+		ev_timer_stop(ms->loop, &ms->timer);
+		ms->cur++;
+		run_cur(ms);
+	}
+}
+
+static void
+arm_timer(struct milter_session *ms)
+{
+	ev_timer_stop(ms->loop, &ms->timer);
+	ev_timer_set(&ms->timer, ms->timeout, 0);
+	ev_timer_start(ms->loop, &ms->timer);
+}
+
+static void
+on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct milter_session *ms = w->data;
+	struct mconn *r = &ms->m[ms->cur];
+
+	(void)loop;
+	(void)revents;
+	fail(r, r->connecting ? "connect timed out" : "timed out");
+}
+
+/* The steps of a stage: first and last. */
+static void
+stage_steps(enum milter_stage st, enum step *first, enum step *last)
+{
+	*first = *last = S_CONNECT;
+	switch (st) {
+	case MILTER_CONNECT: *first = *last = S_CONNECT; break;
+	case MILTER_HELO: *first = *last = S_HELO; break;
+	case MILTER_MAIL: *first = *last = S_MAIL; break;
+	case MILTER_RCPT: *first = *last = S_RCPT; break;
+	case MILTER_DATA: *first = *last = S_DATA; break;
+	case MILTER_EOM: *first = S_DATA; *last = S_EOB; break;
+	}
+}
+
+static void
+next_step(struct mconn *r, enum step st)
+{
+	r->step = st;
+	r->sub = 0;
+}
+
+/* Queues packets of the stage until one wants a reply; true when one
+   does, false when the stage is through for this milter. */
+static bool
+send_next(struct mconn *r)
+{
+	bool wait = false;
+
+	while (r->step <= r->last) {
+		/* DATA is sent once per message (at DATA, or at the end of
+		   a BDAT message). */
+		if ((r->step == S_DATA && r->data_sent) ||
+		    skipped(r, r->step) || !put_step(r)) {
+			next_step(r, r->step + 1);
+			continue;
+		}
+		if (r->step == S_DATA)
+			r->data_sent = true;
+		if (r->step == S_MAIL)
+			r->msg_open = true;
+		if (answers(r, r->step)) {
+			wait = true;
+			break;
+		}
+	}
+	set_events(r);
+	return wait;
+}
+
+/* Ends the message for every milter: those that took part in it and got
+   no end of message are told to forget it. */
+static void
+end_message(struct milter_session *ms)
+{
+	for (size_t i = 0; i < ms->n; i++) {
+		struct mconn *r = &ms->m[i];
+
+		if (r->fd >= 0 && r->msg_open && !r->eom_sent) {
+			milter_enc_simple(&r->out, SMFIC_ABORT);
+			set_events(r);
+		}
+		r->msg_open = r->eom_sent = r->data_sent = false;
+		r->msg_accepted = false;
+	}
+}
+
+/* A decision that ends the stage (reject, tempfail, discard). */
+static void
+decide(struct mconn *r, enum milter_action a, const char *reply)
+{
+	struct milter_session *ms = r->ms;
+
+	ms->res->action = a;
+	/* Its own refusal of MAIL or its verdict on the message leaves it
+	   nothing to abort. */
+	if (r->step == S_EOB)
+		r->eom_sent = true;
+	if (r->step == S_MAIL)
+		r->msg_open = false;
+	str_copy(ms->res->who, r->spec, sizeof(ms->res->who));
+	str_copy(ms->res->reply, reply, sizeof(ms->res->reply));
+	log_info("milter %s: %s%s%s", r->spec,
+	    a == MILTER_REJECT ? "reject" : a == MILTER_TEMPFAIL ? "tempfail" :
+	    "discard", reply[0] != '\0' ? " " : "", reply);
+	r->waiting = false;
+	finish(ms);
+}
+
+/* A reply that moves the milter on: this milter is through with the
+   stage (next milter), or the next packets go out. */
+static void
+advance(struct mconn *r, bool stage_done)
+{
+	struct milter_session *ms = r->ms;
+
+	r->waiting = false;
+	ev_timer_stop(ms->loop, &ms->timer);
+	if (!stage_done) {
+		if (send_next(r)) {
+			r->waiting = true;
+			arm_timer(ms);
+			return;
+		}
+	}
+	ms->cur++;
+	run_cur(ms);
+}
+
+/* The reply to a message step that is not a verdict. 0 goes on, -1: the
+   milter failed. */
 static int
-handle(struct milter_run *r, char cmd, const unsigned char *data,
-    size_t dlen)
+eom_action(struct mconn *r, const struct milter_reply *rep, char cmd)
+{
+	switch (rep->type) {
+	case MILTER_R_ADDHEADER:
+	case MILTER_R_CHGHEADER:
+	case MILTER_R_INSHEADER:
+		if (r->step != S_EOB) {
+			fail(r, "header change before end of message");
+			return -1;
+		}
+		if (!(r->actions & (rep->type == MILTER_R_CHGHEADER ?
+		    SMFIF_CHGHDRS : SMFIF_ADDHDRS))) {
+			fail(r, "header change not negotiated");
+			return -1;
+		}
+		add_mod(r, rep);
+		return 0;
+	case MILTER_R_QUARANTINE:
+		if (r->step != S_EOB) {
+			fail(r, "quarantine before end of message");
+			return -1;
+		}
+		r->ms->res->quarantine = true;
+		str_copy(r->ms->res->quarantine_reason, rep->text,
+		    sizeof(r->ms->res->quarantine_reason));
+		log_info("milter %s: quarantine \"%s\"", r->spec, rep->text);
+		return 0;
+	default:
+		if (r->step == S_EOB) {
+			log_warnx("milter %s: unsupported action '%c' ignored",
+			    r->spec, cmd);
+			return 0;
+		}
+		fail(r, "unexpected reply");
+		return -1;
+	}
+}
+
+/* The option negotiation's reply: on to the stage. */
+static int
+negotiated(struct mconn *r, const struct milter_reply *rep)
+{
+	if (rep->type != MILTER_R_OPTNEG || rep->version < 2 ||
+	    rep->version > MILTER_VERSION) {
+		fail(r, "bad option negotiation");
+		return -1;
+	}
+	r->actions = rep->actions & MILTER_OUR_ACTIONS;
+	r->protocol = rep->protocol & MILTER_OUR_PROTOCOL;
+	r->negotiated = true;
+	r->waiting = false;
+	ev_timer_stop(r->ms->loop, &r->ms->timer);
+	start_stage(r);
+	return 0;
+}
+
+/* One reply packet. 0 goes on, -1: stop reading this milter's input. */
+static int
+handle(struct mconn *r, char cmd, const unsigned char *data, size_t dlen)
 {
 	struct milter_reply rep;
 	const char *err;
+	bool conn_level = r->step <= S_HELO;
 
 	if (!r->waiting) {
 		fail(r, "reply nobody asked for");
@@ -524,33 +684,36 @@ handle(struct milter_run *r, char cmd, const unsigned char *data,
 		fail(r, err);
 		return -1;
 	}
-	if (r->step == S_OPTNEG) {
-		if (rep.type != MILTER_R_OPTNEG || rep.version < 2 ||
-		    rep.version > MILTER_VERSION) {
-			fail(r, "bad option negotiation");
-			return -1;
-		}
-		r->actions = rep.actions & MILTER_OUR_ACTIONS;
-		r->protocol = rep.protocol & MILTER_OUR_PROTOCOL;
-		r->waiting = false;
-		next_step(r, S_CONNECT);
-		send_next(r);
-		return 0;
-	}
+	if (!r->negotiated)
+		return negotiated(r, &rep);
 	switch (rep.type) {
 	case MILTER_R_PROGRESS:
-		arm_timer(r);
+		arm_timer(r->ms);
 		return 0;
 	case MILTER_R_CONTINUE:
-		break;
+		if (r->step == S_EOB)
+			r->eom_sent = true;
+		advance(r, r->step == S_EOB);
+		return -1;
 	case MILTER_R_SKIP:
-		if (r->step == S_BODY)
+		if (r->step == S_BODY) {
 			next_step(r, S_EOB);
-		break;
+			advance(r, false);
+			return -1;
+		}
+		advance(r, false);
+		return -1;
 	case MILTER_R_ACCEPT:
-		/* This milter has no more to say about the message. */
-		next_step(r, S_QUIT);
-		break;
+		/* Nothing more from this milter: for the session when said
+		   before any message, else for this message. */
+		if (conn_level)
+			r->conn_accepted = true;
+		else
+			r->msg_accepted = true;
+		if (r->step == S_EOB)
+			r->eom_sent = true;
+		advance(r, true);
+		return -1;
 	case MILTER_R_REJECT:
 		decide(r, MILTER_REJECT, "550 5.7.1 Command rejected");
 		return -1;
@@ -565,64 +728,71 @@ handle(struct milter_run *r, char cmd, const unsigned char *data,
 		decide(r, rep.text[0] == '5' ? MILTER_REJECT : MILTER_TEMPFAIL,
 		    rep.text);
 		return -1;
-	case MILTER_R_ADDHEADER:
-	case MILTER_R_CHGHEADER:
-	case MILTER_R_INSHEADER:
-		if (r->step != S_EOB) {
-			fail(r, "header change before end of message");
-			return -1;
-		}
-		if (!(r->actions & (rep.type == MILTER_R_CHGHEADER ?
-		    SMFIF_CHGHDRS : SMFIF_ADDHDRS))) {
-			fail(r, "header change not negotiated");
-			return -1;
-		}
-		add_mod(r, &rep);
-		return 0;
-	case MILTER_R_QUARANTINE:
-		if (r->step != S_EOB) {
-			fail(r, "quarantine before end of message");
-			return -1;
-		}
-		r->res->quarantine = true;
-		str_copy(r->res->quarantine_reason, rep.text,
-		    sizeof(r->res->quarantine_reason));
-		log_info("milter %s: quarantine \"%s\"", r->specs[r->cur],
-		    rep.text);
-		return 0;
-	case MILTER_R_OTHER:
-		if (r->step == S_EOB) {
-			log_warnx("milter %s: unsupported action '%c' ignored",
-			    r->specs[r->cur], cmd);
-			return 0;
-		}
-		fail(r, "unexpected reply");
-		return -1;
 	default:
-		fail(r, "unexpected reply");
-		return -1;
+		return eom_action(r, &rep, cmd);
 	}
-	r->waiting = false;
-	ev_timer_stop(r->loop, &r->timer);
-	if (r->step == S_EOB)
-		next_step(r, S_QUIT);
-	send_next(r);
-	return 0;
+}
+
+/* Reads what milter r sent; replies are handled one by one. */
+static void
+read_input(struct mconn *r)
+{
+	char tmp[16384];
+	ssize_t n = recv(r->fd, tmp, sizeof(tmp), 0);
+	unsigned char *pkt;
+	int k;
+
+	if (n == 0) {
+		fail(r, "connection closed");
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			fail(r, "read failed");
+		return;
+	}
+	buf_append(&r->in, tmp, (size_t)n);
+	for (;;) {
+		size_t used, dlen;
+		char cmd;
+		const unsigned char *data;
+		int f = milter_frame((const unsigned char *)r->in.data,
+		    r->in.len, &used, &cmd, &data, &dlen);
+
+		if (f < 0) {
+			fail(r, "bad packet length");
+			return;
+		}
+		if (f == 0)
+			return;
+		/* A copy: handling the reply may move on to the next milter
+		   and even end the session (r freed), so the packet leaves
+		   the buffer first. */
+		pkt = xmalloc(dlen + 1);
+		memcpy(pkt, data, dlen);
+		buf_consume(&r->in, used);
+		k = handle(r, cmd, pkt, dlen);
+		free(pkt);
+		if (k < 0)
+			return;
+	}
 }
 
 static void
 on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct milter_run *r = w->data;
+	struct mconn *r = w->data;
 	ssize_t n;
 
 	(void)loop;
 	if (r->connecting) {
 		int e = 0;
 		socklen_t el = sizeof(e);
+
 		if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 ||
 		    e != 0) {
 			char why[96];
+
 			snprintf(why, sizeof(why), "connect: %s",
 			    strerror(e != 0 ? e : errno));
 			fail(r, why);
@@ -640,143 +810,173 @@ on_io(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		if (n > 0)
 			buf_consume(&r->out, (size_t)n);
-		if (r->out.len == 0 && r->step == S_DONE) {
-			/* QUIT sent: on to the next milter. */
-			close_fd(r);
-			r->cur++;
-			run_next(r);
-			return;
-		}
 		set_events(r);
 	}
-	if (revents & EV_READ) {
-		char tmp[16384];
-		n = recv(r->fd, tmp, sizeof(tmp), 0);
-		if (n == 0) {
-			fail(r, "connection closed");
-			return;
-		}
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return;
-			fail(r, "read failed");
-			return;
-		}
-		buf_append(&r->in, tmp, (size_t)n);
-		for (;;) {
-			size_t used, dlen;
-			char cmd;
-			const unsigned char *data;
-			int f = milter_frame((const unsigned char *)r->in.data,
-			    r->in.len, &used, &cmd, &data, &dlen);
-			if (f < 0) {
-				fail(r, "bad packet length");
-				return;
-			}
-			if (f == 0)
-				break;
-			if (handle(r, cmd, data, dlen) < 0)
-				return;
-			buf_consume(&r->in, used);
-		}
-	}
+	if (revents & EV_READ)
+		read_input(r);
 }
 
-/* Connects to milter r->cur, or finishes when none is left. */
-static void
-run_next(struct milter_run *r)
+/* Opens the connection to milter r and sends the option negotiation; on
+   a failure fail() has moved the stage on already. */
+static int
+open_conn(struct mconn *r)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	char err[300];
 
-	if (r->cur >= r->nspecs) {
-		finish(r);
-		return;
-	}
-	r->step = S_OPTNEG;
-	r->sub = 0;
-	r->waiting = false;
-	r->accepted = false;
-	r->actions = r->protocol = 0;
-	if (spec_addr(r->specs[r->cur], &ss, &sl, true, err, sizeof(err)) < 0) {
+	if (spec_addr(r->spec, &ss, &sl, true, err, sizeof(err)) < 0) {
 		fail(r, "bad address");
-		return;
+		return -1;
 	}
 	r->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (r->fd < 0) {
 		fail(r, "socket failed");
-		return;
+		return -1;
 	}
 	r->connecting = true;
-	if (connect(r->fd, (struct sockaddr *)&ss, sl) == 0)
+	if (connect(r->fd, (struct sockaddr *)&ss, sl) == 0) {
 		r->connecting = false;
-	else if (errno != EINPROGRESS) {
+	} else if (errno != EINPROGRESS) {
 		char why[96];
+
 		snprintf(why, sizeof(why), "connect: %s", strerror(errno));
-		r->connecting = false;
 		fail(r, why);
-		return;
+		return -1;
 	}
 	milter_enc_optneg(&r->out, MILTER_VERSION, MILTER_OUR_ACTIONS,
 	    MILTER_OUR_PROTOCOL);
+	r->negotiated = false;
 	r->waiting = true;
-	arm_timer(r);
+	arm_timer(r->ms);
 	set_events(r);
+	return 0;
+}
+
+/* Sends the stage to the negotiated milter r. */
+static void
+start_stage(struct mconn *r)
+{
+	struct milter_session *ms = r->ms;
+	enum step first = S_CONNECT;
+
+	stage_steps(ms->stage, &first, &r->last);
+	r->msg = ms->msg;
+	next_step(r, first);
+	if (send_next(r)) {
+		r->waiting = true;
+		arm_timer(ms);
+		return;
+	}
+	ms->cur++;
+	run_cur(ms);
+}
+
+/* Runs the stage on milter ms->cur, or finishes when none is left. */
+static void
+run_cur(struct milter_session *ms)
+{
+	for (; ms->cur < ms->n; ms->cur++) {
+		struct mconn *r = &ms->m[ms->cur];
+
+		if (r->dead || r->conn_accepted ||
+		    (r->msg_accepted && ms->stage >= MILTER_RCPT))
+			continue;
+		if (r->fd < 0)
+			(void)open_conn(r);
+		else
+			start_stage(r);
+		return;
+	}
+	finish(ms);
 }
 
 static void
 on_kick(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	struct milter_session *ms = w->data;
+
 	(void)loop;
 	(void)revents;
-	run_next(w->data);
+	ms->cur = 0;
+	run_cur(ms);
 }
 
-struct milter_run *
-milter_run_start(struct ev_loop *loop, const char *list, double timeout,
-    bool fail_accept, const struct milter_msg *msg, milter_done_cb *cb,
-    void *arg)
+struct milter_session *
+milter_session_new(struct ev_loop *loop, const char *list, double timeout,
+    bool fail_accept)
 {
-	struct milter_run *r = xcalloc(1, sizeof(*r));
-	char err[300];
+	struct milter_session *ms = xcalloc(1, sizeof(*ms));
+	char specs[MILTER_MAX][256], err[300];
 
-	r->loop = loop;
-	r->msg = msg;
-	r->cb = cb;
-	r->arg = arg;
-	r->timeout = timeout > 0 ? timeout : 30;
-	r->fail_accept = fail_accept;
-	r->fd = -1;
-	r->res = xcalloc(1, sizeof(*r->res));
-	if (split_list(list, r->specs, &r->nspecs, err, sizeof(err)) < 0)
-		r->nspecs = 0;
-	buf_init(&r->out);
-	buf_init(&r->in);
-	ev_io_init(&r->io, on_io, -1, EV_READ);
-	r->io.data = r;
-	ev_timer_init(&r->timer, on_timer, r->timeout, 0);
-	r->timer.data = r;
-	/* The callback never comes from inside this call. */
-	ev_timer_init(&r->kick, on_kick, 0, 0);
-	r->kick.data = r;
-	ev_timer_start(loop, &r->kick);
-	return r;
+	ms->loop = loop;
+	ms->timeout = timeout > 0 ? timeout : 30;
+	ms->fail_accept = fail_accept;
+	if (split_list(list, specs, &ms->n, err, sizeof(err)) < 0)
+		ms->n = 0;
+	for (size_t i = 0; i < ms->n; i++) {
+		struct mconn *r = &ms->m[i];
+
+		r->ms = ms;
+		r->fd = -1;
+		memcpy(r->spec, specs[i], sizeof(r->spec));
+		buf_init(&r->out);
+		buf_init(&r->in);
+		ev_io_init(&r->io, on_io, -1, EV_READ);
+		r->io.data = r;
+	}
+	ev_timer_init(&ms->timer, on_timer, ms->timeout, 0);
+	ms->timer.data = ms;
+	ev_timer_init(&ms->kick, on_kick, 0, 0);
+	ms->kick.data = ms;
+	return ms;
 }
 
 void
-milter_run_cancel(struct milter_run **rp)
+milter_session_step(struct milter_session *ms, enum milter_stage stage,
+    const struct milter_msg *msg, milter_done_cb *cb, void *arg)
 {
-	struct milter_run *r = *rp;
+	/* A new message (or a new HELO, which resets one) first ends any
+	   message the milters still hold open. */
+	if (stage == MILTER_MAIL || stage == MILTER_HELO)
+		end_message(ms);
+	ms->stage = stage;
+	ms->msg = msg;
+	ms->cb = cb;
+	ms->arg = arg;
+	ms->busy = true;
+	ms->res = xcalloc(1, sizeof(*ms->res));
+	/* The callback never comes from inside this call. */
+	ev_timer_start(ms->loop, &ms->kick);
+}
 
-	if (r == NULL)
+void
+milter_session_free(struct milter_session **msp)
+{
+	struct milter_session *ms = *msp;
+
+	if (ms == NULL)
 		return;
-	close_fd(r);
-	ev_timer_stop(r->loop, &r->kick);
-	buf_free(&r->out);
-	buf_free(&r->in);
-	milter_result_free(r->res);
-	free(r);
-	*rp = NULL;
+	*msp = NULL;
+	ev_timer_stop(ms->loop, &ms->timer);
+	ev_timer_stop(ms->loop, &ms->kick);
+	for (size_t i = 0; i < ms->n; i++) {
+		struct mconn *r = &ms->m[i];
+
+		/* A polite goodbye when it fits the socket; never waited
+		   for. */
+		if (r->fd >= 0 && !r->connecting && r->negotiated &&
+		    r->out.len == 0) {
+			char q[5] = { 0, 0, 0, 1, SMFIC_QUIT };
+
+			(void)send(r->fd, q, sizeof(q), MSG_NOSIGNAL |
+			    MSG_DONTWAIT);
+		}
+		close_fd(r);
+		buf_free(&r->out);
+		buf_free(&r->in);
+	}
+	milter_result_free(ms->res);
+	free(ms);
 }

@@ -1,14 +1,13 @@
-/* milter: the MTA side of the Sendmail milter protocol on libev. One run
-   takes a whole message (connection facts, HELO, envelope, header block,
-   body) through each configured milter in order, each over a fresh
-   connection (inet:host:port or unix:/path): option negotiation (header
-   changes and quarantine offered), CONNECT, HELO, MAIL, RCPT, DATA,
-   HEADER, EOH, BODY chunks, BODYEOB, QUIT. The first milter that rejects,
-   tempfails or discards decides; ACCEPT ends that milter's part; header
-   changes and a quarantine request at end of message are collected for
-   the caller. A milter that cannot be reached, stalls past the timeout,
-   closes or answers garbage is a failure: with fail_accept it is skipped,
-   otherwise the result is a tempfail. Everything runs on the loop. */
+/* milter: the MTA side of the Sendmail milter protocol on libev, for a
+   whole SMTP session: one connection per configured milter (inet:host:port
+   or unix:/path), option negotiation (header changes and quarantine
+   offered), then CONNECT, HELO, MAIL, RCPT, DATA as the SMTP commands
+   arrive and HEADER, EOH, BODY chunks, BODYEOB at the end of each message,
+   each answered before the SMTP reply. A milter that cannot be reached,
+   stalls past the timeout, closes or answers garbage is a failure: it is
+   dropped for the session; with fail_accept that is all, otherwise the
+   session's messages are tempfailed at their end. Everything runs on the
+   loop. */
 #ifndef POSTROOM_MILTER_H
 #define POSTROOM_MILTER_H
 
@@ -74,18 +73,39 @@ struct milter_result {
 };
 void milter_result_free(struct milter_result *r);
 
+/* The stages of a session, each run as its SMTP command arrives. */
+enum milter_stage {
+	MILTER_CONNECT,             /* at the greeting */
+	MILTER_HELO,
+	MILTER_MAIL,
+	MILTER_RCPT,                /* one recipient: rcpts[0] */
+	MILTER_DATA,
+	MILTER_EOM,                 /* header, body, end of message */
+};
+
 /* res: owned by the callee (milter_result_free). Called exactly once per
-   run, later, on the loop; the run is freed after it returns. */
+   stage, later, on the loop. */
 typedef void milter_done_cb(void *arg, struct milter_result *res);
 
-struct milter_run;
-/* Starts a run (list already checked; timeout in seconds for each reply
-   and the connection). msg and everything it points to must stay valid
-   until the callback. Never NULL. */
-struct milter_run *milter_run_start(struct ev_loop *loop, const char *list,
-    double timeout, bool fail_accept, const struct milter_msg *msg,
-    milter_done_cb *cb, void *arg);
-/* Stops a run without its callback (the session went away). */
-void milter_run_cancel(struct milter_run **r);
+struct milter_session;
+/* A session with the milters of list (already checked); timeout in
+   seconds for each reply and the connection. Nothing is opened before the
+   first stage. Never NULL. */
+struct milter_session *milter_session_new(struct ev_loop *loop,
+    const char *list, double timeout, bool fail_accept);
+/* Runs one stage through each milter still taking part, in order; the
+   first that rejects, tempfails or discards decides (for RCPT only that
+   recipient is refused). ACCEPT before MAIL ends that milter's part in
+   the session, after it its part in the message. MAIL and HELO first end
+   (SMFIC_ABORT) a message the milters hold open. At MILTER_EOM the header
+   changes and a quarantine request are collected; a milter that failed
+   with fail_accept false makes every end of message a 451 from then on.
+   One stage at a time; msg and what it points to stay valid until the
+   callback. */
+void milter_session_step(struct milter_session *ms, enum milter_stage stage,
+    const struct milter_msg *msg, milter_done_cb *cb, void *arg);
+/* Closes the connections (a QUIT where it fits); a stage in progress gets
+   no callback. */
+void milter_session_free(struct milter_session **ms);
 
 #endif

@@ -175,6 +175,9 @@ smtp_checks_start(struct daemon *d, char *err, size_t errlen)
 	    errlen);
 	if (resolver == NULL)
 		return -1;
+	/* Senders repeat: their SPF, DKIM key and DMARC records are asked
+	   again for every message without a cache across messages. */
+	dns_resolver_enable_cache(resolver);
 	psl_reload();
 	return 0;
 }

@@ -25,7 +25,13 @@ struct smtp_cmd_row {
 	smtp_cmd_fn *fn;
 };
 
-static void
+static enum cmd_result cmd_ehlo(struct smtp_session *s, const char *args,
+    size_t len);
+static enum cmd_result cmd_helo(struct smtp_session *s, const char *args,
+    size_t len);
+
+/* false: the milters are asked first (the session is suspended). */
+static bool
 ehlo_common(struct smtp_session *s, const char *args, size_t len, bool esmtp)
 {
 	const char *err;
@@ -34,8 +40,11 @@ ehlo_common(struct smtp_session *s, const char *args, size_t len, bool esmtp)
 
 	if (smtp_parse_helo(args, len, helo, sizeof(helo), &err) < 0) {
 		smtp_reply(s, 501, "5.5.4", "%s", err);
-		return;
+		return true;
 	}
+	if (smtp_milter_gate(s, MILTER_HELO, helo, esmtp ? cmd_ehlo : cmd_helo,
+	    args, len))
+		return false;
 	/* EHLO in the middle of a transaction resets it (RFC 5321 4.1.4). */
 	smtp_tx_free(&s->tx);
 	memcpy(s->helo, helo, sizeof(helo));
@@ -46,7 +55,7 @@ ehlo_common(struct smtp_session *s, const char *args, size_t len, bool esmtp)
 	smtp_set_state(s, SMTP_ST_READY);
 	if (!esmtp) {
 		conn_printf(s->base.c, "250 %s\r\n", cfg->hostname);
-		return;
+		return true;
 	}
 	conn_printf(s->base.c, "250-%s Hello %s [%s]\r\n", cfg->hostname, helo,
 	    conn_peer_addr(s->base.c));
@@ -65,20 +74,19 @@ ehlo_common(struct smtp_session *s, const char *args, size_t len, bool esmtp)
 	if (smtp_is_submission(s))
 		conn_puts(s->base.c, "250-DSN\r\n");
 	conn_puts(s->base.c, "250 ENHANCEDSTATUSCODES\r\n");
+	return true;
 }
 
 static enum cmd_result
 cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 {
-	ehlo_common(s, args, len, true);
-	return CMD_DONE;
+	return ehlo_common(s, args, len, true) ? CMD_DONE : CMD_SUSPEND;
 }
 
 static enum cmd_result
 cmd_helo(struct smtp_session *s, const char *args, size_t len)
 {
-	ehlo_common(s, args, len, false);
-	return CMD_DONE;
+	return ehlo_common(s, args, len, false) ? CMD_DONE : CMD_SUSPEND;
 }
 
 static void
@@ -133,6 +141,8 @@ cmd_mail(struct smtp_session *s, const char *args, size_t len)
 		    path.address, s->auth_user);
 		return CMD_DONE;
 	}
+	if (smtp_milter_gate(s, MILTER_MAIL, path.address, cmd_mail, args, len))
+		return CMD_SUSPEND;
 	tx = xcalloc(1, sizeof(*tx));
 	memcpy(tx->from, path.address, sizeof(tx->from));
 	tx->smtputf8 = path.smtputf8;
@@ -341,6 +351,7 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 	uint32_t *ids = NULL;
 	size_t n = 0, nfwd = 0;
 	char **fwd = NULL;
+	enum cmd_result r = CMD_DONE;
 
 	if (tx->nrcpts >= s->base.d->cfg->max_recipients) {
 		smtp_reply(s, 452, "4.5.3", "Too many recipients");
@@ -391,6 +402,12 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, 452, "4.2.2", "<%s>: Mailbox full", path.address);
 		goto out;
 	}
+	/* The milters see only what smtpd itself would accept. */
+	if (smtp_milter_gate(s, MILTER_RCPT, path.address, cmd_rcpt, args,
+	    len)) {
+		r = CMD_SUSPEND;
+		goto out;
+	}
 	size_t before = tx->nusers;
 	for (size_t i = 0; i < n; i++) {
 		if (!tx_add_user(tx, ids[i])) {
@@ -418,18 +435,19 @@ cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 accepted:
 	if (tx->nrcpts++ == 0)
 		memcpy(tx->first_rcpt, path.address, sizeof(tx->first_rcpt));
-	smtp_milter_rcpt(s, path.address);
 	smtp_set_state(s, SMTP_ST_RCPT);
 	smtp_reply(s, 250, "2.1.5", "Recipient <%s> OK", path.address);
 out:
 	free(ids);
 	store_strv_free(fwd, nfwd);
-	return CMD_DONE;
+	return r;
 }
 
 static enum cmd_result
 cmd_data(struct smtp_session *s, const char *args, size_t len)
 {
+	if (smtp_milter_gate(s, MILTER_DATA, NULL, cmd_data, args, len))
+		return CMD_SUSPEND;
 	if (smtp_data_begin(s, false) < 0)
 		return CMD_DONE;
 	smtp_set_state(s, SMTP_ST_DATA);

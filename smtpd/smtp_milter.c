@@ -2,13 +2,16 @@
    blocklists (dnsbl): the client's address, reversed (IPv4 octets, IPv6
    nibbles), looked up as an A record under each zone; a listed client gets
    554 5.7.1 naming the list instead of the greeting and the session ends,
-   so nothing is stored. At the end of a message the configured milters see
-   it whole (connect facts, HELO, envelope, header, body); their verdict is
-   honoured (reject with their reply text, tempfail, discard) and their
-   header changes are applied on the worker before the commit. A quarantine
-   request or a spam mark (X-Spam: Yes, X-Spam-Flag: YES, which rspamd's
-   "add header" action adds) files the message as junk. Authenticated
-   sessions and the submission listeners are never filtered. */
+   so nothing is stored. The configured milters are then talked to as the
+   session goes: connect before the greeting, HELO, MAIL, each RCPT and
+   DATA before smtpd's reply to that command (a refusal is the reply to
+   that command: one refused recipient leaves the others), the header and
+   body at the end of the message. Their verdict is honoured (reject with
+   their reply text, tempfail, discard) and their header changes are
+   applied on the worker before the commit. A quarantine request or a spam
+   mark (X-Spam: Yes, X-Spam-Flag: YES, which rspamd's "add header" action
+   adds) files the message as junk. Authenticated sessions and the
+   submission listeners are never filtered. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,22 +31,40 @@
 
 #define DNSBL_MAX 8
 
-/* What the session keeps for the milters (tx->milter). */
+/* What the message keeps for the milters (tx->milter). */
 struct smtp_milter_tx {
-	char **rcpts;
-	size_t nrcpts;
-	/* The run in flight: the message mapped, what the milters read. */
+	/* The end of message in flight: the message mapped, for the
+	   milters to read. */
 	void *map;
 	size_t map_len;
-	struct milter_msg msg;
-	char client_port[8];
 	/* The verdict, for the worker. */
 	struct milter_result *res;
 	char junk_why[256];
 };
 
+/* What the session keeps for the milters (s->milter). */
+struct smtp_milter_sess {
+	struct milter_session *ms;
+	struct milter_msg msg;          /* what the stages read */
+	char helo[256];
+	char from[SMTP_PATH_MAX + 1];
+	char rcpt[SMTP_PATH_MAX + 1];
+	const char *rcptv[1];
+	char queue_id[32];
+	/* The command waiting for the verdict, run again when it passes. */
+	enum milter_stage stage;
+	smtp_milter_cmd_fn *fn;
+	char *args;
+	size_t len;
+	bool pass;                      /* the re-run: the milters passed it */
+	bool discard;                   /* a milter discards this message */
+};
+
 /* One resolver for the process, made at the first lookup. */
 static struct dns_resolver *resolver;
+
+static void stage_done(void *arg, struct milter_result *res);
+static void milters_connect(struct smtp_session *s);
 
 static bool
 filtered(const struct smtp_session *s)
@@ -100,11 +121,16 @@ dnsbl_done(struct dnsbl_check *k)
 		    "[%s] blocked using %s\r\n", conn_peer_addr(s->base.c),
 		    k->listed);
 		session_close(&s->base, "dnsbl");
-	} else {
-		conn_printf(s->base.c, "220 %s ESMTP Postroom\r\n",
-		    cfg->hostname);
+		free(k);
+		session_resume(&s->base);
+		return;
 	}
 	free(k);
+	if (s->milter != NULL) {
+		milters_connect(s);
+		return;
+	}
+	conn_printf(s->base.c, "220 %s ESMTP Postroom\r\n", cfg->hostname);
 	session_resume(&s->base);
 }
 
@@ -132,12 +158,30 @@ dnsbl_query_answer(void *arg, const struct dns_answer *ans)
 		dnsbl_done(k);
 }
 
-bool
-smtp_milter_connect(struct smtp_session *s)
+/* The session's milters at connect: the greeting waits for them. */
+static void
+milters_connect(struct smtp_session *s)
+{
+	struct smtp_milter_sess *m = s->milter;
+
+	m->msg.hostname = s->base.d->cfg->hostname;
+	m->msg.client_name = "unknown";
+	m->msg.client_addr = conn_peer_addr(s->base.c);
+	m->msg.client_v6 = strchr(m->msg.client_addr, ':') != NULL;
+	m->msg.client_port = 0;
+	m->msg.helo = m->helo;
+	m->msg.from = m->from;
+	m->msg.queue_id = m->queue_id;
+	m->rcptv[0] = m->rcpt;
+	m->stage = MILTER_CONNECT;
+	milter_session_step(m->ms, MILTER_CONNECT, &m->msg, stage_done, s);
+}
+
+/* Whether the greeting waits for the DNSBL lookups. */
+static bool
+dnsbl_wanted(const struct smtp_session *s)
 {
 	const struct config *cfg = s->base.d->cfg;
-	struct dnsbl_check *k;
-	const char *p;
 	char err[256];
 
 	if (s->listener != SMTP_L_MX || cfg->dnsbl == NULL)
@@ -149,6 +193,29 @@ smtp_milter_connect(struct smtp_session *s)
 			log_warnx("dnsbl: %s", err);
 			return false;
 		}
+		dns_resolver_enable_cache(resolver);
+	}
+	return true;
+}
+
+bool
+smtp_milter_connect(struct smtp_session *s)
+{
+	const struct config *cfg = s->base.d->cfg;
+	struct dnsbl_check *k;
+	const char *p;
+
+	if (smtp_milter_wanted(s)) {
+		s->milter = xcalloc(1, sizeof(*s->milter));
+		s->milter->ms = milter_session_new(s->base.d->loop, cfg->milter,
+		    cfg->milter_timeout, cfg->milter_fail_accept);
+	}
+	if (!dnsbl_wanted(s)) {
+		if (s->milter == NULL)
+			return false;
+		session_suspend(&s->base);
+		milters_connect(s);
+		return true;
 	}
 	k = xcalloc(1, sizeof(*k));
 	k->s = s;
@@ -189,32 +256,175 @@ mtx_of(struct smtp_tx *tx)
 }
 
 void
-smtp_milter_rcpt(struct smtp_session *s, const char *address)
-{
-	struct smtp_milter_tx *m;
-
-	if (!filtered(s) || s->base.d->cfg->milter == NULL)
-		return;
-	m = mtx_of(s->tx);
-	m->rcpts = xrealloc(m->rcpts, (m->nrcpts + 1) * sizeof(char *));
-	m->rcpts[m->nrcpts++] = xstrdup(address);
-}
-
-void
 smtp_milter_tx_free(struct smtp_tx *tx)
 {
 	struct smtp_milter_tx *m = tx->milter;
 
 	if (m == NULL)
 		return;
-	for (size_t i = 0; i < m->nrcpts; i++)
-		free(m->rcpts[i]);
-	free(m->rcpts);
 	if (m->map != NULL)
 		munmap(m->map, m->map_len);
 	milter_result_free(m->res);
 	free(m);
 	tx->milter = NULL;
+}
+
+/* ---- the milters during the session ---- */
+
+/* The milters' verdict on the connection: the greeting, or a refusal
+   with their text (as 554 or 421: the codes a greeting may carry). */
+static void
+connect_verdict(struct smtp_session *s, const struct milter_result *res)
+{
+	const char *text = strlen(res->reply) > 4 ? res->reply + 4 : "";
+
+	switch (res->action) {
+	case MILTER_REJECT:
+	case MILTER_TEMPFAIL:
+		log_info("%s milter=%s result=%s at=connect reply=\"%s\"",
+		    conn_id(s->base.c), res->who, res->action == MILTER_REJECT ?
+		    "refused" : "deferred", res->reply);
+		conn_printf(s->base.c, "%s %s\r\n", res->action ==
+		    MILTER_REJECT ? "554" : "421", text);
+		session_close(&s->base, "milter");
+		break;
+	default:
+		conn_printf(s->base.c, "220 %s ESMTP Postroom\r\n",
+		    s->base.d->cfg->hostname);
+		break;
+	}
+}
+
+/* The command the milters passed: its handler runs again, this time to
+   the end (smtp_milter_gate says go on). */
+static void
+rerun(struct smtp_session *s)
+{
+	struct smtp_milter_sess *m = s->milter;
+	enum cmd_result r;
+
+	m->pass = true;
+	r = m->fn(s, m->args, m->len);
+	m->pass = false;
+	free(m->args);
+	m->args = NULL;
+	switch (r) {
+	case CMD_SUSPEND:
+		return;
+	case CMD_CLOSE:
+		session_close(&s->base, "closed");
+		break;
+	case CMD_DONE:
+		break;
+	}
+	session_resume(&s->base);
+}
+
+static const char *
+stage_name(enum milter_stage st)
+{
+	static const char *const names[] = { "connect", "helo", "mail",
+	    "rcpt", "data", "eom" };
+
+	return names[st];
+}
+
+static void
+stage_done(void *arg, struct milter_result *res)
+{
+	struct smtp_session *s = arg;
+	struct smtp_milter_sess *m = s->milter;
+
+	if (m->stage == MILTER_CONNECT) {
+		connect_verdict(s, res);
+		milter_result_free(res);
+		session_resume(&s->base);
+		return;
+	}
+	switch (res->action) {
+	case MILTER_DISCARD:
+		/* The whole message, whichever command it came at. */
+		if (m->stage >= MILTER_MAIL) {
+			log_info("%s milter=%s discards the message at=%s",
+			    conn_id(s->base.c), res->who, stage_name(m->stage));
+			m->discard = true;
+		}
+		/* fallthrough */
+	case MILTER_CONTINUE:
+		milter_result_free(res);
+		rerun(s);
+		return;
+	case MILTER_REJECT:
+	case MILTER_TEMPFAIL:
+		log_info("%s milter=%s result=%s at=%s reply=\"%s\"",
+		    conn_id(s->base.c), res->who, res->action == MILTER_REJECT ?
+		    "refused" : "deferred", stage_name(m->stage), res->reply);
+		conn_printf(s->base.c, "%s\r\n", res->reply);
+		if (session_count_error(&s->base, SMTP_ERROR_MAX_SESSION))
+			smtp_close_421(s, "4.7.0",
+			    "Too many errors, closing connection");
+		break;
+	}
+	milter_result_free(res);
+	free(m->args);
+	m->args = NULL;
+	session_resume(&s->base);
+}
+
+bool
+smtp_milter_gate(struct smtp_session *s, enum milter_stage st,
+    const char *value, smtp_milter_cmd_fn *fn, const char *args, size_t len)
+{
+	struct smtp_milter_sess *m = s->milter;
+
+	if (m == NULL || !filtered(s))
+		return false;
+	if (m->pass) {
+		m->pass = false;
+		return false;
+	}
+	switch (st) {
+	case MILTER_HELO:
+		str_copy(m->helo, value, sizeof(m->helo));
+		break;
+	case MILTER_MAIL:
+		str_copy(m->from, value, sizeof(m->from));
+		/* The id cmd_mail gives the transaction. */
+		snprintf(m->queue_id, sizeof(m->queue_id), "%.11s%05X",
+		    conn_id(s->base.c), s->messages & 0xfffff);
+		m->discard = false;
+		break;
+	case MILTER_RCPT:
+		str_copy(m->rcpt, value, sizeof(m->rcpt));
+		m->msg.rcpts = m->rcptv;
+		m->msg.nrcpts = 1;
+		break;
+	default:
+		break;
+	}
+	m->stage = st;
+	m->fn = fn;
+	m->args = xmalloc(len + 1);
+	if (len > 0)
+		memcpy(m->args, args, len);
+	m->args[len] = '\0';
+	m->len = len;
+	session_suspend(&s->base);
+	milter_session_step(m->ms, st, &m->msg, stage_done, s);
+	return true;
+}
+
+void
+smtp_milter_session_free(struct smtp_session *s)
+{
+	struct smtp_milter_sess *m = s->milter;
+
+	if (m == NULL)
+		return;
+	milter_session_free(&m->ms);
+	free(m->args);
+	free(m);
+	s->milter = NULL;
 }
 
 /* Where the header ends in p[0..len): the offset of the body (after the
@@ -378,14 +588,23 @@ smtp_milter_eom(struct smtp_session *s)
 {
 	const struct config *cfg = s->base.d->cfg;
 	struct smtp_tx *tx = s->tx;
+	struct smtp_milter_sess *ms;
 	struct smtp_milter_tx *m;
 	uint64_t size;
 	size_t hlen, body;
 	const char *p;
 	int fd;
 
-	if (!filtered(s) || cfg->milter == NULL)
+	if (!filtered(s) || s->milter == NULL)
 		return 0;
+	if (s->milter->discard) {
+		log_info("%s message id=%s result=discarded", conn_id(s->base.c),
+		    tx->id);
+		smtp_tx_reset(s);
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s (discarded)",
+		    "-");
+		return 2;
+	}
 	m = mtx_of(tx);
 	if (store_delivery_contents(tx->d, &fd, &size) != STORE_OK ||
 	    size <= tx->trace_len ||
@@ -405,24 +624,16 @@ smtp_milter_eom(struct smtp_session *s)
 	m->map_len = size;
 	p = (const char *)m->map + tx->trace_len;
 	split_message(p, size - tx->trace_len, &hlen, &body);
-	m->msg.hostname = cfg->hostname;
-	m->msg.queue_id = tx->id;
-	m->msg.client_name = "unknown";
-	m->msg.client_addr = conn_peer_addr(s->base.c);
-	m->msg.client_v6 = strchr(m->msg.client_addr, ':') != NULL;
-	m->msg.client_port = 0;
-	m->msg.helo = s->helo;
-	m->msg.from = tx->from;
-	m->msg.rcpts = (const char *const *)m->rcpts;
-	m->msg.nrcpts = m->nrcpts;
-	m->msg.header = p;
-	m->msg.header_len = hlen;
-	m->msg.body = p + body;
-	m->msg.body_len = size - tx->trace_len - body;
+	ms = s->milter;
+	str_copy(ms->queue_id, tx->id, sizeof(ms->queue_id));
+	ms->msg.nrcpts = 0;
+	ms->msg.header = p;
+	ms->msg.header_len = hlen;
+	ms->msg.body = p + body;
+	ms->msg.body_len = size - tx->trace_len - body;
+	ms->stage = MILTER_EOM;
 	/* The session is suspended already (smtp_milter_gate_done). */
-	(void)milter_run_start(s->base.d->loop, cfg->milter,
-	    cfg->milter_timeout, cfg->milter_fail_accept, &m->msg,
-	    milter_done, s);
+	milter_session_step(ms->ms, MILTER_EOM, &ms->msg, milter_done, s);
 	return 1;
 }
 

@@ -273,6 +273,7 @@ on_closed(struct conn *c, void *sess)
 	log_info("%s session-end messages=%u errors=%u", conn_id(c),
 	    s->messages, s->base.errors);
 	smtp_tx_free(&s->tx);
+	smtp_milter_session_free(s);
 	login_deinit(&s->login);
 	free(s);
 }

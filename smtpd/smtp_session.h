@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "daemon.h"
 #include "login.h"
+#include "milter.h"
 #include "proto_limits.h"
 #include "session.h"
 #include "store.h"
@@ -142,6 +143,8 @@ struct smtp_session {
 	const char *discard_reply;       /* static "503 5.5.1 ..." */
 
 	struct smtp_tx *tx;
+	/* The milters' session (smtp_milter.c), NULL without milters. */
+	struct smtp_milter_sess *milter;
 };
 
 static inline bool
@@ -207,8 +210,20 @@ enum cmd_result smtp_data_commit_done(struct session *base, void *tx);
 /* At accept on the MX listener: checks the dnsbl zones before the
    greeting. True: the greeting (or the 554) is sent later. */
 bool smtp_milter_connect(struct smtp_session *s);
-/* An accepted recipient, for the milters. */
-void smtp_milter_rcpt(struct smtp_session *s, const char *address);
+/* A command handler that a milter stage may have to run again. */
+typedef enum cmd_result smtp_milter_cmd_fn(struct smtp_session *s,
+    const char *args, size_t len);
+/* Asks the milters about a command that smtpd itself accepts (value: the
+   HELO name, the sender, the recipient; NULL for DATA), before it takes
+   effect. True: they are asked with the session suspended, and the
+   handler returns CMD_SUSPEND without replying; on their verdict the
+   refusal is sent, or fn(s, args, len) runs again and this call then
+   returns false so the command completes. False: go on now. */
+bool smtp_milter_gate(struct smtp_session *s, enum milter_stage st,
+    const char *value, smtp_milter_cmd_fn *fn, const char *args,
+    size_t len);
+/* The session's end: closes the milter connections. */
+void smtp_milter_session_free(struct smtp_session *s);
 /* Whether this message goes through milters (MX listener, milter set). */
 bool smtp_milter_wanted(const struct smtp_session *s);
 /* The end of the content, once the inbound checks are decided, with the

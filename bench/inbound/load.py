@@ -3,10 +3,15 @@ SPF record, a DKIM key and a DMARC p=reject record for the sender domain,
 an smtpd from BIN on the MX listener with dns_servers pointed at it, and
 sends N DKIM-signed messages (dkimpy, RSA-2048) of SIZE bytes over
 SESSIONS parallel SMTP sessions. Prints msgs/s and smtpd's CPU seconds per
-1,000 messages (utime+stime from /proc).
+1,000 messages (utime+stime from /proc). With RSPAMD=1 in the
+environment a private rspamd (Debian's package, its proxy worker in milter
+mode, self-scanning, started as tests/proto/milter/test_rspamd.py does) is
+smtpd's milter; its CPU is printed apart (rspamd_cpu_s_per_1000).
     load.py BIN N SIZE SESSIONS"""
 import base64
 import os
+import signal
+import shutil
 import smtplib
 import socket
 import subprocess
@@ -47,6 +52,69 @@ class Zones(BaseResolver):
         return reply
 
 
+class Rspamd:
+    """rspamd in milter mode on a free loopback port, config in a scratch
+    dir, its DNS pointed at a dead loopback port (nothing leaves)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="postroom-inbench-rspamd-")
+        local = os.path.join(self.dir, "local")
+        for d in ("local/local.d", "local/override.d", "db", "run", "log"):
+            os.makedirs(os.path.join(self.dir, d))
+        self.port = free_port()
+        files = {
+            "override.d/worker-proxy.inc": (
+                f'bind_socket = "127.0.0.1:{self.port}";\nmilter = yes;\n'
+                "timeout = 120s;\nself_scan = yes;\ncount = 1;\n"
+                "upstream \"local\" { default = yes; self_scan = yes; }\n"),
+            "override.d/worker-normal.inc": 'count = -1; bind_socket = "127.0.0.1:1";\n',
+            "override.d/worker-controller.inc": 'count = -1; bind_socket = "127.0.0.1:1";\n',
+            "override.d/logging.inc": 'type = "console"; level = "error";\n',
+            "local.d/options.inc": (
+                f'dns {{ nameserver = ["127.0.0.1:{free_port()}"]; timeout = 1s; '
+                'retransmits = 1; }\n'),
+        }
+        for name, text in files.items():
+            with open(os.path.join(local, name), "w") as f:
+                f.write(text)
+        self.p = subprocess.Popen(
+            [shutil.which("rspamd") or "/usr/bin/rspamd", "-f", "-i", "-c",
+             "/etc/rspamd/rspamd.conf", f"--var=LOCAL_CONFDIR={local}",
+             f"--var=DBDIR={self.dir}/db", f"--var=RUNDIR={self.dir}/run",
+             f"--var=LOGDIR={self.dir}/log"],
+            cwd=self.dir, stdout=open(os.path.join(self.dir, "out"), "w"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        while True:
+            if self.p.poll() is not None:
+                raise RuntimeError("rspamd exited")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+
+    def cpu(self):
+        """CPU seconds of rspamd's process group (main and workers)."""
+        total = 0.0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                if os.getpgid(int(pid)) == self.p.pid:
+                    total += cpu(pid)
+            except (OSError, IndexError):
+                pass
+        return total
+
+    def stop(self):
+        try:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            self.p.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def cpu(pid):
     with open(f"/proc/{pid}/stat") as f:
         parts = f.read().rsplit(")", 1)[1].split()
@@ -73,6 +141,7 @@ def main():
                                      prefix=False))
     srv.start_thread()
     port = free_port()
+    rspamd = Rspamd() if os.environ.get("RSPAMD") == "1" else None
     conf = os.path.join(d, "postroom.conf")
     with open(conf, "w") as f:
         f.write(f"hostname = mail.example.test\ndata_dir = {d}/data\n"
@@ -80,6 +149,8 @@ def main():
                 f"max_message_size = 50M\nmax_connections_per_ip = 1000\n"
                 f"max_unauth_connections_per_ip = 1000\n"
                 f"dns_servers = 127.0.0.1:{dport}\n")
+        if rspamd:
+            f.write(f"milter = inet:127.0.0.1:{rspamd.port}\n")
     subprocess.run([f"{bindir}/mailctl", "-c", conf, "domain", "add", "example.test"], check=True)
     subprocess.run([f"{bindir}/mailctl", "-c", conf, "user", "add", "bench@example.test",
                     "--password-stdin"], input=b"bench-password\n", check=True,
@@ -107,6 +178,7 @@ def main():
                 c.sendmail("a@bench.test", ["bench@example.test"], msg)
 
     c0 = cpu(p.pid)
+    r0 = rspamd.cpu() if rspamd else 0
     t0 = time.monotonic()
     ts = [threading.Thread(target=worker, args=(k,)) for k in per]
     for t in ts:
@@ -115,12 +187,16 @@ def main():
         t.join()
     dt = time.monotonic() - t0
     c1 = cpu(p.pid)
+    extra = ""
+    if rspamd:
+        extra = f" rspamd_cpu_s_per_1000={(rspamd.cpu() - r0) * 1000 / n:.2f}"
+        rspamd.stop()
     p.terminate()
     p.wait()
     srv.stop()
     subprocess.run(["rm", "-rf", d])
     print(f"msgs={n} size={size} sessions={sessions} msgs_per_s={n / dt:.1f} "
-          f"cpu_s_per_1000={(c1 - c0) * 1000 / n:.2f}")
+          f"cpu_s_per_1000={(c1 - c0) * 1000 / n:.2f}{extra}")
 
 
 main()

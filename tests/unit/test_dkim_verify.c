@@ -241,6 +241,108 @@ test_expired_and_short_rsa(void **state)
 	free(cmd);
 }
 
+
+/* ---- the streaming body hash ---- */
+
+/* The simple canonicalisation written the obvious way, on the whole
+   body: CRLF line ends, trailing empty lines dropped, empty body CRLF. */
+static void
+ref_simple(const char *b, size_t len, struct buf *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (b[i] == '\n' && (i == 0 || b[i - 1] != '\r'))
+			buf_putc(out, '\r');
+		buf_putc(out, b[i]);
+	}
+	if (out->len < 2 || out->data[out->len - 1] != '\n')
+		buf_append(out, "\r\n", 2);
+	while (out->len >= 4 &&
+	    memcmp(out->data + out->len - 4, "\r\n\r\n", 4) == 0)
+		out->len -= 2;
+}
+
+/* Hash of b[0..len) fed in pieces of the given size (0: at random). */
+static int
+stream_hash(bool relaxed, bool has_l, uint64_t l, const char *b, size_t len,
+    size_t piece, unsigned char out[32])
+{
+	struct dkim_bh *h = dkim_bh_new(relaxed, has_l, l);
+	size_t pos = 0;
+	int r;
+
+	while (pos < len) {
+		size_t n = piece > 0 ? piece : 1 + (size_t)(rand() % 7);
+
+		if (n > len - pos)
+			n = len - pos;
+		dkim_bh_update(h, b + pos, n);
+		pos += n;
+	}
+	r = dkim_bh_final(h, out);
+	dkim_bh_free(&h);
+	assert_null(h);
+	return r;
+}
+
+static void
+check_body(const char *b, size_t len)
+{
+	for (int relaxed = 0; relaxed < 2; relaxed++) {
+		struct buf ref;
+		unsigned char want[32], got[32];
+		unsigned int wl = 0;
+
+		buf_init(&ref);
+		if (relaxed)
+			dkim_canon_body(b, len, &ref);
+		else
+			ref_simple(b, len, &ref);
+		assert_int_equal(EVP_Digest(ref.data != NULL ? ref.data : "",
+		    ref.len, want, &wl, EVP_sha256(), NULL), 1);
+		for (size_t piece = 0; piece < 5; piece++) {
+			assert_int_equal(stream_hash(relaxed, false, 0, b, len,
+			    piece, got), 0);
+			assert_memory_equal(got, want, 32);
+		}
+		/* l=: the first l canonical bytes; past the end fails. */
+		if (ref.len > 3) {
+			EVP_Digest(ref.data, ref.len - 3, want, &wl,
+			    EVP_sha256(), NULL);
+			assert_int_equal(stream_hash(relaxed, true,
+			    ref.len - 3, b, len, 0, got), 0);
+			assert_memory_equal(got, want, 32);
+		}
+		assert_int_equal(stream_hash(relaxed, true, ref.len + 1, b,
+		    len, 0, got), -1);
+		buf_free(&ref);
+	}
+}
+
+static void
+test_body_hash_streaming(void **state)
+{
+	static const char *const bodies[] = {
+		"", "\r\n", "\r\n\r\n\r\n", "abc", "abc\r", "\r", "\r\r\n",
+		"a \rb\n", "  lead  and  trail  \r\n\t\r\n", "x\n\ny\n\n\n",
+		"line one\r\n \r\n\t \r\nline two \t \r\n\r\n  \r\n",
+		"bare\rcr\r\nand\nlf\n\r\n\r", "only spaces   ", " \t \r\n",
+	};
+	char big[3000];
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		check_body(bodies[i], strlen(bodies[i]));
+	/* Random bodies over the bytes that matter, with every split. */
+	srand(13);
+	for (int k = 0; k < 300; k++) {
+		static const char set[] = "ab \t\r\n";
+		size_t len = (size_t)(rand() % (int)sizeof(big));
+
+		for (size_t i = 0; i < len; i++)
+			big[i] = set[rand() % 6];
+		check_body(big, len);
+	}
+}
+
 int
 main(void)
 {
@@ -249,6 +351,7 @@ main(void)
 		cmocka_unit_test(test_sig_tags),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_expired_and_short_rsa),
+		cmocka_unit_test(test_body_hash_streaming),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

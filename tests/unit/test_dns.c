@@ -2,8 +2,10 @@
    (MX sorting, null MX, TXT joining, NXDOMAIN/SERVFAIL, compression loops,
    every truncation of a valid answer), and the resolver in a libev loop
    against a tiny in-test UDP responder on a loopback port (MX with
-   addresses, implicit MX, null MX, NXDOMAIN, a silent server). A guard timer
-   only prevents a hang; nothing asserts on timing. */
+   addresses, implicit MX, null MX, NXDOMAIN, a silent server). The answer
+   cache on a fake clock (TTL policy, expiry, bounds against hostile answers)
+   and through the resolver (a second lookup never reaches the server). A
+   guard timer only prevents a hang; nothing asserts on timing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -264,6 +266,201 @@ test_parse_hostile(void **state)
 	dns_answer_clear(&a);
 }
 
+
+/* ---- the answer cache, on a fake clock ---- */
+
+static void
+soa(struct msg *m, const char *owner, uint32_t ttl, uint32_t minimum)
+{
+	struct msg t = { .len = 0 };
+
+	put_name(m, owner);
+	put16(m, 6);
+	put16(m, 1);
+	put32(m, ttl);
+	put_name(&t, "ns.test");
+	put_name(&t, "hostmaster.test");
+	for (int i = 0; i < 4; i++)
+		put32(&t, 3600);
+	put32(&t, minimum);
+	put16(m, (unsigned)t.len);
+	memcpy(m->b + m->len, t.b, t.len);
+	m->len += t.len;
+}
+
+static void
+test_parse_soa(void **state)
+{
+	struct msg m;
+	struct dns_answer a;
+	const char *err;
+
+	/* NXDOMAIN: the smaller of the SOA's TTL and its minimum. */
+	header(&m, 1, 3, 1, 0);
+	m.b[9] = 1;     /* NSCOUNT */
+	question(&m, "nx.test", DNS_T_TXT);
+	soa(&m, "test", 600, 120);
+	assert_int_equal(dns_answer_parse(m.b, m.len, DNS_T_TXT, &a, &err), 0);
+	assert_int_equal(a.status, DNS_NXDOMAIN);
+	assert_true(a.has_soa);
+	assert_int_equal(a.neg_ttl, 120);
+	assert_int_equal(dns_cache_ttl(&a), 120);
+	dns_answer_clear(&a);
+	/* NODATA with an SOA whose TTL is the smaller. */
+	header(&m, 1, 0, 1, 0);
+	m.b[9] = 1;
+	question(&m, "nd.test", DNS_T_TXT);
+	soa(&m, "test", 30, 900);
+	assert_int_equal(dns_answer_parse(m.b, m.len, DNS_T_TXT, &a, &err), 0);
+	assert_int_equal(a.status, DNS_NODATA);
+	assert_int_equal(a.neg_ttl, 30);
+	dns_answer_clear(&a);
+	/* A truncated SOA: the answer stands, without a negative TTL. */
+	header(&m, 1, 3, 1, 0);
+	m.b[9] = 1;
+	question(&m, "nx.test", DNS_T_TXT);
+	soa(&m, "test", 600, 120);
+	m.len -= 3;
+	assert_int_equal(dns_answer_parse(m.b, m.len, DNS_T_TXT, &a, &err), 0);
+	assert_int_equal(a.status, DNS_NXDOMAIN);
+	assert_false(a.has_soa);
+	assert_int_equal(dns_cache_ttl(&a), 0);
+	dns_answer_clear(&a);
+}
+
+/* An answer of n A records with the given TTLs. */
+static void
+fake_a(struct dns_answer *a, size_t n, const uint32_t *ttls)
+{
+	memset(a, 0, sizeof(*a));
+	a->status = n > 0 ? DNS_OK : DNS_NODATA;
+	a->n = n;
+	for (size_t i = 0; i < n; i++) {
+		a->rr[i].type = DNS_T_A;
+		a->rr[i].family = AF_INET;
+		a->rr[i].ttl = ttls[i];
+		a->rr[i].addr[0] = 127;
+		a->rr[i].addr[3] = (unsigned char)(i + 1);
+	}
+}
+
+static void
+test_cache_ttl_policy(void **state)
+{
+	struct dns_answer a;
+	uint32_t t[3] = { 300, 60, 900 };
+
+	fake_a(&a, 3, t);
+	assert_int_equal(dns_cache_ttl(&a), 60);            /* the minimum */
+	t[1] = 0;
+	fake_a(&a, 3, t);
+	assert_int_equal(dns_cache_ttl(&a), 0);             /* TTL 0 */
+	t[0] = t[1] = t[2] = 0x7fffffff;
+	fake_a(&a, 3, t);
+	assert_int_equal(dns_cache_ttl(&a), DNS_CACHE_MAX_TTL);
+	t[0] = t[1] = t[2] = 0x80000000u;                   /* RFC 2181 8 */
+	fake_a(&a, 3, t);
+	assert_int_equal(dns_cache_ttl(&a), 0);
+	fake_a(&a, 0, t);
+	assert_int_equal(dns_cache_ttl(&a), 0);             /* no SOA */
+	a.has_soa = true;
+	a.neg_ttl = 86400;
+	assert_int_equal(dns_cache_ttl(&a), DNS_CACHE_MAX_NEG_TTL);
+	memset(&a, 0, sizeof(a));
+	a.status = DNS_TEMPFAIL;
+	a.has_soa = true;
+	a.neg_ttl = 60;
+	assert_int_equal(dns_cache_ttl(&a), 0);
+	a.status = DNS_BADANSWER;
+	assert_int_equal(dns_cache_ttl(&a), 0);
+	a.status = DNS_CANCELLED;
+	assert_int_equal(dns_cache_ttl(&a), 0);
+}
+
+static void
+test_cache_expiry(void **state)
+{
+	struct dns_cache *c = dns_cache_new(16, 1 << 20);
+	struct dns_answer a, got;
+	uint32_t t[2] = { 60, 120 };
+
+	fake_a(&a, 2, t);
+	dns_cache_put(c, "Host.Example.Test.", DNS_T_A, &a, 1000.);
+	assert_false(dns_cache_get(c, "host.example.test", DNS_T_AAAA, 1001.,
+	    &got));
+	assert_true(dns_cache_get(c, "HOST.example.test", DNS_T_A, 1001.,
+	    &got));
+	assert_int_equal(got.status, DNS_OK);
+	assert_int_equal(got.n, 2);
+	assert_int_equal(got.rr[1].addr[3], 2);
+	assert_int_equal(got.rr[0].ttl, 59);    /* what remains */
+	dns_answer_clear(&got);
+	assert_true(dns_cache_get(c, "host.example.test", DNS_T_A, 1059.5,
+	    &got));
+	dns_answer_clear(&got);
+	assert_false(dns_cache_get(c, "host.example.test", DNS_T_A, 1060.,
+	    &got));
+	assert_int_equal(dns_cache_count(c), 0);
+	assert_int_equal(dns_cache_bytes(c), 0);
+	/* A failure is never kept, and does not replace a good answer. */
+	memset(&a, 0, sizeof(a));
+	a.status = DNS_TEMPFAIL;
+	dns_cache_put(c, "sf.test", DNS_T_A, &a, 2000.);
+	assert_false(dns_cache_get(c, "sf.test", DNS_T_A, 2000., &got));
+	dns_cache_free(&c);
+	assert_null(c);
+}
+
+static void
+test_cache_bounds(void **state)
+{
+	struct dns_cache *c = dns_cache_new(8, 256 << 10);
+	struct dns_answer a, got;
+	uint32_t t[1] = { 3600 };
+	char name[64];
+
+	fake_a(&a, 1, t);
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "h%d.test", i);
+		dns_cache_put(c, name, DNS_T_A, &a, 10.);
+		/* h0 stays, being the most recently used each time. */
+		if (dns_cache_get(c, "h0.test", DNS_T_A, 10., &got))
+			dns_answer_clear(&got);
+		assert_true(dns_cache_count(c) <= 8);
+	}
+	assert_true(dns_cache_get(c, "h0.test", DNS_T_A, 10., &got));
+	dns_answer_clear(&got);
+	assert_true(dns_cache_get(c, "h99.test", DNS_T_A, 10., &got));
+	dns_answer_clear(&got);
+	assert_false(dns_cache_get(c, "h50.test", DNS_T_A, 10., &got));
+
+	/* Many large TXT records: an answer bigger than an eighth of the
+	   budget is not kept; the byte budget holds whatever comes. */
+	memset(&a, 0, sizeof(a));
+	a.status = DNS_OK;
+	a.n = DNS_MAX_RR;
+	for (size_t i = 0; i < a.n; i++) {
+		a.rr[i].type = DNS_T_TXT;
+		a.rr[i].ttl = 3600;
+		a.rr[i].txt_len = DNS_TXT_MAX;
+		a.rr[i].txt = xcalloc(1, DNS_TXT_MAX + 1);
+	}
+	dns_cache_put(c, "big.test", DNS_T_TXT, &a, 10.);
+	assert_false(dns_cache_get(c, "big.test", DNS_T_TXT, 10., &got));
+	a.n = 4;
+	for (int i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "t%d.test", i);
+		dns_cache_put(c, name, DNS_T_TXT, &a, 10.);
+		assert_true(dns_cache_bytes(c) <= 256 << 10);
+	}
+	assert_true(dns_cache_get(c, "t49.test", DNS_T_TXT, 10., &got));
+	assert_int_equal(got.rr[3].txt_len, DNS_TXT_MAX);
+	dns_answer_clear(&got);
+	a.n = DNS_MAX_RR;
+	dns_answer_clear(&a);
+	dns_cache_free(&c);
+}
+
 static void
 test_valid_name(void **state)
 {
@@ -287,6 +484,7 @@ test_valid_name(void **state)
 static struct ev_loop *loop;
 static int srv_fd;
 static int srv_port;
+static int srv_queries;      /* queries the test server saw */
 static ev_io srv_io;
 static ev_timer guard;
 
@@ -313,6 +511,7 @@ answer_query(const unsigned char *q, size_t qlen, struct sockaddr_in *from)
 	name[o] = '\0';
 	type = (unsigned)(q[pos + 1] << 8 | q[pos + 2]);
 	str_lower(name);
+	srv_queries++;
 
 	if (strcmp(name, "silent.test") == 0)
 		return;
@@ -340,8 +539,10 @@ answer_query(const unsigned char *q, size_t qlen, struct sockaddr_in *from)
 		rr_a(&m, name, "127.0.0.5");
 	} else if (strcmp(name, "implicit.test") == 0 ||
 	    strncmp(name, "mx", 2) == 0) {
-		header(&m, id, 0, 1, 0);        /* NODATA */
+		header(&m, id, 0, 1, 0);        /* NODATA, with an SOA */
+		m.b[9] = 1;
 		question(&m, name, type);
+		soa(&m, "test", 60, 60);
 	} else {
 		header(&m, id, 3, 1, 0);        /* NXDOMAIN */
 		question(&m, name, type);
@@ -483,6 +684,35 @@ test_resolve_mx(void **state)
 	assert_null(r);
 }
 
+
+static void
+test_resolve_cached(void **state)
+{
+	struct dns_resolver *r = resolver(0);
+	struct got g;
+	int before;
+
+	dns_resolver_enable_cache(r);
+	resolve(r, "example.test", &g);
+	assert_int_equal(g.res.status, DNS_OK);
+	before = srv_queries;
+	/* The same lookup again: answered from the cache (MX, A and the
+	   NODATA answers to AAAA, which carry an SOA), still later. */
+	resolve(r, "EXAMPLE.test", &g);
+	assert_int_equal(srv_queries, before);
+	assert_int_equal(g.res.status, DNS_OK);
+	assert_int_equal(g.res.nhosts, 2);
+	assert_string_equal(g.res.hosts[0].name, "mx1.example.test");
+	ip4(&g.res.hosts[0], 1, "127.0.0.3");
+	/* An NXDOMAIN without an SOA is asked again. */
+	resolve(r, "nowhere.test", &g);
+	before = srv_queries;
+	resolve(r, "nowhere.test", &g);
+	assert_int_equal(g.res.status, DNS_NXDOMAIN);
+	assert_int_equal(srv_queries, before + 1);
+	dns_resolver_free(&r);
+}
+
 static void
 test_resolve_timeout_and_cancel(void **state)
 {
@@ -510,6 +740,12 @@ main(void)
 		cmocka_unit_test(test_parse_txt),
 		cmocka_unit_test(test_parse_hostile),
 		cmocka_unit_test(test_valid_name),
+		cmocka_unit_test(test_parse_soa),
+		cmocka_unit_test(test_cache_ttl_policy),
+		cmocka_unit_test(test_cache_expiry),
+		cmocka_unit_test(test_cache_bounds),
+		cmocka_unit_test_setup_teardown(test_resolve_cached, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_mx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_timeout_and_cancel,
 		    setup, teardown),

@@ -19,6 +19,8 @@ from lib import instance as harness  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
+REFUSED = "refused@example.test"   # the test milter refuses it at RCPT
+STALL = "stall@example.test"       # the test milter never answers its RCPT
 
 
 def have_pymilter():
@@ -96,8 +98,8 @@ class RawMilter:
 
 def start(config):
     inst = harness.Instance(extra_config=config)
-    inst.add_user(ALICE)
-    inst.add_user(BOB)
+    for u in (ALICE, BOB, REFUSED, STALL):
+        inst.add_user(u)
     inst.start("smtpd", "imapd")
     return inst
 
@@ -177,6 +179,97 @@ def test_reject_plain(inst):
     assert code == 550 and "5.7.1" in text
 
 
+# ---- verdicts at the commands themselves ----
+
+def test_reject_at_mail(inst):
+    """A sender the milter refuses gets its 5xx at MAIL; the session goes on
+    and the next transaction is delivered."""
+    s = smtplib.SMTP("127.0.0.1", inst.port("smtp"), timeout=120)
+    try:
+        s.ehlo("client.sender.test")
+        code, text = s.docmd("MAIL", "FROM:<mailreject@sender.test>")
+        assert code == 550 and b"5.7.1 Sender refused by the test milter" in text
+        code, _ = s.docmd("RCPT", f"TO:<{ALICE}>")
+        assert code == 503                      # no transaction was opened
+        s.sendmail("carol@sender.test", [ALICE],
+                   b"Subject: after a refused sender\r\n\r\nhi\r\n")
+        s.quit()
+    finally:
+        s.close()
+    msgs = [m for m in mailbox(inst, ALICE, "INBOX") if b"after a refused sender" in m]
+    assert len(msgs) == 1
+    # The refused MAIL was seen (at MAIL), then the accepted one.
+    assert b"X-Milter-Seen: connect helo mail mail rcpt eoh body\r\n" in msgs[0]
+
+
+def test_reject_one_rcpt_of_two(inst):
+    """The milter refuses one recipient at RCPT: that one gets the 550 then
+    and there, the other gets the message."""
+    s = smtplib.SMTP("127.0.0.1", inst.port("smtp"), timeout=120)
+    try:
+        s.ehlo("client.sender.test")
+        assert s.docmd("MAIL", "FROM:<carol@sender.test>")[0] == 250
+        assert s.docmd("RCPT", f"TO:<{ALICE}>")[0] == 250
+        code, text = s.docmd("RCPT", f"TO:<{REFUSED}>")
+        assert code == 550 and b"Recipient refused at RCPT by the test milter" in text
+        code, _ = s.data(b"Subject: one of two\r\n\r\nhi\r\n")
+        assert code == 250
+        s.quit()
+    finally:
+        s.close()
+    assert [m for m in mailbox(inst, ALICE, "INBOX") if b"one of two" in m]
+    assert not [m for m in mailbox(inst, REFUSED, "INBOX") if b"one of two" in m]
+
+
+def test_tempfail_at_helo(inst):
+    s = smtplib.SMTP("127.0.0.1", inst.port("smtp"), timeout=120)
+    try:
+        code, text = s.ehlo("tempfail.helo.test")
+        assert code == 451 and b"HELO deferred by the test milter" in text
+        # Not greeted: no transaction yet.
+        assert s.docmd("MAIL", "FROM:<carol@sender.test>")[0] == 503
+        assert s.ehlo("client.sender.test")[0] == 250
+        s.sendmail("carol@sender.test", [ALICE], b"Subject: after helo\r\n\r\nhi\r\n")
+        s.quit()
+    finally:
+        s.close()
+    assert [m for m in mailbox(inst, ALICE, "INBOX") if b"after helo" in m]
+
+
+@pytest.mark.parametrize("policy", ["tempfail", "accept"])
+def test_milter_stalls_at_rcpt(milter, policy):
+    """The milter never answers one RCPT: after milter_timeout it is dropped
+    for the session; the recipient is not refused for our filter's trouble,
+    and the message is deferred at its end (tempfail) or goes on unfiltered
+    (accept)."""
+    i = start({"milter": f"inet:127.0.0.1:{milter.port}", "milter_failure": policy,
+               "milter_timeout": "2s"})
+    try:
+        s = smtplib.SMTP("127.0.0.1", i.port("smtp"), timeout=120)
+        try:
+            s.ehlo("client.sender.test")
+            assert s.docmd("MAIL", "FROM:<carol@sender.test>")[0] == 250
+            assert s.docmd("RCPT", f"TO:<{STALL}>")[0] == 250
+            assert s.docmd("RCPT", f"TO:<{ALICE}>")[0] == 250
+            try:
+                code, text = s.data(b"Subject: stalled rcpt\r\n\r\nhi\r\n")
+            except smtplib.SMTPDataError as e:
+                code, text = e.smtp_code, e.smtp_error
+            s.quit()
+        finally:
+            s.close()
+        got = [m for m in mailbox(i, ALICE, "INBOX") if b"stalled rcpt" in m]
+        if policy == "tempfail":
+            assert code == 451 and b"4.7.1" in text
+            assert not got
+        else:
+            assert code == 250
+            assert len(got) == 1 and b"X-Milter-Seen" not in got[0]
+        assert "timed out" in i.log("smtpd")
+    finally:
+        i.stop_all()
+
+
 def test_recipient_reject(inst):
     code, text = send(inst, rcpts=(ALICE, "rcptreject@example.test"))
     # rcptreject@ is not a user: smtpd refuses it at RCPT already.
@@ -208,7 +301,7 @@ def test_quarantine_goes_to_junk(inst):
 def test_spam_mark_goes_to_junk(inst, action):
     subject = f"marked {action}"
     code, _ = send(inst, action, subject=subject)
-    assert code == 250
+    assert code == 250, inst.log("smtpd")[-3000:]
     junk = [m for m in mailbox(inst, ALICE, "Junk") if subject.encode() in m]
     assert len(junk) == 1
     assert b"\r\nX-Spam" in junk[0]

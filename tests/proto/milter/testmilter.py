@@ -1,6 +1,9 @@
 """A test milter on python3-milter (pymilter): what it does with a message
 is chosen by the message's X-Test-Action header (or a recipient whose
-local part is "rcptreject"). Run: testmilter.py PORT; prints "ready"."""
+local part is "rcptreject"); at the commands themselves, by the HELO name
+"tempfail.helo.test" (tempfail), the sender "mailreject@..." (reject), a
+recipient "refused@..." (reject that one) or "stall@..." (never answer).
+Run: testmilter.py PORT; prints "ready"."""
 import sys
 import time
 
@@ -19,16 +22,27 @@ class TestMilter(Milter.Base):
 
     def hello(self, helo):
         self.seen.append("helo")
+        if helo == "tempfail.helo.test":
+            self.setreply("451", "4.7.1", "HELO deferred by the test milter")
+            return Milter.TEMPFAIL
         return Milter.CONTINUE
 
     def envfrom(self, f, *params):
         self.seen.append("mail")
+        if f.lower().startswith("<mailreject@"):
+            self.setreply("550", "5.7.1", "Sender refused by the test milter")
+            return Milter.REJECT
         return Milter.CONTINUE
 
     def envrcpt(self, to, *params):
         self.seen.append("rcpt")
         if to.lower().startswith("<rcptreject@"):
             self.rcpt_reject = True
+        if to.lower().startswith("<refused@"):
+            self.setreply("550", "5.7.1", "Recipient refused at RCPT by the test milter")
+            return Milter.REJECT
+        if to.lower().startswith("<stall@"):
+            time.sleep(3600)
         return Milter.CONTINUE
 
     def header(self, name, value):
