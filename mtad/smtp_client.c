@@ -93,6 +93,14 @@ struct smtp_job {
 	bool dot_sent;
 	bool any_accepted;
 	bool reached_txn;           /* some host got as far as MAIL */
+	/* Hosts given up on: those that refused us outright (5xx greeting,
+	   or 5xx to both EHLO and HELO) and all the others. Only when every
+	   host refused outright do the recipients fail; anything else may
+	   heal and defers. */
+	bool refused_now;           /* the host being left refused outright */
+	unsigned nrefused, nother;
+	char refused_err[900];
+	char refused_status[16];
 
 	char last_err[900];
 	char last_status[16];
@@ -689,6 +697,7 @@ on_reply(struct smtp_job *j, const struct smtp_reply *rep)
 	switch (j->st) {
 	case CS_GREETING:
 		if (rep->code != 220) {
+			j->refused_now = rep->code / 100 == 5;
 			next_target(j, line, reply_status(rep, sb, sizeof(sb)));
 			return;
 		}
@@ -713,6 +722,7 @@ on_reply(struct smtp_job *j, const struct smtp_reply *rep)
 		return;
 	case CS_HELO:
 		if (rep->code / 100 != 2) {
+			j->refused_now = rep->code / 100 == 5;
 			next_target(j, line, reply_status(rep, sb, sizeof(sb)));
 			return;
 		}
@@ -1066,6 +1076,16 @@ next_target(struct smtp_job *j, const char *why, const char *status)
 		log_info("mtad %s host-failed remote=%s reason=\"%.300s\"",
 		    j->qid, j->remote, j->last_err);
 		j->no_tls = false;
+		if (j->refused_now) {
+			j->nrefused++;
+			str_copy(j->refused_err, j->last_err,
+			    sizeof(j->refused_err));
+			str_copy(j->refused_status, j->last_status,
+			    sizeof(j->refused_status));
+		} else {
+			j->nother++;
+		}
+		j->refused_now = false;
 	}
 	conn_close(j);
 	for (j->ti++; j->ti < j->nt; j->ti++) {
@@ -1086,8 +1106,15 @@ next_target(struct smtp_job *j, const char *why, const char *status)
 			return;
 		log_info("mtad %s host-failed remote=%s reason=\"%.300s\"",
 		    j->qid, j->remote, j->last_err);
+		j->nother++;
 	}
-	if (remaining(j) > 0)
+	if (remaining(j) > 0 && j->nrefused > 0 && j->nother == 0 &&
+	    !j->reached_txn)
+		/* Every host refused us for good (as Postfix bounces when the
+		   last MX host greets with 5xx): the remote's own words. */
+		report_rest(j, STORE_QS_FAILED, j->refused_status,
+		    j->refused_err);
+	else if (remaining(j) > 0)
 		report_rest(j, j->last_status[0] == '5' && j->reached_txn ?
 		    STORE_QS_FAILED : STORE_QS_DEFERRED,
 		    j->last_status[0] != '\0' ? j->last_status : "4.4.1",

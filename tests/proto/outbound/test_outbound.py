@@ -499,3 +499,44 @@ def test_smarthost_ip_literal(out):
     o.rig.wait(lambda d: len(d) >= 1, what="delivery to the literal smarthost")
     o.wait_queue_empty()
     assert o.rig.deliveries[0]["ip"] == "127.0.0.1" and o.rig.deliveries[0]["tls"]
+
+
+def test_5xx_greeting_moves_on_then_bounces(out):
+    o = out()
+    # refused.test: both hosts refuse us for good, in two ways.
+    o.rig.dns.mx("refused.test", (10, "mx1.refused.test", ["127.0.0.2"]),
+                  (20, "mx2.refused.test", ["127.0.0.3"]))
+    o.rig.sink("127.0.0.2", greeting="554 5.7.1 no SMTP service for you")
+    o.rig.sink("127.0.0.3", refuse_helo="550 5.7.1 your name is not welcome")
+    # next.test: the first host refuses, the second takes the mail.
+    o.rig.dns.mx("next.test", (10, "mx1.next.test", ["127.0.0.2"]),
+                  (20, "mx2.next.test", ["127.0.0.4"]))
+    o.rig.sink("127.0.0.4")
+    o.start()
+    o.inject(ALICE, "someone@refused.test")
+    o.inject(ALICE, "ok-20@next.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery via the second MX")
+    assert o.rig.deliveries[0]["ip"] == "127.0.0.4"
+    m = o.wait_inbox(1)[0]
+    o.wait_queue_empty()
+    per, _, _ = report_parts(m)
+    f = per["someone@refused.test"]
+    assert f["Action"] == "failed" and f["Status"] == "5.7.1"
+    assert f["Diagnostic-Code"] == "smtp; 550 5.7.1 your name is not welcome"
+    assert f["Remote-MTA"].startswith("dns; mx2.refused.test[127.0.0.3]")
+    notes = [n[0] for n in o.rig.notes]
+    assert "greeting" in notes and "helo-refused" in notes
+    assert "status=bounced dsn=5.7.1" in o.log()
+    assert len(o.inbox()) == 1 and len(o.rig.deliveries) == 1
+
+
+def test_4xx_greeting_defers(out):
+    o = out()
+    o.rig.dns.mx("busy.test", (10, "mx.busy.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2", greeting="421 4.3.2 too busy, come back later")
+    o.start()
+    o.inject(ALICE, "someone@busy.test")
+    # Deferred, then retried (and deferred again): never bounced.
+    o.wait_log("status=deferred dsn=4.3.2", count=2)
+    assert "status=bounced" not in o.log()
+    assert o.queue() and not o.inbox()
