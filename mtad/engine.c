@@ -3,8 +3,10 @@
    transaction), resolves the MX hosts, runs SMTP attempts within the
    connection bounds, commits each recipient's result as soon as it is known,
    computes retries, and sends the DSNs (delayed, failed, delivered/relayed).
-   Store writes are made from the loop thread: each is one short LMDB commit,
-   and mtad has no client whose latency they would hurt. */
+   The writes that follow an attempt (results, DSNs, removal) run on the
+   worker pool, in order, one at a time; the schedule's reads and the start
+   of an attempt (a short commit marking its recipients in flight) are
+   made on the loop thread. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include "log.h"
 #include "mtad.h"
 #include "util.h"
+#include "worker.h"
 
 #define SCAN_MAX        4096    /* messages read per schedule scan */
 #define BACKOFF_MAX     1024    /* domains remembered as unreachable */
@@ -75,11 +78,14 @@ struct engine {
 	struct backoff backoff[BACKOFF_MAX];
 	size_t nbackoff;
 	bool stopping;
+	struct wop *wq_head, *wq_tail;  /* store writes waiting, FIFO */
+	bool wq_busy;               /* one is running */
+	bool wq_kicking;
 };
 
 static void schedule_scan(struct engine *e);
 static void group_start(struct group *g);
-static void qmsg_settle(struct qmsg *qm);
+static void qmsg_settle(struct qmsg *qm, bool rescan);
 
 static int64_t
 now_s(void)
@@ -178,7 +184,222 @@ log_result(struct qmsg *qm, const char *addr, const char *remote,
 	    word, status != NULL ? status : "", esc);
 }
 
-/* Commits one recipient's result and logs it. */
+/* ---- the store writes, on the worker pool ----
+
+   Every write that follows an attempt (the recipients' results, then the
+   message's DSNs and its removal) goes through one FIFO of operations run
+   on the worker pool one at a time, so the loop never waits on an fsync
+   and a message is settled only after its results are committed. Results
+   that come in while a commit runs wait in the next batch: under load one
+   transaction per message carries many of them. Once the daemon freed its
+   pool (shutdown), operations run at once on the loop thread. */
+
+struct wres {
+	struct qmsg *qm;
+	uint32_t idx;
+	struct store_queue_result res;
+	char address[STORE_ADDRESS_MAX + 1];
+	char status[STORE_QUEUE_STATUS_MAX + 1];
+	char reply[STORE_QUEUE_REPLY_MAX + 1];
+	char remote[STORE_QUEUE_REMOTE_MAX + 1];
+	char tls[32];
+	bool has_status, has_reply, has_remote, has_tls;
+	enum store_err err;
+	char errmsg[256];
+};
+
+/* WOP_CALL runs fn on the loop thread once everything before it is
+   committed: a connection slot is given back only then, so at most one
+   transaction per connection has results not yet durable (the duplicates
+   a kill -9 can cause). */
+enum wop_kind { WOP_RESULTS, WOP_SETTLE, WOP_CALL };
+
+struct wop {
+	struct engine *e;
+	enum wop_kind kind;
+	struct wop *next;
+	struct wres *r;             /* WOP_RESULTS */
+	size_t n, cap;
+	struct qmsg *qm;            /* WOP_SETTLE */
+	bool rescan;
+	void (*fn)(void *arg);      /* WOP_CALL */
+	void *arg;
+};
+
+static void wq_kick(struct engine *e);
+static void settle_work(struct qmsg *qm);
+static void qmsg_free(struct qmsg *qm);
+
+static void
+results_work(struct wop *op)
+{
+	struct store *st = op->e->m->st;
+
+	/* One transaction per run of results of the same message. */
+	for (size_t i = 0, k; i < op->n; i = k) {
+		uint32_t idx[MTAD_MAX_RCPTS_PER_TXN];
+		struct store_queue_result res[MTAD_MAX_RCPTS_PER_TXN];
+		enum store_err err;
+
+		for (k = i; k < op->n && k - i < MTAD_MAX_RCPTS_PER_TXN &&
+		    op->r[k].qm == op->r[i].qm; k++) {
+			struct wres *w = &op->r[k];
+
+			/* The batch may have moved while it grew: the strings
+			   are pointed at only now. */
+			idx[k - i] = w->idx;
+			res[k - i] = w->res;
+			res[k - i].status = w->has_status ? w->status : NULL;
+			res[k - i].reply = w->has_reply ? w->reply : NULL;
+			res[k - i].remote = w->has_remote ? w->remote : NULL;
+		}
+		err = store_queue_rcpt_results(st, op->r[i].qm->id, idx, res,
+		    k - i);
+		for (size_t x = i; x < k; x++) {
+			op->r[x].err = err;
+			if (err != STORE_OK)
+				str_copy(op->r[x].errmsg, store_last_error(),
+				    sizeof(op->r[x].errmsg));
+		}
+	}
+}
+
+static void
+results_done(struct wop *op)
+{
+	for (size_t i = 0; i < op->n; i++) {
+		struct wres *w = &op->r[i];
+
+		if (w->err == STORE_ENOTFOUND) {
+			log_info("mtad %s result-dropped rcpt=%s reason=\"deleted "
+			    "meanwhile\"", w->qm->qid, w->address);
+			continue;
+		}
+		if (w->err != STORE_OK)
+			log_warnx("mtad %s result-commit-failed rcpt=%s "
+			    "error=\"%s\"", w->qm->qid, w->address, w->errmsg);
+		log_result(w->qm, w->address, w->has_remote ? w->remote : NULL,
+		    w->has_tls ? w->tls : NULL, w->res.state, w->status,
+		    w->reply, w->res.now);
+	}
+}
+
+static void
+wop_work(void *arg)
+{
+	struct wop *op = arg;
+
+	if (op->kind == WOP_RESULTS)
+		results_work(op);
+	else
+		settle_work(op->qm);
+}
+
+static void
+wop_done(void *arg)
+{
+	struct wop *op = arg;
+	struct engine *e = op->e;
+
+	if (op->kind == WOP_RESULTS) {
+		results_done(op);
+	} else {
+		qmsg_free(op->qm);
+		if (op->rescan && !e->stopping)
+			schedule_scan(e);
+	}
+	free(op->r);
+	free(op);
+	e->wq_busy = false;
+	wq_kick(e);
+}
+
+/* Starts the next operation if none runs. Calls made from inside (a
+   WOP_CALL that ends in more results) leave the work to the outer one. */
+static void
+wq_kick(struct engine *e)
+{
+	if (e->wq_kicking)
+		return;
+	e->wq_kicking = true;
+	while (!e->wq_busy && e->wq_head != NULL) {
+		struct wop *op = e->wq_head;
+		struct worker_pool *pool = *e->m->workers;
+
+		e->wq_head = op->next;
+		if (e->wq_head == NULL)
+			e->wq_tail = NULL;
+		if (op->kind == WOP_CALL) {
+			op->fn(op->arg);
+			free(op);
+			continue;
+		}
+		e->wq_busy = true;
+		if (pool != NULL) {
+			worker_submit(pool, wop_work, wop_done, op);
+		} else {
+			wop_work(op);
+			wop_done(op);
+		}
+	}
+	e->wq_kicking = false;
+}
+
+static void
+wq_push(struct engine *e, struct wop *op)
+{
+	op->next = NULL;
+	op->e = e;
+	if (e->wq_tail != NULL)
+		e->wq_tail->next = op;
+	else
+		e->wq_head = op;
+	e->wq_tail = op;
+	wq_kick(e);
+}
+
+/* A slot in the first batch of results not yet started, made if needed.
+   Any waiting batch will do: what waits behind it (settling a message,
+   giving a slot back) never concerns a result still coming in. */
+static struct wres *
+wq_result_slot(struct engine *e)
+{
+	struct wop *op = e->wq_head;
+
+	while (op != NULL && op->kind != WOP_RESULTS)
+		op = op->next;
+	if (op == NULL) {
+		op = xcalloc(1, sizeof(*op));
+		op->kind = WOP_RESULTS;
+		op->e = e;
+		if (e->wq_tail != NULL)
+			e->wq_tail->next = op;
+		else
+			e->wq_head = op;
+		e->wq_tail = op;
+	}
+	if (op->n == op->cap) {
+		op->cap = op->cap != 0 ? op->cap * 2 : 16;
+		op->r = xrealloc(op->r, op->cap * sizeof(*op->r));
+	}
+	memset(&op->r[op->n], 0, sizeof(op->r[op->n]));
+	return &op->r[op->n++];
+}
+
+/* Runs fn(arg) on the loop thread once what is queued before is done. */
+static void
+wq_call(struct engine *e, void (*fn)(void *), void *arg)
+{
+	struct wop *op = xcalloc(1, sizeof(*op));
+
+	op->kind = WOP_CALL;
+	op->fn = fn;
+	op->arg = arg;
+	wq_push(e, op);
+}
+
+/* Records one recipient's result: the in-memory copy now, the store on
+   the worker pool (logged once committed). */
 static void
 commit_result(struct qmsg *qm, uint32_t idx, enum store_queue_state st,
     const char *status, const char *reply, const char *remote,
@@ -186,33 +407,35 @@ commit_result(struct qmsg *qm, uint32_t idx, enum store_queue_state st,
 {
 	struct engine *e = qm->e;
 	struct store_queue_rcpt *q = qrcpt(qm, idx);
-	struct store_queue_result res = {
-		.state = st, .now = now_s(), .set_flags = flags,
-		.status = status, .reply = reply, .remote = remote,
-	};
-	enum store_err err;
+	struct wres *w;
 
 	if (q == NULL)
 		return;
+	w = wq_result_slot(e);
+	w->qm = qm;
+	w->idx = idx;
+	str_copy(w->address, q->address, sizeof(w->address));
+	str_copy(w->status, status != NULL ? status : "", sizeof(w->status));
+	str_copy(w->reply, reply != NULL ? reply : "", sizeof(w->reply));
+	str_copy(w->remote, remote != NULL ? remote : "", sizeof(w->remote));
+	str_copy(w->tls, tls != NULL ? tls : "", sizeof(w->tls));
+	w->has_remote = remote != NULL;
+	w->has_tls = tls != NULL;
+	w->res.state = st;
+	w->res.now = now_s();
+	w->res.set_flags = flags;
+	w->has_status = status != NULL;
+	w->has_reply = reply != NULL;
 	if (st == STORE_QS_DEFERRED)
-		res.next_attempt = next != 0 ? next :
-		    retry_time(e, qm, q->attempts, res.now);
-	err = store_queue_rcpt_result(e->m->st, qm->id, idx, &res);
-	if (err == STORE_ENOTFOUND) {
-		log_info("mtad %s result-dropped rcpt=%s reason=\"deleted "
-		    "meanwhile\"", qm->qid, q->address);
-		return;
-	}
-	if (err != STORE_OK)
-		log_warnx("mtad %s result-commit-failed rcpt=%s error=\"%s\"",
-		    qm->qid, q->address, store_last_error());
-	log_result(qm, q->address, remote, tls, st, status, reply, res.now);
+		w->res.next_attempt = next != 0 ? next :
+		    retry_time(e, qm, q->attempts, w->res.now);
 	q->state = st;
 	q->flags |= flags;
-	str_copy(q->status, status != NULL ? status : "", sizeof(q->status));
-	str_copy(q->reply, reply != NULL ? reply : "", sizeof(q->reply));
-	str_copy(q->remote, remote != NULL ? remote : "", sizeof(q->remote));
-	q->last_attempt = res.now;
+	str_copy(q->status, w->status, sizeof(q->status));
+	str_copy(q->reply, w->reply, sizeof(q->reply));
+	str_copy(q->remote, w->remote, sizeof(q->remote));
+	q->last_attempt = w->res.now;
+	wq_kick(e);
 }
 
 static void
@@ -290,8 +513,14 @@ group_done(struct group *g)
 	e->nrunning--;
 	free(g);
 	if (--qm->groups == 0)
-		qmsg_settle(qm);
+		qmsg_settle(qm, true);
 	start_waiting(e);
+}
+
+static void
+group_done_cb(void *arg)
+{
+	group_done(arg);
 }
 
 static void
@@ -311,7 +540,7 @@ job_done(void *arg, struct smtp_job *job, bool all_hosts_failed)
 			    (int64_t)e->m->cfg->queue_retry_min, q->status,
 			    q->reply);
 	}
-	group_done(g);
+	wq_call(e, group_done_cb, g);
 }
 
 static const struct smtp_job_ops job_ops = {
@@ -681,39 +910,51 @@ qmsg_free(struct qmsg *qm)
 	free(qm);
 }
 
-/* Every group of the message is over: DSNs, then remove it if nothing is
-   left to try, and look at the schedule again. */
+/* On the worker pool, after the message's results are committed: the
+   store's view again (so a delete or hold that came meanwhile is honoured:
+   a deleted message gets no DSN), the DSNs, then the removal if nothing is
+   left to try. Touches only the store and qm, never the loop. */
 static void
-qmsg_settle(struct qmsg *qm)
+settle_work(struct qmsg *qm)
 {
 	struct engine *e = qm->e;
+	struct store_queue_rcpt *fresh = NULL;
+	size_t n = 0;
 	bool removed = false;
 
-	if (!e->stopping) {
-		struct store_queue_rcpt *fresh = NULL;
-		size_t n = 0;
-
-		/* The store's view, so a delete or hold that came meanwhile
-		   is honoured (a deleted message gets no DSN). */
-		if (store_queue_get(e->m->st, qm->id, &qm->msg, &fresh, &n) !=
-		    STORE_OK) {
-			free(fresh);
-			qmsg_free(qm);
-			schedule_scan(e);
-			return;
-		}
-		free(qm->rcpts);
-		qm->rcpts = fresh;
-		qm->n = n;
-		delay_dsns(e, qm, now_s());
-		final_dsns(e, qm);
-		if (store_queue_finish(e->m->st, qm->id, &removed) == STORE_OK &&
-		    removed)
-			log_info("mtad %s removed", qm->qid);
+	if (store_queue_get(e->m->st, qm->id, &qm->msg, &fresh, &n) !=
+	    STORE_OK) {
+		free(fresh);
+		return;
 	}
-	qmsg_free(qm);
-	if (!e->stopping)
-		schedule_scan(e);
+	free(qm->rcpts);
+	qm->rcpts = fresh;
+	qm->n = n;
+	delay_dsns(e, qm, now_s());
+	final_dsns(e, qm);
+	if (store_queue_finish(e->m->st, qm->id, &removed) == STORE_OK &&
+	    removed)
+		log_info("mtad %s removed", qm->qid);
+}
+
+/* Every group of the message is over: settle it behind its results, then
+   (rescan) look at the schedule again, as due messages that were busy
+   were skipped. */
+static void
+qmsg_settle(struct qmsg *qm, bool rescan)
+{
+	struct engine *e = qm->e;
+	struct wop *op;
+
+	if (e->stopping) {
+		qmsg_free(qm);
+		return;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->kind = WOP_SETTLE;
+	op->qm = qm;
+	op->rescan = rescan;
+	wq_push(e, op);
 }
 
 static bool
@@ -903,18 +1144,10 @@ process(struct engine *e, uint64_t id, int64_t now)
 		return;
 	}
 	expire(e, qm, now);
-	delay_dsns(e, qm, now);
 	qmsg_dispatch(e, qm, now);
-	if (qm->groups == 0) {
+	if (qm->groups == 0)
 		/* Nothing to try now: DSNs and removal, if done. */
-		bool removed = false;
-
-		final_dsns(e, qm);
-		if (store_queue_finish(e->m->st, qm->id, &removed) ==
-		    STORE_OK && removed)
-			log_info("mtad %s removed", qm->qid);
-		qmsg_free(qm);
-	}
+		qmsg_settle(qm, false);
 }
 
 /* ---- the schedule ---- */

@@ -17,6 +17,8 @@
 #include "srs.h"
 #include "store.h"
 
+struct worker_pool;
+
 #define MTAD_MAX_RCPTS_PER_TXN  50      /* RFC 5321 4.5.3.1.8: at least 100 */
 #define MTAD_PER_HOST_CONNS     4       /* per destination address */
 #define MTAD_MAX_TARGETS        32      /* addresses tried per attempt */
@@ -43,6 +45,9 @@ struct mtad {
 	/* The key smtpd signs SRS senders with: a DSN about a forwarded
 	   message goes back to the sender the SRS address stands for. */
 	unsigned char srs_key[SRS_KEY_LEN];
+	/* The daemon's worker pool (store writes); NULL once the daemon
+	   freed it at shutdown, when writes run on the loop thread. */
+	struct worker_pool **workers;
 	unsigned nconns;            /* connections open */
 	bool stopping;
 	struct engine *engine;

@@ -364,6 +364,7 @@ mtad_setup_start(struct daemon *d, char *err, size_t errlen)
 	s->m.cfg = d->cfg;
 	s->m.st = d->store;
 	s->m.loop = d->loop;
+	s->m.workers = &d->workers;
 	return mtad_start(s, err, errlen);
 }
 
