@@ -39,6 +39,7 @@ struct group {
 	struct job_rcpt rcpts[MTAD_MAX_RCPTS_PER_TXN];
 	size_t n;
 	struct smtp_job *job;
+	struct smtp_job *parked;    /* its connection, kept for reuse */
 	bool resolving, cancelled;
 	struct group *next;         /* in the wait list or the running list */
 	struct group **prevp;
@@ -59,6 +60,16 @@ struct qmsg {
 	struct qmsg *next;
 };
 
+/* A connection parked after a transaction, for the next message to the
+   same destination (smtp_job_next) until MTAD_IDLE_SECONDS pass. */
+struct idle_conn {
+	struct engine *e;
+	struct smtp_job *job;
+	char domain[DNS_NAME_SIZE];
+	ev_timer timer;
+	struct idle_conn *next;
+};
+
 struct backoff {
 	char domain[DNS_NAME_SIZE];
 	int64_t until;
@@ -74,6 +85,8 @@ struct engine {
 	struct group *waiting;      /* FIFO */
 	struct group *running;
 	unsigned nrunning;
+	struct idle_conn *idle;     /* oldest first */
+	unsigned nidle;
 	bool starting, start_again;     /* start_waiting is running */
 	struct backoff backoff[BACKOFF_MAX];
 	size_t nbackoff;
@@ -84,6 +97,9 @@ struct engine {
 };
 
 static void schedule_scan(struct engine *e);
+static void start_waiting(struct engine *e);
+static void idle_add(struct engine *e, const char *domain,
+    struct smtp_job *job);
 static void group_start(struct group *g);
 static void qmsg_settle(struct qmsg *qm, bool rescan);
 
@@ -461,6 +477,84 @@ group_unlink(struct group *g)
 	}
 }
 
+/* ---- connections kept between transactions ---- */
+
+static void
+idle_remove(struct idle_conn *ic)
+{
+	struct engine *e = ic->e;
+
+	for (struct idle_conn **pp = &e->idle; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == ic) {
+			*pp = ic->next;
+			break;
+		}
+	ev_timer_stop(e->m->loop, &ic->timer);
+	e->nidle--;
+	free(ic);
+}
+
+static void
+idle_close(struct idle_conn *ic)
+{
+	struct smtp_job *job = ic->job;
+
+	idle_remove(ic);
+	smtp_job_close(job);
+}
+
+static void
+idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct idle_conn *ic = w->data;
+	struct engine *e = ic->e;
+
+	idle_close(ic);
+	start_waiting(e);
+}
+
+static void
+idle_add(struct engine *e, const char *domain, struct smtp_job *job)
+{
+	struct idle_conn *ic = xcalloc(1, sizeof(*ic)), **pp = &e->idle;
+
+	if (e->stopping) {
+		free(ic);
+		smtp_job_close(job);
+		return;
+	}
+	ic->e = e;
+	ic->job = job;
+	str_copy(ic->domain, domain, sizeof(ic->domain));
+	ev_timer_init(&ic->timer, idle_timer_cb, MTAD_IDLE_SECONDS, 0.);
+	ic->timer.data = ic;
+	ev_timer_start(e->m->loop, &ic->timer);
+	while (*pp != NULL)
+		pp = &(*pp)->next;
+	*pp = ic;
+	e->nidle++;
+}
+
+static struct idle_conn *
+idle_find(struct engine *e, const char *domain)
+{
+	for (struct idle_conn *ic = e->idle; ic != NULL; ic = ic->next)
+		if (strcasecmp(ic->domain, domain) == 0)
+			return ic;
+	return NULL;
+}
+
+/* g's message over a parked connection to its destination. */
+static void
+group_reuse(struct group *g, struct idle_conn *ic)
+{
+	struct smtp_job *job = ic->job;
+
+	idle_remove(ic);
+	g->job = job;
+	smtp_job_next(job, &g->qm->jm, g->rcpts, g->n, g->qm->qid, g);
+}
+
 /* Starts what waits, within the bounds. A group may end inside
    group_start (an address literal, a bad name) and call this again: the
    inner call only asks the outer one to look once more. */
@@ -479,15 +573,24 @@ start_waiting(struct engine *e)
 	do {
 		started = false;
 		e->start_again = false;
-		for (struct group *g = e->waiting; g != NULL && !e->stopping &&
-		    e->nrunning < max; g = g->next) {
+		for (struct group *g = e->waiting; g != NULL && !e->stopping;
+		    g = g->next) {
+			struct idle_conn *ic = idle_find(e, g->domain);
 			unsigned same = 0;
 
-			for (struct group *r = e->running; r != NULL; r = r->next)
+			for (struct group *r = e->running; ic == NULL &&
+			    r != NULL; r = r->next)
 				if (strcasecmp(r->domain, g->domain) == 0)
 					same++;
 			if (same >= MTAD_PER_HOST_CONNS)
 				continue;
+			/* At the bound, a parked connection to elsewhere
+			   makes room. */
+			if (ic == NULL && e->nrunning + e->nidle >= max) {
+				if (e->idle == NULL)
+					break;
+				idle_close(e->idle);
+			}
 			group_unlink(g);
 			g->next = e->running;
 			if (g->next != NULL)
@@ -495,7 +598,10 @@ start_waiting(struct engine *e)
 			g->prevp = &e->running;
 			e->running = g;
 			e->nrunning++;
-			group_start(g);
+			if (ic != NULL)
+				group_reuse(g, ic);
+			else
+				group_start(g);
 			started = true;
 			break;      /* the lists changed: from the head again */
 		}
@@ -524,12 +630,27 @@ group_done_cb(void *arg)
 }
 
 static void
-job_done(void *arg, struct smtp_job *job, bool all_hosts_failed)
+group_park_cb(void *arg)
+{
+	struct group *g = arg;
+
+	idle_add(g->e, g->domain, g->parked);
+	g->parked = NULL;
+	group_done(g);
+}
+
+static void
+job_done(void *arg, struct smtp_job *job, bool all_hosts_failed, bool parked)
 {
 	struct group *g = arg;
 	struct engine *e = g->e;
 
 	g->job = NULL;
+	if (parked) {
+		g->parked = job;
+		wq_call(e, group_park_cb, g);
+		return;
+	}
 	if (all_hosts_failed && e->m->relay_host == NULL) {
 		/* Every host of the domain failed: the domain waits for the
 		   retry instead of being tried again for each message. */
@@ -1267,6 +1388,8 @@ engine_stop(struct engine *e)
 		    now_s());
 		group_done(g);
 	}
+	while (e->idle != NULL)
+		idle_close(e->idle);
 	/* Running attempts end now (their recipients become DEFERRED);
 	   lookups in progress end when the resolver is freed. */
 	for (struct group *g = e->running, *nx; g != NULL; g = nx) {

@@ -540,3 +540,36 @@ def test_4xx_greeting_defers(out):
     o.wait_log("status=deferred dsn=4.3.2", count=2)
     assert "status=bounced" not in o.log()
     assert o.queue() and not o.inbox()
+
+
+def test_connection_reuse(out):
+    o = out()
+    o.rig.dns.mx("reuse.test", (10, "mx.reuse.test", ["127.0.0.2"]))
+    sink = o.rig.sink("127.0.0.2")
+    for i in range(12):
+        o.inject(ALICE, f"ok-{i}@reuse.test")
+    o.start()
+    o.rig.wait(lambda d: len(d) >= 12, what="12 messages")
+    o.wait_queue_empty()
+    got = sorted(r for d in o.rig.deliveries for r in d["rcpts"])
+    assert got == sorted(f"ok-{i}@reuse.test" for i in range(12))
+    # At most MTAD_PER_HOST_CONNS (4) connections carried the 12.
+    assert sink.connections <= 4, sink.connections
+    assert o.log().count("status=sent") == 12
+
+
+def test_remote_closing_between_transactions(out):
+    o = out()
+    o.rig.dns.mx("close.test", (10, "mx.close.test", ["127.0.0.2"]))
+    sink = o.rig.sink("127.0.0.2", close_after=1)
+    for i in range(8):
+        o.inject(ALICE, f"ok-{i}@close.test")
+    o.start()
+    o.rig.wait(lambda d: len(d) >= 8, what="8 messages")
+    o.wait_queue_empty()
+    got = sorted(r for d in o.rig.deliveries for r in d["rcpts"])
+    assert got == sorted(f"ok-{i}@close.test" for i in range(8))   # each once
+    log = o.log()
+    assert "reconnect remote=mx.close.test[127.0.0.2]" in log
+    assert "status=deferred" not in log and "status=bounced" not in log
+    assert sink.connections == 8 and not o.inbox()
