@@ -694,6 +694,36 @@ add_target(struct smtp_target *t, size_t *nt, const char *host, int family,
 	(*nt)++;
 }
 
+/* One host's addresses, IPv6 and IPv4 interleaved (IPv6 first, as RFC
+   8305 orders them), so an unreachable family costs one try, not all;
+   only those of outbound_ip_family. */
+static void
+add_host_targets(const struct mtad *m, const struct dns_mx_host *h,
+    struct smtp_target *t, size_t *nt, uint16_t port)
+{
+	size_t i4 = 0, i6 = 0;
+	bool want4 = m->ip_family != AF_INET6, want6 = m->ip_family != AF_INET;
+
+	for (;;) {
+		while (i6 < h->naddrs && h->addrs[i6].family != AF_INET6)
+			i6++;
+		while (i4 < h->naddrs && h->addrs[i4].family != AF_INET)
+			i4++;
+		if ((!want6 || i6 >= h->naddrs) && (!want4 || i4 >= h->naddrs))
+			return;
+		if (want6 && i6 < h->naddrs) {
+			add_target(t, nt, h->name, AF_INET6, h->addrs[i6].addr,
+			    port);
+			i6++;
+		}
+		if (want4 && i4 < h->naddrs) {
+			add_target(t, nt, h->name, AF_INET, h->addrs[i4].addr,
+			    port);
+			i4++;
+		}
+	}
+}
+
 static void
 mx_cb(void *arg, const struct dns_mx_result *res)
 {
@@ -740,10 +770,7 @@ mx_cb(void *arg, const struct dns_mx_result *res)
 		return;
 	}
 	for (size_t i = 0; i < res->nhosts; i++)
-		for (size_t k = 0; k < res->hosts[i].naddrs; k++)
-			add_target(t, &nt, res->hosts[i].name,
-			    res->hosts[i].addrs[k].family,
-			    res->hosts[i].addrs[k].addr, port);
+		add_host_targets(m, &res->hosts[i], t, &nt, port);
 	if (nt == 0) {
 		snprintf(why, sizeof(why), "no address for the mail exchangers "
 		    "of %s", g->domain);

@@ -50,6 +50,7 @@ struct mtad {
 	/* The daemon's worker pool (store writes); NULL once the daemon
 	   freed it at shutdown, when writes run on the loop thread. */
 	struct worker_pool **workers;
+	int ip_family;              /* AF_UNSPEC (any), AF_INET, AF_INET6 */
 	unsigned nconns;            /* connections open */
 	bool stopping;
 	struct engine *engine;

@@ -63,7 +63,7 @@ class DNS:
         for pref, name, addrs in hosts:
             self.zones.add(f"{domain}. 60 IN MX {pref} {name or '.'}.".replace("..", "."))
             for a in addrs:
-                self.zones.add(f"{name}. 60 IN A {a}")
+                self.zones.add(f"{name}. 60 IN {'AAAA' if ':' in a else 'A'} {a}")
 
     def a(self, name, addr):
         self.zones.add(f"{name}. 60 IN A {addr}")
@@ -93,7 +93,7 @@ class Sink:
         self.hostile = hostile      # None, "longline", "manylines", "junk"
         self.greeting, self.refuse_helo = greeting, refuse_helo
         self.close_after = close_after
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((ip, port))
         self.sock.listen(64)

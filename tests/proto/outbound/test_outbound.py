@@ -573,3 +573,44 @@ def test_remote_closing_between_transactions(out):
     assert "reconnect remote=mx.close.test[127.0.0.2]" in log
     assert "status=deferred" not in log and "status=bounced" not in log
     assert sink.connections == 8 and not o.inbox()
+
+
+def test_ipv6_aaaa_only_mx(out):
+    o = out()
+    o.rig.dns.mx("v6.test", (10, "mx.v6.test", ["::1"]))
+    o.rig.sink("::1")
+    o.start()
+    o.inject(ALICE, "ok-30@v6.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery over ::1")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["ip"] == "::1"
+    assert "rcpt=ok-30@v6.test relay=mx.v6.test[::1]:" in o.log()
+
+
+def test_unreachable_ipv6_falls_back_to_ipv4(out):
+    o = out()
+    # Nothing listens on ::1 here: the IPv6 address (tried first) is
+    # refused, the IPv4 one of the same host takes the mail.
+    o.rig.dns.mx("dual.test", (10, "mx.dual.test", ["127.0.0.2", "::1"]))
+    o.rig.sink("127.0.0.2")
+    o.start()
+    o.inject(ALICE, "ok-31@dual.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery over IPv4")
+    o.wait_queue_empty()
+    log = o.log()
+    assert "host-failed remote=mx.dual.test[::1]" in log
+    assert "rcpt=ok-31@dual.test relay=mx.dual.test[127.0.0.2]:" in log
+    assert "status=deferred" not in log
+
+
+def test_outbound_ip_family_ipv4(out):
+    o = out(outbound_ip_family="ipv4")
+    o.rig.dns.mx("fam.test", (10, "mx.fam.test", ["127.0.0.2", "::1"]))
+    v4 = o.rig.sink("127.0.0.2")
+    v6 = o.rig.sink("::1")
+    o.start()
+    o.inject(ALICE, "ok-32@fam.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery over IPv4")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["ip"] == "127.0.0.2"
+    assert v4.connections == 1 and v6.connections == 0
