@@ -614,3 +614,33 @@ def test_outbound_ip_family_ipv4(out):
     o.wait_queue_empty()
     assert o.rig.deliveries[0]["ip"] == "127.0.0.2"
     assert v4.connections == 1 and v6.connections == 0
+
+
+def test_kill9_smtpd_right_after_250(out):
+    o = out()
+    o.rig.dns.mx("far.test", (10, "mx.far.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2")
+    o.inst.start("smtpd")
+    tok = f"kill9-smtpd-{time.time()}"
+    msg = (f"From: <{ALICE}>\r\nTo: <friend@far.test>\r\nSubject: {tok}\r\n"
+           f"\r\nBody {tok}\r\n")
+    c = smtplib.SMTP("127.0.0.1", o.inst.port("submission"), timeout=60)
+    c.starttls(context=harness.client_tls_context())
+    c.login(ALICE, harness.PASSWORD)
+    assert c.sendmail(ALICE, ["friend@far.test"], msg) == {}   # the 250
+    o.inst.kill("smtpd")                                        # at once
+    try:
+        c.close()
+    except OSError:
+        pass
+    rows = o.queue()
+    assert len(rows) == 1 and "friend@far.test" in rows[0], rows
+    # smtpd comes back; mtad (not running until now) delivers it once.
+    o.inst.start("smtpd")
+    o.start()
+    o.rig.wait(lambda d: len(d) >= 1, what="the acknowledged message")
+    o.wait_queue_empty()
+    assert len(o.rig.deliveries) == 1
+    d = o.rig.deliveries[0]
+    assert d["rcpts"] == ["friend@far.test"] and tok.encode() in d["data"]
+    assert o.log().count("status=sent") == 1
