@@ -3,10 +3,9 @@
    transaction), resolves the MX hosts, runs SMTP attempts within the
    connection bounds, commits each recipient's result as soon as it is known,
    computes retries, and sends the DSNs (delayed, failed, delivered/relayed).
-   The writes that follow an attempt (results, DSNs, removal) run on the
-   worker pool, in order, one at a time; the schedule's reads and the start
-   of an attempt (a short commit marking its recipients in flight) are
-   made on the loop thread. */
+   Store writes (marking an attempt's recipients in flight, results, DSNs,
+   removal) run on the worker pool, in order, one at a time; only the
+   schedule's reads are made on the loop thread. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -70,6 +69,15 @@ struct idle_conn {
 	struct idle_conn *next;
 };
 
+/* A destination that failed lately: one connection at a time to it until
+   a transaction gets through (slow start, as Postfix lowers a failing
+   destination's concurrency), so a host coming back is not met with all
+   the queue at once. */
+struct slow_dest {
+	char domain[DNS_NAME_SIZE];
+	int64_t since;
+};
+
 struct backoff {
 	char domain[DNS_NAME_SIZE];
 	int64_t until;
@@ -90,6 +98,10 @@ struct engine {
 	bool starting, start_again;     /* start_waiting is running */
 	struct backoff backoff[BACKOFF_MAX];
 	size_t nbackoff;
+	struct slow_dest slow[BACKOFF_MAX];
+	size_t nslow;
+	struct group **begin;       /* made by this scan, for WOP_BEGIN */
+	size_t nbegin, capbegin;
 	bool stopping;
 	struct wop *wq_head, *wq_tail;  /* store writes waiting, FIFO */
 	bool wq_busy;               /* one is running */
@@ -97,6 +109,7 @@ struct engine {
 };
 
 static void schedule_scan(struct engine *e);
+static void group_queue(struct engine *e, struct group *g);
 static void start_waiting(struct engine *e);
 static void idle_add(struct engine *e, const char *domain,
     struct smtp_job *job);
@@ -151,6 +164,51 @@ backoff_set(struct engine *e, const char *domain, int64_t until,
 	b->until = until;
 	str_copy(b->status, status, sizeof(b->status));
 	str_copy(b->reason, reason, sizeof(b->reason));
+}
+
+/* ---- slow start ---- */
+
+static struct slow_dest *
+slow_find(struct engine *e, const char *domain)
+{
+	for (size_t i = 0; i < e->nslow; i++)
+		if (strcasecmp(e->slow[i].domain, domain) == 0)
+			return &e->slow[i];
+	return NULL;
+}
+
+static void
+slow_set(struct engine *e, const char *domain)
+{
+	struct slow_dest *s = slow_find(e, domain);
+
+	if (s != NULL)
+		return;
+	if (e->nslow == BACKOFF_MAX) {
+		/* Full: the oldest entry goes. */
+		size_t old = 0;
+
+		for (size_t i = 1; i < e->nslow; i++)
+			if (e->slow[i].since < e->slow[old].since)
+				old = i;
+		e->slow[old] = e->slow[--e->nslow];
+	}
+	s = &e->slow[e->nslow++];
+	str_copy(s->domain, domain, sizeof(s->domain));
+	s->since = now_s();
+	log_info("mtad slow-start domain=%s connections=1", domain);
+}
+
+static void
+slow_clear(struct engine *e, const char *domain)
+{
+	struct slow_dest *s = slow_find(e, domain);
+
+	if (s == NULL)
+		return;
+	log_info("mtad slow-start-end domain=%s connections=%d", domain,
+	    MTAD_PER_HOST_CONNS);
+	*s = e->slow[--e->nslow];
 }
 
 /* ---- results ---- */
@@ -228,7 +286,7 @@ struct wres {
    committed: a connection slot is given back only then, so at most one
    transaction per connection has results not yet durable (the duplicates
    a kill -9 can cause). */
-enum wop_kind { WOP_RESULTS, WOP_SETTLE, WOP_CALL };
+enum wop_kind { WOP_RESULTS, WOP_SETTLE, WOP_CALL, WOP_BEGIN };
 
 struct wop {
 	struct engine *e;
@@ -240,6 +298,9 @@ struct wop {
 	bool rescan;
 	void (*fn)(void *arg);      /* WOP_CALL */
 	void *arg;
+	struct group **groups;      /* WOP_BEGIN: store_queue_begin_attempt */
+	size_t ngroups;
+	int64_t now;
 };
 
 static void wq_kick(struct engine *e);
@@ -300,6 +361,59 @@ results_done(struct wop *op)
 	}
 }
 
+/* Marks each group's recipients in flight, one transaction per message;
+   a recipient the store no longer has waiting (or a held message) is left
+   out of its group. */
+static void
+begin_work(struct wop *op)
+{
+	for (size_t i = 0; i < op->ngroups; i++) {
+		struct group *g = op->groups[i];
+		uint32_t idx[MTAD_MAX_RCPTS_PER_TXN];
+		size_t ni = g->n;
+
+		for (size_t k = 0; k < ni; k++)
+			idx[k] = g->rcpts[k].idx;
+		if (store_queue_begin_attempt(op->e->m->st, g->qm->id, idx, &ni,
+		    op->now) != STORE_OK)
+			ni = 0;
+		for (size_t k = 0; k < ni; k++)
+			g->rcpts[k].idx = idx[k];
+		g->n = ni;
+	}
+}
+
+static void
+begin_done(struct wop *op)
+{
+	struct engine *e = op->e;
+
+	for (size_t i = 0; i < op->ngroups; i++) {
+		struct group *g = op->groups[i];
+		struct qmsg *qm = g->qm;
+
+		if (g->n == 0) {
+			free(g);
+			if (--qm->groups == 0)
+				qmsg_settle(qm, false);
+			continue;
+		}
+		for (size_t k = 0; k < g->n; k++) {
+			struct store_queue_rcpt *o = qrcpt(qm, g->rcpts[k].idx);
+
+			o->attempts++;
+			str_copy(g->rcpts[k].address, o->address,
+			    sizeof(g->rcpts[k].address));
+			str_copy(g->rcpts[k].orcpt, o->orcpt,
+			    sizeof(g->rcpts[k].orcpt));
+			g->rcpts[k].notify = o->notify;
+		}
+		group_queue(e, g);
+	}
+	free(op->groups);
+	start_waiting(e);
+}
+
 static void
 wop_work(void *arg)
 {
@@ -307,6 +421,8 @@ wop_work(void *arg)
 
 	if (op->kind == WOP_RESULTS)
 		results_work(op);
+	else if (op->kind == WOP_BEGIN)
+		begin_work(op);
 	else
 		settle_work(op->qm);
 }
@@ -319,6 +435,8 @@ wop_done(void *arg)
 
 	if (op->kind == WOP_RESULTS) {
 		results_done(op);
+	} else if (op->kind == WOP_BEGIN) {
+		begin_done(op);
 	} else {
 		qmsg_free(op->qm);
 		if (op->rescan && !e->stopping)
@@ -569,6 +687,10 @@ start_waiting(struct engine *e)
 		e->start_again = true;
 		return;
 	}
+	/* The loop has stopped (work finishing at shutdown): engine_stop
+	   turns what waits back into deferred recipients. */
+	if (ev_depth(e->m->loop) == 0)
+		return;
 	e->starting = true;
 	do {
 		started = false;
@@ -576,13 +698,14 @@ start_waiting(struct engine *e)
 		for (struct group *g = e->waiting; g != NULL && !e->stopping;
 		    g = g->next) {
 			struct idle_conn *ic = idle_find(e, g->domain);
-			unsigned same = 0;
+			unsigned same = 0, limit = slow_find(e, g->domain) !=
+			    NULL ? 1 : MTAD_PER_HOST_CONNS;
 
 			for (struct group *r = e->running; ic == NULL &&
 			    r != NULL; r = r->next)
 				if (strcasecmp(r->domain, g->domain) == 0)
 					same++;
-			if (same >= MTAD_PER_HOST_CONNS)
+			if (same >= limit)
 				continue;
 			/* At the bound, a parked connection to elsewhere
 			   makes room. */
@@ -646,6 +769,10 @@ job_done(void *arg, struct smtp_job *job, bool all_hosts_failed, bool parked)
 	struct engine *e = g->e;
 
 	g->job = NULL;
+	if (all_hosts_failed)
+		slow_set(e, g->domain);
+	else
+		slow_clear(e, g->domain);
 	if (parked) {
 		g->parked = job;
 		wq_call(e, group_park_cb, g);
@@ -997,7 +1124,9 @@ final_dsns(struct engine *e, struct qmsg *qm)
 	if (nd > 0)
 		dsn_deliver(e, qm, dr, nd);
 	free(dr);
-	for (size_t i = 0; i < qm->n; i++) {
+	/* The mark keeps a DSN from going twice; without one, a later look
+	   decides the same again, and the commit is saved. */
+	for (size_t i = 0; nd > 0 && i < qm->n; i++) {
 		struct store_queue_rcpt *q = &qm->rcpts[i];
 
 		if ((q->state == STORE_QS_SENT || q->state == STORE_QS_FAILED) &&
@@ -1234,31 +1363,45 @@ qmsg_dispatch(struct engine *e, struct qmsg *qm, int64_t now)
 				    b->until);
 			continue;
 		}
-		if (store_queue_begin_attempt(e->m->st, qm->id, idx, &ni, now) !=
-		    STORE_OK || ni == 0)
-			continue;
 		g = xcalloc(1, sizeof(*g));
 		g->e = e;
 		g->qm = qm;
 		str_copy(g->domain, e->m->relay_host != NULL ?
 		    e->m->relay_host : dom, sizeof(g->domain));
+		/* In flight from now on here; in the store once the scan's
+		   WOP_BEGIN ran (scan_begin), then the group may start. */
 		for (size_t k = 0; k < ni; k++) {
-			struct store_queue_rcpt *o = qrcpt(qm, idx[k]);
-
-			o->state = STORE_QS_INFLIGHT;
-			o->attempts++;
+			qrcpt(qm, idx[k])->state = STORE_QS_INFLIGHT;
 			g->rcpts[k].idx = idx[k];
-			str_copy(g->rcpts[k].address, o->address,
-			    sizeof(g->rcpts[k].address));
-			str_copy(g->rcpts[k].orcpt, o->orcpt,
-			    sizeof(g->rcpts[k].orcpt));
-			g->rcpts[k].notify = o->notify;
 		}
 		g->n = ni;
 		qm->groups++;
-		group_queue(e, g);
+		if (e->nbegin == e->capbegin) {
+			e->capbegin = e->capbegin != 0 ? e->capbegin * 2 : 64;
+			e->begin = xrealloc(e->begin, e->capbegin *
+			    sizeof(*e->begin));
+		}
+		e->begin[e->nbegin++] = g;
 	}
 	free(taken);
+}
+
+/* The groups the scan made go to the worker pool to be marked in flight. */
+static void
+scan_begin(struct engine *e, int64_t now)
+{
+	struct wop *op;
+
+	if (e->nbegin == 0)
+		return;
+	op = xcalloc(1, sizeof(*op));
+	op->kind = WOP_BEGIN;
+	op->groups = e->begin;
+	op->ngroups = e->nbegin;
+	op->now = now;
+	e->begin = NULL;
+	e->nbegin = e->capbegin = 0;
+	wq_push(e, op);
 }
 
 static void
@@ -1324,6 +1467,7 @@ scan(struct engine *e)
 		process(e, ids[i], now);
 	}
 	free(ids);
+	scan_begin(e, now);
 	start_waiting(e);
 	/* Due messages that are busy come back when their attempt ends. */
 	wait = next > 0 ? (double)(next - now) : 3600;

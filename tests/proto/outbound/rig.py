@@ -276,6 +276,7 @@ class Sink:
                 if any(r.split("@")[0].startswith("datafail-") for r in rcpts):
                     send("554 5.6.0 content rejected")
                     continue
+                params["connections"] = self.connections    # accepted so far
                 self.rig.record(self.ip, mail, rcpts, b"".join(data), tls, params)
                 send("250 2.0.0 queued as sink")
                 done_here += 1

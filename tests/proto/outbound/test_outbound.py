@@ -644,3 +644,22 @@ def test_kill9_smtpd_right_after_250(out):
     d = o.rig.deliveries[0]
     assert d["rcpts"] == ["friend@far.test"] and tok.encode() in d["data"]
     assert o.log().count("status=sent") == 1
+
+
+def test_slow_start_after_failures(out):
+    o = out()
+    o.rig.dns.mx("slow.test", (10, "mx.slow.test", ["127.0.0.3"]))
+    for i in range(8):
+        o.inject(ALICE, f"ok-{i}@slow.test")
+    o.start()                           # nothing listens yet: all fail
+    o.wait_log("status=deferred", count=8)
+    assert "slow-start domain=slow.test connections=1" in o.log()
+    # The host comes back, slow to answer the data: had mtad opened
+    # several connections, they would all be there before the first 250.
+    o.rig.sink("127.0.0.3", delay=0.5)
+    o.rig.wait(lambda d: len(d) >= 8, what="8 messages")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["params"]["connections"] == 1
+    assert "slow-start-end domain=slow.test" in o.log()
+    got = sorted(r for d in o.rig.deliveries for r in d["rcpts"])
+    assert got == sorted(f"ok-{i}@slow.test" for i in range(8))
