@@ -70,6 +70,7 @@ static const struct key_def config_keys[] = {
 	{ "relayhost_ca_file", K_STR, F(relayhost_ca_file) },
 	{ "outbound_timeout", K_DURATION, F(outbound_timeout) },
 	{ "outbound_max_connections", K_UINT, F(outbound_max_connections) },
+	{ "outbound_ip_family", K_TOKEN, F(outbound_ip_family) },
 	{ "submission_rate_limit", K_RATE, F(submission_rate_limit) },
 	{ "queue_retry_min", K_DURATION, F(queue_retry_min) },
 	{ "queue_retry_max", K_DURATION, F(queue_retry_max) },
@@ -120,6 +121,7 @@ config_init(struct config *cfg)
 	cfg->queue_lifetime = 5 * 86400;
 	cfg->delay_warning = 4 * 3600;
 	cfg->dkim_selector = xstrdup("postroom");
+	cfg->outbound_ip_family = xstrdup("any");
 	cfg->milter_timeout = 30;
 }
 

@@ -54,6 +54,8 @@ struct config {
 	char *relayhost_ca_file;    /* NULL: OpenSSL's default verify paths */
 	double outbound_timeout;    /* per remote reply, default 5m */
 	unsigned outbound_max_connections; /* in total, default 20 */
+	char *outbound_ip_family;   /* "any" (default), "ipv4", "ipv6": the
+	                               address families mtad connects to */
 	unsigned submission_rate_limit;    /* messages per period per user,
 	                                      default 500; 0: no limit */
 	double submission_rate_period;     /* 3600 (N/h) or 86400 (N/d) */

@@ -3,8 +3,9 @@
    transaction), resolves the MX hosts, runs SMTP attempts within the
    connection bounds, commits each recipient's result as soon as it is known,
    computes retries, and sends the DSNs (delayed, failed, delivered/relayed).
-   Store writes are made from the loop thread: each is one short LMDB commit,
-   and mtad has no client whose latency they would hurt. */
+   Store writes (marking an attempt's recipients in flight, results, DSNs,
+   removal) run on the worker pool, in order, one at a time; only the
+   schedule's reads are made on the loop thread. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "mtad.h"
 #include "util.h"
+#include "worker.h"
 
 #define SCAN_MAX        4096    /* messages read per schedule scan */
 #define BACKOFF_MAX     1024    /* domains remembered as unreachable */
@@ -36,6 +38,7 @@ struct group {
 	struct job_rcpt rcpts[MTAD_MAX_RCPTS_PER_TXN];
 	size_t n;
 	struct smtp_job *job;
+	struct smtp_job *parked;    /* its connection, kept for reuse */
 	bool resolving, cancelled;
 	struct group *next;         /* in the wait list or the running list */
 	struct group **prevp;
@@ -56,6 +59,25 @@ struct qmsg {
 	struct qmsg *next;
 };
 
+/* A connection parked after a transaction, for the next message to the
+   same destination (smtp_job_next) until MTAD_IDLE_SECONDS pass. */
+struct idle_conn {
+	struct engine *e;
+	struct smtp_job *job;
+	char domain[DNS_NAME_SIZE];
+	ev_timer timer;
+	struct idle_conn *next;
+};
+
+/* A destination that failed lately: one connection at a time to it until
+   a transaction gets through (slow start, as Postfix lowers a failing
+   destination's concurrency), so a host coming back is not met with all
+   the queue at once. */
+struct slow_dest {
+	char domain[DNS_NAME_SIZE];
+	int64_t since;
+};
+
 struct backoff {
 	char domain[DNS_NAME_SIZE];
 	int64_t until;
@@ -71,15 +93,28 @@ struct engine {
 	struct group *waiting;      /* FIFO */
 	struct group *running;
 	unsigned nrunning;
+	struct idle_conn *idle;     /* oldest first */
+	unsigned nidle;
 	bool starting, start_again;     /* start_waiting is running */
 	struct backoff backoff[BACKOFF_MAX];
 	size_t nbackoff;
+	struct slow_dest slow[BACKOFF_MAX];
+	size_t nslow;
+	struct group **begin;       /* made by this scan, for WOP_BEGIN */
+	size_t nbegin, capbegin;
 	bool stopping;
+	struct wop *wq_head, *wq_tail;  /* store writes waiting, FIFO */
+	bool wq_busy;               /* one is running */
+	bool wq_kicking;
 };
 
 static void schedule_scan(struct engine *e);
+static void group_queue(struct engine *e, struct group *g);
+static void start_waiting(struct engine *e);
+static void idle_add(struct engine *e, const char *domain,
+    struct smtp_job *job);
 static void group_start(struct group *g);
-static void qmsg_settle(struct qmsg *qm);
+static void qmsg_settle(struct qmsg *qm, bool rescan);
 
 static int64_t
 now_s(void)
@@ -131,6 +166,51 @@ backoff_set(struct engine *e, const char *domain, int64_t until,
 	str_copy(b->reason, reason, sizeof(b->reason));
 }
 
+/* ---- slow start ---- */
+
+static struct slow_dest *
+slow_find(struct engine *e, const char *domain)
+{
+	for (size_t i = 0; i < e->nslow; i++)
+		if (strcasecmp(e->slow[i].domain, domain) == 0)
+			return &e->slow[i];
+	return NULL;
+}
+
+static void
+slow_set(struct engine *e, const char *domain)
+{
+	struct slow_dest *s = slow_find(e, domain);
+
+	if (s != NULL)
+		return;
+	if (e->nslow == BACKOFF_MAX) {
+		/* Full: the oldest entry goes. */
+		size_t old = 0;
+
+		for (size_t i = 1; i < e->nslow; i++)
+			if (e->slow[i].since < e->slow[old].since)
+				old = i;
+		e->slow[old] = e->slow[--e->nslow];
+	}
+	s = &e->slow[e->nslow++];
+	str_copy(s->domain, domain, sizeof(s->domain));
+	s->since = now_s();
+	log_info("mtad slow-start domain=%s connections=1", domain);
+}
+
+static void
+slow_clear(struct engine *e, const char *domain)
+{
+	struct slow_dest *s = slow_find(e, domain);
+
+	if (s == NULL)
+		return;
+	log_info("mtad slow-start-end domain=%s connections=%d", domain,
+	    MTAD_PER_HOST_CONNS);
+	*s = e->slow[--e->nslow];
+}
+
 /* ---- results ---- */
 
 static int64_t
@@ -178,7 +258,282 @@ log_result(struct qmsg *qm, const char *addr, const char *remote,
 	    word, status != NULL ? status : "", esc);
 }
 
-/* Commits one recipient's result and logs it. */
+/* ---- the store writes, on the worker pool ----
+
+   Every write that follows an attempt (the recipients' results, then the
+   message's DSNs and its removal) goes through one FIFO of operations run
+   on the worker pool one at a time, so the loop never waits on an fsync
+   and a message is settled only after its results are committed. Results
+   that come in while a commit runs wait in the next batch: under load one
+   transaction per message carries many of them. Once the daemon freed its
+   pool (shutdown), operations run at once on the loop thread. */
+
+struct wres {
+	struct qmsg *qm;
+	uint32_t idx;
+	struct store_queue_result res;
+	char address[STORE_ADDRESS_MAX + 1];
+	char status[STORE_QUEUE_STATUS_MAX + 1];
+	char reply[STORE_QUEUE_REPLY_MAX + 1];
+	char remote[STORE_QUEUE_REMOTE_MAX + 1];
+	char tls[32];
+	bool has_status, has_reply, has_remote, has_tls;
+	enum store_err err;
+	char errmsg[256];
+};
+
+/* WOP_CALL runs fn on the loop thread once everything before it is
+   committed: a connection slot is given back only then, so at most one
+   transaction per connection has results not yet durable (the duplicates
+   a kill -9 can cause). */
+enum wop_kind { WOP_RESULTS, WOP_SETTLE, WOP_CALL, WOP_BEGIN };
+
+struct wop {
+	struct engine *e;
+	enum wop_kind kind;
+	struct wop *next;
+	struct wres *r;             /* WOP_RESULTS */
+	size_t n, cap;
+	struct qmsg *qm;            /* WOP_SETTLE */
+	bool rescan;
+	void (*fn)(void *arg);      /* WOP_CALL */
+	void *arg;
+	struct group **groups;      /* WOP_BEGIN: store_queue_begin_attempt */
+	size_t ngroups;
+	int64_t now;
+};
+
+static void wq_kick(struct engine *e);
+static void settle_work(struct qmsg *qm);
+static void qmsg_free(struct qmsg *qm);
+
+static void
+results_work(struct wop *op)
+{
+	struct store *st = op->e->m->st;
+
+	/* One transaction per run of results of the same message. */
+	for (size_t i = 0, k; i < op->n; i = k) {
+		uint32_t idx[MTAD_MAX_RCPTS_PER_TXN];
+		struct store_queue_result res[MTAD_MAX_RCPTS_PER_TXN];
+		enum store_err err;
+
+		for (k = i; k < op->n && k - i < MTAD_MAX_RCPTS_PER_TXN &&
+		    op->r[k].qm == op->r[i].qm; k++) {
+			struct wres *w = &op->r[k];
+
+			/* The batch may have moved while it grew: the strings
+			   are pointed at only now. */
+			idx[k - i] = w->idx;
+			res[k - i] = w->res;
+			res[k - i].status = w->has_status ? w->status : NULL;
+			res[k - i].reply = w->has_reply ? w->reply : NULL;
+			res[k - i].remote = w->has_remote ? w->remote : NULL;
+		}
+		err = store_queue_rcpt_results(st, op->r[i].qm->id, idx, res,
+		    k - i);
+		for (size_t x = i; x < k; x++) {
+			op->r[x].err = err;
+			if (err != STORE_OK)
+				str_copy(op->r[x].errmsg, store_last_error(),
+				    sizeof(op->r[x].errmsg));
+		}
+	}
+}
+
+static void
+results_done(struct wop *op)
+{
+	for (size_t i = 0; i < op->n; i++) {
+		struct wres *w = &op->r[i];
+
+		if (w->err == STORE_ENOTFOUND) {
+			log_info("mtad %s result-dropped rcpt=%s reason=\"deleted "
+			    "meanwhile\"", w->qm->qid, w->address);
+			continue;
+		}
+		if (w->err != STORE_OK)
+			log_warnx("mtad %s result-commit-failed rcpt=%s "
+			    "error=\"%s\"", w->qm->qid, w->address, w->errmsg);
+		log_result(w->qm, w->address, w->has_remote ? w->remote : NULL,
+		    w->has_tls ? w->tls : NULL, w->res.state, w->status,
+		    w->reply, w->res.now);
+	}
+}
+
+/* Marks each group's recipients in flight, one transaction per message;
+   a recipient the store no longer has waiting (or a held message) is left
+   out of its group. */
+static void
+begin_work(struct wop *op)
+{
+	for (size_t i = 0; i < op->ngroups; i++) {
+		struct group *g = op->groups[i];
+		uint32_t idx[MTAD_MAX_RCPTS_PER_TXN];
+		size_t ni = g->n;
+
+		for (size_t k = 0; k < ni; k++)
+			idx[k] = g->rcpts[k].idx;
+		if (store_queue_begin_attempt(op->e->m->st, g->qm->id, idx, &ni,
+		    op->now) != STORE_OK)
+			ni = 0;
+		for (size_t k = 0; k < ni; k++)
+			g->rcpts[k].idx = idx[k];
+		g->n = ni;
+	}
+}
+
+static void
+begin_done(struct wop *op)
+{
+	struct engine *e = op->e;
+
+	for (size_t i = 0; i < op->ngroups; i++) {
+		struct group *g = op->groups[i];
+		struct qmsg *qm = g->qm;
+
+		if (g->n == 0) {
+			free(g);
+			if (--qm->groups == 0)
+				qmsg_settle(qm, false);
+			continue;
+		}
+		for (size_t k = 0; k < g->n; k++) {
+			struct store_queue_rcpt *o = qrcpt(qm, g->rcpts[k].idx);
+
+			o->attempts++;
+			str_copy(g->rcpts[k].address, o->address,
+			    sizeof(g->rcpts[k].address));
+			str_copy(g->rcpts[k].orcpt, o->orcpt,
+			    sizeof(g->rcpts[k].orcpt));
+			g->rcpts[k].notify = o->notify;
+		}
+		group_queue(e, g);
+	}
+	free(op->groups);
+	start_waiting(e);
+}
+
+static void
+wop_work(void *arg)
+{
+	struct wop *op = arg;
+
+	if (op->kind == WOP_RESULTS)
+		results_work(op);
+	else if (op->kind == WOP_BEGIN)
+		begin_work(op);
+	else
+		settle_work(op->qm);
+}
+
+static void
+wop_done(void *arg)
+{
+	struct wop *op = arg;
+	struct engine *e = op->e;
+
+	if (op->kind == WOP_RESULTS) {
+		results_done(op);
+	} else if (op->kind == WOP_BEGIN) {
+		begin_done(op);
+	} else {
+		qmsg_free(op->qm);
+		if (op->rescan && !e->stopping)
+			schedule_scan(e);
+	}
+	free(op->r);
+	free(op);
+	e->wq_busy = false;
+	wq_kick(e);
+}
+
+/* Starts the next operation if none runs. Calls made from inside (a
+   WOP_CALL that ends in more results) leave the work to the outer one. */
+static void
+wq_kick(struct engine *e)
+{
+	if (e->wq_kicking)
+		return;
+	e->wq_kicking = true;
+	while (!e->wq_busy && e->wq_head != NULL) {
+		struct wop *op = e->wq_head;
+		struct worker_pool *pool = *e->m->workers;
+
+		e->wq_head = op->next;
+		if (e->wq_head == NULL)
+			e->wq_tail = NULL;
+		if (op->kind == WOP_CALL) {
+			op->fn(op->arg);
+			free(op);
+			continue;
+		}
+		e->wq_busy = true;
+		if (pool != NULL) {
+			worker_submit(pool, wop_work, wop_done, op);
+		} else {
+			wop_work(op);
+			wop_done(op);
+		}
+	}
+	e->wq_kicking = false;
+}
+
+static void
+wq_push(struct engine *e, struct wop *op)
+{
+	op->next = NULL;
+	op->e = e;
+	if (e->wq_tail != NULL)
+		e->wq_tail->next = op;
+	else
+		e->wq_head = op;
+	e->wq_tail = op;
+	wq_kick(e);
+}
+
+/* A slot in the first batch of results not yet started, made if needed.
+   Any waiting batch will do: what waits behind it (settling a message,
+   giving a slot back) never concerns a result still coming in. */
+static struct wres *
+wq_result_slot(struct engine *e)
+{
+	struct wop *op = e->wq_head;
+
+	while (op != NULL && op->kind != WOP_RESULTS)
+		op = op->next;
+	if (op == NULL) {
+		op = xcalloc(1, sizeof(*op));
+		op->kind = WOP_RESULTS;
+		op->e = e;
+		if (e->wq_tail != NULL)
+			e->wq_tail->next = op;
+		else
+			e->wq_head = op;
+		e->wq_tail = op;
+	}
+	if (op->n == op->cap) {
+		op->cap = op->cap != 0 ? op->cap * 2 : 16;
+		op->r = xrealloc(op->r, op->cap * sizeof(*op->r));
+	}
+	memset(&op->r[op->n], 0, sizeof(op->r[op->n]));
+	return &op->r[op->n++];
+}
+
+/* Runs fn(arg) on the loop thread once what is queued before is done. */
+static void
+wq_call(struct engine *e, void (*fn)(void *), void *arg)
+{
+	struct wop *op = xcalloc(1, sizeof(*op));
+
+	op->kind = WOP_CALL;
+	op->fn = fn;
+	op->arg = arg;
+	wq_push(e, op);
+}
+
+/* Records one recipient's result: the in-memory copy now, the store on
+   the worker pool (logged once committed). */
 static void
 commit_result(struct qmsg *qm, uint32_t idx, enum store_queue_state st,
     const char *status, const char *reply, const char *remote,
@@ -186,33 +541,35 @@ commit_result(struct qmsg *qm, uint32_t idx, enum store_queue_state st,
 {
 	struct engine *e = qm->e;
 	struct store_queue_rcpt *q = qrcpt(qm, idx);
-	struct store_queue_result res = {
-		.state = st, .now = now_s(), .set_flags = flags,
-		.status = status, .reply = reply, .remote = remote,
-	};
-	enum store_err err;
+	struct wres *w;
 
 	if (q == NULL)
 		return;
+	w = wq_result_slot(e);
+	w->qm = qm;
+	w->idx = idx;
+	str_copy(w->address, q->address, sizeof(w->address));
+	str_copy(w->status, status != NULL ? status : "", sizeof(w->status));
+	str_copy(w->reply, reply != NULL ? reply : "", sizeof(w->reply));
+	str_copy(w->remote, remote != NULL ? remote : "", sizeof(w->remote));
+	str_copy(w->tls, tls != NULL ? tls : "", sizeof(w->tls));
+	w->has_remote = remote != NULL;
+	w->has_tls = tls != NULL;
+	w->res.state = st;
+	w->res.now = now_s();
+	w->res.set_flags = flags;
+	w->has_status = status != NULL;
+	w->has_reply = reply != NULL;
 	if (st == STORE_QS_DEFERRED)
-		res.next_attempt = next != 0 ? next :
-		    retry_time(e, qm, q->attempts, res.now);
-	err = store_queue_rcpt_result(e->m->st, qm->id, idx, &res);
-	if (err == STORE_ENOTFOUND) {
-		log_info("mtad %s result-dropped rcpt=%s reason=\"deleted "
-		    "meanwhile\"", qm->qid, q->address);
-		return;
-	}
-	if (err != STORE_OK)
-		log_warnx("mtad %s result-commit-failed rcpt=%s error=\"%s\"",
-		    qm->qid, q->address, store_last_error());
-	log_result(qm, q->address, remote, tls, st, status, reply, res.now);
+		w->res.next_attempt = next != 0 ? next :
+		    retry_time(e, qm, q->attempts, w->res.now);
 	q->state = st;
 	q->flags |= flags;
-	str_copy(q->status, status != NULL ? status : "", sizeof(q->status));
-	str_copy(q->reply, reply != NULL ? reply : "", sizeof(q->reply));
-	str_copy(q->remote, remote != NULL ? remote : "", sizeof(q->remote));
-	q->last_attempt = res.now;
+	str_copy(q->status, w->status, sizeof(q->status));
+	str_copy(q->reply, w->reply, sizeof(q->reply));
+	str_copy(q->remote, w->remote, sizeof(q->remote));
+	q->last_attempt = w->res.now;
+	wq_kick(e);
 }
 
 static void
@@ -238,6 +595,84 @@ group_unlink(struct group *g)
 	}
 }
 
+/* ---- connections kept between transactions ---- */
+
+static void
+idle_remove(struct idle_conn *ic)
+{
+	struct engine *e = ic->e;
+
+	for (struct idle_conn **pp = &e->idle; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == ic) {
+			*pp = ic->next;
+			break;
+		}
+	ev_timer_stop(e->m->loop, &ic->timer);
+	e->nidle--;
+	free(ic);
+}
+
+static void
+idle_close(struct idle_conn *ic)
+{
+	struct smtp_job *job = ic->job;
+
+	idle_remove(ic);
+	smtp_job_close(job);
+}
+
+static void
+idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct idle_conn *ic = w->data;
+	struct engine *e = ic->e;
+
+	idle_close(ic);
+	start_waiting(e);
+}
+
+static void
+idle_add(struct engine *e, const char *domain, struct smtp_job *job)
+{
+	struct idle_conn *ic = xcalloc(1, sizeof(*ic)), **pp = &e->idle;
+
+	if (e->stopping) {
+		free(ic);
+		smtp_job_close(job);
+		return;
+	}
+	ic->e = e;
+	ic->job = job;
+	str_copy(ic->domain, domain, sizeof(ic->domain));
+	ev_timer_init(&ic->timer, idle_timer_cb, MTAD_IDLE_SECONDS, 0.);
+	ic->timer.data = ic;
+	ev_timer_start(e->m->loop, &ic->timer);
+	while (*pp != NULL)
+		pp = &(*pp)->next;
+	*pp = ic;
+	e->nidle++;
+}
+
+static struct idle_conn *
+idle_find(struct engine *e, const char *domain)
+{
+	for (struct idle_conn *ic = e->idle; ic != NULL; ic = ic->next)
+		if (strcasecmp(ic->domain, domain) == 0)
+			return ic;
+	return NULL;
+}
+
+/* g's message over a parked connection to its destination. */
+static void
+group_reuse(struct group *g, struct idle_conn *ic)
+{
+	struct smtp_job *job = ic->job;
+
+	idle_remove(ic);
+	g->job = job;
+	smtp_job_next(job, &g->qm->jm, g->rcpts, g->n, g->qm->qid, g);
+}
+
 /* Starts what waits, within the bounds. A group may end inside
    group_start (an address literal, a bad name) and call this again: the
    inner call only asks the outer one to look once more. */
@@ -252,19 +687,33 @@ start_waiting(struct engine *e)
 		e->start_again = true;
 		return;
 	}
+	/* The loop has stopped (work finishing at shutdown): engine_stop
+	   turns what waits back into deferred recipients. */
+	if (ev_depth(e->m->loop) == 0)
+		return;
 	e->starting = true;
 	do {
 		started = false;
 		e->start_again = false;
-		for (struct group *g = e->waiting; g != NULL && !e->stopping &&
-		    e->nrunning < max; g = g->next) {
-			unsigned same = 0;
+		for (struct group *g = e->waiting; g != NULL && !e->stopping;
+		    g = g->next) {
+			struct idle_conn *ic = idle_find(e, g->domain);
+			unsigned same = 0, limit = slow_find(e, g->domain) !=
+			    NULL ? 1 : MTAD_PER_HOST_CONNS;
 
-			for (struct group *r = e->running; r != NULL; r = r->next)
+			for (struct group *r = e->running; ic == NULL &&
+			    r != NULL; r = r->next)
 				if (strcasecmp(r->domain, g->domain) == 0)
 					same++;
-			if (same >= MTAD_PER_HOST_CONNS)
+			if (same >= limit)
 				continue;
+			/* At the bound, a parked connection to elsewhere
+			   makes room. */
+			if (ic == NULL && e->nrunning + e->nidle >= max) {
+				if (e->idle == NULL)
+					break;
+				idle_close(e->idle);
+			}
 			group_unlink(g);
 			g->next = e->running;
 			if (g->next != NULL)
@@ -272,7 +721,10 @@ start_waiting(struct engine *e)
 			g->prevp = &e->running;
 			e->running = g;
 			e->nrunning++;
-			group_start(g);
+			if (ic != NULL)
+				group_reuse(g, ic);
+			else
+				group_start(g);
 			started = true;
 			break;      /* the lists changed: from the head again */
 		}
@@ -290,17 +742,42 @@ group_done(struct group *g)
 	e->nrunning--;
 	free(g);
 	if (--qm->groups == 0)
-		qmsg_settle(qm);
+		qmsg_settle(qm, true);
 	start_waiting(e);
 }
 
 static void
-job_done(void *arg, struct smtp_job *job, bool all_hosts_failed)
+group_done_cb(void *arg)
+{
+	group_done(arg);
+}
+
+static void
+group_park_cb(void *arg)
+{
+	struct group *g = arg;
+
+	idle_add(g->e, g->domain, g->parked);
+	g->parked = NULL;
+	group_done(g);
+}
+
+static void
+job_done(void *arg, struct smtp_job *job, bool all_hosts_failed, bool parked)
 {
 	struct group *g = arg;
 	struct engine *e = g->e;
 
 	g->job = NULL;
+	if (all_hosts_failed)
+		slow_set(e, g->domain);
+	else
+		slow_clear(e, g->domain);
+	if (parked) {
+		g->parked = job;
+		wq_call(e, group_park_cb, g);
+		return;
+	}
 	if (all_hosts_failed && e->m->relay_host == NULL) {
 		/* Every host of the domain failed: the domain waits for the
 		   retry instead of being tried again for each message. */
@@ -311,7 +788,7 @@ job_done(void *arg, struct smtp_job *job, bool all_hosts_failed)
 			    (int64_t)e->m->cfg->queue_retry_min, q->status,
 			    q->reply);
 	}
-	group_done(g);
+	wq_call(e, group_done_cb, g);
 }
 
 static const struct smtp_job_ops job_ops = {
@@ -342,6 +819,36 @@ add_target(struct smtp_target *t, size_t *nt, const char *host, int family,
 	memcpy(t[*nt].addr, addr, family == AF_INET ? 4 : 16);
 	t[*nt].port = port;
 	(*nt)++;
+}
+
+/* One host's addresses, IPv6 and IPv4 interleaved (IPv6 first, as RFC
+   8305 orders them), so an unreachable family costs one try, not all;
+   only those of outbound_ip_family. */
+static void
+add_host_targets(const struct mtad *m, const struct dns_mx_host *h,
+    struct smtp_target *t, size_t *nt, uint16_t port)
+{
+	size_t i4 = 0, i6 = 0;
+	bool want4 = m->ip_family != AF_INET6, want6 = m->ip_family != AF_INET;
+
+	for (;;) {
+		while (i6 < h->naddrs && h->addrs[i6].family != AF_INET6)
+			i6++;
+		while (i4 < h->naddrs && h->addrs[i4].family != AF_INET)
+			i4++;
+		if ((!want6 || i6 >= h->naddrs) && (!want4 || i4 >= h->naddrs))
+			return;
+		if (want6 && i6 < h->naddrs) {
+			add_target(t, nt, h->name, AF_INET6, h->addrs[i6].addr,
+			    port);
+			i6++;
+		}
+		if (want4 && i4 < h->naddrs) {
+			add_target(t, nt, h->name, AF_INET, h->addrs[i4].addr,
+			    port);
+			i4++;
+		}
+	}
 }
 
 static void
@@ -390,10 +897,7 @@ mx_cb(void *arg, const struct dns_mx_result *res)
 		return;
 	}
 	for (size_t i = 0; i < res->nhosts; i++)
-		for (size_t k = 0; k < res->hosts[i].naddrs; k++)
-			add_target(t, &nt, res->hosts[i].name,
-			    res->hosts[i].addrs[k].family,
-			    res->hosts[i].addrs[k].addr, port);
+		add_host_targets(m, &res->hosts[i], t, &nt, port);
 	if (nt == 0) {
 		snprintf(why, sizeof(why), "no address for the mail exchangers "
 		    "of %s", g->domain);
@@ -620,7 +1124,9 @@ final_dsns(struct engine *e, struct qmsg *qm)
 	if (nd > 0)
 		dsn_deliver(e, qm, dr, nd);
 	free(dr);
-	for (size_t i = 0; i < qm->n; i++) {
+	/* The mark keeps a DSN from going twice; without one, a later look
+	   decides the same again, and the commit is saved. */
+	for (size_t i = 0; nd > 0 && i < qm->n; i++) {
 		struct store_queue_rcpt *q = &qm->rcpts[i];
 
 		if ((q->state == STORE_QS_SENT || q->state == STORE_QS_FAILED) &&
@@ -681,39 +1187,51 @@ qmsg_free(struct qmsg *qm)
 	free(qm);
 }
 
-/* Every group of the message is over: DSNs, then remove it if nothing is
-   left to try, and look at the schedule again. */
+/* On the worker pool, after the message's results are committed: the
+   store's view again (so a delete or hold that came meanwhile is honoured:
+   a deleted message gets no DSN), the DSNs, then the removal if nothing is
+   left to try. Touches only the store and qm, never the loop. */
 static void
-qmsg_settle(struct qmsg *qm)
+settle_work(struct qmsg *qm)
 {
 	struct engine *e = qm->e;
+	struct store_queue_rcpt *fresh = NULL;
+	size_t n = 0;
 	bool removed = false;
 
-	if (!e->stopping) {
-		struct store_queue_rcpt *fresh = NULL;
-		size_t n = 0;
-
-		/* The store's view, so a delete or hold that came meanwhile
-		   is honoured (a deleted message gets no DSN). */
-		if (store_queue_get(e->m->st, qm->id, &qm->msg, &fresh, &n) !=
-		    STORE_OK) {
-			free(fresh);
-			qmsg_free(qm);
-			schedule_scan(e);
-			return;
-		}
-		free(qm->rcpts);
-		qm->rcpts = fresh;
-		qm->n = n;
-		delay_dsns(e, qm, now_s());
-		final_dsns(e, qm);
-		if (store_queue_finish(e->m->st, qm->id, &removed) == STORE_OK &&
-		    removed)
-			log_info("mtad %s removed", qm->qid);
+	if (store_queue_get(e->m->st, qm->id, &qm->msg, &fresh, &n) !=
+	    STORE_OK) {
+		free(fresh);
+		return;
 	}
-	qmsg_free(qm);
-	if (!e->stopping)
-		schedule_scan(e);
+	free(qm->rcpts);
+	qm->rcpts = fresh;
+	qm->n = n;
+	delay_dsns(e, qm, now_s());
+	final_dsns(e, qm);
+	if (store_queue_finish(e->m->st, qm->id, &removed) == STORE_OK &&
+	    removed)
+		log_info("mtad %s removed", qm->qid);
+}
+
+/* Every group of the message is over: settle it behind its results, then
+   (rescan) look at the schedule again, as due messages that were busy
+   were skipped. */
+static void
+qmsg_settle(struct qmsg *qm, bool rescan)
+{
+	struct engine *e = qm->e;
+	struct wop *op;
+
+	if (e->stopping) {
+		qmsg_free(qm);
+		return;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->kind = WOP_SETTLE;
+	op->qm = qm;
+	op->rescan = rescan;
+	wq_push(e, op);
 }
 
 static bool
@@ -845,31 +1363,45 @@ qmsg_dispatch(struct engine *e, struct qmsg *qm, int64_t now)
 				    b->until);
 			continue;
 		}
-		if (store_queue_begin_attempt(e->m->st, qm->id, idx, &ni, now) !=
-		    STORE_OK || ni == 0)
-			continue;
 		g = xcalloc(1, sizeof(*g));
 		g->e = e;
 		g->qm = qm;
 		str_copy(g->domain, e->m->relay_host != NULL ?
 		    e->m->relay_host : dom, sizeof(g->domain));
+		/* In flight from now on here; in the store once the scan's
+		   WOP_BEGIN ran (scan_begin), then the group may start. */
 		for (size_t k = 0; k < ni; k++) {
-			struct store_queue_rcpt *o = qrcpt(qm, idx[k]);
-
-			o->state = STORE_QS_INFLIGHT;
-			o->attempts++;
+			qrcpt(qm, idx[k])->state = STORE_QS_INFLIGHT;
 			g->rcpts[k].idx = idx[k];
-			str_copy(g->rcpts[k].address, o->address,
-			    sizeof(g->rcpts[k].address));
-			str_copy(g->rcpts[k].orcpt, o->orcpt,
-			    sizeof(g->rcpts[k].orcpt));
-			g->rcpts[k].notify = o->notify;
 		}
 		g->n = ni;
 		qm->groups++;
-		group_queue(e, g);
+		if (e->nbegin == e->capbegin) {
+			e->capbegin = e->capbegin != 0 ? e->capbegin * 2 : 64;
+			e->begin = xrealloc(e->begin, e->capbegin *
+			    sizeof(*e->begin));
+		}
+		e->begin[e->nbegin++] = g;
 	}
 	free(taken);
+}
+
+/* The groups the scan made go to the worker pool to be marked in flight. */
+static void
+scan_begin(struct engine *e, int64_t now)
+{
+	struct wop *op;
+
+	if (e->nbegin == 0)
+		return;
+	op = xcalloc(1, sizeof(*op));
+	op->kind = WOP_BEGIN;
+	op->groups = e->begin;
+	op->ngroups = e->nbegin;
+	op->now = now;
+	e->begin = NULL;
+	e->nbegin = e->capbegin = 0;
+	wq_push(e, op);
 }
 
 static void
@@ -903,18 +1435,10 @@ process(struct engine *e, uint64_t id, int64_t now)
 		return;
 	}
 	expire(e, qm, now);
-	delay_dsns(e, qm, now);
 	qmsg_dispatch(e, qm, now);
-	if (qm->groups == 0) {
+	if (qm->groups == 0)
 		/* Nothing to try now: DSNs and removal, if done. */
-		bool removed = false;
-
-		final_dsns(e, qm);
-		if (store_queue_finish(e->m->st, qm->id, &removed) ==
-		    STORE_OK && removed)
-			log_info("mtad %s removed", qm->qid);
-		qmsg_free(qm);
-	}
+		qmsg_settle(qm, false);
 }
 
 /* ---- the schedule ---- */
@@ -943,6 +1467,7 @@ scan(struct engine *e)
 		process(e, ids[i], now);
 	}
 	free(ids);
+	scan_begin(e, now);
 	start_waiting(e);
 	/* Due messages that are busy come back when their attempt ends. */
 	wait = next > 0 ? (double)(next - now) : 3600;
@@ -1034,6 +1559,8 @@ engine_stop(struct engine *e)
 		    now_s());
 		group_done(g);
 	}
+	while (e->idle != NULL)
+		idle_close(e->idle);
 	/* Running attempts end now (their recipients become DEFERRED);
 	   lookups in progress end when the resolver is freed. */
 	for (struct group *g = e->running, *nx; g != NULL; g = nx) {

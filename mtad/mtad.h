@@ -17,9 +17,13 @@
 #include "srs.h"
 #include "store.h"
 
+struct worker_pool;
+
 #define MTAD_MAX_RCPTS_PER_TXN  50      /* RFC 5321 4.5.3.1.8: at least 100 */
 #define MTAD_PER_HOST_CONNS     4       /* per destination address */
 #define MTAD_MAX_TARGETS        32      /* addresses tried per attempt */
+#define MTAD_TXNS_PER_CONN      100     /* transactions, then QUIT */
+#define MTAD_IDLE_SECONDS       2.0     /* a parked connection, then QUIT */
 
 struct mtad_listen {
 	int family;
@@ -43,6 +47,10 @@ struct mtad {
 	/* The key smtpd signs SRS senders with: a DSN about a forwarded
 	   message goes back to the sender the SRS address stands for. */
 	unsigned char srs_key[SRS_KEY_LEN];
+	/* The daemon's worker pool (store writes); NULL once the daemon
+	   freed it at shutdown, when writes run on the loop thread. */
+	struct worker_pool **workers;
+	int ip_family;              /* AF_UNSPEC (any), AF_INET, AF_INET6 */
 	unsigned nconns;            /* connections open */
 	bool stopping;
 	struct engine *engine;
@@ -94,8 +102,12 @@ struct smtp_job_ops {
 	    const char *reply, const char *remote, const char *tls,
 	    bool relayed);
 	/* The attempt is over (every recipient reported). all_hosts_failed:
-	   no host could be reached or every one failed before RCPT. */
-	void (*done)(void *arg, struct smtp_job *job, bool all_hosts_failed);
+	   no host could be reached or every one failed before RCPT. parked:
+	   the session is still open and good for another transaction; the
+	   engine now owns job and must give it smtp_job_next or
+	   smtp_job_close. */
+	void (*done)(void *arg, struct smtp_job *job, bool all_hosts_failed,
+	    bool parked);
 };
 
 /* Starts a delivery attempt of msg to rcpts[0..n) over targets[0..nt), in
@@ -105,6 +117,14 @@ struct smtp_job *smtp_job_start(struct mtad *m, const struct job_msg *msg,
     struct job_rcpt *rcpts, size_t n, const struct smtp_target *targets,
     size_t nt, enum job_tls tls, const char *qid,
     const struct smtp_job_ops *ops, void *arg);
+/* Another message over a parked job's connection (RSET first), to the
+   same destination; done() is called for it as for smtp_job_start's. If
+   the remote closed the connection meanwhile, the job connects again from
+   the first address. Never calls back from inside this call. */
+void smtp_job_next(struct smtp_job *job, const struct job_msg *msg,
+    struct job_rcpt *rcpts, size_t n, const char *qid, void *arg);
+/* Ends a parked job: QUIT (not waited for), close, free. No callback. */
+void smtp_job_close(struct smtp_job *job);
 /* Aborts an attempt (shutdown): recipients not reported yet are reported
    DEFERRED, then done() runs, before this returns. */
 void smtp_job_abort(struct smtp_job *job);

@@ -275,6 +275,18 @@ mtad_start(struct mtad_state *s, char *err, size_t errlen)
 	add_listen(m, c->smtps_listen);
 	timeout_ms = c->outbound_timeout > 0 && c->outbound_timeout < 10 ?
 	    (unsigned)(c->outbound_timeout * 1000) : 0;
+	if (c->outbound_ip_family == NULL ||
+	    strcasecmp(c->outbound_ip_family, "any") == 0)
+		m->ip_family = AF_UNSPEC;
+	else if (strcasecmp(c->outbound_ip_family, "ipv4") == 0)
+		m->ip_family = AF_INET;
+	else if (strcasecmp(c->outbound_ip_family, "ipv6") == 0)
+		m->ip_family = AF_INET6;
+	else {
+		snprintf(err, errlen, "outbound_ip_family: want any, ipv4 or "
+		    "ipv6, not %.40s", c->outbound_ip_family);
+		return -1;
+	}
 	if (srs_key_load(c->data_dir, m->srs_key, err, errlen) < 0)
 		return -1;
 	m->dns = dns_resolver_new(m->loop, c->dns_servers, timeout_ms, 0, err,
@@ -364,6 +376,7 @@ mtad_setup_start(struct daemon *d, char *err, size_t errlen)
 	s->m.cfg = d->cfg;
 	s->m.st = d->store;
 	s->m.loop = d->loop;
+	s->m.workers = &d->workers;
 	return mtad_start(s, err, errlen);
 }
 

@@ -46,7 +46,8 @@ enum cst {
 	CS_BODY,
 	CS_DOT,
 	CS_QUIT,
-	CS_IDLE,
+	CS_IDLE,                    /* parked between transactions */
+	CS_RSET,                    /* reused: waiting for the RSET reply */
 };
 
 /* Expected replies in a transaction: MAIL, RCPT k, DATA. */
@@ -93,10 +94,19 @@ struct smtp_job {
 	bool dot_sent;
 	bool any_accepted;
 	bool reached_txn;           /* some host got as far as MAIL */
+	/* Hosts given up on: those that refused us outright (5xx greeting,
+	   or 5xx to both EHLO and HELO) and all the others. Only when every
+	   host refused outright do the recipients fail; anything else may
+	   heal and defers. */
+	bool refused_now;           /* the host being left refused outright */
+	unsigned nrefused, nother;
+	char refused_err[900];
+	char refused_status[16];
 
 	char last_err[900];
 	char last_status[16];
 	bool finished;
+	unsigned ntxn;              /* transactions over this connection */
 };
 
 static void job_step_io(struct smtp_job *j);
@@ -163,20 +173,51 @@ finish(struct smtp_job *j)
 }
 
 static void
-job_free(struct smtp_job *j)
+job_release(struct smtp_job *j)
 {
 	ev_idle_stop(j->m->loop, &j->kick);
 	buf_free(&j->in);
 	buf_free(&j->conv);
 	wipe_buf(&j->out);
-	j->ops->done(j->arg, j, !j->reached_txn);
 	free(j);
+}
+
+static void
+job_free(struct smtp_job *j)
+{
+	ev_idle_stop(j->m->loop, &j->kick);
+	j->ops->done(j->arg, j, !j->reached_txn, false);
+	job_release(j);
 }
 
 static void
 done_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
 	job_free(w->data);
+}
+
+static void
+parked_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	struct smtp_job *j = w->data;
+
+	ev_idle_stop(loop, w);
+	j->ops->done(j->arg, j, false, true);
+}
+
+/* The transaction is over and the session is good: the connection waits,
+   unwatched, for the engine's next message to this destination. A remote
+   that closes it meanwhile is found out at the RSET. */
+static void
+park(struct smtp_job *j)
+{
+	j->st = CS_IDLE;
+	ev_io_stop(j->m->loop, &j->io);
+	ev_timer_stop(j->m->loop, &j->timer);
+	ev_idle_stop(j->m->loop, &j->kick);
+	ev_idle_init(&j->kick, parked_cb);
+	j->kick.data = j;
+	ev_idle_start(j->m->loop, &j->kick);
 }
 
 /* The status class of a reply: its enhanced code, or one made from the
@@ -553,6 +594,7 @@ loop_detected(struct smtp_job *j, const char *where)
 }
 
 static void start_tls(struct smtp_job *j);
+static void reconnect(struct smtp_job *j);
 
 static void
 auth_start(struct smtp_job *j)
@@ -689,6 +731,7 @@ on_reply(struct smtp_job *j, const struct smtp_reply *rep)
 	switch (j->st) {
 	case CS_GREETING:
 		if (rep->code != 220) {
+			j->refused_now = rep->code / 100 == 5;
 			next_target(j, line, reply_status(rep, sb, sizeof(sb)));
 			return;
 		}
@@ -713,6 +756,7 @@ on_reply(struct smtp_job *j, const struct smtp_reply *rep)
 		return;
 	case CS_HELO:
 		if (rep->code / 100 != 2) {
+			j->refused_now = rep->code / 100 == 5;
 			next_target(j, line, reply_status(rep, sb, sizeof(sb)));
 			return;
 		}
@@ -766,10 +810,22 @@ on_reply(struct smtp_job *j, const struct smtp_reply *rep)
 		accepted_result(j, rep->code / 100 == 2 ? STORE_QS_SENT :
 		    rep->code / 100 == 4 ? STORE_QS_DEFERRED : STORE_QS_FAILED,
 		    status, line);
+		if (++j->ntxn < MTAD_TXNS_PER_CONN) {
+			park(j);
+			return;
+		}
 		put_cmd(j, "QUIT");
 		j->st = CS_QUIT;
 		return;
 	}
+	case CS_RSET:
+		if (rep->code / 100 != 2) {
+			str_copy(j->last_err, line, sizeof(j->last_err));
+			reconnect(j);
+			return;
+		}
+		start_txn(j);
+		return;
 	case CS_QUIT:
 		/* Every recipient has its result: the reply to QUIT, or a late
 		   one to a pipelined command, ends it. */
@@ -808,7 +864,7 @@ read_replies(struct smtp_job *j)
 		touch_timer(j);
 		on_reply(j, r);
 		if (j->finished || j->fd < 0 || j->st == CS_TLS ||
-		    j->st == CS_CONNECT)
+		    j->st == CS_CONNECT || j->st == CS_IDLE)
 			return;
 	}
 }
@@ -952,7 +1008,7 @@ job_step_io(struct smtp_job *j)
 		if (k > 0) {
 			read_replies(j);
 			if (j->finished || j->fd < 0 || j->st == CS_TLS ||
-			    j->st == CS_CONNECT)
+			    j->st == CS_CONNECT || j->st == CS_IDLE)
 				return;
 		}
 	} while (k > 0 && (j->ssl == NULL || SSL_pending(j->ssl) > 0));
@@ -968,6 +1024,10 @@ job_step_io(struct smtp_job *j)
 broken:
 	if (j->st == CS_QUIT) {
 		finish(j);
+		return;
+	}
+	if (j->st == CS_RSET) {
+		reconnect(j);
 		return;
 	}
 	if (j->dot_sent) {
@@ -989,6 +1049,10 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	    "(state %d)", j->remote, (int)j->st);
 	if (j->st == CS_QUIT) {
 		finish(j);
+		return;
+	}
+	if (j->st == CS_RSET) {
+		reconnect(j);
 		return;
 	}
 	if (j->dot_sent) {
@@ -1066,6 +1130,16 @@ next_target(struct smtp_job *j, const char *why, const char *status)
 		log_info("mtad %s host-failed remote=%s reason=\"%.300s\"",
 		    j->qid, j->remote, j->last_err);
 		j->no_tls = false;
+		if (j->refused_now) {
+			j->nrefused++;
+			str_copy(j->refused_err, j->last_err,
+			    sizeof(j->refused_err));
+			str_copy(j->refused_status, j->last_status,
+			    sizeof(j->refused_status));
+		} else {
+			j->nother++;
+		}
+		j->refused_now = false;
 	}
 	conn_close(j);
 	for (j->ti++; j->ti < j->nt; j->ti++) {
@@ -1086,8 +1160,15 @@ next_target(struct smtp_job *j, const char *why, const char *status)
 			return;
 		log_info("mtad %s host-failed remote=%s reason=\"%.300s\"",
 		    j->qid, j->remote, j->last_err);
+		j->nother++;
 	}
-	if (remaining(j) > 0)
+	if (remaining(j) > 0 && j->nrefused > 0 && j->nother == 0 &&
+	    !j->reached_txn)
+		/* Every host refused us for good (as Postfix bounces when the
+		   last MX host greets with 5xx): the remote's own words. */
+		report_rest(j, STORE_QS_FAILED, j->refused_status,
+		    j->refused_err);
+	else if (remaining(j) > 0)
 		report_rest(j, j->last_status[0] == '5' && j->reached_txn ?
 		    STORE_QS_FAILED : STORE_QS_DEFERRED,
 		    j->last_status[0] != '\0' ? j->last_status : "4.4.1",
@@ -1136,6 +1217,68 @@ smtp_job_start(struct mtad *m, const struct job_msg *msg,
 	j->kick.data = j;
 	ev_idle_start(m->loop, &j->kick);
 	return j;
+}
+
+/* A reused connection failed before the new transaction began: the remote
+   may close an idle session (RFC 5321 4.5.3.2), which says nothing about
+   this message, so it starts over on a new connection from the first
+   address. */
+static void
+reconnect(struct smtp_job *j)
+{
+	log_info("mtad %s reconnect remote=%s reason=\"%.300s\"", j->qid,
+	    j->remote, j->last_err);
+	conn_close(j);
+	j->ntxn = 0;
+	j->no_tls = false;
+	j->ti = (size_t)-1;
+	next_target(j, NULL, NULL);
+}
+
+static void
+resume_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	struct smtp_job *j = w->data;
+
+	ev_idle_stop(loop, w);
+	buf_reset(&j->in);
+	smtp_reply_parser_init(&j->rp);
+	put_cmd(j, "RSET");
+	j->st = CS_RSET;
+	touch_timer(j);
+	job_step_io(j);
+}
+
+void
+smtp_job_next(struct smtp_job *j, const struct job_msg *msg,
+    struct job_rcpt *rcpts, size_t n, const char *qid, void *arg)
+{
+	j->msg = msg;
+	j->rcpts = rcpts;
+	j->n = n;
+	j->arg = arg;
+	str_copy(j->qid, qid, sizeof(j->qid));
+	j->reached_txn = false;
+	j->dot_sent = false;
+	j->refused_now = false;
+	j->nrefused = j->nother = 0;
+	str_copy(j->last_status, "4.4.1", sizeof(j->last_status));
+	str_copy(j->last_err, "connection lost", sizeof(j->last_err));
+	ev_idle_stop(j->m->loop, &j->kick);
+	ev_idle_init(&j->kick, resume_cb);
+	j->kick.data = j;
+	ev_idle_start(j->m->loop, &j->kick);
+}
+
+void
+smtp_job_close(struct smtp_job *j)
+{
+	if (j->fd >= 0) {
+		put_cmd(j, "QUIT");
+		(void)flush_out(j);
+	}
+	conn_close(j);
+	job_release(j);
 }
 
 void

@@ -63,7 +63,7 @@ class DNS:
         for pref, name, addrs in hosts:
             self.zones.add(f"{domain}. 60 IN MX {pref} {name or '.'}.".replace("..", "."))
             for a in addrs:
-                self.zones.add(f"{name}. 60 IN A {a}")
+                self.zones.add(f"{name}. 60 IN {'AAAA' if ':' in a else 'A'} {a}")
 
     def a(self, name, addr):
         self.zones.add(f"{name}. 60 IN A {addr}")
@@ -76,18 +76,24 @@ class Sink:
     """One SMTP sink on (ip, port). Options: name (greeting and EHLO name),
     starttls (a (cert, key) pair), require_auth ((user, password), needs
     TLS first), dsn, pipelining, eightbit, smtputf8, size, delay (seconds
-    before each reply to the data, for slow-sink tests)."""
+    before each reply to the data, for slow-sink tests), greeting (a whole
+    greeting line instead of 220, e.g. "554 5.7.1 go away"), refuse_helo (a
+    reply line to both EHLO and HELO), close_after (close the connection
+    without a word after that many accepted transactions)."""
 
     def __init__(self, rig, ip, port, name=None, starttls=None, require_auth=None,
                  dsn=True, pipelining=True, eightbit=True, smtputf8=False,
-                 size=None, delay=0.0, hostile=None):
+                 size=None, delay=0.0, hostile=None, greeting=None, refuse_helo=None,
+                 close_after=None):
         self.rig, self.ip, self.port = rig, ip, port
         self.name = name or f"sink-{ip}.test"
         self.starttls, self.require_auth = starttls, require_auth
         self.dsn, self.pipelining, self.eightbit = dsn, pipelining, eightbit
         self.smtputf8, self.size, self.delay = smtputf8, size, delay
         self.hostile = hostile      # None, "longline", "manylines", "junk"
-        self.sock = socket.socket()
+        self.greeting, self.refuse_helo = greeting, refuse_helo
+        self.close_after = close_after
+        self.sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((ip, port))
         self.sock.listen(64)
@@ -139,11 +145,24 @@ class Sink:
                 raise ValueError("closed")
             return ln.rstrip(b"\r\n").decode("utf-8", "replace")
 
+        if self.greeting:
+            self.rig.note("greeting", self.ip, self.greeting)
+            send(self.greeting)
+            while True:         # RFC 5321 3.1: wait for QUIT
+                if readline().upper().startswith("QUIT"):
+                    send("221 2.0.0 bye")
+                    return
+                send("503 5.5.1 no service")
         send(f"220 {self.name} ESMTP sink")
         mail, rcpts, params = None, [], {}
+        done_here = 0
         while True:
             line = readline()
             verb = line.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO") and self.refuse_helo:
+                self.rig.note("helo-refused", self.ip, line)
+                send(self.refuse_helo)
+                continue
             if verb in ("EHLO", "HELO") and self.hostile:
                 self.rig.note("hostile", self.ip, self.hostile)
                 if self.hostile == "longline":
@@ -257,8 +276,13 @@ class Sink:
                 if any(r.split("@")[0].startswith("datafail-") for r in rcpts):
                     send("554 5.6.0 content rejected")
                     continue
+                params["connections"] = self.connections    # accepted so far
                 self.rig.record(self.ip, mail, rcpts, b"".join(data), tls, params)
                 send("250 2.0.0 queued as sink")
+                done_here += 1
+                if self.close_after and done_here >= self.close_after:
+                    self.rig.note("closed-after", self.ip, str(done_here))
+                    return
             elif verb == "RSET":
                 mail, rcpts = None, []
                 send("250 2.0.0 ok")

@@ -499,3 +499,167 @@ def test_smarthost_ip_literal(out):
     o.rig.wait(lambda d: len(d) >= 1, what="delivery to the literal smarthost")
     o.wait_queue_empty()
     assert o.rig.deliveries[0]["ip"] == "127.0.0.1" and o.rig.deliveries[0]["tls"]
+
+
+def test_5xx_greeting_moves_on_then_bounces(out):
+    o = out()
+    # refused.test: both hosts refuse us for good, in two ways.
+    o.rig.dns.mx("refused.test", (10, "mx1.refused.test", ["127.0.0.2"]),
+                  (20, "mx2.refused.test", ["127.0.0.3"]))
+    o.rig.sink("127.0.0.2", greeting="554 5.7.1 no SMTP service for you")
+    o.rig.sink("127.0.0.3", refuse_helo="550 5.7.1 your name is not welcome")
+    # next.test: the first host refuses, the second takes the mail.
+    o.rig.dns.mx("next.test", (10, "mx1.next.test", ["127.0.0.2"]),
+                  (20, "mx2.next.test", ["127.0.0.4"]))
+    o.rig.sink("127.0.0.4")
+    o.start()
+    o.inject(ALICE, "someone@refused.test")
+    o.inject(ALICE, "ok-20@next.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery via the second MX")
+    assert o.rig.deliveries[0]["ip"] == "127.0.0.4"
+    m = o.wait_inbox(1)[0]
+    o.wait_queue_empty()
+    per, _, _ = report_parts(m)
+    f = per["someone@refused.test"]
+    assert f["Action"] == "failed" and f["Status"] == "5.7.1"
+    assert f["Diagnostic-Code"] == "smtp; 550 5.7.1 your name is not welcome"
+    assert f["Remote-MTA"].startswith("dns; mx2.refused.test[127.0.0.3]")
+    notes = [n[0] for n in o.rig.notes]
+    assert "greeting" in notes and "helo-refused" in notes
+    assert "status=bounced dsn=5.7.1" in o.log()
+    assert len(o.inbox()) == 1 and len(o.rig.deliveries) == 1
+
+
+def test_4xx_greeting_defers(out):
+    o = out()
+    o.rig.dns.mx("busy.test", (10, "mx.busy.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2", greeting="421 4.3.2 too busy, come back later")
+    o.start()
+    o.inject(ALICE, "someone@busy.test")
+    # Deferred, then retried (and deferred again): never bounced.
+    o.wait_log("status=deferred dsn=4.3.2", count=2)
+    assert "status=bounced" not in o.log()
+    assert o.queue() and not o.inbox()
+
+
+def test_connection_reuse(out):
+    o = out()
+    o.rig.dns.mx("reuse.test", (10, "mx.reuse.test", ["127.0.0.2"]))
+    sink = o.rig.sink("127.0.0.2")
+    for i in range(12):
+        o.inject(ALICE, f"ok-{i}@reuse.test")
+    o.start()
+    o.rig.wait(lambda d: len(d) >= 12, what="12 messages")
+    o.wait_queue_empty()
+    got = sorted(r for d in o.rig.deliveries for r in d["rcpts"])
+    assert got == sorted(f"ok-{i}@reuse.test" for i in range(12))
+    # At most MTAD_PER_HOST_CONNS (4) connections carried the 12.
+    assert sink.connections <= 4, sink.connections
+    assert o.log().count("status=sent") == 12
+
+
+def test_remote_closing_between_transactions(out):
+    o = out()
+    o.rig.dns.mx("close.test", (10, "mx.close.test", ["127.0.0.2"]))
+    sink = o.rig.sink("127.0.0.2", close_after=1)
+    for i in range(8):
+        o.inject(ALICE, f"ok-{i}@close.test")
+    o.start()
+    o.rig.wait(lambda d: len(d) >= 8, what="8 messages")
+    o.wait_queue_empty()
+    got = sorted(r for d in o.rig.deliveries for r in d["rcpts"])
+    assert got == sorted(f"ok-{i}@close.test" for i in range(8))   # each once
+    log = o.log()
+    assert "reconnect remote=mx.close.test[127.0.0.2]" in log
+    assert "status=deferred" not in log and "status=bounced" not in log
+    assert sink.connections == 8 and not o.inbox()
+
+
+def test_ipv6_aaaa_only_mx(out):
+    o = out()
+    o.rig.dns.mx("v6.test", (10, "mx.v6.test", ["::1"]))
+    o.rig.sink("::1")
+    o.start()
+    o.inject(ALICE, "ok-30@v6.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery over ::1")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["ip"] == "::1"
+    assert "rcpt=ok-30@v6.test relay=mx.v6.test[::1]:" in o.log()
+
+
+def test_unreachable_ipv6_falls_back_to_ipv4(out):
+    o = out()
+    # Nothing listens on ::1 here: the IPv6 address (tried first) is
+    # refused, the IPv4 one of the same host takes the mail.
+    o.rig.dns.mx("dual.test", (10, "mx.dual.test", ["127.0.0.2", "::1"]))
+    o.rig.sink("127.0.0.2")
+    o.start()
+    o.inject(ALICE, "ok-31@dual.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery over IPv4")
+    o.wait_queue_empty()
+    log = o.log()
+    assert "host-failed remote=mx.dual.test[::1]" in log
+    assert "rcpt=ok-31@dual.test relay=mx.dual.test[127.0.0.2]:" in log
+    assert "status=deferred" not in log
+
+
+def test_outbound_ip_family_ipv4(out):
+    o = out(outbound_ip_family="ipv4")
+    o.rig.dns.mx("fam.test", (10, "mx.fam.test", ["127.0.0.2", "::1"]))
+    v4 = o.rig.sink("127.0.0.2")
+    v6 = o.rig.sink("::1")
+    o.start()
+    o.inject(ALICE, "ok-32@fam.test")
+    o.rig.wait(lambda d: len(d) >= 1, what="delivery over IPv4")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["ip"] == "127.0.0.2"
+    assert v4.connections == 1 and v6.connections == 0
+
+
+def test_kill9_smtpd_right_after_250(out):
+    o = out()
+    o.rig.dns.mx("far.test", (10, "mx.far.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2")
+    o.inst.start("smtpd")
+    tok = f"kill9-smtpd-{time.time()}"
+    msg = (f"From: <{ALICE}>\r\nTo: <friend@far.test>\r\nSubject: {tok}\r\n"
+           f"\r\nBody {tok}\r\n")
+    c = smtplib.SMTP("127.0.0.1", o.inst.port("submission"), timeout=60)
+    c.starttls(context=harness.client_tls_context())
+    c.login(ALICE, harness.PASSWORD)
+    assert c.sendmail(ALICE, ["friend@far.test"], msg) == {}   # the 250
+    o.inst.kill("smtpd")                                        # at once
+    try:
+        c.close()
+    except OSError:
+        pass
+    rows = o.queue()
+    assert len(rows) == 1 and "friend@far.test" in rows[0], rows
+    # smtpd comes back; mtad (not running until now) delivers it once.
+    o.inst.start("smtpd")
+    o.start()
+    o.rig.wait(lambda d: len(d) >= 1, what="the acknowledged message")
+    o.wait_queue_empty()
+    assert len(o.rig.deliveries) == 1
+    d = o.rig.deliveries[0]
+    assert d["rcpts"] == ["friend@far.test"] and tok.encode() in d["data"]
+    assert o.log().count("status=sent") == 1
+
+
+def test_slow_start_after_failures(out):
+    o = out()
+    o.rig.dns.mx("slow.test", (10, "mx.slow.test", ["127.0.0.3"]))
+    for i in range(8):
+        o.inject(ALICE, f"ok-{i}@slow.test")
+    o.start()                           # nothing listens yet: all fail
+    o.wait_log("status=deferred", count=8)
+    assert "slow-start domain=slow.test connections=1" in o.log()
+    # The host comes back, slow to answer the data: had mtad opened
+    # several connections, they would all be there before the first 250.
+    o.rig.sink("127.0.0.3", delay=0.5)
+    o.rig.wait(lambda d: len(d) >= 8, what="8 messages")
+    o.wait_queue_empty()
+    assert o.rig.deliveries[0]["params"]["connections"] == 1
+    assert "slow-start-end domain=slow.test" in o.log()
+    got = sorted(r for d in o.rig.deliveries for r in d["rcpts"])
+    assert got == sorted(f"ok-{i}@slow.test" for i in range(8))
