@@ -830,12 +830,12 @@ def main():
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.runs = cfg.runs or (1 if q else 3)
-    cfg.n1k, cfg.n100k, cfg.n1s = (300, 100, 100) if q else (2000, 500, 500)
+    cfg.n1k, cfg.n100k, cfg.n1s = (300, 100, 100) if q else (1000, 300, 300)
     cfg.npop = 1000 if q else 5000
     cfg.nbig = 10000 if q else 100000
-    cfg.nloop = 5 if q else 20
-    cfg.tls_clients, cfg.tls_count = (50, 2) if q else (200, 3)
-    cfg.nout1k, cfg.nout100k = (300, 100) if q else (2000, 500)
+    cfg.nloop = 5 if q else 10
+    cfg.tls_clients, cfg.tls_count = (50, 2) if q else (100, 2)
+    cfg.nout1k, cfg.nout100k = (300, 100) if q else (1000, 200)
     only = cfg.only.split(",")
     if os.geteuid() != 0:
         sys.exit("sbs.py: needs root (drop_caches, the kit's Postfix and Dovecot, smtp-sink)")
