@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Runs every benchmark of the bundle with modest sizes (the whole run takes
-# a few minutes, under 10 on a small machine) and writes one summary to
-# bench/results/summary.txt (git-ignored). Each benchmark's full output is
-# kept beside it in bench/results/<name>.log. Called by `make bench`.
+# `make bench`. First the side-by-side table (bench/sbs.py): the same loads
+# aimed at Postroom and at Postfix 3.7 -> Dovecot LMTP / Dovecot 2.3 from the
+# peers kit in /tmp/anchor, alternating A B A B, medians of 3, ratios, the
+# load average before every run (about 15 minutes on 2 cores). Then the
+# Postroom-only benchmarks that have no peer measurement (connection memory,
+# the store's group commit), labelled as such. Everything goes into
+# bench/results/summary.txt (git-ignored), each benchmark's full output
+# beside it in bench/results/<name>.log.
 #
 #   bench/run_all.sh [BINDIR]        default build/bin; its ../lib holds the
 #                                    libraries the store/pop3 tools link with
 #
-# Knobs: BENCH_TIMEOUT (seconds per benchmark, default 240). A benchmark that
-# fails or times out is reported as such and the others still run.
+# Knobs: BENCH_QUICK=1 (a ~3-minute smoke run: small counts, one run each),
+# BENCH_POSTROOM_ONLY=1 (skip the peers; also what happens without the kit
+# or without root), BENCH_TIMEOUT (seconds per Postroom-only benchmark,
+# default 240). A benchmark that fails or times out is reported as such and
+# the others still run.
+#
+# The peers kit: as root, run setup-peers.sh from the project's shared
+# peers directory (it installs Debian's postfix, dovecot-imapd/-pop3d/-lmtpd
+# and builds /tmp/anchor). sbs.py starts the kit's Postfix and Dovecot if
+# they are not running and stops what it started.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-build/bin}
@@ -18,7 +30,7 @@ R=bench/results
 mkdir -p "$R"
 SUMMARY=$R/summary.txt
 
-for p in smtpd pop3d mailctl; do
+for p in smtpd pop3d imapd mtad mailctl; do
 	if [ ! -x "$BIN/$p" ]; then
 		echo "run_all: $BIN/$p missing (run make first)" >&2
 		exit 1
@@ -48,21 +60,55 @@ run() {
 	return 0
 }
 
-# SMTP: 1 KiB and 100 KiB messages, 1, 10 and 100 sessions, durable 250s.
-run smtp '/^target|^postroom|peak RSS|failed/' \
-	env N1K=3000 N100K=500 SESSIONS="1 10 100" bench/smtp_bench.sh "$BIN"
+QUICK=${BENCH_QUICK:-0}
+SIDE=1
+if [ "${BENCH_POSTROOM_ONLY:-0}" = 1 ]; then
+	SIDE=0
+elif [ ! -x /tmp/anchor/bin/dovecot_restart.sh ]; then
+	SIDE=0
+	echo "run_all: no peers kit in /tmp/anchor: Postroom-only figures. For the" \
+		"side-by-side table run setup-peers.sh (shared peers directory) as root first." >&2
+elif [ "$(id -u)" != 0 ]; then
+	SIDE=0
+	echo "run_all: the side-by-side run needs root (drop_caches, the kit's daemons)" >&2
+fi
 
-# POP3: a 5,000-message maildrop one by one and pipelined, 50 parallel
-# sessions of 100 messages, plain and TLS.
-run pop3 '!/^== filling|^   filled|^results in/' \
-	env NBIG=5000 NPAR=50 NPER=100 bench/pop3/run.sh "$BIN"
+if [ $SIDE = 1 ]; then
+	echo "== side by side (sbs.py$([ "$QUICK" = 1 ] && echo ' --quick'))" >&2
+	start=$SECONDS
+	/usr/bin/python3 bench/sbs.py --bin "$BIN" $([ "$QUICK" = 1 ] && echo --quick) \
+		> "$R/sbs.log" 2>&1
+	rc=$?
+	{
+		echo
+		echo "== side by side with the peers ($((SECONDS - start)) s$([ $rc -ne 0 ] && echo ", FAILED rc=$rc"))"
+		if [ $rc -eq 0 ]; then cat "$R/sbs.txt"; else tail -20 "$R/sbs.log"; fi
+		echo
+		echo "== Postroom only (no peer figure below)"
+	} >> "$SUMMARY"
+else
+	echo >> "$SUMMARY"
+	echo "== Postroom only (no peers kit: no side-by-side figures)" >> "$SUMMARY"
+	if [ "$QUICK" = 1 ]; then
+		run smtp '/^target|^postroom|peak RSS|failed/' \
+			env N1K=500 N100K=100 SESSIONS="1 10" bench/smtp_bench.sh "$BIN"
+	else
+		# SMTP: 1 KiB and 100 KiB messages, 1, 10 and 100 sessions.
+		run smtp '/^target|^postroom|peak RSS|failed/' \
+			env N1K=3000 N100K=500 SESSIONS="1 10 100" bench/smtp_bench.sh "$BIN"
+		# POP3: a 5,000-message maildrop one by one and pipelined, 50
+		# parallel sessions of 100 messages, plain and TLS.
+		run pop3 '!/^== filling|^   filled|^results in/' \
+			env NBIG=5000 NPAR=50 NPER=100 bench/pop3/run.sh "$BIN"
+	fi
+fi
 
-# Memory per idle connection (plain, TLS), 1,000 connections.
-run conn_mem '{ print }' bench/conn_mem.sh 1000
+# Memory per idle connection (plain, TLS).
+run conn_mem '{ print }' bench/conn_mem.sh $([ "$QUICK" = 1 ] && echo 200 || echo 1000)
 
-# Store delivery rate for 3 s, against the same optimised build.
+# Store delivery rate, against the same optimised build.
 if [ -x bench/store.sh ]; then
-	run store '{ print }' env BUILD="$BUILD" bench/store.sh /tmp 3
+	run store '{ print }' env BUILD="$BUILD" bench/store.sh /tmp $([ "$QUICK" = 1 ] && echo 1 || echo 3)
 fi
 
 echo >> "$SUMMARY"

@@ -4,6 +4,8 @@
    client, reusing the connection (or one message per connection with -1).
    Prints the accepted count, the elapsed time and the rate; exits non-zero
    if any message was refused. Plain TCP only: load, not TLS, is measured.
+   -a B64 sends "AUTH PLAIN B64" after EHLO (a submission listener with
+   allow_plaintext_auth), once per connection.
 
    cc -O2 -pthread -o smtp_load smtp_load.c */
 #define _GNU_SOURCE
@@ -23,6 +25,7 @@
 
 static const char *host = "127.0.0.1", *port = "10025";
 static const char *from = "load@remote.test", *rcpt = "bench@example.test";
+static const char *auth_plain;
 static long total = 1000, size = 1024;
 static int sessions = 10, one_per_conn;
 static atomic_long next_msg, ok_msgs, bad_msgs;
@@ -125,6 +128,10 @@ run(void *arg)
 			if (io.fd < 0 || reply(&io) != 220 ||
 			    cmd(&io, "EHLO load.test\r\n", 250) < 0)
 				goto fail;
+			snprintf(line, sizeof(line), "AUTH PLAIN %s\r\n",
+			    auth_plain != NULL ? auth_plain : "");
+			if (auth_plain != NULL && cmd(&io, line, 235) < 0)
+				goto fail;
 		}
 		snprintf(line, sizeof(line), "MAIL FROM:<%s>\r\n", from);
 		if (cmd(&io, line, 250) < 0)
@@ -192,7 +199,7 @@ main(int argc, char **argv)
 	double t0, t1;
 	struct rusage ru;
 
-	while ((ch = getopt(argc, argv, "h:p:n:c:s:f:t:1")) != -1) {
+	while ((ch = getopt(argc, argv, "h:p:n:c:s:f:t:1a:")) != -1) {
 		switch (ch) {
 		case 'h': host = optarg; break;
 		case 'p': port = optarg; break;
@@ -202,10 +209,11 @@ main(int argc, char **argv)
 		case 'f': from = optarg; break;
 		case 't': rcpt = optarg; break;
 		case '1': one_per_conn = 1; break;
+		case 'a': auth_plain = optarg; break;
 		default:
 			fprintf(stderr, "usage: smtp_load [-h host] [-p port] "
 			    "[-n messages] [-c sessions] [-s bytes] [-f from] "
-			    "[-t rcpt] [-1]\n");
+			    "[-t rcpt] [-1] [-a auth-plain-b64]\n");
 			return 2;
 		}
 	}
