@@ -34,6 +34,9 @@ struct config {
 	unsigned max_connections_per_ip;/* default 100 */
 	unsigned max_recipients;        /* per message, default 1000 */
 	unsigned worker_threads;        /* default 8 */
+	unsigned auth_threads;          /* password hashing; 0 (default):
+	                                   half the CPUs, at least 1 */
+	double auth_cache_ttl;          /* verified logins, default 5m; 0 off */
 
 	double preauth_timeout;         /* before login, default 60s */
 	double smtp_timeout;            /* default 300s (RFC 5321 4.5.3.2) */

@@ -613,14 +613,21 @@ store_authenticate(struct store *st, const char *address, const char *password,
 	if (password == NULL)
 		password = "";
 	if (e == STORE_ENOTFOUND) {
+		auth_cache_drop(address, password);     /* the user is gone */
 		pw_verify_dummy(password);
 		return store_set_error(STORE_ENOTFOUND, "authentication failed");
 	}
 	if (e != STORE_OK)
 		return e;
-	if (!pw_verify(u.hash, password)) {
-		explicit_bzero(u.hash, sizeof(u.hash));
-		return store_set_error(STORE_ENOTFOUND, "authentication failed");
+	/* The cache is checked against the hash just read, so a password
+	   changed by mailctl (another process) counts at the next login. */
+	if (!auth_cache_check(address, password, u.hash)) {
+		if (!pw_verify(u.hash, password)) {
+			explicit_bzero(u.hash, sizeof(u.hash));
+			return store_set_error(STORE_ENOTFOUND,
+			    "authentication failed");
+		}
+		auth_cache_put(address, password, u.hash);
 	}
 	explicit_bzero(u.hash, sizeof(u.hash));
 	if (user_r != NULL)
