@@ -77,6 +77,215 @@ pw_verify_dummy(const char *password)
 	(void)r;
 }
 
+/* ---- verified-credentials cache ---- */
+
+#define CACHE_BUCKETS 4096      /* a power of two */
+#define CACHE_KEY_BYTES 32
+
+struct cache_entry {
+	struct cache_entry *next;               /* in its bucket */
+	struct cache_entry *older, *newer;      /* by insertion */
+	double expires;                         /* CLOCK_MONOTONIC */
+	unsigned char key[CACHE_KEY_BYTES];     /* of user and password */
+	unsigned char hash[CACHE_KEY_BYTES];    /* of the stored hash */
+};
+
+static struct {
+	pthread_mutex_t mu;
+	double ttl;
+	size_t n;
+	struct cache_entry *oldest, *newest;
+	struct cache_entry *buckets[CACHE_BUCKETS];
+	unsigned char secret[crypto_generichash_KEYBYTES];
+	bool keyed;
+} cache = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static double mono_now(void);
+
+static _Thread_local bool last_hit;
+
+bool
+auth_cache_hit_taken(void)
+{
+	bool hit = last_hit;
+
+	last_hit = false;
+	return hit;
+}
+
+/* The keyed hash of user and password (NUL between: "ab"+"c" is not
+   "a"+"bc"). */
+static void
+cache_key(const char *user, const char *pass, unsigned char out[32])
+{
+	crypto_generichash_state st;
+	static const unsigned char nul = 0;
+
+	crypto_generichash_init(&st, cache.secret, sizeof(cache.secret),
+	    CACHE_KEY_BYTES);
+	crypto_generichash_update(&st, (const unsigned char *)user,
+	    strlen(user));
+	crypto_generichash_update(&st, &nul, 1);
+	crypto_generichash_update(&st, (const unsigned char *)pass,
+	    strlen(pass));
+	crypto_generichash_final(&st, out, CACHE_KEY_BYTES);
+	sodium_memzero(&st, sizeof(st));
+}
+
+static struct cache_entry **
+cache_slot(const unsigned char key[32])
+{
+	uint32_t b;
+
+	memcpy(&b, key, sizeof(b));
+	return &cache.buckets[b & (CACHE_BUCKETS - 1)];
+}
+
+/* Unlinks and frees e. Lock held. */
+static void
+cache_remove(struct cache_entry *e)
+{
+	struct cache_entry **pp = cache_slot(e->key);
+
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	if (e->older != NULL)
+		e->older->newer = e->newer;
+	else
+		cache.oldest = e->newer;
+	if (e->newer != NULL)
+		e->newer->older = e->older;
+	else
+		cache.newest = e->older;
+	sodium_memzero(e, sizeof(*e));
+	free(e);
+	cache.n--;
+}
+
+/* The live entry for key, or NULL (an expired one is removed). Lock held. */
+static struct cache_entry *
+cache_find(const unsigned char key[32], double now)
+{
+	struct cache_entry *e = *cache_slot(key);
+
+	for (; e != NULL; e = e->next) {
+		if (sodium_memcmp(e->key, key, CACHE_KEY_BYTES) != 0)
+			continue;
+		if (now < e->expires)
+			return e;
+		cache_remove(e);
+		return NULL;
+	}
+	return NULL;
+}
+
+void
+auth_cache_set_ttl(double ttl)
+{
+	auth_init_once();
+	pthread_mutex_lock(&cache.mu);
+	if (!cache.keyed) {
+		randombytes_buf(cache.secret, sizeof(cache.secret));
+		cache.keyed = true;
+	}
+	cache.ttl = ttl > 0 ? ttl : 0;
+	if (cache.ttl == 0)
+		while (cache.oldest != NULL)
+			cache_remove(cache.oldest);
+	pthread_mutex_unlock(&cache.mu);
+}
+
+bool
+auth_cache_probe(const char *user, const char *pass)
+{
+	unsigned char key[CACHE_KEY_BYTES];
+	bool found;
+
+	pthread_mutex_lock(&cache.mu);
+	if (cache.ttl > 0 && cache.n > 0) {
+		cache_key(user, pass, key);
+		found = cache_find(key, mono_now()) != NULL;
+	} else {
+		found = false;
+	}
+	pthread_mutex_unlock(&cache.mu);
+	return found;
+}
+
+bool
+auth_cache_check(const char *user, const char *pass, const char *hash)
+{
+	unsigned char key[CACHE_KEY_BYTES], hh[CACHE_KEY_BYTES];
+	struct cache_entry *e;
+	bool ok = false;
+
+	pthread_mutex_lock(&cache.mu);
+	if (cache.ttl > 0 && cache.n > 0) {
+		cache_key(user, pass, key);
+		crypto_generichash(hh, sizeof(hh), (const unsigned char *)hash,
+		    strlen(hash), cache.secret, sizeof(cache.secret));
+		if ((e = cache_find(key, mono_now())) != NULL) {
+			ok = sodium_memcmp(e->hash, hh, sizeof(hh)) == 0;
+			if (!ok)
+				cache_remove(e);    /* the password changed */
+		}
+	}
+	pthread_mutex_unlock(&cache.mu);
+	last_hit = ok;
+	return ok;
+}
+
+void
+auth_cache_put(const char *user, const char *pass, const char *hash)
+{
+	unsigned char key[CACHE_KEY_BYTES];
+	struct cache_entry *e;
+	double now = mono_now();
+
+	pthread_mutex_lock(&cache.mu);
+	if (cache.ttl <= 0) {
+		pthread_mutex_unlock(&cache.mu);
+		return;
+	}
+	cache_key(user, pass, key);
+	if ((e = cache_find(key, now)) != NULL)
+		cache_remove(e);
+	while (cache.oldest != NULL && (cache.n >= AUTH_CACHE_MAX ||
+	    cache.oldest->expires <= now))
+		cache_remove(cache.oldest);
+	e = xcalloc(1, sizeof(*e));
+	memcpy(e->key, key, sizeof(key));
+	crypto_generichash(e->hash, sizeof(e->hash), (const unsigned char *)hash,
+	    strlen(hash), cache.secret, sizeof(cache.secret));
+	e->expires = now + cache.ttl;
+	e->next = *cache_slot(key);
+	*cache_slot(key) = e;
+	e->older = cache.newest;
+	if (cache.newest != NULL)
+		cache.newest->newer = e;
+	else
+		cache.oldest = e;
+	cache.newest = e;
+	cache.n++;
+	pthread_mutex_unlock(&cache.mu);
+}
+
+void
+auth_cache_drop(const char *user, const char *pass)
+{
+	unsigned char key[CACHE_KEY_BYTES];
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&cache.mu);
+	if (cache.n > 0) {
+		cache_key(user, pass, key);
+		if ((e = cache_find(key, mono_now())) != NULL)
+			cache_remove(e);
+	}
+	pthread_mutex_unlock(&cache.mu);
+}
+
 /* ---- failed-login throttle ---- */
 
 #define THROTTLE_BUCKETS 1024
@@ -251,7 +460,7 @@ throttle_get(struct auth_throttle *t, const char *addr, double now)
 	return e;
 }
 
-bool
+enum auth_begin
 auth_throttle_begin(struct auth_throttle *t, const char *addr, unsigned limit)
 {
 	char kbuf[INET6_ADDRSTRLEN];
@@ -261,15 +470,14 @@ auth_throttle_begin(struct auth_throttle *t, const char *addr, unsigned limit)
 	addr = throttle_key(addr, kbuf, sizeof(kbuf));
 	e = throttle_get(t, addr, now);
 	if (e == NULL)
-		return true;    /* flooded: the delays still apply */
-	/* Attempts running now count only once this address has failed:
-	   a burst of honest logins from one NAT is not refused, but guesses
-	   made in parallel cannot all start below the limit. */
-	if (e->count >= limit || (e->count > 0 && e->count + e->pending >= limit))
-		return false;
+		return AUTH_BEGIN_GO;   /* flooded: the delays still apply */
+	if (e->count >= limit)
+		return AUTH_BEGIN_REFUSE;
+	if (e->count + e->pending >= limit)
+		return e->count > 0 ? AUTH_BEGIN_REFUSE : AUTH_BEGIN_WAIT;
 	e->pending++;
 	e->last = now;
-	return true;
+	return AUTH_BEGIN_GO;
 }
 
 void

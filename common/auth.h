@@ -16,6 +16,33 @@ bool pw_verify(const char *hash, const char *password);
 /* Constant work for an unknown user, so timing does not tell users apart. */
 void pw_verify_dummy(const char *password);
 
+/* Verified credentials, remembered for a short time so that a client
+   logging in again and again (a phone polling, a reconnect storm) costs
+   an LMDB read rather than an Argon2id run, as Dovecot's auth_cache does.
+   One cache per process, any thread. An entry is a keyed BLAKE2b hash
+   (a random key per process) of the name and password, never either of
+   them, with a hash of the stored password hash it was checked against:
+   a password changed or reset (a new random salt, even for the same
+   password) or a user deleted and made again no longer matches. Only
+   successes are stored. At most AUTH_CACHE_MAX entries, the oldest go. */
+#define AUTH_CACHE_MAX 4096
+/* How long a verified login is remembered, in seconds; 0 (the start
+   value) turns the cache off and empties it. */
+void auth_cache_set_ttl(double ttl);
+/* Whether (user, pass) has a live entry: then its check will be cheap (a
+   hint to schedule it: the check itself still compares the stored hash). */
+bool auth_cache_probe(const char *user, const char *pass);
+/* Whether (user, pass) was verified against exactly hash (the stored
+   Argon2id string) within the ttl. An entry for another hash is dropped. */
+bool auth_cache_check(const char *user, const char *pass, const char *hash);
+/* Whether the last auth_cache_check on this thread was a hit (for the
+   log line); clears it. */
+bool auth_cache_hit_taken(void);
+/* Remembers that (user, pass) verified against hash. */
+void auth_cache_put(const char *user, const char *pass, const char *hash);
+/* Forgets (user, pass) (the user is gone). */
+void auth_cache_drop(const char *user, const char *pass);
+
 /* Failed logins per peer address, kept by one process on its loop thread.
    A native IPv6 address counts for its whole /64. */
 struct auth_throttle;
@@ -28,13 +55,23 @@ double auth_throttle_fail(struct auth_throttle *t, const char *addr);
    quiet). A daemon closes a session past its own limit. */
 unsigned auth_throttle_count(struct auth_throttle *t, const char *addr);
 void auth_throttle_success(struct auth_throttle *t, const char *addr);
+/* What auth_throttle_begin says about one login attempt. REFUSE is 0 so
+   a caller may test the result as "not refused". */
+enum auth_begin {
+	AUTH_BEGIN_REFUSE = 0,  /* refused unchecked: nothing reserved */
+	AUTH_BEGIN_GO,          /* a guess is reserved: check it now */
+	AUTH_BEGIN_WAIT,        /* nothing reserved: ask again after the next
+	                           auth_throttle_end for this address */
+};
 /* Brackets one password check from addr, begin before it starts (on the
-   loop), end when its result is in (before _fail or _success). Returns
-   false, counting nothing, if the attempt must be refused unchecked: addr
-   has `limit` failures, or has failed before and its failures plus the
-   checks still running reach `limit` (so parallel sessions cannot each
-   make a guess below the limit; a burst of first logins is not refused). */
-bool auth_throttle_begin(struct auth_throttle *t, const char *addr,
+   loop), end when its result is in (before _fail or _success). A guess
+   counts from its start: the failures plus the checks running never pass
+   `limit`, so parallel sessions cannot each make a guess below it. When
+   they would: REFUSE if addr has failed before, else WAIT (a burst of
+   first logins, an office behind one NAT, queues rather than fails; its
+   first failure turns the queue into refusals). REFUSE also once addr
+   has `limit` failures. */
+enum auth_begin auth_throttle_begin(struct auth_throttle *t, const char *addr,
     unsigned limit);
 void auth_throttle_end(struct auth_throttle *t, const char *addr);
 

@@ -57,6 +57,8 @@ static const struct key_def config_keys[] = {
 	    F(max_unauth_connections_per_ip) },
 	{ "max_recipients", K_UINT, F(max_recipients) },
 	{ "worker_threads", K_UINT, F(worker_threads) },
+	{ "auth_threads", K_UINT, F(auth_threads) },
+	{ "auth_cache_ttl", K_DURATION0, F(auth_cache_ttl) },
 	{ "preauth_timeout", K_DURATION, F(preauth_timeout) },
 	{ "tls_handshake_timeout", K_DURATION, F(tls_handshake_timeout) },
 	{ "smtp_timeout", K_DURATION, F(smtp_timeout) },
@@ -105,6 +107,8 @@ config_init(struct config *cfg)
 	cfg->max_unauth_connections_per_ip = 20;
 	cfg->max_recipients = 1000;
 	cfg->worker_threads = 8;
+	cfg->auth_threads = 0;
+	cfg->auth_cache_ttl = 5 * 60;
 	cfg->preauth_timeout = 60;
 	cfg->tls_handshake_timeout = 10;
 	cfg->smtp_timeout = 300;

@@ -35,6 +35,9 @@ struct config {
 	unsigned max_unauth_connections_per_ip; /* not logged in, default 20 */
 	unsigned max_recipients;        /* per message, default 1000 */
 	unsigned worker_threads;        /* default 8 */
+	unsigned auth_threads;          /* password hashing; 0 (default):
+	                                   half the CPUs, at least 1 */
+	double auth_cache_ttl;          /* verified logins, default 5m; 0 off */
 
 	double preauth_timeout;         /* before login, default 60s */
 	double tls_handshake_timeout;   /* implicit TLS, STARTTLS: 10s */

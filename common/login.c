@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "conn.h"
@@ -15,8 +16,10 @@
 #include "login.h"
 #include "proto_limits.h"
 #include "util.h"
+#include "worker.h"
 
 struct login_req {
+	struct login_req *next;         /* in the queue of waiting attempts */
 	struct login *l;
 	struct daemon *d;
 	const struct login_ops *ops;
@@ -25,8 +28,15 @@ struct login_req {
 	const char *method;
 	bool refuse;            /* authzid is not the user: fails whatever
 	                           the password */
+	bool cached;            /* the cache answered */
 	enum login_result r;
 };
+
+/* Attempts waiting for a throttle slot of their address (AUTH_BEGIN_WAIT),
+   oldest first. Loop thread; one daemon per process. */
+static struct login_req *waiting;
+
+static void wake_waiting(void);
 
 static const char *
 mech_name(enum sasl_mech m)
@@ -76,9 +86,31 @@ login_sasl_abort(struct login *l)
 	job_free(l->ops, &l->sasl_job);
 }
 
+static void req_free(struct login_req *r);
+
+/* Takes r out of the waiting queue; false if it was not in it. */
+static bool
+unqueue(struct login_req *r)
+{
+	struct login_req **pp;
+
+	for (pp = &waiting; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			r->next = NULL;
+			return true;
+		}
+	}
+	return false;
+}
+
 void
 login_deinit(struct login *l)
 {
+	if (l->req != NULL && unqueue(l->req)) {
+		req_free(l->req);
+		l->req = NULL;
+	}
 	login_sasl_abort(l);
 	if (l->delay_on) {
 		ev_timer_stop(conn_loop(l->s->c), &l->delay);
@@ -111,22 +143,23 @@ log_result(struct login *l, const char *user, const char *result,
 	    extra != NULL ? extra : "");
 }
 
-/* Worker thread: the name is normalised here, where a malformed one
-   costs the same dummy check as an unknown user. */
+/* Worker thread: a malformed name costs the same dummy check as an
+   unknown user. */
 static void
 login_work(void *arg)
 {
 	struct login_req *r = arg;
 	const char *at;
 
-	str_lower(r->user);
 	at = strchr(r->user, '@');
 	if (r->refuse || at == NULL || at == r->user || at[1] == '\0' ||
 	    strlen(r->user) > AUTH_NAME_MAX) {
 		pw_verify_dummy(r->pass);
 		r->r = LOGIN_FAIL;
 	} else {
+		(void)auth_cache_hit_taken();
 		r->r = r->ops->verify(r->d, r->user, r->pass, r->job);
+		r->cached = auth_cache_hit_taken();
 	}
 	secret_free(&r->pass);
 }
@@ -170,12 +203,19 @@ login_done(struct session *s, void *arg)
 	struct login_req *r = arg;
 	struct login *l = r->l;
 	const char *addr = conn_peer_addr(s->c), *why;
+	enum cmd_result res = CMD_DONE;
 
 	l->req = NULL;
 	auth_throttle_end(s->d->throttle, addr);
 	if (conn_is_closing(s->c)) {
-		/* Nobody to answer; drop what the check got. */
+		/* Nobody to answer; a wrong guess still counts (else hanging
+		   up before the verdict would guess for free). */
+		if (r->r == LOGIN_FAIL)
+			(void)auth_throttle_fail(s->d->throttle, addr);
+		else if (r->r == LOGIN_OK)
+			auth_throttle_success(s->d->throttle, addr);
 		req_free(r);
+		wake_waiting();
 		return CMD_DONE;
 	}
 	switch (r->r) {
@@ -183,44 +223,136 @@ login_done(struct session *s, void *arg)
 		auth_throttle_success(s->d->throttle, addr);
 		why = l->ops->reply_ok(s, r->job);
 		log_result(l, r->user, why != NULL ? "tempfail" : "ok", why,
-		    NULL);
+		    r->cached ? " cached=yes" : NULL);
 		if (why == NULL && l->ops->line_max > 0)
 			conn_set_line_limit(s->c, l->ops->line_max);
 		if (why == NULL)
 			conn_set_authenticated(s->c);
+		req_free(r);
 		break;
 	case LOGIN_TEMPFAIL:
 		why = l->ops->reply_tempfail(s, r->job);
 		log_result(l, r->user, "tempfail", why, NULL);
+		req_free(r);
 		break;
 	case LOGIN_FAIL:
 	default:
-		return login_failed(l, r);
+		res = login_failed(l, r);
+		break;
 	}
+	/* The slot is free and the verdict counted: the queue may move. */
+	wake_waiting();
+	return res;
+}
+
+/* Threads of the CPU lane: Argon2id is pure CPU (and 64 MiB each), so
+   more hashing threads than half the cores would let a login storm take
+   the CPU that the loop and the disk threads need, without raising the
+   hashes per second that the cores can give. */
+static unsigned
+hash_threads(const struct config *cfg)
+{
+	long ncpu;
+
+	if (cfg->auth_threads > 0)
+		return cfg->auth_threads;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	return ncpu >= 4 ? (unsigned)(ncpu / 2) : 1;
+}
+
+/* The password check's lane: the CPU lane (its own threads, started at
+   the first login) unless the cache will answer, so a storm of Argon2id
+   runs never delays the disk work of the IO lane, nor a cached login. */
+static enum worker_lane
+check_lane(struct daemon *d, const struct login_req *r)
+{
+	if (worker_pool_start_lane(d->workers, WORKER_LANE_CPU,
+	    hash_threads(d->cfg)))
+		auth_cache_set_ttl(d->cfg->auth_cache_ttl);
+	if (!r->refuse && auth_cache_probe(r->user, r->pass))
+		return WORKER_LANE_IO;
+	return WORKER_LANE_CPU;
+}
+
+/* A refused attempt: logged, answered (the session then closes). */
+static void
+refuse(struct login *l, struct login_req *r)
+{
+	l->req = NULL;
+	log_result(l, r->user, "refused", "too-many-failures", NULL);
 	req_free(r);
-	return CMD_DONE;
+	l->ops->reply_refused(l->s);
+}
+
+/* Asks the throttle about r and acts on the verdict: GO submits the
+   check (held: the session is suspended already), REFUSE refuses, WAIT
+   is the caller's to queue. */
+static enum auth_begin
+try_start(struct login *l, struct login_req *r, bool held)
+{
+	struct session *s = l->s;
+	enum auth_begin v = auth_throttle_begin(s->d->throttle,
+	    conn_peer_addr(s->c), l->ops->fail_max_addr);
+
+	if (v == AUTH_BEGIN_REFUSE)
+		refuse(l, r);
+	else if (v == AUTH_BEGIN_GO)
+		session_submit_lane(s, check_lane(s->d, r), held, login_work,
+		    login_done, r);
+	return v;
+}
+
+/* Gives each waiting attempt its turn again, oldest first. A session
+   resumed here may start a new attempt, which queues behind. */
+static void
+wake_waiting(void)
+{
+	struct login_req *list = waiting, *r, *keep = NULL, **kt = &keep;
+
+	waiting = NULL;
+	while ((r = list) != NULL) {
+		struct login *l = r->l;
+		struct session *s = l->s;
+
+		list = r->next;
+		r->next = NULL;
+		if (conn_is_closing(s->c)) {
+			l->req = NULL;
+			req_free(r);
+			session_resume(s);
+			continue;
+		}
+		switch (try_start(l, r, true)) {
+		case AUTH_BEGIN_REFUSE:
+			session_close(s, "too many failed logins");
+			session_resume(s);
+			break;
+		case AUTH_BEGIN_WAIT:
+			*kt = r;
+			kt = &r->next;
+			break;
+		case AUTH_BEGIN_GO:
+			break;
+		}
+	}
+	/* The ones still waiting stay ahead of those queued meanwhile. */
+	*kt = waiting;
+	waiting = keep;
 }
 
 static enum cmd_result
 start(struct login *l, const char *method, char *user, char *pass,
     void *job, bool refuse)
 {
-	struct session *s = l->s;
-	struct login_req *r;
+	struct login_req *r, **pp;
 
 	l->method = method;
-	if (!auth_throttle_begin(s->d->throttle, conn_peer_addr(s->c),
-	    l->ops->fail_max_addr)) {
-		log_result(l, user, "refused", "too-many-failures", NULL);
-		secret_free(&pass);
-		free(user);
-		job_free(l->ops, &job);
-		l->ops->reply_refused(s);
-		return CMD_CLOSE;
-	}
+	/* Lowered here, on the loop: the cache probe and the check see the
+	   same name. */
+	str_lower(user);
 	r = xcalloc(1, sizeof(*r));
 	r->l = l;
-	r->d = s->d;
+	r->d = l->s->d;
 	r->ops = l->ops;
 	r->user = user;
 	r->pass = pass;
@@ -228,7 +360,18 @@ start(struct login *l, const char *method, char *user, char *pass,
 	r->method = method;
 	r->refuse = refuse;
 	l->req = r;
-	session_submit(s, login_work, login_done, r);
+	switch (try_start(l, r, false)) {
+	case AUTH_BEGIN_REFUSE:
+		return CMD_CLOSE;
+	case AUTH_BEGIN_WAIT:
+		for (pp = &waiting; *pp != NULL; pp = &(*pp)->next)
+			;
+		*pp = r;
+		session_suspend(l->s);
+		return CMD_SUSPEND;
+	case AUTH_BEGIN_GO:
+		break;
+	}
 	return CMD_SUSPEND;
 }
 

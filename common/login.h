@@ -8,7 +8,12 @@
    the authzid rule, carries the SASL continuation lines, raises the line
    cap after login and writes the one log line
      <id> login user=<name> result=ok|fail|tempfail|refused method=<m>
-        tls=<version|no> [reason=...] [failures=N delay=S]
+        tls=<version|no> [reason=...] [failures=N delay=S] [cached=yes]
+   (cached=yes: the verified-credentials cache answered, no Argon2id).
+   A guess is counted from its start (auth_throttle_begin): attempts from
+   an address whose budget is taken by checks running wait in a queue
+   here, or are refused once the address has failed. The check runs on
+   the pool's CPU lane unless the cache will answer.
    The protocol formats every reply through the callbacks of login_ops. */
 #ifndef POSTROOM_LOGIN_H
 #define POSTROOM_LOGIN_H

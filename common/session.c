@@ -117,15 +117,26 @@ submit_done(void *arg)
 }
 
 void
-session_submit(struct session *s, void (*work)(void *arg),
-    session_done_cb *done, void *arg)
+session_submit_lane(struct session *s, int lane, bool held,
+    void (*work)(void *arg), session_done_cb *done, void *arg)
 {
 	assert(s->done == NULL);
-	session_suspend(s);
+	if (held)
+		assert(s->busy);
+	else
+		session_suspend(s);
 	s->work = work;
 	s->done = done;
 	s->arg = arg;
-	worker_submit(s->d->workers, submit_work, submit_done, s);
+	worker_submit_lane(s->d->workers, (enum worker_lane)lane, submit_work,
+	    submit_done, s);
+}
+
+void
+session_submit(struct session *s, void (*work)(void *arg),
+    session_done_cb *done, void *arg)
+{
+	session_submit_lane(s, WORKER_LANE_IO, false, work, done, arg);
 }
 
 bool

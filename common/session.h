@@ -80,6 +80,11 @@ void session_resume(struct session *s);
    calls session_resume itself). One submission at a time per session. */
 void session_submit(struct session *s, void (*work)(void *arg),
     session_done_cb *done, void *arg);
+/* The same on a lane of the pool (enum worker_lane: WORKER_LANE_CPU for
+   password hashing). held: the session is already suspended
+   (session_suspend, e.g. while it waited its turn) and stays so. */
+void session_submit_lane(struct session *s, int lane, bool held,
+    void (*work)(void *arg), session_done_cb *done, void *arg);
 static inline bool
 session_is_busy(const struct session *s)
 {

@@ -613,14 +613,21 @@ store_authenticate(struct store *st, const char *address, const char *password,
 	if (password == NULL)
 		password = "";
 	if (e == STORE_ENOTFOUND) {
+		auth_cache_drop(address, password);     /* the user is gone */
 		pw_verify_dummy(password);
 		return store_set_error(STORE_ENOTFOUND, "authentication failed");
 	}
 	if (e != STORE_OK)
 		return e;
-	if (!pw_verify(u.hash, password)) {
-		explicit_bzero(u.hash, sizeof(u.hash));
-		return store_set_error(STORE_ENOTFOUND, "authentication failed");
+	/* The cache is checked against the hash just read, so a password
+	   changed by mailctl (another process) counts at the next login. */
+	if (!auth_cache_check(address, password, u.hash)) {
+		if (!pw_verify(u.hash, password)) {
+			explicit_bzero(u.hash, sizeof(u.hash));
+			return store_set_error(STORE_ENOTFOUND,
+			    "authentication failed");
+		}
+		auth_cache_put(address, password, u.hash);
 	}
 	explicit_bzero(u.hash, sizeof(u.hash));
 	if (user_r != NULL)
@@ -834,6 +841,76 @@ store_resolve_all(struct store *st, const char *address, uint32_t **user_ids_r,
 	return resolve(st, address, user_ids_r, n_r, remote_r, nremote_r);
 }
 
+/* The postmaster@ of the first local domain (by name) that has a user or
+   alias of that name. */
+static void
+resolve_any_postmaster(struct store *st, MDB_txn *txn,
+    struct resolve_ctx *ctx)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (mdb_cursor_open(txn, st->db_domains, &cur) != 0)
+		return;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 &&
+	    ctx->n == 0 && ctx->nremote == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size + sizeof("postmaster@") > sizeof(addr))
+			continue;
+		snprintf(addr, sizeof(addr), "postmaster@%.*s", (int)k.mv_size,
+		    (const char *)k.mv_data);
+		resolve_one(st, txn, addr, 1, ctx);
+	}
+	mdb_cursor_close(cur);
+}
+
+/* The first user created: the lowest id (the users table is keyed by
+   id, MDB_INTEGERKEY). */
+static void
+resolve_first_user(struct store *st, MDB_txn *txn, struct resolve_ctx *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint32_t id;
+
+	if (mdb_cursor_open(txn, st->db_users, &cur) != 0)
+		return;
+	if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 &&
+	    k.mv_size == sizeof(id)) {
+		memcpy(&id, k.mv_data, sizeof(id));
+		add_id(ctx, id);
+	}
+	mdb_cursor_close(cur);
+}
+
+/* RFC 5321 4.5.1: postmaster@ every local domain must be accepted and
+   reach a person, and RFC 2142 asks the same of abuse@, even when nobody
+   made them. Called when no user or alias of that name exists: abuse@D
+   goes where postmaster@D goes; postmaster@D goes to the postmaster@ of
+   the first local domain (by name) that has one, else to the first user
+   created (normally whoever set the server up). An administrator picks
+   someone with `mailctl alias add postmaster@D someone@...` (one such
+   alias serves every domain without its own). */
+static void
+resolve_role(struct store *st, MDB_txn *txn, const char *local,
+    const char *domain, struct resolve_ctx *ctx)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+
+	if (strcmp(local, "abuse") == 0) {
+		snprintf(addr, sizeof(addr), "postmaster@%s", domain);
+		resolve_one(st, txn, addr, 1, ctx);
+	} else if (strcmp(local, "postmaster") != 0) {
+		return;
+	}
+	if (ctx->n == 0 && ctx->nremote == 0)
+		resolve_any_postmaster(st, txn, ctx);
+	if (ctx->n == 0 && ctx->nremote == 0)
+		resolve_first_user(st, txn, ctx);
+}
+
 static enum store_err
 resolve(struct store *st, const char *address, uint32_t **user_ids_r,
     size_t *n_r, char ***remote_r, size_t *nremote_r)
@@ -858,6 +935,8 @@ resolve(struct store *st, const char *address, uint32_t **user_ids_r,
 		*plus = '\0';
 	snprintf(addr, sizeof(addr), "%s@%s", local, domain);
 	resolve_one(st, txn, addr, 0, &ctx);
+	if (ctx.n == 0 && ctx.nremote == 0)
+		resolve_role(st, txn, local, domain, &ctx);
 	mdb_txn_abort(txn);
 	for (size_t i = 0; i < ctx.nseen; i++)
 		free(ctx.seen[i]);

@@ -1,11 +1,13 @@
 /* Unit tests for the failed-login throttle in common/auth.c: growing delay,
-   counting, success clears, and IPv6 peers counted per /64. */
+   counting, success clears, IPv6 peers counted per /64, guesses reserved
+   when they start; and the verified-credentials cache. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <time.h>
 
 #include "auth.h"
 
@@ -108,6 +110,126 @@ test_begin_end(void **state)
 	auth_throttle_free(&t);
 }
 
+static void
+test_reserve_at_start(void **state)
+{
+	struct auth_throttle *t = auth_throttle_new();
+	int i;
+
+	(void)state;
+	/* A new address opening with many parallel guesses: only `limit`
+	   are checked at once; the rest wait, not refused (an office behind
+	   one NAT logging in at 9:00). */
+	for (i = 0; i < 5; i++)
+		assert_int_equal(auth_throttle_begin(t, "192.0.2.20", 5),
+		    AUTH_BEGIN_GO);
+	for (i = 0; i < 50; i++)
+		assert_int_equal(auth_throttle_begin(t, "192.0.2.20", 5),
+		    AUTH_BEGIN_WAIT);
+	/* The first verdict is a failure: the waiting ones are refused. */
+	auth_throttle_end(t, "192.0.2.20");
+	auth_throttle_fail(t, "192.0.2.20");
+	assert_int_equal(auth_throttle_begin(t, "192.0.2.20", 5),
+	    AUTH_BEGIN_REFUSE);
+	/* Each running one that fails fills the budget it had reserved. */
+	for (i = 0; i < 4; i++) {
+		auth_throttle_end(t, "192.0.2.20");
+		auth_throttle_fail(t, "192.0.2.20");
+		assert_int_equal(auth_throttle_begin(t, "192.0.2.20", 5),
+		    AUTH_BEGIN_REFUSE);
+	}
+	assert_int_equal(auth_throttle_count(t, "192.0.2.20"), 5);
+	/* A success releases its slot to the next one waiting. */
+	for (i = 0; i < 5; i++)
+		assert_int_equal(auth_throttle_begin(t, "192.0.2.21", 5),
+		    AUTH_BEGIN_GO);
+	assert_int_equal(auth_throttle_begin(t, "192.0.2.21", 5),
+	    AUTH_BEGIN_WAIT);
+	auth_throttle_end(t, "192.0.2.21");
+	auth_throttle_success(t, "192.0.2.21");
+	assert_int_equal(auth_throttle_begin(t, "192.0.2.21", 5),
+	    AUTH_BEGIN_GO);
+	auth_throttle_free(&t);
+}
+
+#define H1 "$argon2id$v=19$m=65536,t=2,p=1$salt1$hash1"
+#define H2 "$argon2id$v=19$m=65536,t=2,p=1$salt2$hash2"
+
+static void
+test_cache(void **state)
+{
+	(void)state;
+	/* Off: nothing is kept. */
+	auth_cache_set_ttl(0);
+	auth_cache_put("a@example.com", "pw", H1);
+	assert_false(auth_cache_probe("a@example.com", "pw"));
+	assert_false(auth_cache_check("a@example.com", "pw", H1));
+	auth_cache_set_ttl(300);
+	auth_cache_put("a@example.com", "pw", H1);
+	assert_true(auth_cache_probe("a@example.com", "pw"));
+	assert_true(auth_cache_check("a@example.com", "pw", H1));
+	/* Another password, another user, a split that differs. */
+	assert_false(auth_cache_check("a@example.com", "pw2", H1));
+	assert_false(auth_cache_check("b@example.com", "pw", H1));
+	assert_false(auth_cache_check("a@example.compw", "", H1));
+	/* The stored hash changed (mailctl user passwd): a miss, and the
+	   entry is gone even for the old hash. */
+	assert_false(auth_cache_check("a@example.com", "pw", H2));
+	assert_false(auth_cache_probe("a@example.com", "pw"));
+	assert_false(auth_cache_check("a@example.com", "pw", H1));
+	/* Dropped (the user was deleted). */
+	auth_cache_put("a@example.com", "pw", H1);
+	auth_cache_drop("a@example.com", "pw");
+	assert_false(auth_cache_check("a@example.com", "pw", H1));
+	/* Turning it off empties it. */
+	auth_cache_put("a@example.com", "pw", H1);
+	auth_cache_set_ttl(0);
+	auth_cache_set_ttl(300);
+	assert_false(auth_cache_check("a@example.com", "pw", H1));
+	auth_cache_set_ttl(0);
+}
+
+static void
+test_cache_bounded(void **state)
+{
+	char user[64];
+	int i;
+
+	(void)state;
+	auth_cache_set_ttl(300);
+	for (i = 0; i < AUTH_CACHE_MAX + 100; i++) {
+		snprintf(user, sizeof(user), "u%d@example.com", i);
+		auth_cache_put(user, "pw", H1);
+	}
+	/* The oldest went first. */
+	assert_false(auth_cache_check("u0@example.com", "pw", H1));
+	assert_false(auth_cache_check("u99@example.com", "pw", H1));
+	snprintf(user, sizeof(user), "u%d@example.com", AUTH_CACHE_MAX + 99);
+	assert_true(auth_cache_check(user, "pw", H1));
+	assert_true(auth_cache_check("u100@example.com", "pw", H1));
+	auth_cache_set_ttl(0);
+}
+
+static void
+test_cache_expires(void **state)
+{
+	struct timespec t0, t1;
+
+	(void)state;
+	/* A 1 ms ttl, then wait for the clock to pass it (no bound on how
+	   long that takes: only that it happened). */
+	auth_cache_set_ttl(0.001);
+	auth_cache_put("a@example.com", "pw", H1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	} while ((t1.tv_sec - t0.tv_sec) * 1000000000L +
+	    (t1.tv_nsec - t0.tv_nsec) < 2000000L);
+	assert_false(auth_cache_probe("a@example.com", "pw"));
+	assert_false(auth_cache_check("a@example.com", "pw", H1));
+	auth_cache_set_ttl(0);
+}
+
 int
 main(void)
 {
@@ -116,6 +238,10 @@ main(void)
 		cmocka_unit_test(test_ipv6_per_64),
 		cmocka_unit_test(test_full_table),
 		cmocka_unit_test(test_begin_end),
+		cmocka_unit_test(test_reserve_at_start),
+		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_cache_bounded),
+		cmocka_unit_test(test_cache_expires),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

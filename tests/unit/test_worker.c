@@ -164,6 +164,86 @@ test_free_with_resubmit(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* ---- lanes ---- */
+
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+static bool cpu_done, io_done_first;
+static struct worker_pool *lane_pool;
+
+/* A long CPU job: blocks until the IO job's done() opens the gate. */
+static void
+cpu_work(void *arg)
+{
+	pthread_mutex_lock(&gate_mu);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void
+cpu_job_done(void *arg)
+{
+	cpu_done = true;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+io_job_done(void *arg)
+{
+	io_done_first = !cpu_done;
+	pthread_mutex_lock(&gate_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void
+test_lanes_independent(void **state)
+{
+	reset();
+	gate_open = cpu_done = io_done_first = false;
+	/* One IO thread and one CPU thread: the IO job submitted after a
+	   CPU job that cannot finish until the IO job is done must not wait
+	   behind it (with one shared FIFO this would deadlock). */
+	lane_pool = worker_pool_new(loop, 1);
+	assert_true(worker_pool_start_lane(lane_pool, WORKER_LANE_CPU, 1));
+	assert_false(worker_pool_start_lane(lane_pool, WORKER_LANE_CPU, 3));
+	worker_submit_lane(lane_pool, WORKER_LANE_CPU, cpu_work, cpu_job_done,
+	    NULL);
+	worker_submit_lane(lane_pool, WORKER_LANE_CPU, cpu_work, NULL, NULL);
+	worker_submit(lane_pool, chain_work, io_job_done, NULL);
+	ev_run(loop, 0);
+	assert_true(cpu_done);
+	assert_true(io_done_first);
+	worker_pool_free(&lane_pool);
+	ev_loop_destroy(loop);
+}
+
+static void
+test_lane_not_started(void **state)
+{
+	struct worker_pool *p;
+
+	reset();
+	/* A lane without threads runs its jobs on the IO lane, in order;
+	   free runs what is left. */
+	p = worker_pool_new(loop, 1);
+	for (int i = 0; i < NJOBS; i++) {
+		struct job *j = calloc(1, sizeof(*j));
+
+		j->id = i;
+		worker_submit_lane(p, i % 2 ? WORKER_LANE_CPU : WORKER_LANE_IO,
+		    job_work, job_done, j);
+	}
+	ev_run(loop, 0);
+	for (int i = 0; i < NJOBS; i++)
+		assert_int_equal(order[i], i);
+	worker_pool_free(&p);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
@@ -172,6 +252,8 @@ main(void)
 		cmocka_unit_test(test_many_threads),
 		cmocka_unit_test(test_free_waits),
 		cmocka_unit_test(test_free_with_resubmit),
+		cmocka_unit_test(test_lanes_independent),
+		cmocka_unit_test(test_lane_not_started),
 	};
 
 	log_init("test", LOG_LVL_WARN);
