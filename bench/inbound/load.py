@@ -36,6 +36,8 @@ def free_port():
 class Zones(BaseResolver):
     def __init__(self):
         self.rr = {}
+        self.soa = RR.fromZone("test. 300 IN SOA ns.test. hostmaster.test. "
+                               "1 3600 600 86400 300")[0]
 
     def add(self, line):
         rr = RR.fromZone(line)[0]
@@ -49,6 +51,10 @@ class Zones(BaseResolver):
             reply.add_answer(rr)
         if not rrs and not any(k[0] == name for k in self.rr):
             reply.header.rcode = RCODE.NXDOMAIN
+        if not rrs:
+            # As a real server does: the SOA that says how long the
+            # negative answer may be cached (RFC 2308).
+            reply.add_auth(self.soa)
         return reply
 
 
