@@ -294,7 +294,8 @@ struct wop {
 	struct wop *next;
 	struct wres *r;             /* WOP_RESULTS */
 	size_t n, cap;
-	struct qmsg *qm;            /* WOP_SETTLE */
+	struct qmsg **qms;          /* WOP_SETTLE */
+	size_t nqms, capqms;
 	bool rescan;
 	void (*fn)(void *arg);      /* WOP_CALL */
 	void *arg;
@@ -304,41 +305,36 @@ struct wop {
 };
 
 static void wq_kick(struct engine *e);
-static void settle_work(struct qmsg *qm);
+static void settle_work(struct wop *op);
+static void wq_link(struct engine *e, struct wop *op);
 static void qmsg_free(struct qmsg *qm);
 
 static void
 results_work(struct wop *op)
 {
-	struct store *st = op->e->m->st;
+	struct store_queue_result_item *it = xcalloc(op->n + 1, sizeof(*it));
+	enum store_err err;
 
-	/* One transaction per run of results of the same message. */
-	for (size_t i = 0, k; i < op->n; i = k) {
-		uint32_t idx[MTAD_MAX_RCPTS_PER_TXN];
-		struct store_queue_result res[MTAD_MAX_RCPTS_PER_TXN];
-		enum store_err err;
+	/* The batch may have moved while it grew: the strings are pointed at
+	   only now. */
+	for (size_t i = 0; i < op->n; i++) {
+		struct wres *w = &op->r[i];
 
-		for (k = i; k < op->n && k - i < MTAD_MAX_RCPTS_PER_TXN &&
-		    op->r[k].qm == op->r[i].qm; k++) {
-			struct wres *w = &op->r[k];
-
-			/* The batch may have moved while it grew: the strings
-			   are pointed at only now. */
-			idx[k - i] = w->idx;
-			res[k - i] = w->res;
-			res[k - i].status = w->has_status ? w->status : NULL;
-			res[k - i].reply = w->has_reply ? w->reply : NULL;
-			res[k - i].remote = w->has_remote ? w->remote : NULL;
-		}
-		err = store_queue_rcpt_results(st, op->r[i].qm->id, idx, res,
-		    k - i);
-		for (size_t x = i; x < k; x++) {
-			op->r[x].err = err;
-			if (err != STORE_OK)
-				str_copy(op->r[x].errmsg, store_last_error(),
-				    sizeof(op->r[x].errmsg));
-		}
+		it[i].id = w->qm->id;
+		it[i].idx = w->idx;
+		it[i].res = w->res;
+		it[i].res.status = w->has_status ? w->status : NULL;
+		it[i].res.reply = w->has_reply ? w->reply : NULL;
+		it[i].res.remote = w->has_remote ? w->remote : NULL;
 	}
+	err = store_queue_rcpt_results_many(op->e->m->st, it, op->n);
+	for (size_t i = 0; i < op->n; i++) {
+		op->r[i].err = err != STORE_OK ? err : it[i].err;
+		if (op->r[i].err != STORE_OK)
+			str_copy(op->r[i].errmsg, store_last_error(),
+			    sizeof(op->r[i].errmsg));
+	}
+	free(it);
 }
 
 static void
@@ -367,20 +363,33 @@ results_done(struct wop *op)
 static void
 begin_work(struct wop *op)
 {
+	struct store_queue_begin_item *it = xcalloc(op->ngroups + 1,
+	    sizeof(*it));
+	uint32_t (*idx)[MTAD_MAX_RCPTS_PER_TXN] = xcalloc(op->ngroups + 1,
+	    sizeof(*idx));
+
 	for (size_t i = 0; i < op->ngroups; i++) {
 		struct group *g = op->groups[i];
-		uint32_t idx[MTAD_MAX_RCPTS_PER_TXN];
-		size_t ni = g->n;
 
-		for (size_t k = 0; k < ni; k++)
-			idx[k] = g->rcpts[k].idx;
-		if (store_queue_begin_attempt(op->e->m->st, g->qm->id, idx, &ni,
-		    op->now) != STORE_OK)
-			ni = 0;
-		for (size_t k = 0; k < ni; k++)
-			g->rcpts[k].idx = idx[k];
-		g->n = ni;
+		for (size_t k = 0; k < g->n; k++)
+			idx[i][k] = g->rcpts[k].idx;
+		it[i].id = g->qm->id;
+		it[i].idx = idx[i];
+		it[i].n = g->n;
 	}
+	if (store_queue_begin_attempts(op->e->m->st, it, op->ngroups,
+	    op->now) != STORE_OK)
+		for (size_t i = 0; i < op->ngroups; i++)
+			it[i].n = 0;
+	for (size_t i = 0; i < op->ngroups; i++) {
+		struct group *g = op->groups[i];
+
+		for (size_t k = 0; k < it[i].n; k++)
+			g->rcpts[k].idx = idx[i][k];
+		g->n = it[i].n;
+	}
+	free(idx);
+	free(it);
 }
 
 static void
@@ -424,7 +433,7 @@ wop_work(void *arg)
 	else if (op->kind == WOP_BEGIN)
 		begin_work(op);
 	else
-		settle_work(op->qm);
+		settle_work(op);
 }
 
 static void
@@ -438,7 +447,9 @@ wop_done(void *arg)
 	} else if (op->kind == WOP_BEGIN) {
 		begin_done(op);
 	} else {
-		qmsg_free(op->qm);
+		for (size_t i = 0; i < op->nqms; i++)
+			qmsg_free(op->qms[i]);
+		free(op->qms);
 		if (op->rescan && !e->stopping)
 			schedule_scan(e);
 	}
@@ -479,8 +490,9 @@ wq_kick(struct engine *e)
 	e->wq_kicking = false;
 }
 
+/* Appends op without starting anything. */
 static void
-wq_push(struct engine *e, struct wop *op)
+wq_link(struct engine *e, struct wop *op)
 {
 	op->next = NULL;
 	op->e = e;
@@ -489,6 +501,12 @@ wq_push(struct engine *e, struct wop *op)
 	else
 		e->wq_head = op;
 	e->wq_tail = op;
+}
+
+static void
+wq_push(struct engine *e, struct wop *op)
+{
+	wq_link(e, op);
 	wq_kick(e);
 }
 
@@ -1187,51 +1205,75 @@ qmsg_free(struct qmsg *qm)
 	free(qm);
 }
 
-/* On the worker pool, after the message's results are committed: the
+/* On the worker pool, after the messages' results are committed: the
    store's view again (so a delete or hold that came meanwhile is honoured:
-   a deleted message gets no DSN), the DSNs, then the removal if nothing is
-   left to try. Touches only the store and qm, never the loop. */
+   a deleted message gets no DSN), the DSNs, then the removal of those with
+   nothing left to try, all in one transaction. Touches only the store and
+   the qmsgs, never the loop. */
 static void
-settle_work(struct qmsg *qm)
+settle_work(struct wop *op)
 {
-	struct engine *e = qm->e;
-	struct store_queue_rcpt *fresh = NULL;
-	size_t n = 0;
-	bool removed = false;
+	struct engine *e = op->e;
+	uint64_t *ids = xcalloc(op->nqms + 1, sizeof(*ids));
+	bool *removed = xcalloc(op->nqms + 1, sizeof(*removed));
+	size_t nids = 0;
 
-	if (store_queue_get(e->m->st, qm->id, &qm->msg, &fresh, &n) !=
-	    STORE_OK) {
-		free(fresh);
-		return;
+	for (size_t i = 0; i < op->nqms; i++) {
+		struct qmsg *qm = op->qms[i];
+		struct store_queue_rcpt *fresh = NULL;
+		size_t n = 0;
+
+		if (store_queue_get(e->m->st, qm->id, &qm->msg, &fresh, &n) !=
+		    STORE_OK) {
+			free(fresh);
+			continue;
+		}
+		free(qm->rcpts);
+		qm->rcpts = fresh;
+		qm->n = n;
+		delay_dsns(e, qm, now_s());
+		final_dsns(e, qm);
+		ids[nids++] = qm->id;
 	}
-	free(qm->rcpts);
-	qm->rcpts = fresh;
-	qm->n = n;
-	delay_dsns(e, qm, now_s());
-	final_dsns(e, qm);
-	if (store_queue_finish(e->m->st, qm->id, &removed) == STORE_OK &&
-	    removed)
-		log_info("mtad %s removed", qm->qid);
+	if (nids > 0 && store_queue_finish_many(e->m->st, ids, nids,
+	    removed) == STORE_OK)
+		for (size_t i = 0; i < nids; i++)
+			if (removed[i]) {
+				char qid[24];
+
+				store_queue_id_str(ids[i], qid, sizeof(qid));
+				log_info("mtad %s removed", qid);
+			}
+	free(ids);
+	free(removed);
 }
 
-/* Every group of the message is over: settle it behind its results, then
-   (rescan) look at the schedule again, as due messages that were busy
-   were skipped. */
+/* Every group of the message is over: settle it behind its results (with
+   the other messages settling then), then (rescan) look at the schedule
+   again, as due messages that were busy were skipped. */
 static void
 qmsg_settle(struct qmsg *qm, bool rescan)
 {
 	struct engine *e = qm->e;
-	struct wop *op;
+	struct wop *op = e->wq_tail;
 
 	if (e->stopping) {
 		qmsg_free(qm);
 		return;
 	}
-	op = xcalloc(1, sizeof(*op));
-	op->kind = WOP_SETTLE;
-	op->qm = qm;
-	op->rescan = rescan;
-	wq_push(e, op);
+	/* The last operation waiting is never started: it may grow. */
+	if (op == NULL || op->kind != WOP_SETTLE) {
+		op = xcalloc(1, sizeof(*op));
+		op->kind = WOP_SETTLE;
+		wq_link(e, op);
+	}
+	if (op->nqms == op->capqms) {
+		op->capqms = op->capqms != 0 ? op->capqms * 2 : 16;
+		op->qms = xrealloc(op->qms, op->capqms * sizeof(*op->qms));
+	}
+	op->qms[op->nqms++] = qm;
+	op->rescan |= rescan;
+	wq_kick(e);
 }
 
 static bool

@@ -524,6 +524,29 @@ enum store_err store_queue_rcpt_result(struct store *st, uint64_t id,
    transaction for idx[0..n) with res[0..n). All or nothing. */
 enum store_err store_queue_rcpt_results(struct store *st, uint64_t id,
     const uint32_t *idx, const struct store_queue_result *res, size_t n);
+/* Results of several messages in one transaction (mtad batches what
+   arrives together). Consecutive items with the same id are one message's
+   run; a message that is gone gets err STORE_ENOTFOUND (nothing written
+   for it) and the others still commit. Another error: nothing at all. */
+struct store_queue_result_item {
+	uint64_t id;
+	uint32_t idx;
+	struct store_queue_result res;
+	enum store_err err;             /* out */
+};
+enum store_err store_queue_rcpt_results_many(struct store *st,
+    struct store_queue_result_item *items, size_t n);
+/* store_queue_begin_attempt for several messages in one transaction: a
+   message gone or held gets err STORE_ENOTFOUND / STORE_EPERM and n 0;
+   another error: nothing at all. */
+struct store_queue_begin_item {
+	uint64_t id;
+	uint32_t *idx;                  /* in/out, as begin_attempt's */
+	size_t n;                       /* in/out */
+	enum store_err err;             /* out */
+};
+enum store_err store_queue_begin_attempts(struct store *st,
+    struct store_queue_begin_item *items, size_t n, int64_t now);
 /* Sets flags (store_queue_rcpt_flag) of one recipient. */
 enum store_err store_queue_rcpt_set_flags(struct store *st, uint64_t id,
     uint32_t idx, uint32_t flags);
@@ -532,6 +555,10 @@ enum store_err store_queue_rcpt_set_flags(struct store *st, uint64_t id,
    INFLIGHT or DEFERRED; *removed_r says whether it did. */
 enum store_err store_queue_finish(struct store *st, uint64_t id,
     bool *removed_r);
+/* The same for ids[0..n) in one transaction and one directory sync;
+   removed[i] says whether ids[i] went (a message gone is skipped). */
+enum store_err store_queue_finish_many(struct store *st, const uint64_t *ids,
+    size_t n, bool *removed);
 
 struct store_queue_recover_stats {
 	unsigned messages;      /* in the queue after recovery */

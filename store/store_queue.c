@@ -997,28 +997,23 @@ store_queue_log(struct store *st, uint64_t id, store_queue_log_cb *cb,
 
 /* ---- attempts and results ---- */
 
-enum store_err
-store_queue_begin_attempt(struct store *st, uint64_t id, uint32_t *idx,
-    size_t *n, int64_t now)
+/* The body of store_queue_begin_attempt in txn. STORE_ENOTFOUND and
+   STORE_EPERM come before any write. */
+static enum store_err
+begin_txn(struct store *st, MDB_txn *txn, uint64_t id, uint32_t *idx,
+    size_t *n, int64_t now, struct buf *b)
 {
 	struct store_queue_msg m;
 	struct store_queue_rcpt *r = NULL;
-	struct buf b;
-	MDB_txn *txn;
 	enum store_err e;
 	size_t out = 0;
 
-	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
-		return e;
-	buf_init(&b);
 	if ((e = msg_get_txn(st, txn, id, &m)) != STORE_OK)
-		goto fail;
-	if (m.flags & STORE_QMF_HELD) {
-		e = store_set_error(STORE_EPERM, "queue entry is held");
-		goto fail;
-	}
+		return e;
+	if (m.flags & STORE_QMF_HELD)
+		return store_set_error(STORE_EPERM, "queue entry is held");
 	if ((e = rcpts_get_txn(st, txn, &m, &r)) != STORE_OK)
-		goto fail;
+		return e;
 	for (size_t i = 0; i < *n; i++) {
 		struct store_queue_rcpt *q;
 
@@ -1031,57 +1026,99 @@ store_queue_begin_attempt(struct store *st, uint64_t id, uint32_t *idx,
 		q->state = STORE_QS_INFLIGHT;
 		q->attempts++;
 		q->last_attempt = now;
-		if ((e = rcpt_put_txn(st, txn, id, q, &b)) != STORE_OK)
-			goto fail;
+		if ((e = rcpt_put_txn(st, txn, id, q, b)) != STORE_OK)
+			goto out;
 		idx[out++] = idx[i];
 	}
-	if ((e = sched_update_txn(st, txn, &m, r, now, &b)) != STORE_OK ||
-	    (e = store_txn_commit(txn)) != STORE_OK) {
-		txn = NULL;
-		goto fail;
-	}
-	*n = out;
+	if ((e = sched_update_txn(st, txn, &m, r, now, b)) == STORE_OK)
+		*n = out;
+out:
 	free(r);
-	buf_free(&b);
-	return STORE_OK;
-fail:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	free(r);
-	buf_free(&b);
 	return e;
 }
 
 enum store_err
-store_queue_rcpt_results(struct store *st, uint64_t id, const uint32_t *idx,
-    const struct store_queue_result *res, size_t n)
+store_queue_begin_attempt(struct store *st, uint64_t id, uint32_t *idx,
+    size_t *n, int64_t now)
 {
-	struct store_queue_msg m;
-	struct store_queue_rcpt *r = NULL, *q;
-	struct store_queue_log_entry le;
 	struct buf b;
 	MDB_txn *txn;
 	enum store_err e;
-	int64_t last_now = 0;
 
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	buf_init(&b);
+	if ((e = begin_txn(st, txn, id, idx, n, now, &b)) != STORE_OK) {
+		mdb_txn_abort(txn);
+		buf_free(&b);
+		return e;
+	}
+	buf_free(&b);
+	return store_txn_commit(txn);
+}
+
+enum store_err
+store_queue_begin_attempts(struct store *st, struct store_queue_begin_item
+    *items, size_t n, int64_t now)
+{
+	struct buf b;
+	MDB_txn *txn;
+	enum store_err e = STORE_OK;
+
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	buf_init(&b);
+	for (size_t i = 0; i < n; i++) {
+		items[i].err = begin_txn(st, txn, items[i].id, items[i].idx,
+		    &items[i].n, now, &b);
+		if (items[i].err == STORE_ENOTFOUND ||
+		    items[i].err == STORE_EPERM) {
+			items[i].n = 0;
+			continue;
+		}
+		if ((e = items[i].err) != STORE_OK)
+			break;
+	}
+	buf_free(&b);
+	if (e != STORE_OK) {
+		mdb_txn_abort(txn);
+		return e;
+	}
+	return store_txn_commit(txn);
+}
+
+static bool
+results_valid(const struct store_queue_result *res, size_t n)
+{
 	for (size_t i = 0; i < n; i++)
 		if (res[i].state != STORE_QS_SENT &&
 		    res[i].state != STORE_QS_FAILED &&
 		    res[i].state != STORE_QS_DEFERRED)
-			return store_set_error(STORE_EPERM,
-			    "bad result state");
-	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+			return false;
+	return true;
+}
+
+/* The body of store_queue_rcpt_results in txn; STORE_ENOTFOUND for a
+   message that is gone comes before any write. */
+static enum store_err
+results_txn(struct store *st, MDB_txn *txn, uint64_t id, const uint32_t *idx,
+    const struct store_queue_result *res, size_t n, struct buf *b)
+{
+	struct store_queue_msg m;
+	struct store_queue_rcpt *r = NULL, *q;
+	struct store_queue_log_entry le;
+	enum store_err e;
+	int64_t last_now = 0;
+
+	if ((e = msg_get_txn(st, txn, id, &m)) != STORE_OK)
 		return e;
-	buf_init(&b);
-	if ((e = msg_get_txn(st, txn, id, &m)) != STORE_OK ||
-	    (e = rcpts_get_txn(st, txn, &m, &r)) != STORE_OK)
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		if (idx[i] >= m.nrcpts) {
-			e = store_set_error(STORE_ENOTFOUND,
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] >= m.nrcpts)
+			return store_set_error(STORE_ENOTFOUND,
 			    "no such recipient");
-			goto fail;
-		}
+	if ((e = rcpts_get_txn(st, txn, &m, &r)) != STORE_OK)
+		return e;
+	for (size_t i = 0; i < n; i++) {
 		q = &r[idx[i]];
 		q->state = res[i].state;
 		q->flags |= res[i].set_flags;
@@ -1091,8 +1128,8 @@ store_queue_rcpt_results(struct store *st, uint64_t id, const uint32_t *idx,
 		copy_cut(q->status, res[i].status, sizeof(q->status));
 		copy_cut(q->reply, res[i].reply, sizeof(q->reply));
 		copy_cut(q->remote, res[i].remote, sizeof(q->remote));
-		if ((e = rcpt_put_txn(st, txn, id, q, &b)) != STORE_OK)
-			goto fail;
+		if ((e = rcpt_put_txn(st, txn, id, q, b)) != STORE_OK)
+			goto out;
 		memset(&le, 0, sizeof(le));
 		le.time_us = now_us();
 		copy_cut(le.address, q->address, sizeof(le.address));
@@ -1100,22 +1137,78 @@ store_queue_rcpt_results(struct store *st, uint64_t id, const uint32_t *idx,
 		copy_cut(le.status, q->status, sizeof(le.status));
 		copy_cut(le.reply, q->reply, sizeof(le.reply));
 		copy_cut(le.remote, q->remote, sizeof(le.remote));
-		if ((e = log_put_txn(st, txn, id, idx[i], &le, &b)) !=
+		if ((e = log_put_txn(st, txn, id, idx[i], &le, b)) !=
 		    STORE_OK)
-			goto fail;
+			goto out;
 		if (res[i].now > last_now)
 			last_now = res[i].now;
 	}
-	if ((e = sched_update_txn(st, txn, &m, r, last_now, &b)) != STORE_OK)
-		goto fail;
-	e = store_txn_commit(txn);
+	e = sched_update_txn(st, txn, &m, r, last_now, b);
+out:
 	free(r);
-	buf_free(&b);
 	return e;
-fail:
-	mdb_txn_abort(txn);
-	free(r);
+}
+
+enum store_err
+store_queue_rcpt_results(struct store *st, uint64_t id, const uint32_t *idx,
+    const struct store_queue_result *res, size_t n)
+{
+	struct buf b;
+	MDB_txn *txn;
+	enum store_err e;
+
+	if (!results_valid(res, n))
+		return store_set_error(STORE_EPERM, "bad result state");
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	buf_init(&b);
+	if ((e = results_txn(st, txn, id, idx, res, n, &b)) != STORE_OK) {
+		mdb_txn_abort(txn);
+		buf_free(&b);
+		return e;
+	}
 	buf_free(&b);
+	return store_txn_commit(txn);
+}
+
+enum store_err
+store_queue_rcpt_results_many(struct store *st,
+    struct store_queue_result_item *items, size_t n)
+{
+	uint32_t *idx = xcalloc(n + 1, sizeof(*idx));
+	struct store_queue_result *res = xcalloc(n + 1, sizeof(*res));
+	struct buf b;
+	MDB_txn *txn = NULL;
+	enum store_err e = STORE_OK;
+
+	for (size_t i = 0; i < n; i++)
+		if (!results_valid(&items[i].res, 1))
+			e = store_set_error(STORE_EPERM, "bad result state");
+	if (e != STORE_OK || (e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		goto out;
+	buf_init(&b);
+	/* One run per message (consecutive items with the same id). */
+	for (size_t i = 0, k; i < n && e == STORE_OK; i = k) {
+		enum store_err one;
+
+		for (k = i; k < n && items[k].id == items[i].id; k++) {
+			idx[k - i] = items[k].idx;
+			res[k - i] = items[k].res;
+		}
+		one = results_txn(st, txn, items[i].id, idx, res, k - i, &b);
+		for (size_t x = i; x < k; x++)
+			items[x].err = one;
+		if (one != STORE_OK && one != STORE_ENOTFOUND)
+			e = one;
+	}
+	buf_free(&b);
+	if (e != STORE_OK)
+		mdb_txn_abort(txn);
+	else
+		e = store_txn_commit(txn);
+out:
+	free(idx);
+	free(res);
 	return e;
 }
 
@@ -1207,6 +1300,56 @@ enum store_err
 store_queue_finish(struct store *st, uint64_t id, bool *removed_r)
 {
 	return remove_entry(st, id, true, NULL, removed_r);
+}
+
+enum store_err
+store_queue_finish_many(struct store *st, const uint64_t *ids, size_t n,
+    bool *removed)
+{
+	MDB_txn *txn;
+	enum store_err e = STORE_OK;
+	char path[4096];
+
+	for (size_t i = 0; i < n; i++)
+		removed[i] = false;
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	for (size_t i = 0; i < n && e == STORE_OK; i++) {
+		struct store_queue_msg m;
+		struct store_queue_rcpt *r = NULL;
+		bool active = false;
+
+		if ((e = msg_get_txn(st, txn, ids[i], &m)) == STORE_ENOTFOUND) {
+			e = STORE_OK;
+			continue;
+		}
+		if (e != STORE_OK ||
+		    (e = rcpts_get_txn(st, txn, &m, &r)) != STORE_OK)
+			break;
+		for (uint32_t k = 0; k < m.nrcpts; k++)
+			if (state_active(r[k].state))
+				active = true;
+		free(r);
+		if (!active && (e = records_del_txn(st, txn, ids[i], m.next)) ==
+		    STORE_OK)
+			removed[i] = true;
+	}
+	if (e != STORE_OK)
+		mdb_txn_abort(txn);
+	else
+		e = store_txn_commit(txn);
+	if (e != STORE_OK) {
+		for (size_t i = 0; i < n; i++)
+			removed[i] = false;
+		return e;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (removed[i]) {
+			store_queue_path(st, ids[i], path, sizeof(path));
+			unlink(path);
+		}
+	fsync_queue_dir(st);
+	return STORE_OK;
 }
 
 enum store_err

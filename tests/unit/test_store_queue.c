@@ -487,6 +487,68 @@ test_delete_wins(void **state)
 	    STORE_ENOTFOUND);
 }
 
+/* The batch forms mtad uses: several messages per transaction, a deleted
+   one skipped, a held one left out, only finished ones removed. */
+static void
+test_batches(void **state)
+{
+	struct fx *f = *state;
+	uint64_t a = add2(f->st, NULL), b = add2(f->st, NULL),
+	    c = add2(f->st, NULL), ids[3];
+	int64_t now = (int64_t)time(NULL);
+	uint32_t ia[2] = { 0, 1 }, ib[2] = { 0, 1 }, ic[1] = { 1 };
+	struct store_queue_begin_item bi[3] = {
+		{ .id = a, .idx = ia, .n = 2 },
+		{ .id = b, .idx = ib, .n = 2 },
+		{ .id = c, .idx = ic, .n = 1 },
+	};
+	struct store_queue_result_item ri[5];
+	struct store_queue_rcpt *r = NULL;
+	bool removed[3];
+	size_t n;
+
+	assert_int_equal(store_queue_hold(f->st, c), STORE_OK);
+	assert_int_equal(store_queue_begin_attempts(f->st, bi, 3, now),
+	    STORE_OK);
+	assert_int_equal(bi[0].n, 2);
+	assert_int_equal(bi[1].n, 2);
+	assert_int_equal(bi[2].n, 0);
+	assert_int_equal(bi[2].err, STORE_EPERM);
+	assert_int_equal(store_queue_get(f->st, b, NULL, &r, &n), STORE_OK);
+	assert_int_equal(r[1].state, STORE_QS_INFLIGHT);
+	free(r);
+	assert_int_equal(store_queue_delete(f->st, b), STORE_OK);
+	memset(ri, 0, sizeof(ri));
+	for (size_t i = 0; i < 5; i++) {
+		ri[i].id = i < 2 ? a : i < 4 ? b : a;
+		ri[i].idx = (uint32_t)(i % 2);
+		ri[i].res.state = STORE_QS_SENT;
+		ri[i].res.now = now;
+		ri[i].res.status = "2.0.0";
+	}
+	ri[4].idx = 1;
+	ri[4].res.state = STORE_QS_FAILED;  /* a later result, own run */
+	assert_int_equal(store_queue_rcpt_results_many(f->st, ri, 5),
+	    STORE_OK);
+	assert_int_equal(ri[0].err, STORE_OK);
+	assert_int_equal(ri[2].err, STORE_ENOTFOUND);
+	assert_int_equal(ri[3].err, STORE_ENOTFOUND);
+	assert_int_equal(store_queue_get(f->st, a, NULL, &r, &n), STORE_OK);
+	assert_int_equal(r[0].state, STORE_QS_SENT);
+	assert_int_equal(r[1].state, STORE_QS_FAILED);
+	free(r);
+	ids[0] = a;
+	ids[1] = b;
+	ids[2] = c;
+	assert_int_equal(store_queue_finish_many(f->st, ids, 3, removed),
+	    STORE_OK);
+	assert_true(removed[0] && !removed[1] && !removed[2]);
+	assert_int_equal(store_queue_get(f->st, a, NULL, NULL, NULL),
+	    STORE_ENOTFOUND);
+	assert_int_equal(store_queue_get(f->st, c, NULL, NULL, NULL),
+	    STORE_OK);
+}
+
 static void
 test_hold_release_flush(void **state)
 {
@@ -1074,6 +1136,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_id_str),
 		cmocka_unit_test_setup_teardown(test_add_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mixed_delivery, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_attempt_results, setup,
