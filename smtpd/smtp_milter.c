@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "dns.h"
@@ -33,10 +32,10 @@
 
 /* What the message keeps for the milters (tx->milter). */
 struct smtp_milter_tx {
-	/* The end of message in flight: the message mapped, for the
+	/* The end of message in flight: the message as the delivery holds it
+	   (memory or a map it owns: store_delivery_map), for the
 	   milters to read. */
-	void *map;
-	size_t map_len;
+	const char *map;
 	/* The verdict, for the worker. */
 	struct milter_result *res;
 	char junk_why[256];
@@ -262,8 +261,6 @@ smtp_milter_tx_free(struct smtp_tx *tx)
 
 	if (m == NULL)
 		return;
-	if (m->map != NULL)
-		munmap(m->map, m->map_len);
 	milter_result_free(m->res);
 	free(m);
 	tx->milter = NULL;
@@ -516,7 +513,6 @@ milter_done(void *arg, struct milter_result *res)
 	struct smtp_milter_tx *m = tx->milter;
 	const char *text;
 
-	munmap(m->map, m->map_len);
 	m->map = NULL;
 	m->res = res;
 	switch (res->action) {
@@ -590,10 +586,8 @@ smtp_milter_eom(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	struct smtp_milter_sess *ms;
 	struct smtp_milter_tx *m;
-	uint64_t size;
-	size_t hlen, body;
+	size_t size, hlen, body;
 	const char *p;
-	int fd;
 
 	if (!filtered(s) || s->milter == NULL)
 		return 0;
@@ -606,10 +600,8 @@ smtp_milter_eom(struct smtp_session *s)
 		return 2;
 	}
 	m = mtx_of(tx);
-	if (store_delivery_contents(tx->d, &fd, &size) != STORE_OK ||
-	    size <= tx->trace_len ||
-	    (m->map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0)) ==
-	    MAP_FAILED) {
+	if (store_delivery_map(tx->d, &m->map, &size) != STORE_OK ||
+	    size <= tx->trace_len) {
 		m->map = NULL;
 		/* As if the milter were down. */
 		log_warnx("%s milter: cannot read the message",
@@ -621,8 +613,7 @@ smtp_milter_eom(struct smtp_session *s)
 		    "again later");
 		return 2;
 	}
-	m->map_len = size;
-	p = (const char *)m->map + tx->trace_len;
+	p = m->map + tx->trace_len;
 	split_message(p, size - tx->trace_len, &hlen, &body);
 	ms = s->milter;
 	str_copy(ms->queue_id, tx->id, sizeof(ms->queue_id));
