@@ -121,6 +121,7 @@ main(int argc, char **argv)
 	config_init(&cfg);
 	cfg.max_connections = 0;
 	cfg.max_connections_per_ip = 0;
+	cfg.max_unauth_connections_per_ip = 0;
 	cfg.tls_cert = xstrdup(argv[1]);
 	cfg.tls_key = xstrdup(argv[2]);
 	p.name = "conn_mem";

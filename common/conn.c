@@ -917,6 +917,7 @@ conn_trim(struct conn *c)
 		c->in = NULL;
 		c->in_start = c->in_end = c->in_cap = 0;
 	}
+	c->in_big = false;	/* idle now: the next input starts small */
 	if (out_pending(c) == 0 && c->out != NULL) {
 		free(c->out);
 		c->out = NULL;
