@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 B=build/conn_mem
 make --no-print-directory BUILD=$B $B/lib/libcommon.a >/dev/null
 cc -std=c11 -D_GNU_SOURCE -O2 -Icommon -o $B/conn_mem bench/conn_mem.c \
-  $B/lib/libcommon.a -lev -lsodium -lssl -lcrypto -lz -lpthread
+  $B/lib/libcommon.a -lev -lsodium -lssl -lcrypto -lz -lcares -lpthread
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench \

@@ -42,8 +42,11 @@ def test_stalled_implicit_tls_is_closed(hs, proto):
     s = socket.create_connection(("127.0.0.1", hs.port(proto + "s")),
                                  timeout=30)
     try:
-        # The old fixed deadline was 30 s; preauth_timeout is 10 minutes.
-        assert _closed_within(s, 25), "stalled TLS handshake still open"
+        # preauth_timeout is 10 minutes: a close is the handshake deadline's
+        # doing (the log line below says so). How soon it comes is the unit
+        # test's to check (test_conn.c, a loop-driven clock): a wall-clock
+        # bound here would fail on a loaded machine.
+        assert _closed_within(s, 240), "stalled TLS handshake still open"
     finally:
         s.close()
     assert wait_for(lambda: "reason=tls-handshake-timeout" in
@@ -55,6 +58,7 @@ def test_stalled_starttls_is_closed(hs, proto):
     s = socket.create_connection(("127.0.0.1", hs.port(proto)), timeout=30)
     try:
         starttls(s, proto)
-        assert _closed_within(s, 25), "stalled STARTTLS handshake still open"
+        assert _closed_within(s, 240), \
+            "stalled STARTTLS handshake still open"
     finally:
         s.close()
