@@ -22,6 +22,7 @@
 #define FETCH_CHUNK      65536
 #define HEADER_READ_MAX  (1u << 20)
 #define PREFETCH         16     /* files opened ahead, read-ahead hinted */
+#define OUT_FLUSH        65536  /* reply bytes gathered before conn_write */
 
 struct imap_fetch {
 	struct imap_fetch_items it;
@@ -41,6 +42,12 @@ struct imap_fetch {
 	uint64_t stream_off, stream_left;
 	char *chunk;
 	struct buf out;         /* reply text, reused from message to message */
+	struct buf mem;         /* a filtered header, reused likewise */
+	/* FLAGS of the last message written: most messages of a mailbox
+	   share a few flag sets, formatted once each time the set changes. */
+	struct buf fl;
+	uint32_t fl_flags, fl_keywords;
+	bool fl_recent, fl_valid;
 	struct buf hdr;         /* the message header, read once per message */
 	uint64_t hdr_size;      /* its length in the file: hdr.len unless cut */
 	bool hdr_loaded;
@@ -97,6 +104,8 @@ imap_fetch_free(struct imap_fetch **fp)
 	free(f->seen_changed);
 	free(f->chunk);
 	buf_free(&f->out);
+	buf_free(&f->mem);
+	buf_free(&f->fl);
 	buf_free(&f->hdr);
 	free(f);
 	*fp = NULL;
@@ -335,6 +344,28 @@ clip(const struct imap_fetch_item *it, uint64_t *off, uint64_t *len)
 
 /* ---- item handlers ---- */
 
+/* Appends v in decimal: the FETCH hot path formats numbers without the
+   printf family. */
+static void
+put_num(struct buf *b, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+static void
+put_lit(struct buf *b, const char *s, size_t len)
+{
+	buf_append(b, s, len);
+}
+#define PUT_LIT(b, s) put_lit((b), (s), sizeof(s) - 1)
+
 static void
 put_internaldate(struct buf *b, int64_t t, int32_t tz)
 {
@@ -356,7 +387,8 @@ write_uid(struct imap_session *s, struct imap_fetch *f,
 {
 	(void)s;
 	(void)it;
-	buf_printf(&f->out, "UID %u", m->uid);
+	PUT_LIT(&f->out, "UID ");
+	put_num(&f->out, m->uid);
 	return true;
 }
 
@@ -367,13 +399,32 @@ init_flags(struct imap_fetch *f, const struct imap_fetch_item *it)
 	f->has_flags = true;
 }
 
+/* imap_buf_flags(), formatted again only when the flag set changes from
+   one message to the next (the keyword names are the view's: fixed for
+   the command). */
+static void
+put_flags(struct imap_fetch *f, const struct imap_view *v,
+    const struct imap_view_msg *m)
+{
+	if (!f->fl_valid || f->fl_flags != m->flags ||
+	    f->fl_keywords != m->keywords || f->fl_recent != m->recent) {
+		buf_reset(&f->fl);
+		imap_buf_flags(&f->fl, v, m);
+		f->fl_flags = m->flags;
+		f->fl_keywords = m->keywords;
+		f->fl_recent = m->recent;
+		f->fl_valid = true;
+	}
+	buf_append(&f->out, f->fl.data, f->fl.len);
+}
+
 static bool
 write_flags(struct imap_session *s, struct imap_fetch *f,
     const struct imap_view_msg *m, const struct imap_fetch_item *it)
 {
 	(void)it;
-	buf_puts(&f->out, "FLAGS ");
-	imap_buf_flags(&f->out, s->sel, m);
+	PUT_LIT(&f->out, "FLAGS ");
+	put_flags(f, s->sel, m);
 	return true;
 }
 
@@ -393,7 +444,8 @@ write_size(struct imap_session *s, struct imap_fetch *f,
 {
 	(void)s;
 	(void)it;
-	buf_printf(&f->out, "RFC822.SIZE %llu", (unsigned long long)m->size);
+	PUT_LIT(&f->out, "RFC822.SIZE ");
+	put_num(&f->out, m->size);
 	return true;
 }
 
@@ -410,7 +462,9 @@ write_modseq(struct imap_session *s, struct imap_fetch *f,
 {
 	(void)s;
 	(void)it;
-	buf_printf(&f->out, "MODSEQ (%llu)", (unsigned long long)m->modseq);
+	PUT_LIT(&f->out, "MODSEQ (");
+	put_num(&f->out, m->modseq);
+	buf_putc(&f->out, ')');
 	return true;
 }
 
@@ -421,7 +475,8 @@ write_envelope(struct imap_session *s, struct imap_fetch *f,
 	(void)s;
 	(void)m;
 	(void)it;
-	buf_printf(&f->out, "ENVELOPE %s", f->cache.envelope);
+	PUT_LIT(&f->out, "ENVELOPE ");
+	buf_puts(&f->out, f->cache.envelope);
 	return true;
 }
 
@@ -432,7 +487,8 @@ write_body(struct imap_session *s, struct imap_fetch *f,
 	(void)s;
 	(void)m;
 	(void)it;
-	buf_printf(&f->out, "BODY %s", f->cache.body);
+	PUT_LIT(&f->out, "BODY ");
+	buf_puts(&f->out, f->cache.body);
 	return true;
 }
 
@@ -443,7 +499,8 @@ write_bodystructure(struct imap_session *s, struct imap_fetch *f,
 	(void)s;
 	(void)m;
 	(void)it;
-	buf_printf(&f->out, "BODYSTRUCTURE %s", f->cache.bodystructure);
+	PUT_LIT(&f->out, "BODYSTRUCTURE ");
+	buf_puts(&f->out, f->cache.bodystructure);
 	return true;
 }
 
@@ -507,35 +564,61 @@ stream_start(struct imap_session *s, struct imap_fetch *f, uint64_t off,
 	return true;
 }
 
-/* BODY[section]<partial>: a literal, from memory (filtered headers) or
-   streamed from the file. */
+/* A literal of one chunk or less (most messages) is read straight into
+   the reply, which goes out with the next ones. Like stream_chunk(), it
+   keeps the length promised if the file is shorter than the index says:
+   the missing bytes are spaces. */
+static void
+read_into_out(struct imap_fetch *f, uint64_t off, size_t len)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	buf_reserve(&f->out, len);
+	while (got < len && (r = pread(f->fd, f->out.data + f->out.len + got,
+	    len - got, (off_t)(off + got))) > 0)
+		got += (size_t)r;
+	memset(f->out.data + f->out.len + got, ' ', len - got);
+	f->out.len += len;
+	f->out.data[f->out.len] = '\0';
+}
+
+/* BODY[section]<partial>: a literal, from memory (filtered headers), read
+   into the reply (small) or streamed from the file. */
 static bool
 write_section(struct imap_session *s, struct imap_fetch *f,
     const struct imap_view_msg *m, const struct imap_fetch_item *it)
 {
 	uint64_t off = 0, len = 0, fsize = m->size;
-	struct buf mem;
+	struct buf *mem = &f->mem;
 	bool use_mem;
 
-	buf_init(&mem);
-	locate(f, it, fsize, &off, &len, &mem, &use_mem);
+	buf_reset(mem);
+	locate(f, it, fsize, &off, &len, mem, &use_mem);
 	if (use_mem) {
 		off = 0;
-		len = mem.len;
+		len = mem->len;
 	}
 	if (off > fsize)
 		off = fsize;
 	if (len > fsize - off && !use_mem)
 		len = fsize - off;
 	clip(it, &off, &len);
-	buf_printf(&f->out, "%s {%llu}\r\n", it->label,
-	    (unsigned long long)len);
+	buf_puts(&f->out, it->label);
+	PUT_LIT(&f->out, " {");
+	put_num(&f->out, len);
+	PUT_LIT(&f->out, "}\r\n");
 	if (use_mem)
-		buf_append(&f->out, mem.data ? mem.data + off : "",
+		buf_append(&f->out, mem->data ? mem->data + off : "",
 		    (size_t)len);
-	buf_free(&mem);
+	if (mem->cap > 65536)
+		buf_free(mem);      /* one huge header: not kept for the rest */
 	if (use_mem || len == 0)
 		return true;
+	if (len <= FETCH_CHUNK) {
+		read_into_out(f, off, (size_t)len);
+		return true;
+	}
 	imap_send_buf(s, &f->out);
 	return stream_start(s, f, off, len);
 }
@@ -682,11 +765,17 @@ write_items(struct imap_session *s, struct imap_fetch *f)
 		it = &f->it.v[f->k];
 		if (f->k > 0)
 			buf_putc(&f->out, ' ');
-		if (handlers[it->type].write(s, f, m, it))
-			f->k++;
+		if (!handlers[it->type].write(s, f, m, it))
+			continue;           /* a literal is being streamed */
+		f->k++;
+		/* many sections of one message: the same back-pressure */
+		if (f->out.len >= OUT_FLUSH) {
+			imap_send_buf(s, &f->out);
+			if (conn_is_congested(s->base.c))
+				return false;
+		}
 	}
-	buf_puts(&f->out, ")\r\n");
-	imap_send_buf(s, &f->out);
+	PUT_LIT(&f->out, ")\r\n");
 	return true;
 }
 
@@ -700,7 +789,9 @@ msg_begin(struct imap_session *s, struct imap_fetch *f)
 
 	if (msg_open(s, f, m->uid) < 0)
 		return false;
-	buf_printf(bp, "* %zu FETCH (", f->idx[f->pos] + 1);
+	PUT_LIT(bp, "* ");
+	put_num(bp, f->idx[f->pos] + 1);
+	PUT_LIT(bp, " FETCH (");
 	if (f->seen_changed != NULL && f->seen_changed[f->pos] &&
 	    !f->has_flags) {
 		buf_puts(bp, "FLAGS ");
@@ -710,14 +801,16 @@ msg_begin(struct imap_session *s, struct imap_fetch *f)
 		if (f->it.n)
 			buf_putc(bp, ' ');
 	}
-	imap_send_buf(s, bp);
 	f->in_msg = true;
 	f->k = 0;
 	return true;
 }
 
-bool
-imap_fetch_run(struct imap_session *s, struct imap_fetch *f)
+/* Replies of many small messages are gathered in f->out and written to
+   the connection OUT_FLUSH bytes at a time; a literal streamed from the
+   file flushes them first (write_section). */
+static bool
+fetch_loop(struct imap_session *s, struct imap_fetch *f)
 {
 	while (f->pos < f->n) {
 		if (!f->in_msg && !msg_begin(s, f)) {
@@ -730,8 +823,20 @@ imap_fetch_run(struct imap_session *s, struct imap_fetch *f)
 		msg_release(f);
 		f->in_msg = false;
 		f->pos++;
-		if (conn_is_congested(s->base.c))
-			return false;
+		if (f->out.len >= OUT_FLUSH) {
+			imap_send_buf(s, &f->out);
+			if (conn_is_congested(s->base.c))
+				return false;
+		}
 	}
 	return true;
+}
+
+bool
+imap_fetch_run(struct imap_session *s, struct imap_fetch *f)
+{
+	bool done = fetch_loop(s, f);
+
+	imap_send_buf(s, &f->out);
+	return done;
 }
