@@ -949,6 +949,18 @@ store_mailbox_claim_recent_range(struct store *st, uint32_t mbox_id,
 	struct mbox_rec r;
 	enum store_err e;
 
+	/* Nothing unclaimed (the common case: another session took it, or
+	   nothing came): a read, without waiting for the writer lock. */
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	e = mbox_rec_get(st, txn, mbox_id, &r);
+	mdb_txn_abort(txn);
+	if (e != STORE_OK)
+		return e;
+	if (r.first_recent_uid == r.uidnext) {
+		*first_r = *uidnext_r = r.uidnext;
+		return STORE_OK;
+	}
 	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
 		return e;
 	if ((e = mbox_rec_get(st, txn, mbox_id, &r)) != STORE_OK)
