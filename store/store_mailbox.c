@@ -885,16 +885,19 @@ select_fill(struct store *st, MDB_txn *txn, const struct mbox_rec *r,
 	sel->first_unseen = first_unseen_msn(st, txn, r);
 }
 
-enum store_err
-store_mailbox_select(struct store *st, uint32_t user_id, const char *name,
-    bool claim, struct store_select *sel_r)
+/* store_mailbox_select in a read (write false) or write transaction;
+   *again_r: a claim is due, which the read transaction cannot make. */
+static enum store_err
+select_txn(struct store *st, uint32_t user_id, const char *name, bool write,
+    bool claim, struct store_select *sel_r, bool *again_r)
 {
 	MDB_txn *txn;
 	struct mbox_rec r;
 	uint32_t id, first, recent;
 	enum store_err e;
 
-	if ((e = store_txn_begin(st, claim, &txn)) != STORE_OK)
+	*again_r = false;
+	if ((e = store_txn_begin(st, write, &txn)) != STORE_OK)
 		return e;
 	if ((e = mbox_lookup(st, txn, user_id, name, &id)) != STORE_OK ||
 	    (e = mbox_rec_get(st, txn, id, &r)) != STORE_OK)
@@ -903,6 +906,11 @@ store_mailbox_select(struct store *st, uint32_t user_id, const char *name,
 	recent = r.recent;
 	if (!claim || r.first_recent_uid == r.uidnext) {
 		select_fill(st, txn, &r, claim, first, recent, sel_r);
+		mdb_txn_abort(txn);
+		return STORE_OK;
+	}
+	if (!write) {
+		*again_r = true;
 		mdb_txn_abort(txn);
 		return STORE_OK;
 	}
@@ -917,6 +925,22 @@ fail:
 	return e;
 }
 
+/* A read transaction unless there is something to claim: a SELECT then
+   never waits for the writer lock (a bulk STORE elsewhere holds it for
+   seconds). */
+enum store_err
+store_mailbox_select(struct store *st, uint32_t user_id, const char *name,
+    bool claim, struct store_select *sel_r)
+{
+	bool again;
+	enum store_err e;
+
+	e = select_txn(st, user_id, name, false, claim, sel_r, &again);
+	if (e != STORE_OK || !again)
+		return e;
+	return select_txn(st, user_id, name, true, claim, sel_r, &again);
+}
+
 enum store_err
 store_mailbox_claim_recent_range(struct store *st, uint32_t mbox_id,
     uint32_t *first_r, uint32_t *uidnext_r)
@@ -925,6 +949,18 @@ store_mailbox_claim_recent_range(struct store *st, uint32_t mbox_id,
 	struct mbox_rec r;
 	enum store_err e;
 
+	/* Nothing unclaimed (the common case: another session took it, or
+	   nothing came): a read, without waiting for the writer lock. */
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	e = mbox_rec_get(st, txn, mbox_id, &r);
+	mdb_txn_abort(txn);
+	if (e != STORE_OK)
+		return e;
+	if (r.first_recent_uid == r.uidnext) {
+		*first_r = *uidnext_r = r.uidnext;
+		return STORE_OK;
+	}
 	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
 		return e;
 	if ((e = mbox_rec_get(st, txn, mbox_id, &r)) != STORE_OK)
