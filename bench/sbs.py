@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import base64
 import json
-import multiprocessing
+import concurrent.futures
 import os
 import re
 import shutil
@@ -629,8 +629,10 @@ def logins(cfg, pr, peers, tab):
         def f():
             c0 = tree_cpu(roots)
             t0 = time.monotonic()
-            with multiprocessing.Pool(10) as pool:
-                n = sum(pool.map(login_loop, [(port, u, pw, cfg.nloop) for u in users]))
+            # Threads, not processes: the clients mostly wait on sockets, and
+            # a fork()ed pool deadlocked here once.
+            with concurrent.futures.ThreadPoolExecutor(len(users)) as ex:
+                n = sum(ex.map(login_loop, [(port, u, pw, cfg.nloop) for u in users]))
             el = time.monotonic() - t0
             return dict(rate=n / el, cpu=(tree_cpu(roots) - c0) * 1000 / n)
         return f
