@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import base64
 import json
-import multiprocessing
+import concurrent.futures
 import os
 import re
 import shutil
@@ -574,11 +574,16 @@ def login_loop(args):
 async def tls_client(port, user, pw, count, ctx):
     done = 0
     for _ in range(count):
-        r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+        r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
+                                             ssl_handshake_timeout=900)
         await r.readline()
         w.write(f"a1 LOGIN {user} {pw}\r\n".encode())
-        while not (await r.readline()).startswith(b"a1 "):
-            pass
+        while True:
+            line = await r.readline()
+            if not line:
+                raise EOFError("connection closed before the LOGIN reply")
+            if line.startswith(b"a1 "):
+                break
         w.write(b"a2 LOGOUT\r\n")
         while True:
             line = await r.readline()
@@ -624,8 +629,10 @@ def logins(cfg, pr, peers, tab):
         def f():
             c0 = tree_cpu(roots)
             t0 = time.monotonic()
-            with multiprocessing.Pool(10) as pool:
-                n = sum(pool.map(login_loop, [(port, u, pw, cfg.nloop) for u in users]))
+            # Threads, not processes: the clients mostly wait on sockets, and
+            # a fork()ed pool deadlocked here once.
+            with concurrent.futures.ThreadPoolExecutor(len(users)) as ex:
+                n = sum(ex.map(login_loop, [(port, u, pw, cfg.nloop) for u in users]))
             el = time.monotonic() - t0
             return dict(rate=n / el, cpu=(tree_cpu(roots) - c0) * 1000 / n)
         return f
@@ -834,7 +841,7 @@ def main():
     cfg.npop = 1000 if q else 5000
     cfg.nbig = 10000 if q else 100000
     cfg.nloop = 5 if q else 10
-    cfg.tls_clients, cfg.tls_count = (50, 2) if q else (100, 2)
+    cfg.tls_clients, cfg.tls_count = (20, 2) if q else (50, 2)
     cfg.nout1k, cfg.nout100k = (300, 100) if q else (1000, 200)
     only = cfg.only.split(",")
     if os.geteuid() != 0:
@@ -861,32 +868,36 @@ def main():
         for d in ("smtpd", "imapd", "pop3d"):
             pr.start(d)
         peers = Peers()
-        if "smtp" in only:
-            smtp_in(cfg, pr, peers, tab)
-        if "pop3" in only:
-            pop3(cfg, pr, peers, tab)
-        if "imap" in only:
-            imap_big(cfg, pr, peers, tab)
-        if "login" in only:
-            logins(cfg, pr, peers, tab)
-        if "out" in only:
-            outbound(cfg, pr, tab)
+        for name, fn, args in (("smtp", smtp_in, (peers,)), ("pop3", pop3, (peers,)),
+                               ("imap", imap_big, (peers,)), ("login", logins, (peers,)),
+                               ("out", outbound, ())):
+            if name in only:
+                fn(cfg, pr, *args, tab)
+                # Written after every section: a long run stopped half-way
+                # still leaves what it measured.
+                write_results(cfg, tab, started)
     finally:
         if pr:
             pr.close()
         if peers:
             peers.close()
         shutil.rmtree(cfg.tmp, ignore_errors=True)
+    print(write_results(cfg, tab, started))
+
+
+def write_results(cfg, tab, started):
     head = (f"Side by side, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
             f"{os.cpu_count()} CPU, medians of {cfg.runs} run(s) alternating Postroom / peer"
-            f"{' (BENCH_QUICK: small counts)' if q else ''}; ratio > 1 = Postroom better; "
+            f"{' (BENCH_QUICK: small counts)' if cfg.quick else ''}; ratio > 1 = Postroom better; "
             f"HIGH = 1-min load average above {HIGH_LOAD} before a run")
     text = head + "\n\n" + tab.text() + "\n"
     res = os.path.join(ROOT, "bench", "results")
     os.makedirs(res, exist_ok=True)
-    open(f"{res}/sbs.txt", "w").write(text)
-    json.dump(tab.rows, open(f"{res}/sbs.json", "w"), indent=1)
-    print(text)
+    with open(f"{res}/sbs.txt", "w") as f:
+        f.write(text)
+    with open(f"{res}/sbs.json", "w") as f:
+        json.dump(tab.rows, f, indent=1)
+    return text
 
 
 if __name__ == "__main__":
