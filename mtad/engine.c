@@ -206,8 +206,8 @@ slow_clear(struct engine *e, const char *domain)
 
 	if (s == NULL)
 		return;
-	log_info("mtad slow-start-end domain=%s connections=%d", domain,
-	    MTAD_PER_HOST_CONNS);
+	log_info("mtad slow-start-end domain=%s connections=%u", domain,
+	    e->m->cfg->outbound_max_per_destination);
 	*s = e->slow[--e->nslow];
 }
 
@@ -699,6 +699,8 @@ start_waiting(struct engine *e)
 {
 	unsigned max = e->m->cfg->outbound_max_connections > 0 ?
 	    e->m->cfg->outbound_max_connections : 20;
+	unsigned per_dest = e->m->cfg->outbound_max_per_destination > 0 ?
+	    e->m->cfg->outbound_max_per_destination : 10;
 	bool started;
 
 	if (e->starting) {
@@ -717,7 +719,7 @@ start_waiting(struct engine *e)
 		    g = g->next) {
 			struct idle_conn *ic = idle_find(e, g->domain);
 			unsigned same = 0, limit = slow_find(e, g->domain) !=
-			    NULL ? 1 : MTAD_PER_HOST_CONNS;
+			    NULL ? 1 : per_dest;
 
 			for (struct group *r = e->running; ic == NULL &&
 			    r != NULL; r = r->next)
