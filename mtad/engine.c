@@ -5,7 +5,8 @@
    computes retries, and sends the DSNs (delayed, failed, delivered/relayed).
    Store writes (marking an attempt's recipients in flight, results, DSNs,
    removal) run on the worker pool, in order, one at a time; only the
-   schedule's reads are made on the loop thread. */
+   schedule's reads are made on the loop thread. A connection goes on to
+   its next transaction while the previous one's results are committed. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,20 @@
 
 struct qmsg;
 
+/* A connection's transactions whose results are not committed yet (a
+   kill -9 now would send them again). It takes another transaction only
+   while this is under CONN_UNCOMMITTED_MAX, so a transaction may run while
+   the previous one's results are being committed, never more. Shared by
+   the connection (idle or running) and its groups; freed with the last. */
+#define CONN_UNCOMMITTED_MAX    2
+struct conn_state {
+	struct engine *e;
+	char domain[DNS_NAME_SIZE];
+	unsigned uncommitted;
+	unsigned refs;
+	struct conn_state *next;    /* the engine's, all alive */
+};
+
 /* The recipients of one message for one destination, one attempt. */
 struct group {
 	struct engine *e;
@@ -38,7 +53,11 @@ struct group {
 	struct job_rcpt rcpts[MTAD_MAX_RCPTS_PER_TXN];
 	size_t n;
 	struct smtp_job *job;
-	struct smtp_job *parked;    /* its connection, kept for reuse */
+	struct conn_state *cs;      /* its connection's, once it has one */
+	/* Its connection went on to another transaction (or to the idle
+	   list) before its results were committed: it no longer counts
+	   among the running. */
+	bool released;
 	bool resolving, cancelled;
 	struct group *next;         /* in the wait list or the running list */
 	struct group **prevp;
@@ -64,6 +83,7 @@ struct qmsg {
 struct idle_conn {
 	struct engine *e;
 	struct smtp_job *job;
+	struct conn_state *cs;
 	char domain[DNS_NAME_SIZE];
 	ev_timer timer;
 	struct idle_conn *next;
@@ -94,6 +114,7 @@ struct engine {
 	struct group *running;
 	unsigned nrunning;
 	struct idle_conn *idle;     /* oldest first */
+	struct conn_state *conns;
 	unsigned nidle;
 	bool starting, start_again;     /* start_waiting is running */
 	struct backoff backoff[BACKOFF_MAX];
@@ -112,7 +133,7 @@ static void schedule_scan(struct engine *e);
 static void group_queue(struct engine *e, struct group *g);
 static void start_waiting(struct engine *e);
 static void idle_add(struct engine *e, const char *domain,
-    struct smtp_job *job);
+    struct smtp_job *job, struct conn_state *cs);
 static void group_start(struct group *g);
 static void qmsg_settle(struct qmsg *qm, bool rescan);
 
@@ -283,9 +304,10 @@ struct wres {
 };
 
 /* WOP_CALL runs fn on the loop thread once everything before it is
-   committed: a connection slot is given back only then, so at most one
-   transaction per connection has results not yet durable (the duplicates
-   a kill -9 can cause). */
+   committed: a transaction counts as uncommitted on its connection until
+   then (struct conn_state), so at most CONN_UNCOMMITTED_MAX transactions
+   per connection have results not yet durable (the duplicates a kill -9
+   can cause). */
 enum wop_kind { WOP_RESULTS, WOP_SETTLE, WOP_CALL, WOP_BEGIN };
 
 struct wop {
@@ -615,6 +637,65 @@ group_unlink(struct group *g)
 
 /* ---- connections kept between transactions ---- */
 
+static struct conn_state *
+cs_new(struct engine *e, const char *domain)
+{
+	struct conn_state *cs = xcalloc(1, sizeof(*cs));
+
+	cs->e = e;
+	str_copy(cs->domain, domain, sizeof(cs->domain));
+	cs->next = e->conns;
+	e->conns = cs;
+	return cs;
+}
+
+static struct conn_state *
+cs_ref(struct conn_state *cs)
+{
+	cs->refs++;
+	return cs;
+}
+
+static void
+cs_unref(struct conn_state *cs)
+{
+	if (cs == NULL || --cs->refs > 0)
+		return;
+	for (struct conn_state **pp = &cs->e->conns; *pp != NULL;
+	    pp = &(*pp)->next)
+		if (*pp == cs) {
+			*pp = cs->next;
+			break;
+		}
+	free(cs);
+}
+
+/* g's transaction runs on cs's connection: uncommitted until group_done. */
+static void
+group_take_conn(struct group *g, struct conn_state *cs)
+{
+	g->cs = cs_ref(cs);
+	cs->uncommitted++;
+}
+
+/* The connections to domain, and the groups about to make one: a
+   connection closed while its last transactions are not committed still
+   counts, so the uncommitted transactions to a destination stay under
+   CONN_UNCOMMITTED_MAX times outbound_max_per_destination. */
+static unsigned
+dest_conns(struct engine *e, const char *domain)
+{
+	unsigned n = 0;
+
+	for (struct conn_state *cs = e->conns; cs != NULL; cs = cs->next)
+		if (strcasecmp(cs->domain, domain) == 0)
+			n++;
+	for (struct group *r = e->running; r != NULL; r = r->next)
+		if (r->cs == NULL && strcasecmp(r->domain, domain) == 0)
+			n++;
+	return n;
+}
+
 static void
 idle_remove(struct idle_conn *ic)
 {
@@ -627,6 +708,7 @@ idle_remove(struct idle_conn *ic)
 		}
 	ev_timer_stop(e->m->loop, &ic->timer);
 	e->nidle--;
+	cs_unref(ic->cs);
 	free(ic);
 }
 
@@ -650,7 +732,8 @@ idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
-idle_add(struct engine *e, const char *domain, struct smtp_job *job)
+idle_add(struct engine *e, const char *domain, struct smtp_job *job,
+    struct conn_state *cs)
 {
 	struct idle_conn *ic = xcalloc(1, sizeof(*ic)), **pp = &e->idle;
 
@@ -661,6 +744,7 @@ idle_add(struct engine *e, const char *domain, struct smtp_job *job)
 	}
 	ic->e = e;
 	ic->job = job;
+	ic->cs = cs_ref(cs);
 	str_copy(ic->domain, domain, sizeof(ic->domain));
 	ev_timer_init(&ic->timer, idle_timer_cb, MTAD_IDLE_SECONDS, 0.);
 	ic->timer.data = ic;
@@ -671,11 +755,13 @@ idle_add(struct engine *e, const char *domain, struct smtp_job *job)
 	e->nidle++;
 }
 
+/* A parked connection to domain that may take a transaction now. */
 static struct idle_conn *
 idle_find(struct engine *e, const char *domain)
 {
 	for (struct idle_conn *ic = e->idle; ic != NULL; ic = ic->next)
-		if (strcasecmp(ic->domain, domain) == 0)
+		if (ic->cs->uncommitted < CONN_UNCOMMITTED_MAX &&
+		    strcasecmp(ic->domain, domain) == 0)
 			return ic;
 	return NULL;
 }
@@ -686,6 +772,7 @@ group_reuse(struct group *g, struct idle_conn *ic)
 {
 	struct smtp_job *job = ic->job;
 
+	group_take_conn(g, ic->cs);
 	idle_remove(ic);
 	g->job = job;
 	smtp_job_next(job, &g->qm->jm, g->rcpts, g->n, g->qm->qid, g);
@@ -718,14 +805,10 @@ start_waiting(struct engine *e)
 		for (struct group *g = e->waiting; g != NULL && !e->stopping;
 		    g = g->next) {
 			struct idle_conn *ic = idle_find(e, g->domain);
-			unsigned same = 0, limit = slow_find(e, g->domain) !=
-			    NULL ? 1 : per_dest;
+			unsigned limit = slow_find(e, g->domain) != NULL ? 1 :
+			    per_dest;
 
-			for (struct group *r = e->running; ic == NULL &&
-			    r != NULL; r = r->next)
-				if (strcasecmp(r->domain, g->domain) == 0)
-					same++;
-			if (same >= limit)
+			if (ic == NULL && dest_conns(e, g->domain) >= limit)
 				continue;
 			/* At the bound, a parked connection to elsewhere
 			   makes room. */
@@ -752,14 +835,21 @@ start_waiting(struct engine *e)
 	e->starting = false;
 }
 
+/* g's results are committed (or g never had any). */
 static void
 group_done(struct group *g)
 {
 	struct engine *e = g->e;
 	struct qmsg *qm = g->qm;
 
-	group_unlink(g);
-	e->nrunning--;
+	if (!g->released) {
+		group_unlink(g);
+		e->nrunning--;
+	}
+	if (g->cs != NULL) {
+		g->cs->uncommitted--;
+		cs_unref(g->cs);
+	}
 	free(g);
 	if (--qm->groups == 0)
 		qmsg_settle(qm, true);
@@ -770,16 +860,6 @@ static void
 group_done_cb(void *arg)
 {
 	group_done(arg);
-}
-
-static void
-group_park_cb(void *arg)
-{
-	struct group *g = arg;
-
-	idle_add(g->e, g->domain, g->parked);
-	g->parked = NULL;
-	group_done(g);
 }
 
 static void
@@ -794,8 +874,14 @@ job_done(void *arg, struct smtp_job *job, bool all_hosts_failed, bool parked)
 	else
 		slow_clear(e, g->domain);
 	if (parked) {
-		g->parked = job;
-		wq_call(e, group_park_cb, g);
+		/* The connection may carry the next message while g's results
+		   are being committed (idle_find: not more than that). */
+		group_unlink(g);
+		e->nrunning--;
+		g->released = true;
+		idle_add(e, g->domain, job, g->cs);
+		wq_call(e, group_done_cb, g);
+		start_waiting(e);
 		return;
 	}
 	if (all_hosts_failed && e->m->relay_host == NULL) {
@@ -925,6 +1011,7 @@ mx_cb(void *arg, const struct dns_mx_result *res)
 		group_done(g);
 		return;
 	}
+	group_take_conn(g, cs_new(e, g->domain));
 	g->job = smtp_job_start(m, &g->qm->jm, g->rcpts, g->n, t, nt,
 	    m->relay_host == NULL ? JOB_TLS_OPPORTUNISTIC :
 	    m->relay_port == 465 ? JOB_TLS_IMPLICIT_VERIFY :
@@ -1626,5 +1713,11 @@ engine_free(struct engine **ep)
 	*ep = NULL;
 	while (e->active != NULL)
 		qmsg_free(e->active);
+	while (e->conns != NULL) {
+		struct conn_state *cs = e->conns;
+
+		e->conns = cs->next;
+		free(cs);
+	}
 	free(e);
 }

@@ -388,7 +388,7 @@ def test_smarthost_auth_private_ca(out, tmp_path):
 
 # Transactions whose results may not be durable yet, per connection: a
 # kill -9 can make each of them go again.
-TXNS_IN_FLIGHT_PER_CONN = 1
+TXNS_IN_FLIGHT_PER_CONN = 2
 
 
 def test_kill9_during_200_deliveries(out):
