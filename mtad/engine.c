@@ -28,6 +28,11 @@
 #define SCAN_MAX        4096    /* messages read per schedule scan */
 #define BACKOFF_MAX     1024    /* domains remembered as unreachable */
 #define DSN_FULL_MAX    (10u << 20)
+#define ACTIVE_BUCKETS  4096
+/* A queue file up to this size is read into memory: for small messages a
+   read costs less than mapping (and unmapping, with the worker threads
+   around) does. */
+#define READ_MAX        (256u << 10)
 
 struct qmsg;
 
@@ -50,7 +55,7 @@ struct group {
 	struct engine *e;
 	struct qmsg *qm;
 	char domain[DNS_NAME_SIZE];
-	struct job_rcpt rcpts[MTAD_MAX_RCPTS_PER_TXN];
+	uint32_t dhash;             /* of domain, case-folded */
 	size_t n;
 	struct smtp_job *job;
 	struct conn_state *cs;      /* its connection's, once it has one */
@@ -61,6 +66,9 @@ struct group {
 	bool resolving, cancelled;
 	struct group *next;         /* in the wait list or the running list */
 	struct group **prevp;
+	/* Only the n it has: a full array for every group made the scan of a
+	   large queue spend its time clearing memory. */
+	struct job_rcpt rcpts[];
 };
 
 /* A message being worked on. */
@@ -71,11 +79,13 @@ struct qmsg {
 	struct store_queue_msg msg;
 	struct store_queue_rcpt *rcpts;
 	size_t n;
-	void *map;
+	void *map;                  /* mmap'd, or (heap) read in */
 	size_t maplen;
+	bool heap;
 	struct job_msg jm;
 	unsigned groups;            /* groups not finished */
-	struct qmsg *next;
+	struct qmsg *next, **prevp; /* the engine's active list */
+	struct qmsg *hnext;         /* in the engine's byid bucket */
 };
 
 /* A connection parked after a transaction, for the next message to the
@@ -110,6 +120,8 @@ struct engine {
 	ev_timer timer;
 	ev_idle rescan;
 	struct qmsg *active;
+	/* The active messages by id: the scan asks for each due one. */
+	struct qmsg *byid[ACTIVE_BUCKETS];
 	struct group *waiting;      /* FIFO */
 	struct group *running;
 	unsigned nrunning;
@@ -141,6 +153,20 @@ static int64_t
 now_s(void)
 {
 	return (int64_t)time(NULL);
+}
+
+/* FNV-1a of the lower-cased name: a cheap first test before strcasecmp. */
+static uint32_t
+domain_hash(const char *d)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *d != '\0'; d++) {
+		unsigned char c = (unsigned char)*d;
+
+		h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32 : c)) * 16777619u;
+	}
+	return h;
 }
 
 static const char *
@@ -778,6 +804,18 @@ group_reuse(struct group *g, struct idle_conn *ic)
 	smtp_job_next(job, &g->qm->jm, g->rcpts, g->n, g->qm->qid, g);
 }
 
+#define START_FULL_MAX  64
+
+static bool
+in_full(const struct group *const *full, size_t n, const struct group *g)
+{
+	for (size_t i = 0; i < n; i++)
+		if (full[i]->dhash == g->dhash &&
+		    strcasecmp(full[i]->domain, g->domain) == 0)
+			return true;
+	return false;
+}
+
 /* Starts what waits, within the bounds. A group may end inside
    group_start (an address literal, a bad name) and call this again: the
    inner call only asks the outer one to look once more. */
@@ -800,16 +838,28 @@ start_waiting(struct engine *e)
 		return;
 	e->starting = true;
 	do {
+		/* Destinations found at their bound in this pass: the groups
+		   behind for them are passed over without looking again (a
+		   large queue to one domain made every pass quadratic). */
+		const struct group *full[START_FULL_MAX];
+		size_t nfull = 0;
+
 		started = false;
 		e->start_again = false;
 		for (struct group *g = e->waiting; g != NULL && !e->stopping;
 		    g = g->next) {
-			struct idle_conn *ic = idle_find(e, g->domain);
-			unsigned limit = slow_find(e, g->domain) != NULL ? 1 :
-			    per_dest;
+			struct idle_conn *ic;
+			unsigned limit;
 
-			if (ic == NULL && dest_conns(e, g->domain) >= limit)
+			if (in_full(full, nfull, g))
 				continue;
+			ic = idle_find(e, g->domain);
+			limit = slow_find(e, g->domain) != NULL ? 1 : per_dest;
+			if (ic == NULL && dest_conns(e, g->domain) >= limit) {
+				if (nfull < START_FULL_MAX)
+					full[nfull++] = g;
+				continue;
+			}
 			/* At the bound, a parked connection to elsewhere
 			   makes room. */
 			if (ic == NULL && e->nrunning + e->nidle >= max) {
@@ -1283,12 +1333,20 @@ qmsg_free(struct qmsg *qm)
 {
 	struct engine *e = qm->e;
 
-	for (struct qmsg **pp = &e->active; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == qm) {
-			*pp = qm->next;
-			break;
-		}
-	if (qm->map != NULL && qm->map != MAP_FAILED)
+	if (qm->prevp != NULL) {
+		*qm->prevp = qm->next;
+		if (qm->next != NULL)
+			qm->next->prevp = qm->prevp;
+		for (struct qmsg **pp = &e->byid[qm->id % ACTIVE_BUCKETS];
+		    *pp != NULL; pp = &(*pp)->hnext)
+			if (*pp == qm) {
+				*pp = qm->hnext;
+				break;
+			}
+	}
+	if (qm->heap)
+		free(qm->map);
+	else if (qm->map != NULL && qm->map != MAP_FAILED)
 		munmap(qm->map, qm->maplen);
 	free(qm->rcpts);
 	free(qm);
@@ -1368,7 +1426,8 @@ qmsg_settle(struct qmsg *qm, bool rescan)
 static bool
 is_active(struct engine *e, uint64_t id)
 {
-	for (struct qmsg *q = e->active; q != NULL; q = q->next)
+	for (struct qmsg *q = e->byid[id % ACTIVE_BUCKETS]; q != NULL;
+	    q = q->hnext)
 		if (q->id == id)
 			return true;
 	return false;
@@ -1381,6 +1440,24 @@ has_high_bytes(const char *p, size_t n)
 		if ((unsigned char)p[i] >= 0x80)
 			return true;
 	return false;
+}
+
+/* n bytes from the start of fd; -1 on an error or a short file. */
+static int
+read_all(int fd, char *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, p + got, n - got, (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
 }
 
 static int
@@ -1396,7 +1473,14 @@ qmsg_map(struct qmsg *qm)
 		return -1;
 	}
 	qm->maplen = (size_t)sb.st_size;
-	if (qm->maplen > 0) {
+	if (qm->maplen > 0 && qm->maplen <= READ_MAX) {
+		qm->map = xmalloc(qm->maplen);
+		qm->heap = true;
+		if (read_all(fd, qm->map, qm->maplen) < 0) {
+			close(fd);
+			return -1;
+		}
+	} else if (qm->maplen > 0) {
 		qm->map = mmap(NULL, qm->maplen, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (qm->map == MAP_FAILED) {
 			qm->map = NULL;
@@ -1494,11 +1578,12 @@ qmsg_dispatch(struct engine *e, struct qmsg *qm, int64_t now)
 				    b->until);
 			continue;
 		}
-		g = xcalloc(1, sizeof(*g));
+		g = xcalloc(1, sizeof(*g) + ni * sizeof(g->rcpts[0]));
 		g->e = e;
 		g->qm = qm;
 		str_copy(g->domain, e->m->relay_host != NULL ?
 		    e->m->relay_host : dom, sizeof(g->domain));
+		g->dhash = domain_hash(g->domain);
 		/* In flight from now on here; in the store once the scan's
 		   WOP_BEGIN ran (scan_begin), then the group may start. */
 		for (size_t k = 0; k < ni; k++) {
@@ -1557,7 +1642,12 @@ process(struct engine *e, uint64_t id, int64_t now)
 		return;
 	}
 	qm->next = e->active;
+	if (qm->next != NULL)
+		qm->next->prevp = &qm->next;
+	qm->prevp = &e->active;
 	e->active = qm;
+	qm->hnext = e->byid[id % ACTIVE_BUCKETS];
+	e->byid[id % ACTIVE_BUCKETS] = qm;
 	if (qmsg_map(qm) < 0) {
 		log_warnx("mtad %s unreadable error=\"%s\" action=quarantine",
 		    qm->qid, store_last_error());

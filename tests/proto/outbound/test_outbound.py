@@ -431,6 +431,28 @@ def test_tls_failure_falls_back_to_plaintext(out):
     assert "action=plaintext-retry" in o.log()
 
 
+def test_small_and_large_messages_sent_intact(out):
+    # mtad reads a small queue file into memory and maps a large one (over
+    # 256 KiB): both go out byte for byte, dot lines stuffed.
+    o = out()
+    o.rig.dns.mx("sizes.test", (10, "mx.sizes.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2")
+    bodies = {}
+    for name, nlines in (("small", 1000), ("large", 6000)):
+        lines = "".join(f"{'.' if i % 7 == 0 else ''}{name} line {i:05d} " + "y" * 40 + "\r\n"
+                        for i in range(nlines))
+        bodies[f"ok-{name}@sizes.test"] = (
+            f"From: <alice@example.test>\r\nSubject: {name}\r\n\r\n" + lines)
+    assert len(bodies["ok-small@sizes.test"]) < 256 << 10 < len(bodies["ok-large@sizes.test"])
+    for rcpt, body in bodies.items():
+        o.inject(ALICE, rcpt, body=body)
+    o.start()
+    o.rig.wait(lambda d: len(d) >= 2, what="2 messages")
+    o.wait_queue_empty()
+    for d in o.rig.deliveries:
+        assert d["data"].endswith(bodies[d["rcpts"][0]].encode()), d["rcpts"]
+
+
 def test_size_utf8_and_8bit_limits(out):
     o = out()
     o.rig.dns.mx("small.test", (10, "mx.small.test", ["127.0.0.2"]))
