@@ -119,6 +119,10 @@ struct engine {
 	struct mtad *m;
 	ev_timer timer;
 	ev_idle rescan;
+	/* start_waiting before the loop next waits: a batch of commits
+	   ending many groups makes one pass over the waiting groups, not
+	   one each. */
+	ev_prepare start_soon;
 	struct qmsg *active;
 	/* The active messages by id: the scan asks for each due one. */
 	struct qmsg *byid[ACTIVE_BUCKETS];
@@ -885,6 +889,13 @@ start_waiting(struct engine *e)
 	e->starting = false;
 }
 
+static void
+start_soon_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	ev_prepare_stop(loop, w);
+	start_waiting(w->data);
+}
+
 /* g's results are committed (or g never had any). */
 static void
 group_done(struct group *g)
@@ -903,7 +914,8 @@ group_done(struct group *g)
 	free(g);
 	if (--qm->groups == 0)
 		qmsg_settle(qm, true);
-	start_waiting(e);
+	if (!e->stopping)
+		ev_prepare_start(e->m->loop, &e->start_soon);
 }
 
 static void
@@ -1730,6 +1742,8 @@ engine_new(struct mtad *m)
 	ev_init(&e->timer, timer_cb);
 	e->timer.data = e;
 	ev_idle_init(&e->rescan, rescan_cb);
+	ev_prepare_init(&e->start_soon, start_soon_cb);
+	e->start_soon.data = e;
 	e->rescan.data = e;
 	return e;
 }
@@ -1770,6 +1784,7 @@ engine_stop(struct engine *e)
 	e->stopping = true;
 	ev_timer_stop(e->m->loop, &e->timer);
 	ev_idle_stop(e->m->loop, &e->rescan);
+	ev_prepare_stop(e->m->loop, &e->start_soon);
 	/* Waiting groups: back to DEFERRED, due at once at the next start. */
 	while (e->waiting != NULL) {
 		struct group *g = e->waiting;
