@@ -127,6 +127,9 @@ struct engine {
 	/* The active messages by id: the scan asks for each due one. */
 	struct qmsg *byid[ACTIVE_BUCKETS];
 	struct group *waiting;      /* FIFO */
+	/* Its last group's next (or &waiting): appending a group to a long
+	   wait list walked all of it. */
+	struct group **wait_tailp;
 	struct group *running;
 	unsigned nrunning;
 	struct idle_conn *idle;     /* oldest first */
@@ -660,6 +663,8 @@ group_unlink(struct group *g)
 		*g->prevp = g->next;
 		if (g->next != NULL)
 			g->next->prevp = g->prevp;
+		if (g->e->wait_tailp == &g->next)
+			g->e->wait_tailp = g->prevp;
 		g->prevp = NULL;
 		g->next = NULL;
 	}
@@ -1541,13 +1546,12 @@ expire(struct engine *e, struct qmsg *qm, int64_t now)
 static void
 group_queue(struct engine *e, struct group *g)
 {
-	struct group **pp = &e->waiting;
+	struct group **pp = e->wait_tailp;
 
-	while (*pp != NULL)
-		pp = &(*pp)->next;
 	g->next = NULL;
 	g->prevp = pp;
 	*pp = g;
+	e->wait_tailp = &g->next;
 }
 
 /* Splits the due recipients of qm into groups and queues them. */
@@ -1742,6 +1746,7 @@ engine_new(struct mtad *m)
 	ev_init(&e->timer, timer_cb);
 	e->timer.data = e;
 	ev_idle_init(&e->rescan, rescan_cb);
+	e->wait_tailp = &e->waiting;
 	ev_prepare_init(&e->start_soon, start_soon_cb);
 	e->start_soon.data = e;
 	e->rescan.data = e;
