@@ -73,6 +73,8 @@ static const struct key_def config_keys[] = {
 	{ "outbound_timeout", K_DURATION, F(outbound_timeout) },
 	{ "outbound_max_connections", K_UINT, F(outbound_max_connections) },
 	{ "outbound_ip_family", K_TOKEN, F(outbound_ip_family) },
+	{ "outbound_max_per_destination", K_UINT,
+	  F(outbound_max_per_destination) },
 	{ "submission_rate_limit", K_RATE, F(submission_rate_limit) },
 	{ "queue_retry_min", K_DURATION, F(queue_retry_min) },
 	{ "queue_retry_max", K_DURATION, F(queue_retry_max) },
@@ -118,6 +120,7 @@ config_init(struct config *cfg)
 	cfg->outbound_port = 25;
 	cfg->outbound_timeout = 5 * 60;
 	cfg->outbound_max_connections = 20;
+	cfg->outbound_max_per_destination = 10;
 	cfg->submission_rate_limit = 500;
 	cfg->submission_rate_period = 3600;
 	cfg->queue_retry_min = 5 * 60;

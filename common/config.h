@@ -57,6 +57,8 @@ struct config {
 	char *relayhost_ca_file;    /* NULL: OpenSSL's default verify paths */
 	double outbound_timeout;    /* per remote reply, default 5m */
 	unsigned outbound_max_connections; /* in total, default 20 */
+	unsigned outbound_max_per_destination; /* to one destination (domain
+	                               or relayhost), default 10 */
 	char *outbound_ip_family;   /* "any" (default), "ipv4", "ipv6": the
 	                               address families mtad connects to */
 	unsigned submission_rate_limit;    /* messages per period per user,

@@ -5,7 +5,8 @@
    computes retries, and sends the DSNs (delayed, failed, delivered/relayed).
    Store writes (marking an attempt's recipients in flight, results, DSNs,
    removal) run on the worker pool, in order, one at a time; only the
-   schedule's reads are made on the loop thread. */
+   schedule's reads are made on the loop thread. A connection goes on to
+   its next transaction while the previous one's results are committed. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,21 +28,47 @@
 #define SCAN_MAX        4096    /* messages read per schedule scan */
 #define BACKOFF_MAX     1024    /* domains remembered as unreachable */
 #define DSN_FULL_MAX    (10u << 20)
+#define ACTIVE_BUCKETS  4096
+/* A queue file up to this size is read into memory: for small messages a
+   read costs less than mapping (and unmapping, with the worker threads
+   around) does. */
+#define READ_MAX        (256u << 10)
 
 struct qmsg;
+
+/* A connection's transactions whose results are not committed yet (a
+   kill -9 now would send them again). It takes another transaction only
+   while this is under CONN_UNCOMMITTED_MAX, so a transaction may run while
+   the previous one's results are being committed, never more. Shared by
+   the connection (idle or running) and its groups; freed with the last. */
+#define CONN_UNCOMMITTED_MAX    2
+struct conn_state {
+	struct engine *e;
+	char domain[DNS_NAME_SIZE];
+	unsigned uncommitted;
+	unsigned refs;
+	struct conn_state *next;    /* the engine's, all alive */
+};
 
 /* The recipients of one message for one destination, one attempt. */
 struct group {
 	struct engine *e;
 	struct qmsg *qm;
 	char domain[DNS_NAME_SIZE];
-	struct job_rcpt rcpts[MTAD_MAX_RCPTS_PER_TXN];
+	uint32_t dhash;             /* of domain, case-folded */
 	size_t n;
 	struct smtp_job *job;
-	struct smtp_job *parked;    /* its connection, kept for reuse */
+	struct conn_state *cs;      /* its connection's, once it has one */
+	/* Its connection went on to another transaction (or to the idle
+	   list) before its results were committed: it no longer counts
+	   among the running. */
+	bool released;
 	bool resolving, cancelled;
 	struct group *next;         /* in the wait list or the running list */
 	struct group **prevp;
+	/* Only the n it has: a full array for every group made the scan of a
+	   large queue spend its time clearing memory. */
+	struct job_rcpt rcpts[];
 };
 
 /* A message being worked on. */
@@ -52,11 +79,13 @@ struct qmsg {
 	struct store_queue_msg msg;
 	struct store_queue_rcpt *rcpts;
 	size_t n;
-	void *map;
+	void *map;                  /* mmap'd, or (heap) read in */
 	size_t maplen;
+	bool heap;
 	struct job_msg jm;
 	unsigned groups;            /* groups not finished */
-	struct qmsg *next;
+	struct qmsg *next, **prevp; /* the engine's active list */
+	struct qmsg *hnext;         /* in the engine's byid bucket */
 };
 
 /* A connection parked after a transaction, for the next message to the
@@ -64,6 +93,7 @@ struct qmsg {
 struct idle_conn {
 	struct engine *e;
 	struct smtp_job *job;
+	struct conn_state *cs;
 	char domain[DNS_NAME_SIZE];
 	ev_timer timer;
 	struct idle_conn *next;
@@ -89,11 +119,21 @@ struct engine {
 	struct mtad *m;
 	ev_timer timer;
 	ev_idle rescan;
+	/* start_waiting before the loop next waits: a batch of commits
+	   ending many groups makes one pass over the waiting groups, not
+	   one each. */
+	ev_prepare start_soon;
 	struct qmsg *active;
+	/* The active messages by id: the scan asks for each due one. */
+	struct qmsg *byid[ACTIVE_BUCKETS];
 	struct group *waiting;      /* FIFO */
+	/* Its last group's next (or &waiting): appending a group to a long
+	   wait list walked all of it. */
+	struct group **wait_tailp;
 	struct group *running;
 	unsigned nrunning;
 	struct idle_conn *idle;     /* oldest first */
+	struct conn_state *conns;
 	unsigned nidle;
 	bool starting, start_again;     /* start_waiting is running */
 	struct backoff backoff[BACKOFF_MAX];
@@ -112,7 +152,7 @@ static void schedule_scan(struct engine *e);
 static void group_queue(struct engine *e, struct group *g);
 static void start_waiting(struct engine *e);
 static void idle_add(struct engine *e, const char *domain,
-    struct smtp_job *job);
+    struct smtp_job *job, struct conn_state *cs);
 static void group_start(struct group *g);
 static void qmsg_settle(struct qmsg *qm, bool rescan);
 
@@ -120,6 +160,20 @@ static int64_t
 now_s(void)
 {
 	return (int64_t)time(NULL);
+}
+
+/* FNV-1a of the lower-cased name: a cheap first test before strcasecmp. */
+static uint32_t
+domain_hash(const char *d)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *d != '\0'; d++) {
+		unsigned char c = (unsigned char)*d;
+
+		h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32 : c)) * 16777619u;
+	}
+	return h;
 }
 
 static const char *
@@ -206,8 +260,8 @@ slow_clear(struct engine *e, const char *domain)
 
 	if (s == NULL)
 		return;
-	log_info("mtad slow-start-end domain=%s connections=%d", domain,
-	    MTAD_PER_HOST_CONNS);
+	log_info("mtad slow-start-end domain=%s connections=%u", domain,
+	    e->m->cfg->outbound_max_per_destination);
 	*s = e->slow[--e->nslow];
 }
 
@@ -283,9 +337,10 @@ struct wres {
 };
 
 /* WOP_CALL runs fn on the loop thread once everything before it is
-   committed: a connection slot is given back only then, so at most one
-   transaction per connection has results not yet durable (the duplicates
-   a kill -9 can cause). */
+   committed: a transaction counts as uncommitted on its connection until
+   then (struct conn_state), so at most CONN_UNCOMMITTED_MAX transactions
+   per connection have results not yet durable (the duplicates a kill -9
+   can cause). */
 enum wop_kind { WOP_RESULTS, WOP_SETTLE, WOP_CALL, WOP_BEGIN };
 
 struct wop {
@@ -608,12 +663,73 @@ group_unlink(struct group *g)
 		*g->prevp = g->next;
 		if (g->next != NULL)
 			g->next->prevp = g->prevp;
+		if (g->e->wait_tailp == &g->next)
+			g->e->wait_tailp = g->prevp;
 		g->prevp = NULL;
 		g->next = NULL;
 	}
 }
 
 /* ---- connections kept between transactions ---- */
+
+static struct conn_state *
+cs_new(struct engine *e, const char *domain)
+{
+	struct conn_state *cs = xcalloc(1, sizeof(*cs));
+
+	cs->e = e;
+	str_copy(cs->domain, domain, sizeof(cs->domain));
+	cs->next = e->conns;
+	e->conns = cs;
+	return cs;
+}
+
+static struct conn_state *
+cs_ref(struct conn_state *cs)
+{
+	cs->refs++;
+	return cs;
+}
+
+static void
+cs_unref(struct conn_state *cs)
+{
+	if (cs == NULL || --cs->refs > 0)
+		return;
+	for (struct conn_state **pp = &cs->e->conns; *pp != NULL;
+	    pp = &(*pp)->next)
+		if (*pp == cs) {
+			*pp = cs->next;
+			break;
+		}
+	free(cs);
+}
+
+/* g's transaction runs on cs's connection: uncommitted until group_done. */
+static void
+group_take_conn(struct group *g, struct conn_state *cs)
+{
+	g->cs = cs_ref(cs);
+	cs->uncommitted++;
+}
+
+/* The connections to domain, and the groups about to make one: a
+   connection closed while its last transactions are not committed still
+   counts, so the uncommitted transactions to a destination stay under
+   CONN_UNCOMMITTED_MAX times outbound_max_per_destination. */
+static unsigned
+dest_conns(struct engine *e, const char *domain)
+{
+	unsigned n = 0;
+
+	for (struct conn_state *cs = e->conns; cs != NULL; cs = cs->next)
+		if (strcasecmp(cs->domain, domain) == 0)
+			n++;
+	for (struct group *r = e->running; r != NULL; r = r->next)
+		if (r->cs == NULL && strcasecmp(r->domain, domain) == 0)
+			n++;
+	return n;
+}
 
 static void
 idle_remove(struct idle_conn *ic)
@@ -627,6 +743,7 @@ idle_remove(struct idle_conn *ic)
 		}
 	ev_timer_stop(e->m->loop, &ic->timer);
 	e->nidle--;
+	cs_unref(ic->cs);
 	free(ic);
 }
 
@@ -650,7 +767,8 @@ idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
-idle_add(struct engine *e, const char *domain, struct smtp_job *job)
+idle_add(struct engine *e, const char *domain, struct smtp_job *job,
+    struct conn_state *cs)
 {
 	struct idle_conn *ic = xcalloc(1, sizeof(*ic)), **pp = &e->idle;
 
@@ -661,6 +779,7 @@ idle_add(struct engine *e, const char *domain, struct smtp_job *job)
 	}
 	ic->e = e;
 	ic->job = job;
+	ic->cs = cs_ref(cs);
 	str_copy(ic->domain, domain, sizeof(ic->domain));
 	ev_timer_init(&ic->timer, idle_timer_cb, MTAD_IDLE_SECONDS, 0.);
 	ic->timer.data = ic;
@@ -671,11 +790,13 @@ idle_add(struct engine *e, const char *domain, struct smtp_job *job)
 	e->nidle++;
 }
 
+/* A parked connection to domain that may take a transaction now. */
 static struct idle_conn *
 idle_find(struct engine *e, const char *domain)
 {
 	for (struct idle_conn *ic = e->idle; ic != NULL; ic = ic->next)
-		if (strcasecmp(ic->domain, domain) == 0)
+		if (ic->cs->uncommitted < CONN_UNCOMMITTED_MAX &&
+		    strcasecmp(ic->domain, domain) == 0)
 			return ic;
 	return NULL;
 }
@@ -686,9 +807,22 @@ group_reuse(struct group *g, struct idle_conn *ic)
 {
 	struct smtp_job *job = ic->job;
 
+	group_take_conn(g, ic->cs);
 	idle_remove(ic);
 	g->job = job;
 	smtp_job_next(job, &g->qm->jm, g->rcpts, g->n, g->qm->qid, g);
+}
+
+#define START_FULL_MAX  64
+
+static bool
+in_full(const struct group *const *full, size_t n, const struct group *g)
+{
+	for (size_t i = 0; i < n; i++)
+		if (full[i]->dhash == g->dhash &&
+		    strcasecmp(full[i]->domain, g->domain) == 0)
+			return true;
+	return false;
 }
 
 /* Starts what waits, within the bounds. A group may end inside
@@ -699,6 +833,8 @@ start_waiting(struct engine *e)
 {
 	unsigned max = e->m->cfg->outbound_max_connections > 0 ?
 	    e->m->cfg->outbound_max_connections : 20;
+	unsigned per_dest = e->m->cfg->outbound_max_per_destination > 0 ?
+	    e->m->cfg->outbound_max_per_destination : 10;
 	bool started;
 
 	if (e->starting) {
@@ -711,20 +847,28 @@ start_waiting(struct engine *e)
 		return;
 	e->starting = true;
 	do {
+		/* Destinations found at their bound in this pass: the groups
+		   behind for them are passed over without looking again (a
+		   large queue to one domain made every pass quadratic). */
+		const struct group *full[START_FULL_MAX];
+		size_t nfull = 0;
+
 		started = false;
 		e->start_again = false;
 		for (struct group *g = e->waiting; g != NULL && !e->stopping;
 		    g = g->next) {
-			struct idle_conn *ic = idle_find(e, g->domain);
-			unsigned same = 0, limit = slow_find(e, g->domain) !=
-			    NULL ? 1 : MTAD_PER_HOST_CONNS;
+			struct idle_conn *ic;
+			unsigned limit;
 
-			for (struct group *r = e->running; ic == NULL &&
-			    r != NULL; r = r->next)
-				if (strcasecmp(r->domain, g->domain) == 0)
-					same++;
-			if (same >= limit)
+			if (in_full(full, nfull, g))
 				continue;
+			ic = idle_find(e, g->domain);
+			limit = slow_find(e, g->domain) != NULL ? 1 : per_dest;
+			if (ic == NULL && dest_conns(e, g->domain) >= limit) {
+				if (nfull < START_FULL_MAX)
+					full[nfull++] = g;
+				continue;
+			}
 			/* At the bound, a parked connection to elsewhere
 			   makes room. */
 			if (ic == NULL && e->nrunning + e->nidle >= max) {
@@ -751,33 +895,38 @@ start_waiting(struct engine *e)
 }
 
 static void
+start_soon_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	ev_prepare_stop(loop, w);
+	start_waiting(w->data);
+}
+
+/* g's results are committed (or g never had any). */
+static void
 group_done(struct group *g)
 {
 	struct engine *e = g->e;
 	struct qmsg *qm = g->qm;
 
-	group_unlink(g);
-	e->nrunning--;
+	if (!g->released) {
+		group_unlink(g);
+		e->nrunning--;
+	}
+	if (g->cs != NULL) {
+		g->cs->uncommitted--;
+		cs_unref(g->cs);
+	}
 	free(g);
 	if (--qm->groups == 0)
 		qmsg_settle(qm, true);
-	start_waiting(e);
+	if (!e->stopping)
+		ev_prepare_start(e->m->loop, &e->start_soon);
 }
 
 static void
 group_done_cb(void *arg)
 {
 	group_done(arg);
-}
-
-static void
-group_park_cb(void *arg)
-{
-	struct group *g = arg;
-
-	idle_add(g->e, g->domain, g->parked);
-	g->parked = NULL;
-	group_done(g);
 }
 
 static void
@@ -792,8 +941,14 @@ job_done(void *arg, struct smtp_job *job, bool all_hosts_failed, bool parked)
 	else
 		slow_clear(e, g->domain);
 	if (parked) {
-		g->parked = job;
-		wq_call(e, group_park_cb, g);
+		/* The connection may carry the next message while g's results
+		   are being committed (idle_find: not more than that). */
+		group_unlink(g);
+		e->nrunning--;
+		g->released = true;
+		idle_add(e, g->domain, job, g->cs);
+		wq_call(e, group_done_cb, g);
+		start_waiting(e);
 		return;
 	}
 	if (all_hosts_failed && e->m->relay_host == NULL) {
@@ -923,6 +1078,7 @@ mx_cb(void *arg, const struct dns_mx_result *res)
 		group_done(g);
 		return;
 	}
+	group_take_conn(g, cs_new(e, g->domain));
 	g->job = smtp_job_start(m, &g->qm->jm, g->rcpts, g->n, t, nt,
 	    m->relay_host == NULL ? JOB_TLS_OPPORTUNISTIC :
 	    m->relay_port == 465 ? JOB_TLS_IMPLICIT_VERIFY :
@@ -1194,12 +1350,20 @@ qmsg_free(struct qmsg *qm)
 {
 	struct engine *e = qm->e;
 
-	for (struct qmsg **pp = &e->active; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == qm) {
-			*pp = qm->next;
-			break;
-		}
-	if (qm->map != NULL && qm->map != MAP_FAILED)
+	if (qm->prevp != NULL) {
+		*qm->prevp = qm->next;
+		if (qm->next != NULL)
+			qm->next->prevp = qm->prevp;
+		for (struct qmsg **pp = &e->byid[qm->id % ACTIVE_BUCKETS];
+		    *pp != NULL; pp = &(*pp)->hnext)
+			if (*pp == qm) {
+				*pp = qm->hnext;
+				break;
+			}
+	}
+	if (qm->heap)
+		free(qm->map);
+	else if (qm->map != NULL && qm->map != MAP_FAILED)
 		munmap(qm->map, qm->maplen);
 	free(qm->rcpts);
 	free(qm);
@@ -1279,7 +1443,8 @@ qmsg_settle(struct qmsg *qm, bool rescan)
 static bool
 is_active(struct engine *e, uint64_t id)
 {
-	for (struct qmsg *q = e->active; q != NULL; q = q->next)
+	for (struct qmsg *q = e->byid[id % ACTIVE_BUCKETS]; q != NULL;
+	    q = q->hnext)
 		if (q->id == id)
 			return true;
 	return false;
@@ -1292,6 +1457,24 @@ has_high_bytes(const char *p, size_t n)
 		if ((unsigned char)p[i] >= 0x80)
 			return true;
 	return false;
+}
+
+/* n bytes from the start of fd; -1 on an error or a short file. */
+static int
+read_all(int fd, char *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, p + got, n - got, (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
 }
 
 static int
@@ -1307,7 +1490,14 @@ qmsg_map(struct qmsg *qm)
 		return -1;
 	}
 	qm->maplen = (size_t)sb.st_size;
-	if (qm->maplen > 0) {
+	if (qm->maplen > 0 && qm->maplen <= READ_MAX) {
+		qm->map = xmalloc(qm->maplen);
+		qm->heap = true;
+		if (read_all(fd, qm->map, qm->maplen) < 0) {
+			close(fd);
+			return -1;
+		}
+	} else if (qm->maplen > 0) {
 		qm->map = mmap(NULL, qm->maplen, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (qm->map == MAP_FAILED) {
 			qm->map = NULL;
@@ -1356,13 +1546,12 @@ expire(struct engine *e, struct qmsg *qm, int64_t now)
 static void
 group_queue(struct engine *e, struct group *g)
 {
-	struct group **pp = &e->waiting;
+	struct group **pp = e->wait_tailp;
 
-	while (*pp != NULL)
-		pp = &(*pp)->next;
 	g->next = NULL;
 	g->prevp = pp;
 	*pp = g;
+	e->wait_tailp = &g->next;
 }
 
 /* Splits the due recipients of qm into groups and queues them. */
@@ -1405,11 +1594,12 @@ qmsg_dispatch(struct engine *e, struct qmsg *qm, int64_t now)
 				    b->until);
 			continue;
 		}
-		g = xcalloc(1, sizeof(*g));
+		g = xcalloc(1, sizeof(*g) + ni * sizeof(g->rcpts[0]));
 		g->e = e;
 		g->qm = qm;
 		str_copy(g->domain, e->m->relay_host != NULL ?
 		    e->m->relay_host : dom, sizeof(g->domain));
+		g->dhash = domain_hash(g->domain);
 		/* In flight from now on here; in the store once the scan's
 		   WOP_BEGIN ran (scan_begin), then the group may start. */
 		for (size_t k = 0; k < ni; k++) {
@@ -1468,7 +1658,12 @@ process(struct engine *e, uint64_t id, int64_t now)
 		return;
 	}
 	qm->next = e->active;
+	if (qm->next != NULL)
+		qm->next->prevp = &qm->next;
+	qm->prevp = &e->active;
 	e->active = qm;
+	qm->hnext = e->byid[id % ACTIVE_BUCKETS];
+	e->byid[id % ACTIVE_BUCKETS] = qm;
 	if (qmsg_map(qm) < 0) {
 		log_warnx("mtad %s unreadable error=\"%s\" action=quarantine",
 		    qm->qid, store_last_error());
@@ -1551,6 +1746,9 @@ engine_new(struct mtad *m)
 	ev_init(&e->timer, timer_cb);
 	e->timer.data = e;
 	ev_idle_init(&e->rescan, rescan_cb);
+	e->wait_tailp = &e->waiting;
+	ev_prepare_init(&e->start_soon, start_soon_cb);
+	e->start_soon.data = e;
 	e->rescan.data = e;
 	return e;
 }
@@ -1591,6 +1789,7 @@ engine_stop(struct engine *e)
 	e->stopping = true;
 	ev_timer_stop(e->m->loop, &e->timer);
 	ev_idle_stop(e->m->loop, &e->rescan);
+	ev_prepare_stop(e->m->loop, &e->start_soon);
 	/* Waiting groups: back to DEFERRED, due at once at the next start. */
 	while (e->waiting != NULL) {
 		struct group *g = e->waiting;
@@ -1624,5 +1823,11 @@ engine_free(struct engine **ep)
 	*ep = NULL;
 	while (e->active != NULL)
 		qmsg_free(e->active);
+	while (e->conns != NULL) {
+		struct conn_state *cs = e->conns;
+
+		e->conns = cs->next;
+		free(cs);
+	}
 	free(e);
 }

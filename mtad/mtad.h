@@ -20,7 +20,6 @@
 struct worker_pool;
 
 #define MTAD_MAX_RCPTS_PER_TXN  50      /* RFC 5321 4.5.3.1.8: at least 100 */
-#define MTAD_PER_HOST_CONNS     4       /* per destination address */
 #define MTAD_MAX_TARGETS        32      /* addresses tried per attempt */
 #define MTAD_TXNS_PER_CONN      100     /* transactions, then QUIT */
 #define MTAD_IDLE_SECONDS       2.0     /* a parked connection, then QUIT */

@@ -99,6 +99,8 @@ class Sink:
         self.sock.listen(64)
         self.stopping = False
         self.connections = 0
+        self.active = self.max_active = 0   # sessions open at once
+        self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.accept_loop, daemon=True)
         self.thread.start()
 
@@ -121,11 +123,16 @@ class Sink:
 
     # -- one session ----------------------------------------------------
     def session(self, c):
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
         try:
             self._session(c)
         except (OSError, ssl.SSLError, ValueError):
             pass
         finally:
+            with self.lock:
+                self.active -= 1
             try:
                 c.close()
             except OSError:

@@ -386,8 +386,14 @@ def test_smarthost_auth_private_ca(out, tmp_path):
     assert r.returncode == 1 and "readable by others" in r.stderr
 
 
+# Transactions whose results may not be durable yet, per connection: a
+# kill -9 can make each of them go again.
+TXNS_IN_FLIGHT_PER_CONN = 2
+
+
 def test_kill9_during_200_deliveries(out):
-    o = out(outbound_max_connections="4")
+    per_dest = 3
+    o = out(outbound_max_connections="4", outbound_max_per_destination=str(per_dest))
     o.rig.dns.mx("slow.test", (10, "mx.slow.test", ["127.0.0.2"]))
     o.rig.sink("127.0.0.2", delay=0.02)
     r = subprocess.run([HELPER, "bulk", o.inst.data_dir, ALICE, "ok-bulk@slow.test", "200"],
@@ -407,8 +413,9 @@ def test_kill9_during_200_deliveries(out):
           f"{len(dups)} duplicated: {dups}")
     assert sorted(set(t)) == list(range(200))
     # Duplicates come only from the crash window (a reply not yet
-    # recorded): at most the attempts in flight, one connection each.
-    assert len(dups) <= 4
+    # recorded): at most the transactions in flight, on at most per_dest
+    # connections to the one destination.
+    assert len(dups) <= per_dest * TXNS_IN_FLIGHT_PER_CONN
 
 
 def test_tls_failure_falls_back_to_plaintext(out):
@@ -422,6 +429,28 @@ def test_tls_failure_falls_back_to_plaintext(out):
     assert o.rig.deliveries[0]["tls"] is None
     assert "tls-failed remote=mx.badtls.test[127.0.0.2]" in o.log()
     assert "action=plaintext-retry" in o.log()
+
+
+def test_small_and_large_messages_sent_intact(out):
+    # mtad reads a small queue file into memory and maps a large one (over
+    # 256 KiB): both go out byte for byte, dot lines stuffed.
+    o = out()
+    o.rig.dns.mx("sizes.test", (10, "mx.sizes.test", ["127.0.0.2"]))
+    o.rig.sink("127.0.0.2")
+    bodies = {}
+    for name, nlines in (("small", 1000), ("large", 6000)):
+        lines = "".join(f"{'.' if i % 7 == 0 else ''}{name} line {i:05d} " + "y" * 40 + "\r\n"
+                        for i in range(nlines))
+        bodies[f"ok-{name}@sizes.test"] = (
+            f"From: <alice@example.test>\r\nSubject: {name}\r\n\r\n" + lines)
+    assert len(bodies["ok-small@sizes.test"]) < 256 << 10 < len(bodies["ok-large@sizes.test"])
+    for rcpt, body in bodies.items():
+        o.inject(ALICE, rcpt, body=body)
+    o.start()
+    o.rig.wait(lambda d: len(d) >= 2, what="2 messages")
+    o.wait_queue_empty()
+    for d in o.rig.deliveries:
+        assert d["data"].endswith(bodies[d["rcpts"][0]].encode()), d["rcpts"]
 
 
 def test_size_utf8_and_8bit_limits(out):
@@ -543,7 +572,7 @@ def test_4xx_greeting_defers(out):
 
 
 def test_connection_reuse(out):
-    o = out()
+    o = out(outbound_max_per_destination="4")
     o.rig.dns.mx("reuse.test", (10, "mx.reuse.test", ["127.0.0.2"]))
     sink = o.rig.sink("127.0.0.2")
     for i in range(12):
@@ -553,13 +582,30 @@ def test_connection_reuse(out):
     o.wait_queue_empty()
     got = sorted(r for d in o.rig.deliveries for r in d["rcpts"])
     assert got == sorted(f"ok-{i}@reuse.test" for i in range(12))
-    # At most MTAD_PER_HOST_CONNS (4) connections carried the 12.
+    # At most outbound_max_per_destination (4) connections carried the 12.
     assert sink.connections <= 4, sink.connections
     assert o.log().count("status=sent") == 12
 
 
+def test_per_destination_bound(out):
+    o = out(outbound_max_per_destination="2")
+    o.rig.dns.mx("bound.test", (10, "mx.bound.test", ["127.0.0.2"]))
+    sink = o.rig.sink("127.0.0.2", delay=0.05)
+    for i in range(20):
+        o.inject(ALICE, f"ok-{i}@bound.test")
+    o.start()
+    o.rig.wait(lambda d: len(d) >= 20, what="20 messages")
+    o.wait_queue_empty()
+    got = sorted(r for d in o.rig.deliveries for r in d["rcpts"])
+    assert got == sorted(f"ok-{i}@bound.test" for i in range(20))
+    # Never more than the configured connections at once (the default, 10,
+    # would allow 10).
+    assert sink.max_active <= 2, sink.max_active
+
+
 def test_remote_closing_between_transactions(out):
-    o = out()
+    # Fewer connections than messages, so some go over a reused one.
+    o = out(outbound_max_per_destination="4")
     o.rig.dns.mx("close.test", (10, "mx.close.test", ["127.0.0.2"]))
     sink = o.rig.sink("127.0.0.2", close_after=1)
     for i in range(8):
