@@ -293,6 +293,9 @@ mtad_start(struct mtad_state *s, char *err, size_t errlen)
 	    errlen);
 	if (m->dns == NULL)
 		return -1;
+	/* Mail to one domain comes in bursts: its MX and addresses are
+	   answered from the cache within their TTL (failures never kept). */
+	dns_resolver_enable_cache(m->dns);
 	if ((m->tls_mx = client_ctx(false, NULL, err, errlen)) == NULL)
 		return -1;
 	if (c->relayhost != NULL && c->relayhost[0] != '\0') {
