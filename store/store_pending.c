@@ -133,7 +133,12 @@ pending_publish(const char *path)
 	if (slash == NULL)
 		return;
 	dl = (size_t)(slash - path);
-	if (dl < sizeof(STORE_ADDING_DIR) - 1)
+	/* Only a staged link: a delivery's list also holds its queue file
+	   (data_dir/queue/ID), which must stay where it is. */
+	if (dl < sizeof(STORE_ADDING_DIR) ||
+	    path[dl - sizeof(STORE_ADDING_DIR)] != '/' ||
+	    memcmp(path + dl - (sizeof(STORE_ADDING_DIR) - 1),
+	    STORE_ADDING_DIR, sizeof(STORE_ADDING_DIR) - 1) != 0)
 		return;
 	dl -= sizeof(STORE_ADDING_DIR) - 1;
 	snprintf(to, sizeof(to), "%.*scur%s", (int)dl, path, slash);
