@@ -468,8 +468,14 @@ imap_view_prepare(struct imap_session *s, const struct imap_arg *args,
 	if (v == NULL || v->gone || (s->cmd->def->flags &
 	    (IMAP_CMDF_NO_SYNC | IMAP_CMDF_STREAMS_LITERAL)))
 		return false;
-	/* One record read on the loop tells whether a claim is due. */
+	/* One record read on the loop tells whether a claim is due. It is
+	   skipped when the sync after the command will not read the store
+	   either: the watch saw no change and the command forces no sync
+	   (without a watch every command reads). */
 	if (v->loaded && !v->claiming && (v->readonly ||
+	    (v->watch != NULL && !v->dirty && !v->claim_again &&
+	    !s->force_sync && !(s->cmd->def->flags &
+	    (IMAP_CMDF_BREAKS_SEQS | IMAP_CMDF_REQUIRES_SYNC))) ||
 	    store_mailbox_get_by_id(s->base.d->store, v->mb.id, &mb) !=
 	    STORE_OK || mb.uidnext <= v->recent_hi))
 		return false;
