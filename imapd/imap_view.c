@@ -74,6 +74,8 @@ imap_view_open(struct store *st, uint32_t user_id, const char *name,
 	v->readonly = readonly;
 	v->recent_lo = sel.recent_lo;
 	v->recent_hi = sel.recent_hi;
+	v->sel_recent_lo = sel.recent_lo;
+	v->sel_recent_hi = sel.recent_hi;
 	v->snap_exists = sel.mb.messages;
 	v->snap_recent = sel.recent;
 	v->first_unseen = sel.first_unseen;
@@ -122,7 +124,9 @@ view_fill(struct imap_view *v, const struct store_msg *list, size_t n,
 			if (j < ngone && gone[j] == list[i].uid)
 				j++;
 			msg_from_store(m, &list[i++]);
-			m->recent = view_is_recent(v, m->uid);
+			m->recent = view_is_recent(v, m->uid) ||
+			    (m->uid >= v->sel_recent_lo &&
+			    m->uid < v->sel_recent_hi);
 			/* changed after the SELECT's HIGHESTMODSEQ: a FETCH is
 			   owed (the client may cache flags by modseq) */
 			m->untold = m->modseq > v->snap_modseq &&
