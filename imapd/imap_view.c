@@ -74,6 +74,8 @@ imap_view_open(struct store *st, uint32_t user_id, const char *name,
 	v->readonly = readonly;
 	v->recent_lo = sel.recent_lo;
 	v->recent_hi = sel.recent_hi;
+	v->sel_recent_lo = sel.recent_lo;
+	v->sel_recent_hi = sel.recent_hi;
 	v->snap_exists = sel.mb.messages;
 	v->snap_recent = sel.recent;
 	v->first_unseen = sel.first_unseen;
@@ -122,7 +124,9 @@ view_fill(struct imap_view *v, const struct store_msg *list, size_t n,
 			if (j < ngone && gone[j] == list[i].uid)
 				j++;
 			msg_from_store(m, &list[i++]);
-			m->recent = view_is_recent(v, m->uid);
+			m->recent = view_is_recent(v, m->uid) ||
+			    (m->uid >= v->sel_recent_lo &&
+			    m->uid < v->sel_recent_hi);
 			/* changed after the SELECT's HIGHESTMODSEQ: a FETCH is
 			   owed (the client may cache flags by modseq) */
 			m->untold = m->modseq > v->snap_modseq &&
@@ -468,8 +472,14 @@ imap_view_prepare(struct imap_session *s, const struct imap_arg *args,
 	if (v == NULL || v->gone || (s->cmd->def->flags &
 	    (IMAP_CMDF_NO_SYNC | IMAP_CMDF_STREAMS_LITERAL)))
 		return false;
-	/* One record read on the loop tells whether a claim is due. */
+	/* One record read on the loop tells whether a claim is due. It is
+	   skipped when the sync after the command will not read the store
+	   either: the watch saw no change and the command forces no sync
+	   (without a watch every command reads). */
 	if (v->loaded && !v->claiming && (v->readonly ||
+	    (v->watch != NULL && !v->dirty && !v->claim_again &&
+	    !s->force_sync && !(s->cmd->def->flags &
+	    (IMAP_CMDF_BREAKS_SEQS | IMAP_CMDF_REQUIRES_SYNC))) ||
 	    store_mailbox_get_by_id(s->base.d->store, v->mb.id, &mb) !=
 	    STORE_OK || mb.uidnext <= v->recent_hi))
 		return false;

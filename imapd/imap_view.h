@@ -50,6 +50,9 @@ struct imap_view {
 	   covers it, so that the EXISTS announcing it is followed by a RECENT
 	   that counts it if it is this session's. */
 	uint32_t recent_lo, recent_hi;
+	/* the SELECT's own range, kept for the load: a claim made before the
+	   view is read moves [lo, hi) past it */
+	uint32_t sel_recent_lo, sel_recent_hi;
 	bool claiming;              /* a claim or load is on a worker */
 	bool claim_again;           /* unclaimed mail arrived meanwhile */
 	uint32_t nheld;             /* messages held back at the last read */

@@ -172,3 +172,15 @@ def test_examine_reports_unclaimed_recent(pr):
     # EXAMINE does not claim: a SELECT afterwards still gets it
     unt, t = b.ok("SELECT INBOX")
     assert b"* 1 RECENT\r\n" in unt
+
+
+def test_select_recent_kept_when_mail_comes_before_first_command(pr):
+    a, b = sessions(pr, 2)
+    for i in range(2):
+        append(b, msg("s%d" % i))
+    unt, t = a.ok("SELECT INBOX")
+    assert b"* 2 RECENT\r\n" in unt
+    # delivered before a's first command: that command's claim takes it,
+    # and the two the SELECT counted stay \Recent
+    append(b, msg("late"))
+    assert recent_flags(a) == [True, True, True]
