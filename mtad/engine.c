@@ -144,6 +144,7 @@ struct engine {
 	size_t nbegin, capbegin;
 	bool stopping;
 	struct wop *wq_head, *wq_tail;  /* store writes waiting, FIFO */
+	struct wop *wq_results;     /* the one WOP_RESULTS waiting, or NULL */
 	bool wq_busy;               /* one is running */
 	bool wq_kicking;
 };
@@ -529,6 +530,8 @@ wq_kick(struct engine *e)
 		e->wq_head = op->next;
 		if (e->wq_head == NULL)
 			e->wq_tail = NULL;
+		if (op == e->wq_results)
+			e->wq_results = NULL;
 		if (op->kind == WOP_CALL) {
 			op->fn(op->arg);
 			free(op);
@@ -571,10 +574,10 @@ wq_push(struct engine *e, struct wop *op)
 static struct wres *
 wq_result_slot(struct engine *e)
 {
-	struct wop *op = e->wq_head;
+	/* At most one waiting: a new one is made only when none is. Kept
+	   at hand, not looked for past every call and settle queued. */
+	struct wop *op = e->wq_results;
 
-	while (op != NULL && op->kind != WOP_RESULTS)
-		op = op->next;
 	if (op == NULL) {
 		op = xcalloc(1, sizeof(*op));
 		op->kind = WOP_RESULTS;
@@ -584,6 +587,7 @@ wq_result_slot(struct engine *e)
 		else
 			e->wq_head = op;
 		e->wq_tail = op;
+		e->wq_results = op;
 	}
 	if (op->n == op->cap) {
 		op->cap = op->cap != 0 ? op->cap * 2 : 16;
