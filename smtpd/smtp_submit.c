@@ -131,14 +131,17 @@ sender_domain(const struct smtp_tx *tx)
 }
 
 /* Puts the fields the submission needs after the trace fields: 0
-   (nothing to do), 1 (done: map is stale), or -1 (tx->commit_err set). */
+   (nothing to do), 1 (done: map is stale), or -1 (tx->commit_err set).
+   whole is the scan of the message with its trace: the trace holds only
+   our Received: field, so its facts are the header's, and the header
+   proper is whole->len less the trace. */
 static int
 fix_and_sign(struct smtp_tx *tx, const char *map, size_t size,
     const struct smtp_hdr_info *whole)
 {
 	const char *c = map + tx->trace_len;
 	size_t clen = size - tx->trace_len;
-	struct smtp_hdr_info hi;
+	struct smtp_hdr_info hi = *whole;
 	struct buf added, head, sigs;
 	struct dkim_key **keys = NULL;
 	size_t nkeys = 0;
@@ -147,8 +150,7 @@ fix_and_sign(struct smtp_tx *tx, const char *map, size_t size,
 	int64_t now = (int64_t)time(NULL);
 	int ret = 0;
 
-	(void)whole;
-	smtp_hdr_scan(c, clen, &hi);
+	hi.len = hi.len > tx->trace_len ? hi.len - tx->trace_len : 0;
 	buf_init(&added);
 	buf_init(&head);
 	buf_init(&sigs);
