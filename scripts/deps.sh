@@ -12,6 +12,7 @@ BUILD_PKGS="$BUILD_PKGS libc-ares-dev"; TEST_PKGS="$TEST_PKGS libc-ares-dev pyth
 TEST_PKGS="$TEST_PKGS python3-dkim python3-nacl"   # queue engineer: DKIM checks with dkimpy (Ed25519 needs nacl)
 TEST_PKGS="$TEST_PKGS python3-milter rspamd"   # milter engineer: the test milter (pymilter) and a real rspamd in milter mode
 TEST_PKGS="$TEST_PKGS python3-authres python3-spf"   # inbound checks: A-R parsing, SPF cross-check
+TEST_PKGS="$TEST_PKGS opendkim opendmarc clamav-daemon clamav-milter"   # milter interop: the real milters, started privately by the tests
 # DMARC finds organizational domains in the Public Suffix List (read at start).
 BUILD_PKGS="$BUILD_PKGS publicsuffix"; TEST_PKGS="$TEST_PKGS publicsuffix"
 case "${1:-build}" in
