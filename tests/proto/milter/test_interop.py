@@ -299,3 +299,95 @@ def test_opendkim_signs_local_domain(dkr):
     # Only the message as OpenDKIM saw it: our own trace fields and A-R
     # were above it, and they are not signed, so they change nothing.
     assert dkim.verify(msg.encode(), dnsfunc=dnsfunc), msg
+
+
+# ---- clamav-milter and clamd ----
+
+class Clam:
+    """clamd on a unix socket with a one-signature database (the EICAR
+    test file's MD5, so that nothing is downloaded), and clamav-milter on
+    a free loopback port asking it, rejecting infected mail and adding its
+    X-Virus-Scanned / X-Virus-Status fields."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="postroom-clamav-")
+        db = os.path.join(self.dir, "db")
+        tmp = os.path.join(self.dir, "tmp")
+        os.makedirs(db)
+        os.makedirs(tmp)
+        write(db, "test.hdb",
+              f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:Eicar-Test-Signature\n")
+        self.clamd_sock = os.path.join(self.dir, "clamd.sock")
+        self.port = harness.free_port()
+        clamd_conf = write(self.dir, "clamd.conf", "\n".join([
+            f"LocalSocket {self.clamd_sock}", "Foreground yes",
+            f"DatabaseDirectory {db}", f"TemporaryDirectory {tmp}",
+            f"PidFile {self.dir}/clamd.pid", "LogSyslog no", "LogTime yes",
+            f"LogFile {self.dir}/clamd.log", "LogVerbose yes",
+            "ReadTimeout 300", "CommandReadTimeout 300"]) + "\n")
+        milter_conf = write(self.dir, "clamav-milter.conf", "\n".join([
+            f"MilterSocket inet:{self.port}@127.0.0.1", "Foreground yes",
+            f"ClamdSocket unix:{self.clamd_sock}", f"TemporaryDirectory {tmp}",
+            f"PidFile {self.dir}/clamav-milter.pid", "LogSyslog no",
+            f"LogFile {self.dir}/clamav-milter.log", "LogInfected Full",
+            "LogClean Full", "OnInfected Reject", "OnClean Accept",
+            "RejectMsg Infected: %v",
+            "AddHeader Replace", "ReadTimeout 300"]) + "\n")
+        self.daemons = []
+        try:
+            self.daemons.append(Daemon(self.dir, "clamd", [CLAMD, "-c", clamd_conf],
+                                       self.clamd_sock))
+            self.daemons.append(Daemon(self.dir, "clamav-milter",
+                                       [CLAMAV_MILTER, "-c", milter_conf],
+                                       ("127.0.0.1", self.port)))
+            self.inst = start({"milter": f"inet:127.0.0.1:{self.port}",
+                               "milter_timeout": "300s"})
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        if hasattr(self, "inst"):
+            self.inst.stop_all()
+        for d in reversed(self.daemons):
+            d.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def clam():
+    need(CLAMD, "clamav-daemon")
+    need(CLAMAV_MILTER, "clamav-milter")
+    c = Clam()
+    yield c
+    c.stop()
+
+
+def with_attachment(subject, payload):
+    b64 = base64.encodebytes(payload).decode().replace("\n", "\r\n")
+    return (f"From: <carol@sender.test>\r\nTo: <{ALICE}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{subject.replace(' ', '-')}@sender.test>\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+            "--b1\r\nContent-Type: text/plain\r\n\r\nSee the attachment.\r\n"
+            "--b1\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Disposition: attachment; filename=\"file.com\"\r\n"
+            f"Content-Transfer-Encoding: base64\r\n\r\n{b64}--b1--\r\n").encode()
+
+
+def test_clamav_rejects_eicar(clam):
+    subject = "clamav eicar"
+    code, text = send_raw(clam.inst, with_attachment(subject, EICAR), "carol@sender.test")
+    assert code == 550 and "Eicar-Test-Signature" in text, (code, text)
+    assert not [m for m in mailbox(clam.inst, ALICE, "INBOX") if subject.encode() in m]
+    assert not [m for m in mailbox(clam.inst, ALICE, "Junk") if subject.encode() in m]
+
+
+def test_clamav_clean_delivered_with_headers(clam):
+    subject = "clamav clean"
+    code, text = send_raw(clam.inst, with_attachment(subject, b"Just some bytes.\n" * 20),
+                          "carol@sender.test")
+    assert code == 250, text
+    msg = stored(clam.inst, subject)
+    assert header_values(msg, "X-Virus-Status") == ["Clean"], msg
+    assert header_values(msg, "X-Virus-Scanned")[0].startswith("clamav-milter"), msg
