@@ -5,6 +5,7 @@
    order, one reply at a time, with a timer per reply; the protocol bytes
    come from milter_codec. */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -68,6 +69,9 @@ struct milter_session {
 	struct milter_result *res;
 	ev_timer timer;             /* the reply due from m[cur] */
 	ev_timer kick;              /* starts a stage on the next iteration */
+	/* The message with the header changes of the milters before m[cur]. */
+	struct milter_msg edited;
+	struct buf hdr;
 };
 
 static void run_cur(struct milter_session *ms);
@@ -186,6 +190,139 @@ milter_result_free(struct milter_result *res)
 	}
 	free(res->mods);
 	free(res);
+}
+
+/* ---- header changes applied to a header block ---- */
+
+struct field {
+	size_t off, len;        /* in the old header, with its CRLF */
+	char *text;             /* replaced or added text (owned), or NULL */
+	bool deleted;
+};
+
+static bool
+field_is(const char *h, const struct field *f, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (f->text != NULL)
+		return strncasecmp(f->text, name, n) == 0 && f->text[n] == ':';
+	return f->len > n && strncasecmp(h + f->off, name, n) == 0 &&
+	    (h[f->off + n] == ':' || h[f->off + n] == ' ');
+}
+
+static char *
+format_field(const char *name, const char *value)
+{
+	struct buf b;
+
+	buf_init(&b);
+	milter_header_format(&b, name, value);
+	buf_putc(&b, '\0');
+	return buf_steal(&b);
+}
+
+/* The fields of the header, folded lines kept with theirs. */
+static struct field *
+header_fields(const char *h, size_t hlen, size_t *nf_r)
+{
+	struct field *f = NULL;
+	size_t nf = 0, i;
+
+	for (i = 0; i < hlen;) {
+		size_t end = i;
+		do {
+			const char *nl = memchr(h + end, '\n', hlen - end);
+			end = nl != NULL ? (size_t)(nl - h) + 1 : hlen;
+		} while (end < hlen && (h[end] == ' ' || h[end] == '\t'));
+		f = xrealloc(f, (nf + 1) * sizeof(*f));
+		f[nf++] = (struct field){ .off = i, .len = end - i };
+		i = end;
+	}
+	*nf_r = nf;
+	return f;
+}
+
+/* Where change mo goes: the field it replaces (*replace), or the position
+   a new field takes; nf when it adds nothing. */
+static size_t
+mod_position(const char *h, const struct field *f, size_t nf,
+    const struct milter_mod *mo, bool *replace)
+{
+	size_t at, seen = 0;
+
+	*replace = false;
+	if (mo->type == 'm') {
+		for (at = 0; at < nf; at++)
+			if (!f[at].deleted && field_is(h, &f[at], mo->name) &&
+			    ++seen == (mo->index ? mo->index : 1)) {
+				*replace = true;
+				return at;
+			}
+		/* A change for a header the message lacks adds it (as
+		   Postfix does); a delete of it is nothing. */
+		return mo->value[0] == '\0' ? SIZE_MAX : nf;
+	}
+	if (mo->type != 'i')
+		return nf;
+	/* Position among the fields still there. */
+	for (at = 0; at < nf && seen < mo->index; at++)
+		if (!f[at].deleted)
+			seen++;
+	return at;
+}
+
+/* Applies the changes, inserts and additions to f. */
+static struct field *
+apply_mods(const char *h, struct field *f, size_t *nf_r,
+    const struct milter_mod *mods, size_t nmods)
+{
+	size_t nf = *nf_r;
+
+	for (size_t k = 0; k < nmods; k++) {
+		const struct milter_mod *mo = &mods[k];
+		bool replace;
+		size_t at = mod_position(h, f, nf, mo, &replace);
+
+		if (at == SIZE_MAX)
+			continue;
+		if (replace) {
+			free(f[at].text);
+			f[at].text = NULL;
+			if (mo->value[0] == '\0')
+				f[at].deleted = true;
+			else
+				f[at].text = format_field(mo->name, mo->value);
+			continue;
+		}
+		f = xrealloc(f, (nf + 1) * sizeof(*f));
+		memmove(&f[at + 1], &f[at], (nf - at) * sizeof(*f));
+		f[at] = (struct field){ .text = format_field(mo->name,
+		    mo->value) };
+		nf++;
+	}
+	*nf_r = nf;
+	return f;
+}
+
+void
+milter_header_edit(const char *h, size_t hlen, const struct milter_mod *mods,
+    size_t nmods, struct buf *out)
+{
+	size_t nf;
+	struct field *f = apply_mods(h, header_fields(h, hlen, &nf), &nf,
+	    mods, nmods);
+
+	for (size_t i = 0; i < nf; i++) {
+		if (f[i].deleted)
+			;
+		else if (f[i].text != NULL)
+			buf_puts(out, f[i].text);
+		else
+			buf_append(out, h + f[i].off, f[i].len);
+		free(f[i].text);
+	}
+	free(f);
 }
 
 /* Macros a milter may want (rspamd reads i and the client's). */
@@ -854,6 +991,33 @@ open_conn(struct mconn *r)
 	return 0;
 }
 
+/* What m[cur] reads at the end of message: the header as the milters
+   before it left it. Postfix streams the message to its milters one after
+   the other, each seeing the earlier ones' changes, and setups rely on it:
+   OpenDMARC, placed after OpenDKIM, takes the DKIM results from the
+   Authentication-Results field OpenDKIM added. */
+static const struct milter_msg *
+stage_msg(struct milter_session *ms)
+{
+	const struct milter_msg *m = ms->msg;
+	size_t hlen = m->header_len;
+
+	if (ms->stage != MILTER_EOM || ms->res->nmods == 0)
+		return m;
+	/* The edit wants the block without its empty line. */
+	if (hlen >= 4 && memcmp(m->header + hlen - 4, "\r\n\r\n", 4) == 0)
+		hlen -= 2;
+	else if (hlen == 2 && memcmp(m->header, "\r\n", 2) == 0)
+		hlen = 0;
+	buf_reset(&ms->hdr);
+	milter_header_edit(m->header, hlen, ms->res->mods, ms->res->nmods,
+	    &ms->hdr);
+	ms->edited = *m;
+	ms->edited.header = ms->hdr.data != NULL ? ms->hdr.data : "";
+	ms->edited.header_len = ms->hdr.len;
+	return &ms->edited;
+}
+
 /* Sends the stage to the negotiated milter r. */
 static void
 start_stage(struct mconn *r)
@@ -862,7 +1026,7 @@ start_stage(struct mconn *r)
 	enum step first = S_CONNECT;
 
 	stage_steps(ms->stage, &first, &r->last);
-	r->msg = ms->msg;
+	r->msg = stage_msg(ms);
 	next_step(r, first);
 	if (send_next(r)) {
 		r->waiting = true;
@@ -930,6 +1094,7 @@ milter_session_new(struct ev_loop *loop, const char *list, double timeout,
 	ms->timer.data = ms;
 	ev_timer_init(&ms->kick, on_kick, 0, 0);
 	ms->kick.data = ms;
+	buf_init(&ms->hdr);
 	return ms;
 }
 
@@ -978,5 +1143,6 @@ milter_session_free(struct milter_session **msp)
 		buf_free(&r->in);
 	}
 	milter_result_free(ms->res);
+	buf_free(&ms->hdr);
 	free(ms);
 }

@@ -73,6 +73,13 @@ struct milter_result {
 };
 void milter_result_free(struct milter_result *r);
 
+struct buf;
+/* The header block h[0..hlen) (CRLF lines, without the empty line) with
+   the changes applied in order, into out: what the message keeps, and
+   what a later milter reads. Pure. */
+void milter_header_edit(const char *h, size_t hlen,
+    const struct milter_mod *mods, size_t nmods, struct buf *out);
+
 /* The stages of a session, each run as its SMTP command arrives. */
 enum milter_stage {
 	MILTER_CONNECT,             /* at the greeting */

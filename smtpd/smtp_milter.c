@@ -630,116 +630,6 @@ smtp_milter_eom(struct smtp_session *s)
 
 /* ---- applying header changes (on the worker) ---- */
 
-struct field {
-	size_t off, len;        /* in the old header, with its CRLF */
-	char *text;             /* replaced or added text (owned), or NULL */
-	bool deleted;
-};
-
-static bool
-field_is(const char *h, const struct field *f, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (f->text != NULL)
-		return strncasecmp(f->text, name, n) == 0 && f->text[n] == ':';
-	return f->len > n && strncasecmp(h + f->off, name, n) == 0 &&
-	    (h[f->off + n] == ':' || h[f->off + n] == ' ');
-}
-
-static char *
-format(const char *name, const char *value)
-{
-	struct buf b;
-
-	buf_init(&b);
-	milter_header_format(&b, name, value);
-	buf_putc(&b, '\0');
-	return buf_steal(&b);
-}
-
-/* The fields of the header, folded lines kept with theirs. */
-static struct field *
-header_fields(const char *h, size_t hlen, size_t *nf_r)
-{
-	struct field *f = NULL;
-	size_t nf = 0, i;
-
-	for (i = 0; i < hlen;) {
-		size_t end = i;
-		do {
-			const char *nl = memchr(h + end, '\n', hlen - end);
-			end = nl != NULL ? (size_t)(nl - h) + 1 : hlen;
-		} while (end < hlen && (h[end] == ' ' || h[end] == '\t'));
-		f = xrealloc(f, (nf + 1) * sizeof(*f));
-		f[nf++] = (struct field){ .off = i, .len = end - i };
-		i = end;
-	}
-	*nf_r = nf;
-	return f;
-}
-
-/* Applies the milters' header changes, inserts and additions to f. */
-static struct field *
-apply_mods(const char *h, struct field *f, size_t *nf_r,
-    const struct milter_result *res)
-{
-	size_t nf = *nf_r, i;
-
-	for (size_t k = 0; k < res->nmods; k++) {
-		const struct milter_mod *mo = &res->mods[k];
-		size_t at = nf, seen = 0;
-		if (mo->type == 'm') {
-			for (i = 0; i < nf; i++)
-				if (!f[i].deleted && field_is(h, &f[i],
-				    mo->name) && ++seen == (mo->index ?
-				    mo->index : 1))
-					break;
-			if (i < nf) {
-				free(f[i].text);
-				f[i].text = NULL;
-				if (mo->value[0] == '\0')
-					f[i].deleted = true;
-				else
-					f[i].text = format(mo->name, mo->value);
-				continue;
-			}
-			/* A change for a header the message lacks adds it
-			   (as Postfix does); a delete of it is nothing. */
-			if (mo->value[0] == '\0')
-				continue;
-		} else if (mo->type == 'i') {
-			/* Position among the fields still there. */
-			for (at = 0, seen = 0; at < nf && seen < mo->index;
-			    at++)
-				if (!f[at].deleted)
-					seen++;
-		}
-		f = xrealloc(f, (nf + 1) * sizeof(*f));
-		memmove(&f[at + 1], &f[at], (nf - at) * sizeof(*f));
-		f[at] = (struct field){ .text = format(mo->name, mo->value) };
-		nf++;
-	}
-	*nf_r = nf;
-	return f;
-}
-
-/* The new header into out; frees the fields. */
-static void
-fields_render(const char *h, struct field *f, size_t nf, struct buf *out)
-{
-	for (size_t i = 0; i < nf; i++) {
-		if (f[i].deleted)
-			;
-		else if (f[i].text != NULL)
-			buf_puts(out, f[i].text);
-		else
-			buf_append(out, h + f[i].off, f[i].len);
-		free(f[i].text);
-	}
-	free(f);
-}
-
 /* Trace lines and the new header in place of the old ones (the body is
    not written again); on failure the message keeps its old header. */
 static void
@@ -763,8 +653,7 @@ void
 smtp_milter_apply(struct smtp_tx *tx)
 {
 	struct smtp_milter_tx *m = tx->milter;
-	struct field *f;
-	size_t nf, hlen, body;
+	size_t hlen, body;
 	struct buf out;
 	size_t size;
 	const char *map, *h, *why;
@@ -776,10 +665,8 @@ smtp_milter_apply(struct smtp_tx *tx)
 		return;
 	h = map + tx->trace_len;
 	split_message(h, size - tx->trace_len, &hlen, &body);
-	f = header_fields(h, hlen, &nf);
-	f = apply_mods(h, f, &nf, m->res);
 	buf_init(&out);
-	fields_render(h, f, nf, &out);
+	milter_header_edit(h, hlen, m->res->mods, m->res->nmods, &out);
 	why = spam_mark(out.data != NULL ? out.data : "", out.len);
 	if (why != NULL && m->junk_why[0] == '\0')
 		snprintf(m->junk_why, sizeof(m->junk_why), "spam mark %s Yes",

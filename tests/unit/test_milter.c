@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "milter.h"
+#include "util.h"
 
 static void
 test_list(void **state)
@@ -76,12 +77,55 @@ test_config(void **state)
 	config_free(&cfg);
 }
 
+static void
+edit(const char *h, const struct milter_mod *mods, size_t n,
+    const char *want)
+{
+	struct buf out;
+
+	buf_init(&out);
+	milter_header_edit(h, strlen(h), mods, n, &out);
+	buf_putc(&out, '\0');
+	assert_string_equal(out.data, want);
+	buf_free(&out);
+}
+
+/* Each change sees the header as the ones before it left it: indices
+   count the fields added and skip the deleted ones (what a later milter
+   saw when it chose them). */
+static void
+test_header_edit(void **state)
+{
+	const char *h = "From: a\r\nSubject: s\r\nX-A: 1\r\n\tfold\r\n"
+	    "X-A: 2\r\n";
+	const struct milter_mod mods[] = {
+		{ 'h', 0, "X-New", "v" },
+		{ 'i', 0, "Authentication-Results", "top" },
+		{ 'm', 2, "X-A", "two" },
+		{ 'm', 1, "Subject", "" },
+		{ 'm', 1, "X-Missing", "" },
+		{ 'm', 1, "X-Gone", "here" },
+		{ 'i', 2, "X-Mid", "m" },
+		{ 'm', 2, "x-new", "" },
+	};
+
+	(void)state;
+	edit(h, mods, 0, h);
+	edit("", NULL, 0, "");
+	edit(h, mods, sizeof(mods) / sizeof(mods[0]),
+	    "Authentication-Results: top\r\nFrom: a\r\nX-Mid: m\r\n"
+	    "X-A: 1\r\n\tfold\r\nX-A: two\r\nX-New: v\r\n"
+	    "X-Gone: here\r\n");
+	edit("", mods, 1, "X-New: v\r\n");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_header_edit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

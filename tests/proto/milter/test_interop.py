@@ -391,3 +391,136 @@ def test_clamav_clean_delivered_with_headers(clam):
     msg = stored(clam.inst, subject)
     assert header_values(msg, "X-Virus-Status") == ["Clean"], msg
     assert header_values(msg, "X-Virus-Scanned")[0].startswith("clamav-milter"), msg
+
+
+# ---- OpenDMARC ----
+
+DMARC_AUTHSERV = "dmarc.interop.test"
+UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
+DMARC_ZONE = [
+    '_dmarc.dm.test. 60 IN TXT "v=DMARC1; p=reject"',
+    'dm.test. 60 IN TXT "v=spf1 ip4:127.0.0.1 -all"',
+    '_dmarc.dmnone.test. 60 IN TXT "v=DMARC1; p=none"',
+]
+
+
+def netns_usable():
+    r = subprocess.run([UNSHARE, "-r", "-n", "-m", "true"], capture_output=True)
+    return r.returncode == 0
+
+
+class Dmarc:
+    """OpenDKIM verifying (as in DkimRig), then OpenDMARC in a private
+    network namespace (netns_dns.py) on a unix socket, its DNS answered
+    there. OpenDMARC checks SPF itself (libspf2, in the namespace) and
+    takes the DKIM results from the Authentication-Results that OpenDKIM,
+    the milter before it, added (its TrustedAuthservIDs): the standard
+    Postfix pairing. It rejects p=reject failures. smtpd's own DMARC policy
+    is off, so that the verdict is OpenDMARC's."""
+
+    def __init__(self, key_pub):
+        self.dir = tempfile.mkdtemp(prefix="postroom-opendmarc-")
+        rig = load_rig()
+        self.dns = rig.DNS(harness.free_port())
+        zone = DMARC_ZONE + [txt_line("sel._domainkey.dm.test", "v=DKIM1; k=rsa; p=" + key_pub)]
+        for line in zone:
+            self.dns.zones.add(line)
+        zones = write(self.dir, "zones", "\n".join(zone) + "\n")
+        self.sock = os.path.join(self.dir, "opendmarc.sock")
+        # Its default IgnoreHosts is 127.0.0.1, where the tests connect from.
+        ignore = write(self.dir, "ignore-hosts", "192.0.2.1\n")
+        conf = write(self.dir, "opendmarc.conf", "\n".join([
+            f"Socket local:{self.sock}", "Syslog false",
+            f"PidFile {self.dir}/opendmarc.pid", f"AuthservID {DMARC_AUTHSERV}",
+            f"TrustedAuthservIDs {DKIM_AUTHSERV}", f"IgnoreHosts {ignore}",
+            "PublicSuffixList /usr/share/publicsuffix/public_suffix_list.dat",
+            "SPFSelfValidate true", "SPFIgnoreResults true",
+            "RejectFailures true", "FailureReports false", "SoftwareHeader true",
+            "RequiredHeaders false", "UMask 0077"]) + "\n")
+        self.daemons = []
+        try:
+            dport = harness.free_port()
+            dconf = opendkim_conf(self.dir, "verify", dport, self.dns.port, ["Mode v"])
+            self.daemons.append(Daemon(self.dir, "opendkim", [OPENDKIM, "-f", "-x", dconf],
+                                       ("127.0.0.1", dport)))
+            self.daemons.append(Daemon(self.dir, "opendmarc", [
+                UNSHARE, "-r", "-n", "-m", "/usr/bin/python3",
+                os.path.join(HERE, "netns_dns.py"), zones, self.dir, "--",
+                OPENDMARC, "-f", "-c", conf], self.sock))
+            self.inst = start({"milter": f"inet:127.0.0.1:{dport}, unix:{self.sock}",
+                               "milter_timeout": "300s", "dmarc_policy": "no",
+                               "dns_servers": f"127.0.0.1:{self.dns.port}"})
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        if hasattr(self, "inst"):
+            self.inst.stop_all()
+        for d in reversed(self.daemons):
+            d.stop()
+        self.dns.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def dmarc_key():
+    return rsa_key()
+
+
+@pytest.fixture(scope="module")
+def dmr(dmarc_key):
+    need(OPENDKIM, "opendkim")
+    need(OPENDMARC, "opendmarc")
+    if not netns_usable():
+        pytest.skip("no private network namespace here (unshare -r -n -m): OpenDMARC "
+                    "could only ask the machine's resolver")
+    r = Dmarc(dmarc_key[1])
+    yield r
+    r.stop()
+
+
+def dmarc_msg(subject, from_domain):
+    return (f"From: Boss <boss@{from_domain}>\r\nTo: <{ALICE}>\r\nSubject: {subject}\r\n"
+            f"Date: Mon, 07 Dec 2026 10:00:00 +0000\r\n"
+            f"Message-ID: <{subject.replace(' ', '-')}@{from_domain}>\r\n\r\n"
+            "The DMARC test.\r\n").encode()
+
+
+def test_opendmarc_pass_aligned_spf(dmr):
+    subject = "dmarc spf pass"
+    code, text = send_raw(dmr.inst, dmarc_msg(subject, "dm.test"), "bounce@dm.test")
+    assert code == 250, text
+    res = ar_results(stored(dmr.inst, subject), DMARC_AUTHSERV, "dmarc")
+    assert res and res[0].startswith("dmarc=pass") and "header.from=dm.test" in res[0], res
+
+
+def test_opendmarc_pass_aligned_dkim(dmr, dmarc_key):
+    """SPF is not aligned (another envelope domain): the aligned DKIM pass
+    in OpenDKIM's Authentication-Results makes it a pass, so OpenDMARC must
+    see the header as OpenDKIM left it."""
+    import dkim
+    subject = "dmarc dkim pass"
+    msg = dmarc_msg(subject, "dm.test")
+    sig = dkim.sign(msg, b"sel", b"dm.test", dmarc_key[0],
+                    include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+    raw = sig.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + msg
+    code, text = send_raw(dmr.inst, raw, "list@sender.test")
+    assert code == 250, text
+    res = ar_results(stored(dmr.inst, subject), DMARC_AUTHSERV, "dmarc")
+    assert res and res[0].startswith("dmarc=pass"), res
+
+
+def test_opendmarc_rejects_forged_p_reject(dmr):
+    subject = "dmarc forged"
+    code, text = send_raw(dmr.inst, dmarc_msg(subject, "dm.test"), "carol@sender.test")
+    assert code == 550 and "rejected by DMARC policy for dm.test" in text, (code, text)
+    assert not [m for m in mailbox(dmr.inst, ALICE, "INBOX") if subject.encode() in m]
+
+
+def test_opendmarc_fail_under_p_none_is_marked(dmr):
+    subject = "dmarc none"
+    code, text = send_raw(dmr.inst, dmarc_msg(subject, "dmnone.test"), "carol@sender.test")
+    assert code == 250, text
+    res = ar_results(stored(dmr.inst, subject), DMARC_AUTHSERV, "dmarc")
+    assert res and res[0].startswith("dmarc=fail") and "header.from=dmnone.test" in res[0], res
