@@ -305,50 +305,58 @@ def test_opendkim_signs_local_domain(dkr):
 
 class Clam:
     """clamd on a unix socket with a one-signature database (the EICAR
-    test file's MD5, so that nothing is downloaded), and clamav-milter on
-    a free loopback port asking it, rejecting infected mail and adding its
-    X-Virus-Scanned / X-Virus-Status fields."""
+    test file's MD5, so that nothing is downloaded), and two clamav-milters
+    asking it, each on a free loopback port and each the milter of its own
+    smtpd: one rejects infected mail, one quarantines it (Debian's default
+    OnInfected); both add their X-Virus-Scanned / X-Virus-Status fields."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="postroom-clamav-")
         db = os.path.join(self.dir, "db")
-        tmp = os.path.join(self.dir, "tmp")
+        self.tmp = os.path.join(self.dir, "tmp")
         os.makedirs(db)
-        os.makedirs(tmp)
+        os.makedirs(self.tmp)
         write(db, "test.hdb",
               f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:Eicar-Test-Signature\n")
         self.clamd_sock = os.path.join(self.dir, "clamd.sock")
-        self.port = harness.free_port()
         clamd_conf = write(self.dir, "clamd.conf", "\n".join([
             f"LocalSocket {self.clamd_sock}", "Foreground yes",
-            f"DatabaseDirectory {db}", f"TemporaryDirectory {tmp}",
+            f"DatabaseDirectory {db}", f"TemporaryDirectory {self.tmp}",
             f"PidFile {self.dir}/clamd.pid", "LogSyslog no", "LogTime yes",
             f"LogFile {self.dir}/clamd.log", "LogVerbose yes",
             "ReadTimeout 300", "CommandReadTimeout 300"]) + "\n")
-        milter_conf = write(self.dir, "clamav-milter.conf", "\n".join([
-            f"MilterSocket inet:{self.port}@127.0.0.1", "Foreground yes",
-            f"ClamdSocket unix:{self.clamd_sock}", f"TemporaryDirectory {tmp}",
-            f"PidFile {self.dir}/clamav-milter.pid", "LogSyslog no",
-            f"LogFile {self.dir}/clamav-milter.log", "LogInfected Full",
-            "LogClean Full", "OnInfected Reject", "OnClean Accept",
-            "RejectMsg Infected: %v",
-            "AddHeader Replace", "ReadTimeout 300"]) + "\n")
         self.daemons = []
+        self.insts = {}
         try:
             self.daemons.append(Daemon(self.dir, "clamd", [CLAMD, "-c", clamd_conf],
                                        self.clamd_sock))
-            self.daemons.append(Daemon(self.dir, "clamav-milter",
-                                       [CLAMAV_MILTER, "-c", milter_conf],
-                                       ("127.0.0.1", self.port)))
-            self.inst = start({"milter": f"inet:127.0.0.1:{self.port}",
-                               "milter_timeout": "300s"})
+            for action in ("Reject", "Quarantine"):
+                port = self.milter(action)
+                self.insts[action] = start({"milter": f"inet:127.0.0.1:{port}",
+                                            "milter_timeout": "300s"})
         except BaseException:
             self.stop()
             raise
+        self.inst = self.insts["Reject"]
+
+    def milter(self, on_infected):
+        name = f"clamav-milter-{on_infected.lower()}"
+        port = harness.free_port()
+        conf = write(self.dir, f"{name}.conf", "\n".join([
+            f"MilterSocket inet:{port}@127.0.0.1", "Foreground yes",
+            f"ClamdSocket unix:{self.clamd_sock}", f"TemporaryDirectory {self.tmp}",
+            f"PidFile {self.dir}/{name}.pid", "LogSyslog no",
+            f"LogFile {self.dir}/{name}.log", "LogInfected Full",
+            "LogClean Full", f"OnInfected {on_infected}", "OnClean Accept",
+            "RejectMsg Infected: %v",
+            "AddHeader Replace", "ReadTimeout 300"]) + "\n")
+        self.daemons.append(Daemon(self.dir, name, [CLAMAV_MILTER, "-c", conf],
+                                   ("127.0.0.1", port)))
+        return port
 
     def stop(self):
-        if hasattr(self, "inst"):
-            self.inst.stop_all()
+        for i in self.insts.values():
+            i.stop_all()
         for d in reversed(self.daemons):
             d.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -524,3 +532,16 @@ def test_opendmarc_fail_under_p_none_is_marked(dmr):
     assert code == 250, text
     res = ar_results(stored(dmr.inst, subject), DMARC_AUTHSERV, "dmarc")
     assert res and res[0].startswith("dmarc=fail") and "header.from=dmnone.test" in res[0], res
+
+
+def test_clamav_quarantines_eicar_into_junk(clam):
+    """OnInfected Quarantine (Debian's default): accepted, filed as Junk
+    with clamav-milter's fields saying so."""
+    inst = clam.insts["Quarantine"]
+    subject = "clamav quarantined"
+    code, text = send_raw(inst, with_attachment(subject, EICAR), "carol@sender.test")
+    assert code == 250, text
+    assert not [m for m in mailbox(inst, ALICE, "INBOX") if subject.encode() in m]
+    msg = stored(inst, subject, "Junk")
+    assert header_values(msg, "X-Virus-Status") == ["Infected (Eicar-Test-Signature.UNOFFICIAL)"], msg
+    assert "quarantine" in inst.log("smtpd")
