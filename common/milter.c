@@ -325,32 +325,59 @@ milter_header_edit(const char *h, size_t hlen, const struct milter_mod *mods,
 	free(f);
 }
 
-/* Macros a milter may want (rspamd reads i and the client's). */
+/* The macros that go with cmd: Postfix's default lists (milter_*_macros)
+   as far as they apply, for milters that read them (OpenDKIM: j,
+   {daemon_name}, i; clamav-milter: i, {mail_addr}, {rcpt_addr}; rspamd: i
+   and the client's). No {auth_*}: authenticated sessions are never
+   filtered. A macro without a value is left out, as Postfix does. */
 static void
-macros(struct mconn *r, char cmd)
+macros(struct mconn *r, char cmd, size_t rcpt)
 {
 	const struct milter_msg *m = r->msg;
-	const char *n[4], *v[4];
+	const char *n[8], *v[8];
+	char under[320];
 	size_t k = 0;
 
+#define MACRO(name, value) do {                                         \
+	if ((value) != NULL && *(value) != '\0') {                       \
+		n[k] = (name);                                          \
+		v[k++] = (value);                                       \
+	}                                                               \
+} while (0)
 	switch (cmd) {
 	case SMFIC_CONNECT:
-		n[k] = "j"; v[k++] = m->hostname;
-		n[k] = "{daemon_name}"; v[k++] = "postroom";
-		n[k] = "{client_addr}"; v[k++] = m->client_addr;
-		n[k] = "{client_name}"; v[k++] = m->client_name;
+		snprintf(under, sizeof(under), "%s [%s]", m->client_name,
+		    m->client_addr);
+		MACRO("j", m->hostname);
+		MACRO("{daemon_name}", "postroom");
+		MACRO("v", "Postroom");
+		MACRO("_", under);
+		MACRO("{client_addr}", m->client_addr);
+		MACRO("{client_name}", m->client_name);
+		break;
+	case SMFIC_HELO:
+		MACRO("{tls_version}", m->tls_version);
+		MACRO("{cipher}", m->tls_cipher);
 		break;
 	case SMFIC_MAIL:
-		n[k] = "i"; v[k++] = m->queue_id;
-		n[k] = "{mail_addr}"; v[k++] = m->from;
+		MACRO("i", m->queue_id);
+		MACRO("{mail_addr}", m->from);
 		break;
+	case SMFIC_RCPT:
+		MACRO("i", m->queue_id);
+		MACRO("{rcpt_addr}", m->rcpts[rcpt]);
+		break;
+	case SMFIC_DATA:
+	case SMFIC_EOH:
 	case SMFIC_BODYEOB:
-		n[k] = "i"; v[k++] = m->queue_id;
+		MACRO("i", m->queue_id);
 		break;
 	default:
-		return;
+		break;
 	}
-	milter_enc_macro(&r->out, cmd, n, v, k);
+#undef MACRO
+	if (k > 0)
+		milter_enc_macro(&r->out, cmd, n, v, k);
 }
 
 /* The next header field of the block from *off: name and value (value's
@@ -445,38 +472,37 @@ put_step(struct mconn *r)
 	case S_CONNECT:
 		if (r->sub > 0)
 			return false;
-		macros(r, SMFIC_CONNECT);
+		macros(r, SMFIC_CONNECT, 0);
 		milter_enc_connect(&r->out, m->client_name,
 		    m->client_v6 ? '6' : '4', m->client_port, m->client_addr);
 		break;
 	case S_HELO:
 		if (r->sub > 0)
 			return false;
+		macros(r, SMFIC_HELO, 0);
 		milter_enc_helo(&r->out, m->helo);
 		break;
 	case S_MAIL:
 		if (r->sub > 0)
 			return false;
-		macros(r, SMFIC_MAIL);
+		macros(r, SMFIC_MAIL, 0);
 		snprintf(tmp, sizeof(tmp), "<%s>", m->from);
 		args[0] = tmp;
 		milter_enc_args(&r->out, SMFIC_MAIL, args, 1);
 		break;
-	case S_RCPT: {
-		const char *n[1] = { "{rcpt_addr}" }, *v[1];
+	case S_RCPT:
 		if (r->sub >= m->nrcpts)
 			return false;
-		v[0] = m->rcpts[r->sub];
-		milter_enc_macro(&r->out, SMFIC_RCPT, n, v, 1);
+		macros(r, SMFIC_RCPT, r->sub);
 		snprintf(tmp, sizeof(tmp), "<%s>", m->rcpts[r->sub]);
 		args[0] = tmp;
 		milter_enc_args(&r->out, SMFIC_RCPT, args, 1);
 		r->sub++;
 		return true;
-	}
 	case S_DATA:
 		if (r->sub > 0)
 			return false;
+		macros(r, SMFIC_DATA, 0);
 		milter_enc_simple(&r->out, SMFIC_DATA);
 		break;
 	case S_HEADER: {
@@ -494,6 +520,7 @@ put_step(struct mconn *r)
 	case S_EOH:
 		if (r->sub > 0)
 			return false;
+		macros(r, SMFIC_EOH, 0);
 		milter_enc_simple(&r->out, SMFIC_EOH);
 		break;
 	case S_BODY: {
@@ -509,7 +536,7 @@ put_step(struct mconn *r)
 	case S_EOB:
 		if (r->sub > 0)
 			return false;
-		macros(r, SMFIC_BODYEOB);
+		macros(r, SMFIC_BODYEOB, 0);
 		milter_enc_simple(&r->out, SMFIC_BODYEOB);
 		break;
 	default:

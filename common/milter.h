@@ -33,6 +33,8 @@ struct milter_msg {
 	uint16_t client_port;
 	bool client_v6;
 	const char *helo;
+	const char *tls_version;    /* "TLSv1.3", or NULL without TLS */
+	const char *tls_cipher;
 	const char *from;           /* the address, without <> ("" for <>) */
 	const char *const *rcpts;   /* addresses without <> */
 	size_t nrcpts;

@@ -383,6 +383,8 @@ smtp_milter_gate(struct smtp_session *s, enum milter_stage st,
 	switch (st) {
 	case MILTER_HELO:
 		str_copy(m->helo, value, sizeof(m->helo));
+		m->msg.tls_version = conn_tls_version(s->base.c);
+		m->msg.tls_cipher = conn_tls_cipher(s->base.c);
 		break;
 	case MILTER_MAIL:
 		str_copy(m->from, value, sizeof(m->from));

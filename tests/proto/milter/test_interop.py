@@ -545,3 +545,93 @@ def test_clamav_quarantines_eicar_into_junk(clam):
     msg = stored(inst, subject, "Junk")
     assert header_values(msg, "X-Virus-Status") == ["Infected (Eicar-Test-Signature.UNOFFICIAL)"], msg
     assert "quarantine" in inst.log("smtpd")
+
+
+# ---- the macros and the header the milters read (libmilter via pymilter) ----
+
+class MacroMilters:
+    """Two macromilter.py milters in a row on one smtpd."""
+
+    def __init__(self):
+        self.procs, ports = [], []
+        try:
+            for _ in range(2):
+                port = harness.free_port()
+                p = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "macromilter.py"),
+                                      str(port)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+                self.procs.append(p)
+                assert p.stdout.readline().strip() == "ready"
+                deadline = time.monotonic() + START_LIMIT
+                while True:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                        break
+                    except OSError:
+                        assert time.monotonic() < deadline, "macromilter did not listen"
+                        time.sleep(0.1)
+                ports.append(port)
+            self.inst = start({"milter": ", ".join(f"inet:127.0.0.1:{p}" for p in ports)})
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        if hasattr(self, "inst"):
+            self.inst.stop_all()
+        for p in self.procs:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def macros():
+    r = subprocess.run(["/usr/bin/python3", "-c", "import Milter"], capture_output=True)
+    if r.returncode != 0:
+        need("/nonexistent", "python3-milter")
+    m = MacroMilters()
+    yield m
+    m.stop()
+
+
+def test_macros_as_postfix_sends_them(macros):
+    """The macros OpenDKIM, OpenDMARC and clamav-milter read, at the stages
+    Postfix gives them (with TLS, the TLS ones at the EHLO after
+    STARTTLS); i is the queue id of the Received field."""
+    subject = "macros"
+    s = smtplib.SMTP("127.0.0.1", macros.inst.port("smtp"), timeout=300)
+    try:
+        s.ehlo("client.sender.test")
+        s.starttls(context=harness.client_tls_context())
+        s.ehlo("client.sender.test")
+        s.sendmail("carol@sender.test", [ALICE],
+                   (f"From: <carol@sender.test>\r\nTo: <{ALICE}>\r\nSubject: {subject}\r\n"
+                    "\r\nMacros.\r\n").encode())
+        s.quit()
+    finally:
+        s.close()
+    msg = stored(macros.inst, subject)
+    qid = re.search(r"with ESMTPS id ([0-9A-Za-z]+)", msg).group(1)
+    got = header_values(msg, "X-Macro")
+    for want in ["connect j=mail.example.test", "connect {daemon_name}=postroom",
+                 "connect v=Postroom", "connect _=unknown [127.0.0.1]",
+                 "connect {client_addr}=127.0.0.1", "connect {client_name}=unknown",
+                 f"mail i={qid}", "mail {mail_addr}=carol@sender.test",
+                 f"rcpt i={qid}", f"rcpt {{rcpt_addr}}={ALICE}", f"data i={qid}",
+                 f"eoh i={qid}", f"eom i={qid}"]:
+        assert want in got, (want, got)
+    assert [g for g in got if g.startswith("helo {tls_version}=TLSv1.")], got
+    assert [g for g in got if g.startswith("helo {cipher}=")], got
+
+
+def test_later_milter_reads_earlier_changes(macros):
+    """The second milter reads the X-Macro fields the first one added."""
+    subject = "macros chained"
+    code, text = send_raw(macros.inst, (f"From: <carol@sender.test>\r\nTo: <{ALICE}>\r\n"
+                                        f"Subject: {subject}\r\n\r\nChained.\r\n").encode(),
+                          "carol@sender.test")
+    assert code == 250, text
+    msg = stored(macros.inst, subject)
+    seen, added = header_values(msg, "X-Macro-Seen"), header_values(msg, "X-Macro")
+    assert seen and seen == added[:len(seen)] and len(added) == 2 * len(seen), msg
