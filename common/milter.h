@@ -6,8 +6,8 @@
    each answered before the SMTP reply. A milter that cannot be reached,
    stalls past the timeout, closes or answers garbage is a failure: it is
    dropped for the session; with fail_accept that is all, otherwise the
-   session's messages are tempfailed at their end. Everything runs on the
-   loop. */
+   session's messages are tempfailed at their end. The macros are Postfix's
+   default set where it applies. Everything runs on the loop. */
 #ifndef POSTROOM_MILTER_H
 #define POSTROOM_MILTER_H
 
@@ -107,7 +107,8 @@ struct milter_session *milter_session_new(struct ev_loop *loop,
    recipient is refused). ACCEPT before MAIL ends that milter's part in
    the session, after it its part in the message. MAIL and HELO first end
    (SMFIC_ABORT) a message the milters hold open. At MILTER_EOM the header
-   changes and a quarantine request are collected; a milter that failed
+   changes and a quarantine request are collected, and each milter reads
+   the header with the changes of the milters before it (as with Postfix); a milter that failed
    with fail_accept false makes every end of message a 451 from then on.
    One stage at a time; msg and what it points to stay valid until the
    callback. */
