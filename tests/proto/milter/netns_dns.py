@@ -44,7 +44,8 @@ def main():
     loopback_up()
     resolv = os.path.join(tmp, "resolv.conf")
     with open(resolv, "w") as f:
-        f.write("nameserver 127.0.0.1\noptions attempts:2\n")
+        # Generous: the DNS server is a Python thread on a loaded machine.
+        f.write("nameserver 127.0.0.1\noptions timeout:30 attempts:2\n")
     subprocess.run(["mount", "--bind", resolv, "/etc/resolv.conf"], check=True)
     dns = DNS(53)
     with open(zones) as f:
