@@ -55,7 +55,7 @@ struct imap_fetch {
 	} sets[FLAG_SETS];
 	size_t nsets;
 	/* Only items that are numbers or flags: each message's reply is
-	   formatted in place in one reserved stretch (fetch_simple). */
+	   formatted in place in one reserved stretch (write_simple). */
 	bool simple;
 	struct buf hdr;         /* the message header, read once per message */
 	uint64_t hdr_size;      /* its length in the file: hdr.len unless cut */
