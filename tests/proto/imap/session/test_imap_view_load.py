@@ -160,3 +160,35 @@ def test_select_claiming_nothing_then_delivery_recent_one(pr):
     assert b"RECENT 0" in unt[0], unt
     a.close()
     c.close()
+
+
+def test_fetch_numbers_and_flags_same_text_both_paths(pr):
+    """FETCH of numbers and flags only is formatted in place; with any
+    other item it goes through the general path: same text. More distinct
+    flag sets than the formatter keeps at once (8)."""
+    a, = sessions(pr, 1)
+    for i in range(24):
+        kws = ["$K%d" % k for k in range(4) if i & (1 << k)]
+        sys_ = ["\\Seen"] * (i % 2) + ["\\Answered"] * (i % 3 == 0) + \
+            ["\\Draft"] * (i % 5 == 0)
+        append(a, msg("f%d" % i, body="y" * (i * 7) + "\r\n"),
+               flags="(%s)" % " ".join(sys_ + kws) if sys_ + kws else "")
+    a.ok("SELECT INBOX")
+    a.ok("STORE 3,9 +FLAGS.SILENT (\\Flagged)")
+    for items in ("UID FLAGS", "FLAGS RFC822.SIZE UID MODSEQ", "FLAGS FLAGS UID"):
+        fast = fetch_lines(a.ok("FETCH 1:* (%s)" % items)[0])
+        slow = fetch_lines(a.ok("FETCH 1:* (%s INTERNALDATE)" % items)[0])
+        assert len(fast) == 24
+        for k in fast:
+            assert fast[k] == re.sub(rb' INTERNALDATE "[^"]*"', b"", slow[k]), (items, k)
+    fl = fetch_lines(a.ok("FETCH 1:* (UID FLAGS)")[0])
+    for k, line in fl.items():
+        i = k - 1
+        flags = set(re.search(rb"FLAGS \(([^)]*)\)", line).group(1).split())
+        want = {b"$K%d" % b for b in range(4) if i & (1 << b)} | {b"\\Recent"}
+        want |= {b"\\Seen"} if i % 2 else set()
+        want |= {b"\\Answered"} if i % 3 == 0 else set()
+        want |= {b"\\Draft"} if i % 5 == 0 else set()
+        want |= {b"\\Flagged"} if k in (3, 9) else set()
+        assert flags == want, (k, line)
+    a.close()
