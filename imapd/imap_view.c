@@ -766,12 +766,28 @@ put_counts(struct imap_view *v, struct buf *b)
 	v->reported_recent = (uint32_t)recent;
 }
 
-/* FETCH (FLAGS) of the messages other sessions changed. */
+static void
+put_u64(struct buf *b, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+/* FETCH (FLAGS) of the messages other sessions changed: one line per
+   message, as many as a bulk STORE elsewhere changed, so without the
+   printf family. */
 static void
 put_changed(struct imap_session *s, const struct sync_changes *c,
     bool uid_fetch, struct buf *b)
 {
 	struct imap_view *v = s->sel;
+	bool condstore = imap_condstore_on(s);
 	size_t i;
 
 	for (i = 0; i < c->nchanged; i++) {
@@ -781,13 +797,22 @@ put_changed(struct imap_session *s, const struct sync_changes *c,
 		if (msn == 0)
 			continue;
 		m = &v->msgs[msn - 1];
-		buf_printf(b, "* %u FETCH (", msn);
-		if (uid_fetch || imap_condstore_on(s))  /* RFC 7162 §3.1 */
-			buf_printf(b, "UID %u ", m->uid);
-		buf_puts(b, "FLAGS ");
+		buf_append(b, "* ", 2);
+		put_u64(b, msn);
+		buf_append(b, " FETCH (", 8);
+		if (uid_fetch || condstore) {   /* RFC 7162 §3.1 */
+			buf_append(b, "UID ", 4);
+			put_u64(b, m->uid);
+			buf_putc(b, ' ');
+		}
+		buf_append(b, "FLAGS ", 6);
 		imap_buf_flags(b, v, m);
-		imap_buf_modseq(b, s, m->modseq);
-		buf_puts(b, ")\r\n");
+		if (condstore) {
+			buf_append(b, " MODSEQ (", 9);
+			put_u64(b, m->modseq);
+			buf_putc(b, ')');
+		}
+		buf_append(b, ")\r\n", 3);
 	}
 }
 

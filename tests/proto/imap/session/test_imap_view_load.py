@@ -192,3 +192,27 @@ def test_fetch_numbers_and_flags_same_text_both_paths(pr):
         want |= {b"\\Flagged"} if k in (3, 9) else set()
         assert flags == want, (k, line)
     a.close()
+
+
+def test_flag_changes_elsewhere_told_exactly(pr):
+    a, b, c = sessions(pr, 3)
+    for i in range(2):
+        append(b, msg("c%d" % i))
+    a.ok("SELECT INBOX")
+    c.ok("ENABLE CONDSTORE")
+    c.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    b.ok("STORE 2 +FLAGS.SILENT (\\Flagged)")
+
+    def changed(r, cmd="NOOP"):
+        return wait_for(lambda: [u for u in r.ok(cmd)[0] if b" FETCH " in u])
+    assert changed(a) == [b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n"]
+    got = changed(c)
+    assert len(got) == 1 and re.match(
+        rb"\* 2 FETCH \(UID 2 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)\r\n$", got[0]), got
+    b.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
+    # a UID command: the FETCH carries the UID (RFC 3501 §7.4.2)
+    got = wait_for(lambda: [u for u in a.ok("UID SEARCH ALL")[0] if b" FETCH " in u])
+    assert got == [b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))\r\n"], got
+    for r in (a, b, c):
+        r.close()
