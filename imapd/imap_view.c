@@ -123,6 +123,8 @@ view_scan_one(void *arg, const struct store_msg *sm)
 	/* changed after the SELECT's HIGHESTMODSEQ: a FETCH is owed (the
 	   client may cache flags by modseq) */
 	m->untold = m->modseq > v->snap_modseq && m->uid < v->snap_uidnext;
+	if (m->recent)
+		v->nrecent++;
 }
 
 /* Adds the uids expunged since the SELECT (sorted) that the client still
@@ -168,7 +170,7 @@ imap_view_load(struct store *st, struct imap_view *v)
 	free(v->msgs);
 	v->msgs = NULL;
 	v->n = v->cap = 0;
-	v->nheld = v->npending_expunge = 0;
+	v->nheld = v->npending_expunge = v->nrecent = 0;
 	if ((e = store_msg_scan(st, v->mb.id, &mb, view_scan_one, &vs)) !=
 	    STORE_OK)
 		return e;
@@ -251,14 +253,9 @@ imap_view_msn(const struct imap_view *v, uint32_t uid)
 size_t
 imap_view_recent_count(const struct imap_view *v)
 {
-	size_t i, n = 0;
-
-	if (!v->loaded)
-		return v->snap_recent;
-	for (i = 0; i < v->n; i++)
-		if (v->msgs[i].recent)
-			n++;
-	return n;
+	/* kept as messages come and go: every command's sync asks, and a
+	   walk of a large view's records is megabytes of memory */
+	return v->loaded ? v->nrecent : v->snap_recent;
 }
 
 static void
@@ -271,6 +268,8 @@ view_append(struct imap_view *v, const struct imap_view_msg *m)
 		v->msgs = xrealloc(v->msgs, v->cap * sizeof(*v->msgs));
 	}
 	v->msgs[v->n++] = *m;
+	if (m->recent)
+		v->nrecent++;
 }
 
 static void
@@ -561,9 +560,12 @@ send_expunges(struct imap_session *s)
 				gone++;
 			}
 	}
-	for (i = 0; i < v->n; i++)
+	for (i = 0; i < v->n; i++) {
 		if (!v->msgs[i].expunged)
 			v->msgs[k++] = v->msgs[i];
+		else if (v->msgs[i].recent)
+			v->nrecent--;
+	}
 	v->n = k;
 	v->npending_expunge = 0;
 	v->reported_exists = (uint32_t)(known > gone ? known - gone : 0);

@@ -42,6 +42,7 @@ struct imap_view {
 	uint32_t reported_exists;   /* last EXISTS count sent */
 	uint32_t reported_recent;   /* last RECENT count sent */
 	uint32_t npending_expunge;  /* msgs with expunged set */
+	uint32_t nrecent;           /* msgs with recent set (once loaded) */
 	struct fswatch *watch;
 	/* A change notification arrived, or the view was read behind the
 	   store. Atomic: the watch sets it on the loop while a worker reading
