@@ -441,6 +441,7 @@ class Imap:
             ctx.verify_mode = ssl.CERT_NONE
             s = ctx.wrap_socket(s)
         self.s, self.n, self.buf = s, 0, b""
+        self.rbuf = bytearray(1 << 20)
         self.readline()
 
     def readline(self):
@@ -460,13 +461,20 @@ class Imap:
         tag = b"a%d " % self.n
         t0 = time.perf_counter()
         self.s.sendall(tag + c.encode() + b"\r\n")
-        tail = b""
+        tail, pending, self.buf = b"", self.buf, b""
+        view = memoryview(self.rbuf)
         while True:
-            d = self.buf or self.s.recv(1 << 20)
-            self.buf = b""
-            if not d:
-                raise EOFError
-            tail = (tail + d)[-8192:]
+            if pending:
+                tail, pending = (tail + pending)[-8192:], b""
+            else:
+                # into one reused buffer: recv(1 MiB) would allocate (and
+                # fault in) a fresh megabyte per call, client time that
+                # the timing would count against the server
+                n = self.s.recv_into(self.rbuf)
+                if not n:
+                    raise EOFError
+                tail = bytes(view[n - 8192:n]) if n >= 8192 else \
+                    (tail + bytes(view[:n]))[-8192:]
             if tail.endswith(b"\r\n"):
                 i = tail.rfind(b"\r\n", 0, len(tail) - 2)
                 last = tail[i + 2:] if i >= 0 else tail

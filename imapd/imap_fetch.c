@@ -23,6 +23,7 @@
 #define HEADER_READ_MAX  (1u << 20)
 #define PREFETCH         16     /* files opened ahead, read-ahead hinted */
 #define OUT_FLUSH        65536  /* reply bytes gathered before conn_write */
+#define FLAG_SETS        8      /* flag lists kept formatted */
 
 struct imap_fetch {
 	struct imap_fetch_items it;
@@ -43,11 +44,19 @@ struct imap_fetch {
 	char *chunk;
 	struct buf out;         /* reply text, reused from message to message */
 	struct buf mem;         /* a filtered header, reused likewise */
-	/* FLAGS of the last message written: most messages of a mailbox
-	   share a few flag sets, formatted once each time the set changes. */
+	/* Flag lists formatted so far: most messages of a mailbox share a
+	   few flag sets (\Seen or not, \Recent or not, often interleaved),
+	   each formatted once, all kept end to end in fl. */
 	struct buf fl;
-	uint32_t fl_flags, fl_keywords;
-	bool fl_recent, fl_valid;
+	struct flag_set {
+		uint32_t flags, keywords;
+		bool recent;
+		size_t off, len;
+	} sets[FLAG_SETS];
+	size_t nsets;
+	/* Only items that are numbers or flags: each message's reply is
+	   formatted in place in one reserved stretch (write_simple). */
+	bool simple;
 	struct buf hdr;         /* the message header, read once per message */
 	uint64_t hdr_size;      /* its length in the file: hdr.len unless cut */
 	bool hdr_loaded;
@@ -399,23 +408,47 @@ init_flags(struct imap_fetch *f, const struct imap_fetch_item *it)
 	f->has_flags = true;
 }
 
-/* imap_buf_flags(), formatted again only when the flag set changes from
-   one message to the next (the keyword names are the view's: fixed for
-   the command). */
+/* m's imap_buf_flags() text, formatted once per distinct flag set (the
+   keyword names are the view's: fixed for the command). Valid until the
+   next call. */
+static void
+flags_text(struct imap_fetch *f, const struct imap_view *v,
+    const struct imap_view_msg *m, const char **p_r, size_t *len_r)
+{
+	struct flag_set *fs;
+	size_t i;
+
+	for (i = 0; i < f->nsets; i++) {
+		fs = &f->sets[i];
+		if (fs->flags == m->flags && fs->keywords == m->keywords &&
+		    fs->recent == m->recent)
+			goto found;
+	}
+	if (f->nsets == FLAG_SETS) {
+		buf_reset(&f->fl);
+		f->nsets = 0;
+	}
+	fs = &f->sets[f->nsets++];
+	fs->flags = m->flags;
+	fs->keywords = m->keywords;
+	fs->recent = m->recent;
+	fs->off = f->fl.len;
+	imap_buf_flags(&f->fl, v, m);
+	fs->len = f->fl.len - fs->off;
+found:
+	*p_r = f->fl.data + fs->off;
+	*len_r = fs->len;
+}
+
 static void
 put_flags(struct imap_fetch *f, const struct imap_view *v,
     const struct imap_view_msg *m)
 {
-	if (!f->fl_valid || f->fl_flags != m->flags ||
-	    f->fl_keywords != m->keywords || f->fl_recent != m->recent) {
-		buf_reset(&f->fl);
-		imap_buf_flags(&f->fl, v, m);
-		f->fl_flags = m->flags;
-		f->fl_keywords = m->keywords;
-		f->fl_recent = m->recent;
-		f->fl_valid = true;
-	}
-	buf_append(&f->out, f->fl.data, f->fl.len);
+	const char *p;
+	size_t len;
+
+	flags_text(f, v, m, &p, &len);
+	buf_append(&f->out, p, len);
 }
 
 static bool
@@ -658,6 +691,14 @@ imap_fetch_new(struct imap_fetch_items *it, size_t *idx, size_t n)
 	}
 	if (f->it.need_fd)
 		f->chunk = xmalloc(FETCH_CHUNK);
+	f->simple = !f->it.need_fd && !f->it.need_cache;
+	for (i = 0; i < f->it.n; i++) {
+		enum imap_fi_type t = f->it.v[i].type;
+
+		if (t != IMAP_FI_UID && t != IMAP_FI_FLAGS &&
+		    t != IMAP_FI_SIZE && t != IMAP_FI_MODSEQ)
+			f->simple = false;
+	}
 	return f;
 }
 
@@ -806,13 +847,83 @@ msg_begin(struct imap_session *s, struct imap_fetch *f)
 	return true;
 }
 
+/* Appends v in decimal at p; returns the end. */
+static char *
+put_num_at(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	memcpy(p, tmp + i, sizeof(tmp) - i);
+	return p + sizeof(tmp) - i;
+}
+#define PUT_AT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
+
+/* The reply of the message at f->pos when every item is a number or the
+   flags (f->simple): the same text write_items would make, written into
+   one stretch reserved for its longest form (a FETCH 1:* (FLAGS) of a
+   large mailbox spends its time here). */
+static void
+write_simple(struct imap_session *s, struct imap_fetch *f)
+{
+	const struct imap_view_msg *m = &s->sel->msgs[f->idx[f->pos]];
+	const char *fl = "";
+	size_t k, fllen = 0;
+	char *p;
+
+	if (f->has_flags)
+		flags_text(f, s->sel, m, &fl, &fllen);
+	/* "* n FETCH (" and ")\r\n"; per item its name, a number of up to 20
+	   digits with parentheses, or the flags, and a space */
+	buf_reserve(&f->out, 48 + f->it.n * (40 + fllen));
+	p = f->out.data + f->out.len;
+	p = PUT_AT(p, "* ");
+	p = put_num_at(p, f->idx[f->pos] + 1);
+	p = PUT_AT(p, " FETCH (");
+	for (k = 0; k < f->it.n; k++) {
+		if (k > 0)
+			*p++ = ' ';
+		switch (f->it.v[k].type) {
+		case IMAP_FI_UID:
+			p = put_num_at(PUT_AT(p, "UID "), m->uid);
+			break;
+		case IMAP_FI_FLAGS:
+			p = PUT_AT(p, "FLAGS ");
+			memcpy(p, fl, fllen);
+			p += fllen;
+			break;
+		case IMAP_FI_SIZE:
+			p = put_num_at(PUT_AT(p, "RFC822.SIZE "), m->size);
+			break;
+		default:        /* IMAP_FI_MODSEQ */
+			p = put_num_at(PUT_AT(p, "MODSEQ ("), m->modseq);
+			*p++ = ')';
+			break;
+		}
+	}
+	p = PUT_AT(p, ")\r\n");
+	*p = '\0';
+	f->out.len = (size_t)(p - f->out.data);
+}
+
 /* Replies of many small messages are gathered in f->out and written to
    the connection OUT_FLUSH bytes at a time; a literal streamed from the
    file flushes them first (write_section). */
 static bool
 fetch_loop(struct imap_session *s, struct imap_fetch *f)
 {
+	/* \Seen set by this FETCH is reported by msg_begin */
+	bool simple = f->simple && f->seen_changed == NULL && !f->in_msg;
+
 	while (f->pos < f->n) {
+		if (simple) {
+			write_simple(s, f);
+			goto next;
+		}
 		if (!f->in_msg && !msg_begin(s, f)) {
 			f->failed = true;
 			f->pos++;
@@ -822,6 +933,7 @@ fetch_loop(struct imap_session *s, struct imap_fetch *f)
 			return false;
 		msg_release(f);
 		f->in_msg = false;
+next:
 		f->pos++;
 		if (f->out.len >= OUT_FLUSH) {
 			imap_send_buf(s, &f->out);

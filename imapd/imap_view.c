@@ -12,6 +12,7 @@
 #include "imap_commands.h"
 #include "imap_features.h"
 #include "imap_view.h"
+#include "store_view.h"
 
 /* Tells views apart across free and reuse of their memory, for a claim
    that finishes after its view was closed. */
@@ -86,88 +87,112 @@ imap_view_open(struct store *st, uint32_t user_id, const char *name,
 	return STORE_OK;
 }
 
-/* The records of the view from the store's list and the uids expunged
-   since the SELECT (both sorted; a uid in both is still present). A
-   message delivered past the claim is held back: the view then asks the
-   store again from just below its modseq. */
+/* The view's read of the store, one message at a time. A message
+   delivered past the claim is held back: the view then asks the store
+   again from just below its modseq. */
+struct view_scan {
+	struct imap_view *v;
+	const struct store_mailbox *mb;     /* the scan's snapshot */
+	uint64_t hold;                      /* lowest modseq held back */
+};
+
 static void
-view_fill(struct imap_view *v, const struct store_msg *list, size_t n,
-    const uint32_t *gone, size_t ngone)
+view_scan_one(void *arg, const struct store_msg *sm)
 {
-	size_t i = 0, j = 0;
-	uint64_t hold = UINT64_MAX;
+	struct view_scan *vs = arg;
+	struct imap_view *v = vs->v;
+	struct imap_view_msg *m;
 
-	v->msgs = xmalloc((n + ngone ? n + ngone : 1) * sizeof(*v->msgs));
-	v->cap = n + ngone;
-	v->n = 0;
-	v->nheld = 0;
-	while (i < n || j < ngone) {
-		struct imap_view_msg *m = &v->msgs[v->n];
-
-		if (j < ngone && gone[j] >= v->snap_uidnext) {
-			j++;
-		} else if (j < ngone && (i == n || gone[j] < list[i].uid)) {
-			memset(m, 0, sizeof(*m));
-			m->uid = gone[j++];
-			m->expunged = true;
-			v->npending_expunge++;
-			v->n++;
-		} else if (view_holds(v, list[i].uid)) {
-			if (j < ngone && gone[j] == list[i].uid)
-				j++;
-			if (list[i].modseq < hold)
-				hold = list[i].modseq;
-			v->nheld++;
-			v->claim_again = true;
-			i++;
-		} else {
-			if (j < ngone && gone[j] == list[i].uid)
-				j++;
-			msg_from_store(m, &list[i++]);
-			m->recent = view_is_recent(v, m->uid) ||
-			    (m->uid >= v->sel_recent_lo &&
-			    m->uid < v->sel_recent_hi);
-			/* changed after the SELECT's HIGHESTMODSEQ: a FETCH is
-			   owed (the client may cache flags by modseq) */
-			m->untold = m->modseq > v->snap_modseq &&
-			    m->uid < v->snap_uidnext;
-			v->n++;
-		}
+	if (view_holds(v, sm->uid)) {
+		if (sm->modseq < vs->hold)
+			vs->hold = sm->modseq;
+		v->nheld++;
+		v->claim_again = true;
+		return;
 	}
+	if (v->n == v->cap) {
+		/* sized once from the snapshot's count; more only if the
+		   record's count is off */
+		v->cap = v->cap ? v->cap * 2 : vs->mb->messages + 1;
+		v->msgs = xrealloc(v->msgs, v->cap * sizeof(*v->msgs));
+	}
+	m = &v->msgs[v->n++];
+	msg_from_store(m, sm);
+	m->recent = view_is_recent(v, m->uid) ||
+	    (m->uid >= v->sel_recent_lo && m->uid < v->sel_recent_hi);
+	/* changed after the SELECT's HIGHESTMODSEQ: a FETCH is owed (the
+	   client may cache flags by modseq) */
+	m->untold = m->modseq > v->snap_modseq && m->uid < v->snap_uidnext;
+	if (m->recent)
+		v->nrecent++;
+}
+
+/* Adds the uids expunged since the SELECT (sorted) that the client still
+   counts: below the SELECT's UIDNEXT and no longer in the view (a uid
+   also in the view was read before its expunge: still present). */
+static void
+view_add_gone(struct imap_view *v, const uint32_t *gone, size_t ngone)
+{
+	struct imap_view_msg *all;
+	size_t i = 0, j = 0, n = 0;
+
+	while (ngone > 0 && gone[ngone - 1] >= v->snap_uidnext)
+		ngone--;
+	if (ngone == 0)
+		return;
+	all = xmalloc((v->n + ngone) * sizeof(*all));
+	while (i < v->n || j < ngone) {
+		if (j < ngone && (i == v->n || gone[j] < v->msgs[i].uid)) {
+			memset(&all[n], 0, sizeof(all[n]));
+			all[n].uid = gone[j++];
+			all[n++].expunged = true;
+			v->npending_expunge++;
+			continue;
+		}
+		if (j < ngone && gone[j] == v->msgs[i].uid)
+			j++;
+		all[n++] = v->msgs[i++];
+	}
+	free(v->msgs);
+	v->msgs = all;
+	v->n = v->cap = n;
+}
+
+enum store_err
+imap_view_load(struct store *st, struct imap_view *v)
+{
+	struct store_mailbox mb;
+	struct view_scan vs = { v, &mb, UINT64_MAX };
+	uint32_t *gone = NULL;
+	size_t ngone = 0;
+	enum store_err e;
+
+	free(v->msgs);
+	v->msgs = NULL;
+	v->n = v->cap = 0;
+	v->nheld = v->npending_expunge = v->nrecent = 0;
+	if ((e = store_msg_scan(st, v->mb.id, &mb, view_scan_one, &vs)) !=
+	    STORE_OK)
+		return e;
+	/* Expunged after the SELECT: the client still counts them. Read
+	   after the scan, so that a message expunged in between is in one
+	   of the two. */
+	if (mb.highestmodseq > v->snap_modseq &&
+	    (e = store_expunged_since(st, v->mb.id, v->snap_modseq, &gone,
+	    &ngone)) != STORE_OK)
+		return e;
+	view_add_gone(v, gone, ngone);
+	free(gone);
+	v->mb = mb;
 	/* The next sync reads from the SELECT's HIGHESTMODSEQ (or below a
 	   held message): it tells the untold changes and takes in what was
 	   held once claimed. */
 	if (v->mb.highestmodseq > v->snap_modseq)
 		v->dirty = true;
 	v->mb.highestmodseq = v->snap_modseq;
-	if (hold != UINT64_MAX && hold - 1 < v->mb.highestmodseq)
-		v->mb.highestmodseq = hold - 1;
-}
-
-enum store_err
-imap_view_load(struct store *st, struct imap_view *v)
-{
-	struct store_msg *list = NULL;
-	struct store_mailbox mb;
-	uint32_t *gone = NULL;
-	size_t n = 0, ngone = 0;
-	enum store_err e;
-
-	if ((e = store_msg_list(st, v->mb.id, 0, 0, &list, &n, &mb)) !=
-	    STORE_OK)
-		return e;
-	/* Expunged after the SELECT: the client still counts them. */
-	if (mb.highestmodseq > v->snap_modseq &&
-	    (e = store_expunged_since(st, v->mb.id, v->snap_modseq, &gone,
-	    &ngone)) != STORE_OK) {
-		free(list);
-		return e;
-	}
-	v->mb = mb;
-	view_fill(v, list, n, gone, ngone);
+	if (vs.hold != UINT64_MAX && vs.hold - 1 < v->mb.highestmodseq)
+		v->mb.highestmodseq = vs.hold - 1;
 	v->loaded = true;
-	free(list);
-	free(gone);
 	return STORE_OK;
 }
 
@@ -228,14 +253,9 @@ imap_view_msn(const struct imap_view *v, uint32_t uid)
 size_t
 imap_view_recent_count(const struct imap_view *v)
 {
-	size_t i, n = 0;
-
-	if (!v->loaded)
-		return v->snap_recent;
-	for (i = 0; i < v->n; i++)
-		if (v->msgs[i].recent)
-			n++;
-	return n;
+	/* kept as messages come and go: every command's sync asks, and a
+	   walk of a large view's records is megabytes of memory */
+	return v->loaded ? v->nrecent : v->snap_recent;
 }
 
 static void
@@ -248,6 +268,8 @@ view_append(struct imap_view *v, const struct imap_view_msg *m)
 		v->msgs = xrealloc(v->msgs, v->cap * sizeof(*v->msgs));
 	}
 	v->msgs[v->n++] = *m;
+	if (m->recent)
+		v->nrecent++;
 }
 
 static void
@@ -259,25 +281,38 @@ mark_expunged(struct imap_view *v, struct imap_view_msg *m)
 	}
 }
 
-/* Marks view messages that the store no longer has (merge of two
-   uid-ordered lists). */
+/* The store's messages against the view's, both in uid order: a view
+   message the store skips over is gone. */
+struct expunge_scan {
+	struct imap_view *v;
+	size_t i;                   /* next view message to match */
+};
+
+static void
+expunge_scan_one(void *arg, const struct store_msg *sm)
+{
+	struct expunge_scan *es = arg;
+	struct imap_view *v = es->v;
+
+	while (es->i < v->n && v->msgs[es->i].uid < sm->uid)
+		mark_expunged(v, &v->msgs[es->i++]);
+	if (es->i < v->n && v->msgs[es->i].uid == sm->uid)
+		es->i++;
+}
+
+/* Marks view messages that the store no longer has. */
 static void
 view_find_expunged(struct imap_session *s)
 {
 	struct imap_view *v = s->sel;
-	struct store_msg *all = NULL;
-	size_t n = 0, i, j = 0;
+	struct expunge_scan es = { v, 0 };
+	struct store_mailbox mb;
 
-	if (store_msg_list(s->base.d->store, v->mb.id, 0, 0, &all, &n, NULL) !=
-	    STORE_OK)
+	if (store_msg_scan(s->base.d->store, v->mb.id, &mb, expunge_scan_one,
+	    &es) != STORE_OK)
 		return;
-	for (i = 0; i < v->n; i++) {
-		while (j < n && all[j].uid < v->msgs[i].uid)
-			j++;
-		if (j == n || all[j].uid != v->msgs[i].uid)
-			mark_expunged(v, &v->msgs[i]);
-	}
-	free(all);
+	while (es.i < v->n)
+		mark_expunged(v, &v->msgs[es.i++]);
 }
 
 void
@@ -525,9 +560,12 @@ send_expunges(struct imap_session *s)
 				gone++;
 			}
 	}
-	for (i = 0; i < v->n; i++)
+	for (i = 0; i < v->n; i++) {
 		if (!v->msgs[i].expunged)
 			v->msgs[k++] = v->msgs[i];
+		else if (v->msgs[i].recent)
+			v->nrecent--;
+	}
 	v->n = k;
 	v->npending_expunge = 0;
 	v->reported_exists = (uint32_t)(known > gone ? known - gone : 0);
@@ -730,12 +768,28 @@ put_counts(struct imap_view *v, struct buf *b)
 	v->reported_recent = (uint32_t)recent;
 }
 
-/* FETCH (FLAGS) of the messages other sessions changed. */
+static void
+put_u64(struct buf *b, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+/* FETCH (FLAGS) of the messages other sessions changed: one line per
+   message, as many as a bulk STORE elsewhere changed, so without the
+   printf family. */
 static void
 put_changed(struct imap_session *s, const struct sync_changes *c,
     bool uid_fetch, struct buf *b)
 {
 	struct imap_view *v = s->sel;
+	bool condstore = imap_condstore_on(s);
 	size_t i;
 
 	for (i = 0; i < c->nchanged; i++) {
@@ -745,13 +799,22 @@ put_changed(struct imap_session *s, const struct sync_changes *c,
 		if (msn == 0)
 			continue;
 		m = &v->msgs[msn - 1];
-		buf_printf(b, "* %u FETCH (", msn);
-		if (uid_fetch || imap_condstore_on(s))  /* RFC 7162 §3.1 */
-			buf_printf(b, "UID %u ", m->uid);
-		buf_puts(b, "FLAGS ");
+		buf_append(b, "* ", 2);
+		put_u64(b, msn);
+		buf_append(b, " FETCH (", 8);
+		if (uid_fetch || condstore) {   /* RFC 7162 §3.1 */
+			buf_append(b, "UID ", 4);
+			put_u64(b, m->uid);
+			buf_putc(b, ' ');
+		}
+		buf_append(b, "FLAGS ", 6);
 		imap_buf_flags(b, v, m);
-		imap_buf_modseq(b, s, m->modseq);
-		buf_puts(b, ")\r\n");
+		if (condstore) {
+			buf_append(b, " MODSEQ (", 9);
+			put_u64(b, m->modseq);
+			buf_putc(b, ')');
+		}
+		buf_append(b, ")\r\n", 3);
 	}
 }
 

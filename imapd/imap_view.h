@@ -6,6 +6,7 @@
 #ifndef IMAP_VIEW_H
 #define IMAP_VIEW_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,8 +42,12 @@ struct imap_view {
 	uint32_t reported_exists;   /* last EXISTS count sent */
 	uint32_t reported_recent;   /* last RECENT count sent */
 	uint32_t npending_expunge;  /* msgs with expunged set */
+	uint32_t nrecent;           /* msgs with recent set (once loaded) */
 	struct fswatch *watch;
-	bool dirty;                 /* a change notification arrived */
+	/* A change notification arrived, or the view was read behind the
+	   store. Atomic: the watch sets it on the loop while a worker reading
+	   the view (imap_view_load) may set it too. */
+	atomic_bool dirty;
 	bool gone;                  /* deleted elsewhere: BYE sent */
 	/* \Recent: the uids of this session's last claim, [lo, hi); only
 	   these are ever flagged recent here (RFC 3501 §2.3.2). A message at

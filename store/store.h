@@ -197,7 +197,7 @@ enum store_err store_mailbox_claim_recent_range(struct store *st,
    counters (kept by every transaction that adds, expunges or changes the
    flags of a message), in one transaction. */
 struct store_select {
-	struct store_mailbox mb;    /* after the claim */
+	struct store_mailbox mb;    /* after the claim; subscribed not read */
 	uint32_t recent_lo, recent_hi;  /* uids [lo, hi) are recent */
 	uint32_t recent;            /* messages in that range */
 	uint32_t first_unseen;      /* MSN of the first without \Seen, 0: none */
