@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1152,34 +1153,131 @@ group_start(struct group *g)
 
 /* ---- DSNs ---- */
 
+#ifdef POSTROOM_TEST_HOOKS
+/* Test builds only: POSTROOM_TEST_CRASH=<point> kills mtad there as a
+   kill -9 would, so the crash tests hit the instant they are about. */
 static void
+crash_point(const char *point)
+{
+	const char *v = getenv("POSTROOM_TEST_CRASH");
+
+	if (v != NULL && strcmp(v, point) == 0)
+		raise(SIGKILL);
+}
+#else
+#define crash_point(point) ((void)(point))
+#endif
+
+/* The recipients a DSN reports on: their flag is set in the DSN's own
+   commit, so a kill -9 can neither send the DSN twice (it went, the mark
+   with it) nor lose it (neither went: the next look makes it again). */
+struct dsn_marks {
+	uint32_t *idx;
+	size_t n;
+	uint32_t flag;
+};
+
+/* Delivers the DSN in out to the local address to, marks and all. */
+static enum store_err
+dsn_commit_local(struct engine *e, struct qmsg *qm, const char *to,
+    const struct buf *out, const struct dsn_marks *mk)
+{
+	uint32_t *ids = NULL;
+	size_t nids = 0;
+	struct store_delivery *d = NULL;
+	enum store_err err;
+
+	err = store_resolve(e->m->st, to, &ids, &nids);
+	if (err == STORE_OK && nids == 0)
+		err = STORE_ENOTFOUND;
+	if (err == STORE_OK && (err = store_delivery_new(e->m->st, &d)) ==
+	    STORE_OK && (err = store_delivery_write(d, out->data, out->len)) ==
+	    STORE_OK) {
+		for (size_t i = 0; i < nids && err == STORE_OK; i++)
+			err = store_delivery_add_target(d, ids[i], 0, 0,
+			    NULL, 0, 0, 0);
+		if (err == STORE_OK)
+			err = store_delivery_queue_mark(d, qm->id, mk->idx,
+			    mk->n, mk->flag);
+		if (err == STORE_OK)
+			err = store_delivery_commit(d,
+			    STORE_DELIVER_NOQUOTA, NULL);
+	}
+	store_delivery_free(&d);
+	free(ids);
+	return err;
+}
+
+/* Queues the DSN in out for the remote address to, marks and all. */
+static enum store_err
+dsn_commit_queue(struct engine *e, struct qmsg *qm, const char *to,
+    const struct buf *out, const struct dsn_marks *mk, uint64_t *id_r)
+{
+	struct store_delivery *d = NULL;
+	struct store_queue_msg env;
+	struct store_queue_rcpt r;
+	enum store_err err;
+
+	memset(&env, 0, sizeof(env));
+	env.flags = STORE_QMF_DSN;
+	memset(&r, 0, sizeof(r));
+	str_copy(r.address, to, sizeof(r.address));
+	r.notify = STORE_QN_NEVER;
+	*id_r = 0;
+	if ((err = store_delivery_new(e->m->st, &d)) == STORE_OK &&
+	    (err = store_delivery_write(d, out->data, out->len)) == STORE_OK &&
+	    (err = store_delivery_queue(d, &env, &r, 1)) == STORE_OK &&
+	    (err = store_delivery_queue_mark(d, qm->id, mk->idx, mk->n,
+	    mk->flag)) == STORE_OK &&
+	    (err = store_delivery_commit(d, 0, NULL)) == STORE_OK)
+		*id_r = store_delivery_queue_id(d);
+	store_delivery_free(&d);
+	return err;
+}
+
+/* The address a DSN about qm goes to (in buf when it is an SRS sender of
+   ours turned back), or NULL when there is no one to write to. A
+   forwarded message carries an SRS sender of ours: its DSN goes to the
+   address that stands for (the original sender, or the previous forwarder
+   for SRS1). One that does not verify names no one we may write to: no
+   DSN, as smtpd refuses such a bounce at RCPT. */
+static const char *
+dsn_to(struct engine *e, struct qmsg *qm, char *buf, size_t size)
+{
+	struct mtad *m = e->m;
+	const char *to = qm->msg.sender;
+	int sr;
+
+	if (!srs_is_srs(to) || !store_domain_is_local(m->st, domain_of(to)))
+		return to;
+	sr = srs_reverse(m->srs_key, to, (int64_t)time(NULL), buf, size);
+	if (sr < 0) {
+		log_warnx("mtad %s dsn-dropped to=%s reason=bad-srs",
+		    qm->qid, to);
+		return NULL;
+	}
+	return sr == 0 ? buf : to;
+}
+
+/* Builds and commits the DSN with its marks; false when it was not made
+   (the caller then sets the marks alone: a DSN that cannot go now is not
+   tried again on every look). */
+static bool
 dsn_deliver(struct engine *e, struct qmsg *qm, const struct dsn_rcpt *dr,
-    size_t n)
+    size_t n, const struct dsn_marks *mk)
 {
 	struct mtad *m = e->m;
 	struct dsn_report rep;
 	unsigned char rnd[16];
 	struct buf out;
-	const char *to = qm->msg.sender;
-	char unsrs[SRS_ADDRESS_MAX + 1];
+	char unsrs[SRS_ADDRESS_MAX + 1], idb[24];
+	const char *to = dsn_to(e, qm, unsrs, sizeof(unsrs));
+	uint64_t id = 0;
 	enum store_err err;
-	int sr;
+	bool local;
 
-	/* A forwarded message carries an SRS sender of ours: its DSN goes to
-	   the address that stands for (the original sender, or the previous
-	   forwarder for SRS1). One that does not verify names no one we may
-	   write to: no DSN, as smtpd refuses such a bounce at RCPT. */
-	if (srs_is_srs(to) && store_domain_is_local(m->st, domain_of(to))) {
-		sr = srs_reverse(m->srs_key, to, (int64_t)time(NULL), unsrs,
-		    sizeof(unsrs));
-		if (sr < 0) {
-			log_warnx("mtad %s dsn-dropped to=%s reason=bad-srs",
-			    qm->qid, to);
-			return;
-		}
-		if (sr == 0)
-			to = unsrs;
-	}
+	if (to == NULL)
+		return false;
 	randombytes_buf(rnd, sizeof(rnd));
 	memset(&rep, 0, sizeof(rep));
 	rep.hostname = m->cfg->hostname;
@@ -1197,54 +1295,45 @@ dsn_deliver(struct engine *e, struct qmsg *qm, const struct dsn_rcpt *dr,
 	rep.rand16 = rnd;
 	buf_init(&out);
 	dsn_build(&rep, &out);
-
-	if (store_domain_is_local(m->st, domain_of(to))) {
-		uint32_t *ids = NULL;
-		size_t nids = 0;
-		struct store_delivery *d = NULL;
-
-		err = store_resolve(m->st, to, &ids, &nids);
-		if (err == STORE_OK && nids > 0 &&
-		    (err = store_delivery_new(m->st, &d)) == STORE_OK &&
-		    (err = store_delivery_write(d, out.data, out.len)) ==
-		    STORE_OK) {
-			for (size_t i = 0; i < nids && err == STORE_OK; i++)
-				err = store_delivery_add_target(d, ids[i], 0, 0,
-				    NULL, 0, 0, 0);
-			if (err == STORE_OK)
-				err = store_delivery_commit(d,
-				    STORE_DELIVER_NOQUOTA, NULL);
-		}
-		store_delivery_free(&d);
-		free(ids);
-		if (err == STORE_OK)
-			log_info("mtad %s dsn-delivered to=%s where=inbox",
-			    qm->qid, to);
-		else
-			log_warnx("mtad %s dsn-failed to=%s error=\"%s\"",
-			    qm->qid, to, store_last_error());
-	} else {
-		struct store_queue_msg env;
-		struct store_queue_rcpt r;
-		uint64_t id = 0;
-		char idb[24];
-
-		memset(&env, 0, sizeof(env));
-		env.flags = STORE_QMF_DSN;
-		memset(&r, 0, sizeof(r));
-		str_copy(r.address, to, sizeof(r.address));
-		r.notify = STORE_QN_NEVER;
-		err = store_queue_add(m->st, out.data, out.len, &env, &r, 1,
-		    &id);
-		store_queue_id_str(id, idb, sizeof(idb));
-		if (err == STORE_OK)
-			log_info("mtad %s dsn-queued to=%s id=%s", qm->qid, to,
-			    idb);
-		else
-			log_warnx("mtad %s dsn-failed to=%s error=\"%s\"",
-			    qm->qid, to, store_last_error());
-	}
+	local = store_domain_is_local(m->st, domain_of(to));
+	err = local ? dsn_commit_local(e, qm, to, &out, mk) :
+	    dsn_commit_queue(e, qm, to, &out, mk, &id);
 	buf_free(&out);
+	if (err != STORE_OK) {
+		log_warnx("mtad %s dsn-failed to=%s error=\"%s\"", qm->qid, to,
+		    local && err == STORE_ENOTFOUND ? "no such local user" :
+		    store_last_error());
+		return false;
+	}
+	crash_point("dsn-committed");
+	store_queue_id_str(id, idb, sizeof(idb));
+	if (local)
+		log_info("mtad %s dsn-delivered to=%s where=inbox", qm->qid,
+		    to);
+	else
+		log_info("mtad %s dsn-queued to=%s id=%s", qm->qid, to, idb);
+	return true;
+}
+
+/* The marks of a DSN that did not go (or of none): set on their own. */
+static void
+marks_alone(struct engine *e, struct qmsg *qm, const struct dsn_marks *mk)
+{
+	for (size_t i = 0; i < mk->n; i++)
+		store_queue_rcpt_set_flags(e->m->st, qm->id, mk->idx[i],
+		    mk->flag);
+}
+
+/* The marks are in qm's store records now: the copy in memory too (mk
+   was taken from qm->rcpts in their order). */
+static void
+marks_taken(struct qmsg *qm, const struct dsn_marks *mk)
+{
+	for (size_t i = 0, j = 0; i < qm->n && j < mk->n; i++)
+		if (qm->rcpts[i].idx == mk->idx[j]) {
+			qm->rcpts[i].flags |= mk->flag;
+			j++;
+		}
 }
 
 static bool
@@ -1271,49 +1360,49 @@ fill_dsn_rcpt(struct dsn_rcpt *d, const struct store_queue_rcpt *q,
 	d->retry_until = (time_t)retry_until;
 }
 
+/* Whether the final state of q asks for a DSN. */
+static bool
+final_wanted(const struct store_queue_rcpt *q)
+{
+	if (q->state == STORE_QS_FAILED)
+		return !(q->notify & STORE_QN_NEVER) && (q->notify == 0 ||
+		    (q->notify & STORE_QN_FAILURE));
+	/* A remote that offered DSN got NOTIFY and reports itself; one that
+	   did not gets a "relayed" from us (RFC 3461 5.2.2). */
+	return (q->notify & STORE_QN_SUCCESS) != 0 &&
+	    (q->flags & STORE_QRF_RELAYED) != 0;
+}
+
 /* The final DSN (failed; delivered/relayed when asked) for recipients that
-   reached a final state, once each. */
+   reached a final state, once each: every such recipient is marked with
+   it. Without a DSN nothing is marked (a later look decides the same
+   again, and the commit is saved). */
 static void
 final_dsns(struct engine *e, struct qmsg *qm)
 {
 	struct dsn_rcpt *dr = xcalloc(qm->n + 1, sizeof(*dr));
+	struct dsn_marks mk = { xcalloc(qm->n + 1, sizeof(uint32_t)), 0,
+	    STORE_QRF_FINAL_DSN };
 	size_t nd = 0;
 
 	for (size_t i = 0; i < qm->n; i++) {
 		struct store_queue_rcpt *q = &qm->rcpts[i];
-		bool want;
 
 		if ((q->state != STORE_QS_SENT && q->state != STORE_QS_FAILED) ||
 		    (q->flags & STORE_QRF_FINAL_DSN))
 			continue;
-		if (q->state == STORE_QS_FAILED)
-			want = !(q->notify & STORE_QN_NEVER) && (q->notify == 0 ||
-			    (q->notify & STORE_QN_FAILURE));
-		else
-			/* A remote that offered DSN got NOTIFY and reports
-			   itself; one that did not gets a "relayed" from us
-			   (RFC 3461 5.2.2). */
-			want = (q->notify & STORE_QN_SUCCESS) != 0 &&
-			    (q->flags & STORE_QRF_RELAYED) != 0;
-		if (want && may_notify(qm))
+		mk.idx[mk.n++] = q->idx;
+		if (final_wanted(q) && may_notify(qm))
 			fill_dsn_rcpt(&dr[nd++], q, q->state == STORE_QS_FAILED ?
 			    DSN_ACT_FAILED : DSN_ACT_RELAYED, 0);
 	}
-	if (nd > 0)
-		dsn_deliver(e, qm, dr, nd);
-	free(dr);
-	/* The mark keeps a DSN from going twice; without one, a later look
-	   decides the same again, and the commit is saved. */
-	for (size_t i = 0; nd > 0 && i < qm->n; i++) {
-		struct store_queue_rcpt *q = &qm->rcpts[i];
-
-		if ((q->state == STORE_QS_SENT || q->state == STORE_QS_FAILED) &&
-		    !(q->flags & STORE_QRF_FINAL_DSN)) {
-			store_queue_rcpt_set_flags(e->m->st, qm->id, q->idx,
-			    STORE_QRF_FINAL_DSN);
-			q->flags |= STORE_QRF_FINAL_DSN;
-		}
+	if (nd > 0) {
+		if (!dsn_deliver(e, qm, dr, nd, &mk))
+			marks_alone(e, qm, &mk);
+		marks_taken(qm, &mk);
 	}
+	free(dr);
+	free(mk.idx);
 }
 
 /* One "delayed" DSN for the deferred recipients past delay_warning. */
@@ -1322,12 +1411,13 @@ delay_dsns(struct engine *e, struct qmsg *qm, int64_t now)
 {
 	const struct config *c = e->m->cfg;
 	struct dsn_rcpt *dr;
-	size_t nd = 0;
+	struct dsn_marks mk = { NULL, 0, STORE_QRF_DELAY_DSN };
 
 	if (c->delay_warning <= 0 || now - qm->msg.arrival <
 	    (int64_t)c->delay_warning || !may_notify(qm))
 		return;
 	dr = xcalloc(qm->n + 1, sizeof(*dr));
+	mk.idx = xcalloc(qm->n + 1, sizeof(uint32_t));
 	for (size_t i = 0; i < qm->n; i++) {
 		struct store_queue_rcpt *q = &qm->rcpts[i];
 
@@ -1336,15 +1426,17 @@ delay_dsns(struct engine *e, struct qmsg *qm, int64_t now)
 			continue;
 		if (q->notify != 0 && !(q->notify & STORE_QN_DELAY))
 			continue;
-		fill_dsn_rcpt(&dr[nd++], q, DSN_ACT_DELAYED, qm->msg.arrival +
+		fill_dsn_rcpt(&dr[mk.n], q, DSN_ACT_DELAYED, qm->msg.arrival +
 		    (int64_t)c->queue_lifetime);
-		store_queue_rcpt_set_flags(e->m->st, qm->id, q->idx,
-		    STORE_QRF_DELAY_DSN);
-		q->flags |= STORE_QRF_DELAY_DSN;
+		mk.idx[mk.n++] = q->idx;
 	}
-	if (nd > 0)
-		dsn_deliver(e, qm, dr, nd);
+	if (mk.n > 0) {
+		if (!dsn_deliver(e, qm, dr, mk.n, &mk))
+			marks_alone(e, qm, &mk);
+		marks_taken(qm, &mk);
+	}
 	free(dr);
+	free(mk.idx);
 }
 
 /* ---- messages ---- */
