@@ -35,6 +35,35 @@
    around) does. */
 #define READ_MAX        (256u << 10)
 
+#ifdef POSTROOM_TEST_HOOKS
+/* Test builds only: POSTROOM_TEST_CRASH=<point> kills mtad there as a
+   kill -9 would, so the crash tests hit the instant they are about. */
+static void
+crash_point(const char *point)
+{
+	const char *v = getenv("POSTROOM_TEST_CRASH");
+
+	if (v != NULL && strcmp(v, point) == 0)
+		raise(SIGKILL);
+}
+
+/* Test builds only: a point named in POSTROOM_TEST_FAIL (a list) fails
+   once, as a store write refused by LMDB (MDB_MAP_FULL) would. */
+static bool
+fail_point(const char *point, bool *fired)
+{
+	const char *v = getenv("POSTROOM_TEST_FAIL");
+
+	if (*fired || v == NULL || strstr(v, point) == NULL)
+		return false;
+	*fired = true;
+	return true;
+}
+#else
+#define crash_point(point) ((void)(point))
+#define fail_point(point, fired) ((void)(point), (void)(fired), false)
+#endif
+
 struct qmsg;
 
 /* A connection's transactions whose results are not committed yet (a
@@ -148,6 +177,12 @@ struct engine {
 	struct wop *wq_results;     /* the one WOP_RESULTS waiting, or NULL */
 	bool wq_busy;               /* one is running */
 	bool wq_kicking;
+	/* Recipients whose results could not be committed and that could
+	   not be put back to be retried either: tried again before every
+	   later store write. Touched only by the store writes, which run one
+	   at a time. */
+	struct store_queue_result_item *unreleased;
+	size_t nunreleased;
 };
 
 static void schedule_scan(struct engine *e);
@@ -334,8 +369,10 @@ struct wres {
 	char remote[STORE_QUEUE_REMOTE_MAX + 1];
 	char tls[32];
 	bool has_status, has_reply, has_remote, has_tls;
+	int64_t retry_at;           /* if the result cannot be committed */
 	enum store_err err;
 	char errmsg[256];
+	bool requeued;              /* then put back to be retried */
 };
 
 /* WOP_CALL runs fn on the loop thread once everything before it is
@@ -366,11 +403,66 @@ static void settle_work(struct wop *op);
 static void wq_link(struct engine *e, struct wop *op);
 static void qmsg_free(struct qmsg *qm);
 
+/* The results of items could not be committed: their recipients, still
+   in flight in the store, go back to be retried (at the time a deferral
+   would have given them), else they would wait for a restart. */
+static enum store_err
+put_back(struct engine *e, struct store_queue_result_item *it, size_t n)
+{
+	static bool fired;
+
+	if (fail_point("results-retry", &fired))
+		return STORE_ETEMP;
+	return store_queue_rcpt_retry(e->m->st, it, n);
+}
+
+/* Those that could not be put back before: again, before each write. */
+static void
+put_back_pending(struct engine *e)
+{
+	if (e->nunreleased == 0 || put_back(e, e->unreleased,
+	    e->nunreleased) != STORE_OK)
+		return;
+	log_info("mtad result-requeued rcpts=%zu (after an earlier failure)",
+	    e->nunreleased);
+	free(e->unreleased);
+	e->unreleased = NULL;
+	e->nunreleased = 0;
+}
+
+static void
+put_back_later(struct engine *e, const struct store_queue_result_item *it,
+    size_t n)
+{
+	e->unreleased = xrealloc(e->unreleased, (e->nunreleased + n) *
+	    sizeof(*it));
+	memcpy(e->unreleased + e->nunreleased, it, n * sizeof(*it));
+	for (size_t i = 0; i < n; i++) {
+		struct store_queue_result_item *u = &e->unreleased[
+		    e->nunreleased + i];
+
+		u->res.status = u->res.reply = u->res.remote = NULL;
+	}
+	e->nunreleased += n;
+}
+
+static enum store_err
+results_commit(struct engine *e, struct store_queue_result_item *it,
+    size_t n)
+{
+	static bool fired;
+
+	if (fail_point("results-commit", &fired))
+		return STORE_ETEMP;
+	return store_queue_rcpt_results_many(e->m->st, it, n);
+}
+
 static void
 results_work(struct wop *op)
 {
 	struct store_queue_result_item *it = xcalloc(op->n + 1, sizeof(*it));
 	enum store_err err;
+	bool requeued = false;
 
 	/* The batch may have moved while it grew: the strings are pointed at
 	   only now. */
@@ -384,12 +476,21 @@ results_work(struct wop *op)
 		it[i].res.reply = w->has_reply ? w->reply : NULL;
 		it[i].res.remote = w->has_remote ? w->remote : NULL;
 	}
-	err = store_queue_rcpt_results_many(op->e->m->st, it, op->n);
+	err = results_commit(op->e, it, op->n);
 	for (size_t i = 0; i < op->n; i++) {
 		op->r[i].err = err != STORE_OK ? err : it[i].err;
 		if (op->r[i].err != STORE_OK)
 			str_copy(op->r[i].errmsg, store_last_error(),
 			    sizeof(op->r[i].errmsg));
+	}
+	if (err != STORE_OK) {
+		for (size_t i = 0; i < op->n; i++)
+			it[i].res.next_attempt = op->r[i].retry_at;
+		requeued = put_back(op->e, it, op->n) == STORE_OK;
+		if (!requeued)
+			put_back_later(op->e, it, op->n);
+		for (size_t i = 0; i < op->n; i++)
+			op->r[i].requeued = requeued;
 	}
 	free(it);
 }
@@ -407,7 +508,8 @@ results_done(struct wop *op)
 		}
 		if (w->err != STORE_OK)
 			log_warnx("mtad %s result-commit-failed rcpt=%s "
-			    "error=\"%s\"", w->qm->qid, w->address, w->errmsg);
+			    "error=\"%s\" retry=%s", w->qm->qid, w->address,
+			    w->errmsg, w->requeued ? "requeued" : "later");
 		log_result(w->qm, w->address, w->has_remote ? w->remote : NULL,
 		    w->has_tls ? w->tls : NULL, w->res.state, w->status,
 		    w->reply, w->res.now);
@@ -485,6 +587,7 @@ wop_work(void *arg)
 {
 	struct wop *op = arg;
 
+	put_back_pending(op->e);
 	if (op->kind == WOP_RESULTS)
 		results_work(op);
 	else if (op->kind == WOP_BEGIN)
@@ -638,9 +741,9 @@ commit_result(struct qmsg *qm, uint32_t idx, enum store_queue_state st,
 	w->res.set_flags = flags;
 	w->has_status = status != NULL;
 	w->has_reply = reply != NULL;
+	w->retry_at = retry_time(e, qm, q->attempts, w->res.now);
 	if (st == STORE_QS_DEFERRED)
-		w->res.next_attempt = next != 0 ? next :
-		    retry_time(e, qm, q->attempts, w->res.now);
+		w->res.next_attempt = next != 0 ? next : w->retry_at;
 	q->state = st;
 	q->flags |= flags;
 	str_copy(q->status, w->status, sizeof(q->status));
@@ -1152,21 +1255,6 @@ group_start(struct group *g)
 }
 
 /* ---- DSNs ---- */
-
-#ifdef POSTROOM_TEST_HOOKS
-/* Test builds only: POSTROOM_TEST_CRASH=<point> kills mtad there as a
-   kill -9 would, so the crash tests hit the instant they are about. */
-static void
-crash_point(const char *point)
-{
-	const char *v = getenv("POSTROOM_TEST_CRASH");
-
-	if (v != NULL && strcmp(v, point) == 0)
-		raise(SIGKILL);
-}
-#else
-#define crash_point(point) ((void)(point))
-#endif
 
 /* The recipients a DSN reports on: their flag is set in the DSN's own
    commit, so a kill -9 can neither send the DSN twice (it went, the mark
@@ -1925,5 +2013,6 @@ engine_free(struct engine **ep)
 		e->conns = cs->next;
 		free(cs);
 	}
+	free(e->unreleased);
 	free(e);
 }

@@ -544,6 +544,13 @@ struct store_queue_result_item {
 };
 enum store_err store_queue_rcpt_results_many(struct store *st,
     struct store_queue_result_item *items, size_t n);
+/* Puts the recipients of items[0..n) (consecutive items of one message
+   together) that are still INFLIGHT back to DEFERRED, due at their
+   res.next_attempt (0: now): mtad's way out when their results could not
+   be committed, rather than leaving them in flight until a restart. One
+   transaction; a message gone gets err STORE_ENOTFOUND and is skipped. */
+enum store_err store_queue_rcpt_retry(struct store *st,
+    struct store_queue_result_item *items, size_t n);
 /* store_queue_begin_attempt for several messages in one transaction: a
    message gone or held gets err STORE_ENOTFOUND / STORE_EPERM and n 0;
    another error: nothing at all. */

@@ -1285,6 +1285,67 @@ out:
 	return e;
 }
 
+/* One message's run of items[0..n) (all of one id) in txn. */
+static enum store_err
+retry_txn(struct store *st, MDB_txn *txn,
+    const struct store_queue_result_item *items, size_t n, struct buf *b)
+{
+	struct store_queue_msg m;
+	struct store_queue_rcpt *r = NULL;
+	enum store_err e;
+	int64_t now = (int64_t)time(NULL);
+
+	if ((e = msg_get_txn(st, txn, items[0].id, &m)) != STORE_OK ||
+	    (e = rcpts_get_txn(st, txn, &m, &r)) != STORE_OK)
+		return e;
+	for (size_t i = 0; i < n; i++) {
+		struct store_queue_rcpt *q;
+
+		if (items[i].idx >= m.nrcpts)
+			continue;
+		q = &r[items[i].idx];
+		if (q->state != STORE_QS_INFLIGHT)
+			continue;
+		q->state = STORE_QS_DEFERRED;
+		q->next_attempt = items[i].res.next_attempt > 0 ?
+		    items[i].res.next_attempt : now;
+		if ((e = rcpt_put_txn(st, txn, m.id, q, b)) != STORE_OK)
+			goto out;
+	}
+	e = sched_update_txn(st, txn, &m, r, now, b);
+out:
+	free(r);
+	return e;
+}
+
+enum store_err
+store_queue_rcpt_retry(struct store *st,
+    struct store_queue_result_item *items, size_t n)
+{
+	struct buf b;
+	MDB_txn *txn;
+	enum store_err e;
+
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	buf_init(&b);
+	for (size_t i = 0, k; i < n && e == STORE_OK; i = k) {
+		for (k = i; k < n && items[k].id == items[i].id; k++)
+			;
+		e = retry_txn(st, txn, &items[i], k - i, &b);
+		for (size_t x = i; x < k; x++)
+			items[x].err = e;
+		if (e == STORE_ENOTFOUND)
+			e = STORE_OK;
+	}
+	buf_free(&b);
+	if (e != STORE_OK) {
+		mdb_txn_abort(txn);
+		return e;
+	}
+	return store_txn_commit(txn);
+}
+
 enum store_err
 store_queue_rcpt_result(struct store *st, uint64_t id, uint32_t idx,
     const struct store_queue_result *res)
