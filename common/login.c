@@ -271,8 +271,7 @@ login_reload(struct daemon *d)
 	if (d->cfg->path == NULL)
 		return;
 	if (config_load(&fresh, d->cfg->path, err, sizeof(err)) < 0) {
-		log_warnx("- reload auth_cache_ttl keep=%g error=\"%s\"", old,
-		    err);
+		log_warnx("- auth-cache ttl=%g kept error=\"%s\"", old, err);
 		return;
 	}
 	reloaded_ttl = fresh.auth_cache_ttl;
@@ -281,8 +280,9 @@ login_reload(struct daemon *d)
 	/* Also before the first login: that one sets the cache up with
 	   cache_ttl(), the value read now. */
 	auth_cache_set_ttl(reloaded_ttl);
-	log_info("- reload auth_cache_ttl=%g%s", reloaded_ttl,
-	    reloaded_ttl != old ? " changed=yes" : "");
+	/* Not a second "reload" line: every daemon logs just the one. */
+	if (reloaded_ttl != old)
+		log_info("- auth-cache ttl=%g", reloaded_ttl);
 }
 
 static unsigned

@@ -1,7 +1,7 @@
 """auth_cache_ttl is read again on SIGHUP: set to 0 the cache is emptied
 and a repeated login is checked again (its log line has no cached=yes);
 set back, logins are cached again. Seen through the login log lines and
-the reload line, never through time."""
+the "- auth-cache ttl=N" line, never through time."""
 import re
 import signal
 import time
@@ -18,12 +18,13 @@ def _cached(pr, daemon):
 
 
 def _reload(pr, daemon, ttl):
-    """Rewrites auth_cache_ttl, sends SIGHUP and waits for its reload line."""
-    before = pr.log(daemon).count(f"reload auth_cache_ttl={ttl}")
+    """Rewrites auth_cache_ttl (to another value), sends SIGHUP and waits
+    for the line saying the cache took it."""
+    before = pr.log(daemon).count(f"- auth-cache ttl={ttl}\n")
     pr.write_config(auth_cache_ttl=ttl)
     pr.signal(daemon, signal.SIGHUP)
     deadline = time.time() + 60 * WRAP_SCALE
-    while pr.log(daemon).count(f"reload auth_cache_ttl={ttl}") == before:
+    while pr.log(daemon).count(f"- auth-cache ttl={ttl}\n") == before:
         assert time.time() < deadline, pr.log(daemon)[-3000:]
         time.sleep(0.05)
 
@@ -36,7 +37,6 @@ def test_sighup_applies_auth_cache_ttl(pr):
     imap_login(pr, USER, PASSWORD).logout()
     assert _cached(pr, "imapd") == 1
     _reload(pr, "imapd", "0")
-    assert "reload auth_cache_ttl=0 changed=yes" in pr.log("imapd")
     imap_login(pr, USER, PASSWORD).logout()
     imap_login(pr, USER, PASSWORD).logout()
     assert _cached(pr, "imapd") == 1            # the cache is off
