@@ -125,8 +125,13 @@ int server_bound_port(const struct server *s, size_t i);
    (nothing is read then). */
 int conn_getline(struct conn *c, char **line_r, size_t *len_r);
 /* Raw access to the buffered input (literals, DATA, BDAT). Returns the
-   number of bytes available at *p_r (0 if none). */
+   number of bytes available at *p_r (0 if none). Until the next
+   conn_getline, input may then be read in large chunks even before login
+   (otherwise a connection not logged in buffers at most its line limit
+   and a little). */
 size_t conn_peek(struct conn *c, const char **p_r);
+/* Bytes allocated for c's input buffer (tests, benchmarks). */
+size_t conn_in_allocated(const struct conn *c);
 /* Drops n peeked bytes. The idle timer is re-armed (at the end of the
    callback) only by input that shows progress: a line from conn_getline, a
    consumed chunk holding a LF, or at least 512 bytes. Bytes that trickle in
