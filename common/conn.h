@@ -76,9 +76,9 @@ struct server_params {
    max_connections_per_ip, max_unauth_connections_per_ip for connections
    not logged in; a native IPv6 peer is counted per /64). When
    max_connections is reached, a newcomer makes room by closing the longest
-   idle connection that is not logged in, of an address holding more
-   connections than the newcomer's (the idle timeout() handler says
-   goodbye); only if there is none is it refused. */
+   idle connection that is not logged in, of the address holding the most
+   connections if that is more than the newcomer's (the idle timeout()
+   handler says goodbye); only if there is none is it refused. */
 struct server *server_new(const struct server_params *p);
 void server_free(struct server **s);
 

@@ -1350,6 +1350,48 @@ test_evict(void **state)
 	assert_int_equal(T.timeouts, 2);
 }
 
+/* A full table (4): one idle connection from 127.0.0.1, the oldest, and
+   three from 127.0.0.2. A newcomer from 127.0.0.3 closes the oldest of
+   127.0.0.2's, the address holding the most, not 127.0.0.1's older one. */
+static const char *
+cl_evict_most(void)
+{
+	struct cli b, x[3], n;
+
+	if (cli_connect(&b, T.port) < 0)
+		return "connect b";
+	EXPECT(&b, "HELLO plain");
+	for (int i = 0; i < 3; i++) {
+		if (cli_connect_from(&x[i], T.port, "127.0.0.2") < 0)
+			return "connect 127.0.0.2";
+		EXPECT(&x[i], "HELLO plain");
+	}
+	if (cli_connect_from(&n, T.port, "127.0.0.3") < 0)
+		return "connect 127.0.0.3";
+	EXPECT(&n, "HELLO plain");
+	EXPECT(&x[0], "TIMEOUT");
+	if (!cli_eof(&x[0]))
+		return "evicted connection of 127.0.0.2 not closed";
+	cli_puts(&b, "hello\r\n");
+	EXPECT(&b, "ECHO 5 hello");
+	cli_puts(&x[1], "hello\r\n");
+	EXPECT(&x[1], "ECHO 5 hello");
+	cli_close(&b);
+	for (int i = 0; i < 3; i++)
+		cli_close(&x[i]);
+	cli_close(&n);
+	return NULL;
+}
+
+static void
+test_evict_most(void **state)
+{
+	T.cfg.max_connections = 4;
+	run_client(cl_evict_most);
+	assert_int_equal(T.accepted, 5);
+	assert_int_equal(T.timeouts, 1);
+}
+
 static const char *
 cl_unauth_limit(void)
 {
@@ -1783,6 +1825,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tls_handshake_deadline,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evict_most, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_unauth_limit, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_large_reads, setup,
