@@ -18,6 +18,8 @@ CFLAGS_STD  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 ifeq ($(SAN),1)
 OPT     = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
           -fno-sanitize-recover=undefined
+# The sanitizer build is the one the tests run: it has their crash hooks.
+OPT     += -DPOSTROOM_TEST_HOOKS
 LDSAN   = -fsanitize=address,undefined
 else ifeq ($(FUZZ),1)
 CC      = $(FUZZ_CC)

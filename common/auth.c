@@ -183,6 +183,8 @@ cache_find(const unsigned char key[32], double now)
 void
 auth_cache_set_ttl(double ttl)
 {
+	double now;
+
 	auth_init_once();
 	pthread_mutex_lock(&cache.mu);
 	if (!cache.keyed) {
@@ -193,6 +195,11 @@ auth_cache_set_ttl(double ttl)
 	if (cache.ttl == 0)
 		while (cache.oldest != NULL)
 			cache_remove(cache.oldest);
+	/* A shorter TTL (SIGHUP) holds for the entries made before it too. */
+	now = mono_now();
+	for (struct cache_entry *e = cache.oldest; e != NULL; e = e->newer)
+		if (e->expires > now + cache.ttl)
+			e->expires = now + cache.ttl;
 	pthread_mutex_unlock(&cache.mu);
 }
 

@@ -48,6 +48,7 @@ static const struct key_def config_keys[] = {
 	{ "imap_listen", K_LISTEN, F(imap_listen) },
 	{ "imaps_listen", K_LISTEN, F(imaps_listen) },
 	{ "max_message_size", K_SIZE, F(max_message_size) },
+	{ "max_header_size", K_SIZE, F(max_header_size) },
 	{ "allow_plaintext_auth", K_BOOL, F(allow_plaintext_auth) },
 	{ "dmarc_policy", K_BOOL, F(dmarc_policy) },
 	{ "log_level", K_LEVEL, F(log_debug) },
@@ -101,6 +102,7 @@ config_init(struct config *cfg)
 	cfg->hostname = xstrdup(host);
 	cfg->data_dir = xstrdup("/var/lib/postroom");
 	cfg->max_message_size = 50ULL * 1024 * 1024;
+	cfg->max_header_size = 100 * 1024;
 	cfg->allow_plaintext_auth = false;
 	cfg->dmarc_policy = true;
 	cfg->log_debug = false;

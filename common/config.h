@@ -25,6 +25,8 @@ struct config {
 	char *imap_listen, *imaps_listen;
 
 	uint64_t max_message_size;      /* default 50M */
+	uint64_t max_header_size;       /* a message's header section, as the
+	                                   client sent it; default 100K */
 	bool allow_plaintext_auth;      /* default no */
 	bool log_debug;                 /* log_level = info|debug */
 	bool dmarc_policy;              /* inbound: honour DMARC p=reject and

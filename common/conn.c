@@ -59,11 +59,16 @@ out_pending(const struct conn *c)
 	return c->out_end - c->out_start;
 }
 
+/* Raw input (DATA, a literal: what the daemon takes with conn_peek as it
+   comes) may use large reads whoever sends it; lines before login get no
+   more room than the longest one allowed. */
 static uint32_t
 in_max(const struct conn *c)
 {
 	uint32_t m = c->line_limit + 2;
 
+	if (!c->authed && !c->in_raw)
+		return m + IN_PREAUTH_SLACK;
 	return m > IN_RAW_MAX ? m : IN_RAW_MAX;
 }
 
@@ -648,6 +653,7 @@ conn_getline(struct conn *c, char **line_r, size_t *len_r)
 	char *p, *lf;
 	size_t n, len;
 
+	c->in_raw = false;
 	for (;;) {
 		n = c->in_end - c->in_start;
 		if (n == 0)
@@ -690,8 +696,15 @@ conn_peek(struct conn *c, const char **p_r)
 {
 	size_t n = c->in_end - c->in_start;
 
+	c->in_raw = true;
 	*p_r = n > 0 ? c->in + c->in_start : "";
 	return n;
+}
+
+size_t
+conn_in_allocated(const struct conn *c)
+{
+	return c->in != NULL ? c->in_cap : 0;
 }
 
 void

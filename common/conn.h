@@ -76,9 +76,9 @@ struct server_params {
    max_connections_per_ip, max_unauth_connections_per_ip for connections
    not logged in; a native IPv6 peer is counted per /64). When
    max_connections is reached, a newcomer makes room by closing the longest
-   idle connection that is not logged in, of an address holding more
-   connections than the newcomer's (the idle timeout() handler says
-   goodbye); only if there is none is it refused. */
+   idle connection that is not logged in, of the address holding the most
+   connections if that is more than the newcomer's (the idle timeout()
+   handler says goodbye); only if there is none is it refused. */
 struct server *server_new(const struct server_params *p);
 void server_free(struct server **s);
 
@@ -125,8 +125,13 @@ int server_bound_port(const struct server *s, size_t i);
    (nothing is read then). */
 int conn_getline(struct conn *c, char **line_r, size_t *len_r);
 /* Raw access to the buffered input (literals, DATA, BDAT). Returns the
-   number of bytes available at *p_r (0 if none). */
+   number of bytes available at *p_r (0 if none). Until the next
+   conn_getline, input may then be read in large chunks even before login
+   (otherwise a connection not logged in buffers at most its line limit
+   and a little). */
 size_t conn_peek(struct conn *c, const char **p_r);
+/* Bytes allocated for c's input buffer (tests, benchmarks). */
+size_t conn_in_allocated(const struct conn *c);
 /* Drops n peeked bytes. The idle timer is re-armed (at the end of the
    callback) only by input that shows progress: a line from conn_getline, a
    consumed chunk holding a LF, or at least 512 bytes. Bytes that trickle in

@@ -24,6 +24,10 @@
 #define IN_INIT      1024
 #define IN_READ      (64 * 1024)
 #define IN_RAW_MAX   (64 * 1024)
+/* Before login, while the daemon reads lines, input may hold only the line
+   limit, its CRLF and this much of a pipelined next line: one unfinished
+   line of a peer that is not logged in must not cost IN_RAW_MAX. */
+#define IN_PREAUTH_SLACK 64
 /* Output: allocated on the first write; a flushed buffer bigger than
    OUT_KEEP is freed rather than kept for an idle connection. */
 #define OUT_INIT     512
@@ -104,6 +108,7 @@ struct conn {
 	bool authed : 1;            /* conn_set_authenticated was called */
 	bool in_more : 1;           /* the last read filled its room */
 	bool in_big : 1;            /* the last pass read more than IN_INIT */
+	bool in_raw : 1;            /* conn_peek since the last conn_getline */
 	unsigned char addr_key[16]; /* peer address, IPv4 mapped into IPv6 */
 	char id[17];
 	char peer[46];

@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "daemon.h"
 #include "log.h"
+#include "login.h"
 #include "util.h"
 #include "worker.h"
 
@@ -58,6 +59,7 @@ on_reload(void *arg)
 	struct daemon *d = arg;
 
 	/* server_reload logs the reload line, after the certificate. */
+	login_reload(d);
 	if (d->def->reload != NULL)
 		d->def->reload(d);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "config.h"
 #include "conn.h"
 #include "daemon.h"
 #include "log.h"
@@ -249,6 +250,41 @@ login_done(struct session *s, void *arg)
    more hashing threads than half the cores would let a login storm take
    the CPU that the loop and the disk threads need, without raising the
    hashes per second that the cores can give. */
+/* auth_cache_ttl as the last SIGHUP read it (the daemon's config is the
+   one read at start and stays const). Loop thread. */
+static double reloaded_ttl;
+static bool ttl_reloaded;
+
+static double
+cache_ttl(const struct daemon *d)
+{
+	return ttl_reloaded ? reloaded_ttl : d->cfg->auth_cache_ttl;
+}
+
+void
+login_reload(struct daemon *d)
+{
+	struct config fresh;
+	char err[512];
+	double old = cache_ttl(d);
+
+	if (d->cfg->path == NULL)
+		return;
+	if (config_load(&fresh, d->cfg->path, err, sizeof(err)) < 0) {
+		log_warnx("- auth-cache ttl=%g kept error=\"%s\"", old, err);
+		return;
+	}
+	reloaded_ttl = fresh.auth_cache_ttl;
+	ttl_reloaded = true;
+	config_free(&fresh);
+	/* Also before the first login: that one sets the cache up with
+	   cache_ttl(), the value read now. */
+	auth_cache_set_ttl(reloaded_ttl);
+	/* Not a second "reload" line: every daemon logs just the one. */
+	if (reloaded_ttl != old)
+		log_info("- auth-cache ttl=%g", reloaded_ttl);
+}
+
 static unsigned
 hash_threads(const struct config *cfg)
 {
@@ -268,7 +304,7 @@ check_lane(struct daemon *d, const struct login_req *r)
 {
 	if (worker_pool_start_lane(d->workers, WORKER_LANE_CPU,
 	    hash_threads(d->cfg)))
-		auth_cache_set_ttl(d->cfg->auth_cache_ttl);
+		auth_cache_set_ttl(cache_ttl(d));
 	if (!r->refuse && auth_cache_probe(r->user, r->pass))
 		return WORKER_LANE_IO;
 	return WORKER_LANE_CPU;

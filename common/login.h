@@ -90,6 +90,9 @@ struct login {
 	struct login_req *req;          /* the check in flight */
 };
 
+/* SIGHUP: reads auth_cache_ttl from the config file again and applies it
+   (0 empties the cache); the file unreadable, the old value stays. */
+void login_reload(struct daemon *d);
 void login_init(struct login *l, struct session *s,
     const struct login_ops *ops);
 /* Wipes the SASL state and stops a pending delay (at session end). */

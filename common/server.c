@@ -347,20 +347,28 @@ conn_evict(struct server *s, struct conn *c)
 }
 
 /* The table is full: closes the longest idle unauthenticated connection of
-   an address holding more connections than the newcomer's (n_new), so that
-   no address gains at another's expense. False if there is none. */
+   the address holding the most connections, if it holds more than the
+   newcomer's (n_new). The most, not any address above n_new: else while
+   one address held hundreds of fresh connections, each newcomer (from a
+   new address of the same attacker, say) closed the oldest idle one of
+   someone holding a single connection. False if there is none. One pass
+   over the connections, made only while the table is full. */
 static bool
 server_make_room(struct server *s, unsigned n_new)
 {
 	struct conn *c, *victim = NULL;
+	unsigned most = 0, n;
 
 	/* Newest first: on a tie the older one wins. */
 	for (c = s->conns; c != NULL; c = c->next) {
-		if (!conn_evictable(c) ||
-		    (victim != NULL && c->active > victim->active) ||
-		    ip_get(s, c->addr_key, NULL) <= n_new)
+		if (!conn_evictable(c))
+			continue;
+		n = ip_get(s, c->addr_key, NULL);
+		if (n <= n_new || n < most || (n == most &&
+		    c->active > victim->active))
 			continue;
 		victim = c;
+		most = n;
 	}
 	if (victim == NULL)
 		return false;

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,35 @@
    read costs less than mapping (and unmapping, with the worker threads
    around) does. */
 #define READ_MAX        (256u << 10)
+
+#ifdef POSTROOM_TEST_HOOKS
+/* Test builds only: POSTROOM_TEST_CRASH=<point> kills mtad there as a
+   kill -9 would, so the crash tests hit the instant they are about. */
+static void
+crash_point(const char *point)
+{
+	const char *v = getenv("POSTROOM_TEST_CRASH");
+
+	if (v != NULL && strcmp(v, point) == 0)
+		raise(SIGKILL);
+}
+
+/* Test builds only: a point named in POSTROOM_TEST_FAIL (a list) fails
+   once, as a store write refused by LMDB (MDB_MAP_FULL) would. */
+static bool
+fail_point(const char *point, bool *fired)
+{
+	const char *v = getenv("POSTROOM_TEST_FAIL");
+
+	if (*fired || v == NULL || strstr(v, point) == NULL)
+		return false;
+	*fired = true;
+	return true;
+}
+#else
+#define crash_point(point) ((void)(point))
+#define fail_point(point, fired) ((void)(point), (void)(fired), false)
+#endif
 
 struct qmsg;
 
@@ -147,6 +177,12 @@ struct engine {
 	struct wop *wq_results;     /* the one WOP_RESULTS waiting, or NULL */
 	bool wq_busy;               /* one is running */
 	bool wq_kicking;
+	/* Recipients whose results could not be committed and that could
+	   not be put back to be retried either: tried again before every
+	   later store write. Touched only by the store writes, which run one
+	   at a time. */
+	struct store_queue_result_item *unreleased;
+	size_t nunreleased;
 };
 
 static void schedule_scan(struct engine *e);
@@ -333,8 +369,10 @@ struct wres {
 	char remote[STORE_QUEUE_REMOTE_MAX + 1];
 	char tls[32];
 	bool has_status, has_reply, has_remote, has_tls;
+	int64_t retry_at;           /* if the result cannot be committed */
 	enum store_err err;
 	char errmsg[256];
+	bool requeued;              /* then put back to be retried */
 };
 
 /* WOP_CALL runs fn on the loop thread once everything before it is
@@ -365,11 +403,66 @@ static void settle_work(struct wop *op);
 static void wq_link(struct engine *e, struct wop *op);
 static void qmsg_free(struct qmsg *qm);
 
+/* The results of items could not be committed: their recipients, still
+   in flight in the store, go back to be retried (at the time a deferral
+   would have given them), else they would wait for a restart. */
+static enum store_err
+put_back(struct engine *e, struct store_queue_result_item *it, size_t n)
+{
+	static bool fired;
+
+	if (fail_point("results-retry", &fired))
+		return STORE_ETEMP;
+	return store_queue_rcpt_retry(e->m->st, it, n);
+}
+
+/* Those that could not be put back before: again, before each write. */
+static void
+put_back_pending(struct engine *e)
+{
+	if (e->nunreleased == 0 || put_back(e, e->unreleased,
+	    e->nunreleased) != STORE_OK)
+		return;
+	log_info("mtad result-requeued rcpts=%zu (after an earlier failure)",
+	    e->nunreleased);
+	free(e->unreleased);
+	e->unreleased = NULL;
+	e->nunreleased = 0;
+}
+
+static void
+put_back_later(struct engine *e, const struct store_queue_result_item *it,
+    size_t n)
+{
+	e->unreleased = xrealloc(e->unreleased, (e->nunreleased + n) *
+	    sizeof(*it));
+	memcpy(e->unreleased + e->nunreleased, it, n * sizeof(*it));
+	for (size_t i = 0; i < n; i++) {
+		struct store_queue_result_item *u = &e->unreleased[
+		    e->nunreleased + i];
+
+		u->res.status = u->res.reply = u->res.remote = NULL;
+	}
+	e->nunreleased += n;
+}
+
+static enum store_err
+results_commit(struct engine *e, struct store_queue_result_item *it,
+    size_t n)
+{
+	static bool fired;
+
+	if (fail_point("results-commit", &fired))
+		return STORE_ETEMP;
+	return store_queue_rcpt_results_many(e->m->st, it, n);
+}
+
 static void
 results_work(struct wop *op)
 {
 	struct store_queue_result_item *it = xcalloc(op->n + 1, sizeof(*it));
 	enum store_err err;
+	bool requeued = false;
 
 	/* The batch may have moved while it grew: the strings are pointed at
 	   only now. */
@@ -383,12 +476,21 @@ results_work(struct wop *op)
 		it[i].res.reply = w->has_reply ? w->reply : NULL;
 		it[i].res.remote = w->has_remote ? w->remote : NULL;
 	}
-	err = store_queue_rcpt_results_many(op->e->m->st, it, op->n);
+	err = results_commit(op->e, it, op->n);
 	for (size_t i = 0; i < op->n; i++) {
 		op->r[i].err = err != STORE_OK ? err : it[i].err;
 		if (op->r[i].err != STORE_OK)
 			str_copy(op->r[i].errmsg, store_last_error(),
 			    sizeof(op->r[i].errmsg));
+	}
+	if (err != STORE_OK) {
+		for (size_t i = 0; i < op->n; i++)
+			it[i].res.next_attempt = op->r[i].retry_at;
+		requeued = put_back(op->e, it, op->n) == STORE_OK;
+		if (!requeued)
+			put_back_later(op->e, it, op->n);
+		for (size_t i = 0; i < op->n; i++)
+			op->r[i].requeued = requeued;
 	}
 	free(it);
 }
@@ -406,7 +508,8 @@ results_done(struct wop *op)
 		}
 		if (w->err != STORE_OK)
 			log_warnx("mtad %s result-commit-failed rcpt=%s "
-			    "error=\"%s\"", w->qm->qid, w->address, w->errmsg);
+			    "error=\"%s\" retry=%s", w->qm->qid, w->address,
+			    w->errmsg, w->requeued ? "requeued" : "later");
 		log_result(w->qm, w->address, w->has_remote ? w->remote : NULL,
 		    w->has_tls ? w->tls : NULL, w->res.state, w->status,
 		    w->reply, w->res.now);
@@ -484,6 +587,7 @@ wop_work(void *arg)
 {
 	struct wop *op = arg;
 
+	put_back_pending(op->e);
 	if (op->kind == WOP_RESULTS)
 		results_work(op);
 	else if (op->kind == WOP_BEGIN)
@@ -637,9 +741,9 @@ commit_result(struct qmsg *qm, uint32_t idx, enum store_queue_state st,
 	w->res.set_flags = flags;
 	w->has_status = status != NULL;
 	w->has_reply = reply != NULL;
+	w->retry_at = retry_time(e, qm, q->attempts, w->res.now);
 	if (st == STORE_QS_DEFERRED)
-		w->res.next_attempt = next != 0 ? next :
-		    retry_time(e, qm, q->attempts, w->res.now);
+		w->res.next_attempt = next != 0 ? next : w->retry_at;
 	q->state = st;
 	q->flags |= flags;
 	str_copy(q->status, w->status, sizeof(q->status));
@@ -1152,34 +1256,116 @@ group_start(struct group *g)
 
 /* ---- DSNs ---- */
 
-static void
+/* The recipients a DSN reports on: their flag is set in the DSN's own
+   commit, so a kill -9 can neither send the DSN twice (it went, the mark
+   with it) nor lose it (neither went: the next look makes it again). */
+struct dsn_marks {
+	uint32_t *idx;
+	size_t n;
+	uint32_t flag;
+};
+
+/* Delivers the DSN in out to the local address to, marks and all. */
+static enum store_err
+dsn_commit_local(struct engine *e, struct qmsg *qm, const char *to,
+    const struct buf *out, const struct dsn_marks *mk)
+{
+	uint32_t *ids = NULL;
+	size_t nids = 0;
+	struct store_delivery *d = NULL;
+	enum store_err err;
+
+	err = store_resolve(e->m->st, to, &ids, &nids);
+	if (err == STORE_OK && nids == 0)
+		err = STORE_ENOTFOUND;
+	if (err == STORE_OK && (err = store_delivery_new(e->m->st, &d)) ==
+	    STORE_OK && (err = store_delivery_write(d, out->data, out->len)) ==
+	    STORE_OK) {
+		for (size_t i = 0; i < nids && err == STORE_OK; i++)
+			err = store_delivery_add_target(d, ids[i], 0, 0,
+			    NULL, 0, 0, 0);
+		if (err == STORE_OK)
+			err = store_delivery_queue_mark(d, qm->id, mk->idx,
+			    mk->n, mk->flag);
+		if (err == STORE_OK)
+			err = store_delivery_commit(d,
+			    STORE_DELIVER_NOQUOTA, NULL);
+	}
+	store_delivery_free(&d);
+	free(ids);
+	return err;
+}
+
+/* Queues the DSN in out for the remote address to, marks and all. */
+static enum store_err
+dsn_commit_queue(struct engine *e, struct qmsg *qm, const char *to,
+    const struct buf *out, const struct dsn_marks *mk, uint64_t *id_r)
+{
+	struct store_delivery *d = NULL;
+	struct store_queue_msg env;
+	struct store_queue_rcpt r;
+	enum store_err err;
+
+	memset(&env, 0, sizeof(env));
+	env.flags = STORE_QMF_DSN;
+	memset(&r, 0, sizeof(r));
+	str_copy(r.address, to, sizeof(r.address));
+	r.notify = STORE_QN_NEVER;
+	*id_r = 0;
+	if ((err = store_delivery_new(e->m->st, &d)) == STORE_OK &&
+	    (err = store_delivery_write(d, out->data, out->len)) == STORE_OK &&
+	    (err = store_delivery_queue(d, &env, &r, 1)) == STORE_OK &&
+	    (err = store_delivery_queue_mark(d, qm->id, mk->idx, mk->n,
+	    mk->flag)) == STORE_OK &&
+	    (err = store_delivery_commit(d, 0, NULL)) == STORE_OK)
+		*id_r = store_delivery_queue_id(d);
+	store_delivery_free(&d);
+	return err;
+}
+
+/* The address a DSN about qm goes to (in buf when it is an SRS sender of
+   ours turned back), or NULL when there is no one to write to. A
+   forwarded message carries an SRS sender of ours: its DSN goes to the
+   address that stands for (the original sender, or the previous forwarder
+   for SRS1). One that does not verify names no one we may write to: no
+   DSN, as smtpd refuses such a bounce at RCPT. */
+static const char *
+dsn_to(struct engine *e, struct qmsg *qm, char *buf, size_t size)
+{
+	struct mtad *m = e->m;
+	const char *to = qm->msg.sender;
+	int sr;
+
+	if (!srs_is_srs(to) || !store_domain_is_local(m->st, domain_of(to)))
+		return to;
+	sr = srs_reverse(m->srs_key, to, (int64_t)time(NULL), buf, size);
+	if (sr < 0) {
+		log_warnx("mtad %s dsn-dropped to=%s reason=bad-srs",
+		    qm->qid, to);
+		return NULL;
+	}
+	return sr == 0 ? buf : to;
+}
+
+/* Builds and commits the DSN with its marks; false when it was not made
+   (the caller then sets the marks alone: a DSN that cannot go now is not
+   tried again on every look). */
+static bool
 dsn_deliver(struct engine *e, struct qmsg *qm, const struct dsn_rcpt *dr,
-    size_t n)
+    size_t n, const struct dsn_marks *mk)
 {
 	struct mtad *m = e->m;
 	struct dsn_report rep;
 	unsigned char rnd[16];
 	struct buf out;
-	const char *to = qm->msg.sender;
-	char unsrs[SRS_ADDRESS_MAX + 1];
+	char unsrs[SRS_ADDRESS_MAX + 1], idb[24];
+	const char *to = dsn_to(e, qm, unsrs, sizeof(unsrs));
+	uint64_t id = 0;
 	enum store_err err;
-	int sr;
+	bool local;
 
-	/* A forwarded message carries an SRS sender of ours: its DSN goes to
-	   the address that stands for (the original sender, or the previous
-	   forwarder for SRS1). One that does not verify names no one we may
-	   write to: no DSN, as smtpd refuses such a bounce at RCPT. */
-	if (srs_is_srs(to) && store_domain_is_local(m->st, domain_of(to))) {
-		sr = srs_reverse(m->srs_key, to, (int64_t)time(NULL), unsrs,
-		    sizeof(unsrs));
-		if (sr < 0) {
-			log_warnx("mtad %s dsn-dropped to=%s reason=bad-srs",
-			    qm->qid, to);
-			return;
-		}
-		if (sr == 0)
-			to = unsrs;
-	}
+	if (to == NULL)
+		return false;
 	randombytes_buf(rnd, sizeof(rnd));
 	memset(&rep, 0, sizeof(rep));
 	rep.hostname = m->cfg->hostname;
@@ -1197,54 +1383,45 @@ dsn_deliver(struct engine *e, struct qmsg *qm, const struct dsn_rcpt *dr,
 	rep.rand16 = rnd;
 	buf_init(&out);
 	dsn_build(&rep, &out);
-
-	if (store_domain_is_local(m->st, domain_of(to))) {
-		uint32_t *ids = NULL;
-		size_t nids = 0;
-		struct store_delivery *d = NULL;
-
-		err = store_resolve(m->st, to, &ids, &nids);
-		if (err == STORE_OK && nids > 0 &&
-		    (err = store_delivery_new(m->st, &d)) == STORE_OK &&
-		    (err = store_delivery_write(d, out.data, out.len)) ==
-		    STORE_OK) {
-			for (size_t i = 0; i < nids && err == STORE_OK; i++)
-				err = store_delivery_add_target(d, ids[i], 0, 0,
-				    NULL, 0, 0, 0);
-			if (err == STORE_OK)
-				err = store_delivery_commit(d,
-				    STORE_DELIVER_NOQUOTA, NULL);
-		}
-		store_delivery_free(&d);
-		free(ids);
-		if (err == STORE_OK)
-			log_info("mtad %s dsn-delivered to=%s where=inbox",
-			    qm->qid, to);
-		else
-			log_warnx("mtad %s dsn-failed to=%s error=\"%s\"",
-			    qm->qid, to, store_last_error());
-	} else {
-		struct store_queue_msg env;
-		struct store_queue_rcpt r;
-		uint64_t id = 0;
-		char idb[24];
-
-		memset(&env, 0, sizeof(env));
-		env.flags = STORE_QMF_DSN;
-		memset(&r, 0, sizeof(r));
-		str_copy(r.address, to, sizeof(r.address));
-		r.notify = STORE_QN_NEVER;
-		err = store_queue_add(m->st, out.data, out.len, &env, &r, 1,
-		    &id);
-		store_queue_id_str(id, idb, sizeof(idb));
-		if (err == STORE_OK)
-			log_info("mtad %s dsn-queued to=%s id=%s", qm->qid, to,
-			    idb);
-		else
-			log_warnx("mtad %s dsn-failed to=%s error=\"%s\"",
-			    qm->qid, to, store_last_error());
-	}
+	local = store_domain_is_local(m->st, domain_of(to));
+	err = local ? dsn_commit_local(e, qm, to, &out, mk) :
+	    dsn_commit_queue(e, qm, to, &out, mk, &id);
 	buf_free(&out);
+	if (err != STORE_OK) {
+		log_warnx("mtad %s dsn-failed to=%s error=\"%s\"", qm->qid, to,
+		    local && err == STORE_ENOTFOUND ? "no such local user" :
+		    store_last_error());
+		return false;
+	}
+	crash_point("dsn-committed");
+	store_queue_id_str(id, idb, sizeof(idb));
+	if (local)
+		log_info("mtad %s dsn-delivered to=%s where=inbox", qm->qid,
+		    to);
+	else
+		log_info("mtad %s dsn-queued to=%s id=%s", qm->qid, to, idb);
+	return true;
+}
+
+/* The marks of a DSN that did not go (or of none): set on their own. */
+static void
+marks_alone(struct engine *e, struct qmsg *qm, const struct dsn_marks *mk)
+{
+	for (size_t i = 0; i < mk->n; i++)
+		store_queue_rcpt_set_flags(e->m->st, qm->id, mk->idx[i],
+		    mk->flag);
+}
+
+/* The marks are in qm's store records now: the copy in memory too (mk
+   was taken from qm->rcpts in their order). */
+static void
+marks_taken(struct qmsg *qm, const struct dsn_marks *mk)
+{
+	for (size_t i = 0, j = 0; i < qm->n && j < mk->n; i++)
+		if (qm->rcpts[i].idx == mk->idx[j]) {
+			qm->rcpts[i].flags |= mk->flag;
+			j++;
+		}
 }
 
 static bool
@@ -1271,49 +1448,49 @@ fill_dsn_rcpt(struct dsn_rcpt *d, const struct store_queue_rcpt *q,
 	d->retry_until = (time_t)retry_until;
 }
 
+/* Whether the final state of q asks for a DSN. */
+static bool
+final_wanted(const struct store_queue_rcpt *q)
+{
+	if (q->state == STORE_QS_FAILED)
+		return !(q->notify & STORE_QN_NEVER) && (q->notify == 0 ||
+		    (q->notify & STORE_QN_FAILURE));
+	/* A remote that offered DSN got NOTIFY and reports itself; one that
+	   did not gets a "relayed" from us (RFC 3461 5.2.2). */
+	return (q->notify & STORE_QN_SUCCESS) != 0 &&
+	    (q->flags & STORE_QRF_RELAYED) != 0;
+}
+
 /* The final DSN (failed; delivered/relayed when asked) for recipients that
-   reached a final state, once each. */
+   reached a final state, once each: every such recipient is marked with
+   it. Without a DSN nothing is marked (a later look decides the same
+   again, and the commit is saved). */
 static void
 final_dsns(struct engine *e, struct qmsg *qm)
 {
 	struct dsn_rcpt *dr = xcalloc(qm->n + 1, sizeof(*dr));
+	struct dsn_marks mk = { xcalloc(qm->n + 1, sizeof(uint32_t)), 0,
+	    STORE_QRF_FINAL_DSN };
 	size_t nd = 0;
 
 	for (size_t i = 0; i < qm->n; i++) {
 		struct store_queue_rcpt *q = &qm->rcpts[i];
-		bool want;
 
 		if ((q->state != STORE_QS_SENT && q->state != STORE_QS_FAILED) ||
 		    (q->flags & STORE_QRF_FINAL_DSN))
 			continue;
-		if (q->state == STORE_QS_FAILED)
-			want = !(q->notify & STORE_QN_NEVER) && (q->notify == 0 ||
-			    (q->notify & STORE_QN_FAILURE));
-		else
-			/* A remote that offered DSN got NOTIFY and reports
-			   itself; one that did not gets a "relayed" from us
-			   (RFC 3461 5.2.2). */
-			want = (q->notify & STORE_QN_SUCCESS) != 0 &&
-			    (q->flags & STORE_QRF_RELAYED) != 0;
-		if (want && may_notify(qm))
+		mk.idx[mk.n++] = q->idx;
+		if (final_wanted(q) && may_notify(qm))
 			fill_dsn_rcpt(&dr[nd++], q, q->state == STORE_QS_FAILED ?
 			    DSN_ACT_FAILED : DSN_ACT_RELAYED, 0);
 	}
-	if (nd > 0)
-		dsn_deliver(e, qm, dr, nd);
-	free(dr);
-	/* The mark keeps a DSN from going twice; without one, a later look
-	   decides the same again, and the commit is saved. */
-	for (size_t i = 0; nd > 0 && i < qm->n; i++) {
-		struct store_queue_rcpt *q = &qm->rcpts[i];
-
-		if ((q->state == STORE_QS_SENT || q->state == STORE_QS_FAILED) &&
-		    !(q->flags & STORE_QRF_FINAL_DSN)) {
-			store_queue_rcpt_set_flags(e->m->st, qm->id, q->idx,
-			    STORE_QRF_FINAL_DSN);
-			q->flags |= STORE_QRF_FINAL_DSN;
-		}
+	if (nd > 0) {
+		if (!dsn_deliver(e, qm, dr, nd, &mk))
+			marks_alone(e, qm, &mk);
+		marks_taken(qm, &mk);
 	}
+	free(dr);
+	free(mk.idx);
 }
 
 /* One "delayed" DSN for the deferred recipients past delay_warning. */
@@ -1322,12 +1499,13 @@ delay_dsns(struct engine *e, struct qmsg *qm, int64_t now)
 {
 	const struct config *c = e->m->cfg;
 	struct dsn_rcpt *dr;
-	size_t nd = 0;
+	struct dsn_marks mk = { NULL, 0, STORE_QRF_DELAY_DSN };
 
 	if (c->delay_warning <= 0 || now - qm->msg.arrival <
 	    (int64_t)c->delay_warning || !may_notify(qm))
 		return;
 	dr = xcalloc(qm->n + 1, sizeof(*dr));
+	mk.idx = xcalloc(qm->n + 1, sizeof(uint32_t));
 	for (size_t i = 0; i < qm->n; i++) {
 		struct store_queue_rcpt *q = &qm->rcpts[i];
 
@@ -1336,15 +1514,17 @@ delay_dsns(struct engine *e, struct qmsg *qm, int64_t now)
 			continue;
 		if (q->notify != 0 && !(q->notify & STORE_QN_DELAY))
 			continue;
-		fill_dsn_rcpt(&dr[nd++], q, DSN_ACT_DELAYED, qm->msg.arrival +
+		fill_dsn_rcpt(&dr[mk.n], q, DSN_ACT_DELAYED, qm->msg.arrival +
 		    (int64_t)c->queue_lifetime);
-		store_queue_rcpt_set_flags(e->m->st, qm->id, q->idx,
-		    STORE_QRF_DELAY_DSN);
-		q->flags |= STORE_QRF_DELAY_DSN;
+		mk.idx[mk.n++] = q->idx;
 	}
-	if (nd > 0)
-		dsn_deliver(e, qm, dr, nd);
+	if (mk.n > 0) {
+		if (!dsn_deliver(e, qm, dr, mk.n, &mk))
+			marks_alone(e, qm, &mk);
+		marks_taken(qm, &mk);
+	}
 	free(dr);
+	free(mk.idx);
 }
 
 /* ---- messages ---- */
@@ -1833,5 +2013,6 @@ engine_free(struct engine **ep)
 		e->conns = cs->next;
 		free(cs);
 	}
+	free(e->unreleased);
 	free(e);
 }

@@ -78,13 +78,48 @@ smtp_data_begin(struct smtp_session *s, bool bdat)
 	}
 	tx->bdat = bdat;
 	tx->size = 0;
+	tx->hdr_len = tx->hdr_line = 0;
+	tx->hdr_done = tx->hdr_too_big = false;
 	smtp_dot_init(&tx->dot);
 	smtp_content_init(&tx->content);
 	return 0;
 }
 
+/* Measures the header section (up to the first empty line) as the bytes
+   arrive. The checks, the milters and DKIM each work on the whole header,
+   so an oversized one must be known before its bytes reach them: a slice
+   that takes it past max is not passed on at all. */
+static void
+header_count(struct smtp_tx *tx, const char *p, size_t n, uint64_t max)
+{
+	const char *lf;
+	size_t k;
+
+	while (n > 0 && !tx->hdr_done) {
+		lf = memchr(p, '\n', n);
+		k = lf != NULL ? (size_t)(lf - p) + 1 : n;
+		if (tx->hdr_line == 0)
+			tx->hdr_first = p[0];
+		tx->hdr_line += k;
+		if (lf != NULL) {
+			if (tx->hdr_line == 1 ||
+			    (tx->hdr_line == 2 && tx->hdr_first == '\r'))
+				tx->hdr_done = true;
+			else
+				tx->hdr_len += tx->hdr_line;
+			tx->hdr_line = 0;
+		}
+		p += k;
+		n -= k;
+	}
+	/* A lone CR may still become the empty line: not counted yet. */
+	k = tx->hdr_line == 1 && tx->hdr_first == '\r' ? 0 : tx->hdr_line;
+	if (tx->hdr_len + k > max)
+		tx->hdr_too_big = true;
+}
+
 /* Accounts for content bytes and writes them unless the message is
-   already lost (too big, bad content, write error). */
+   already lost (too big, header too big, bad content, write error). */
 static void
 data_put(struct smtp_session *s, const char *p, size_t n, unsigned flags)
 {
@@ -93,7 +128,10 @@ data_put(struct smtp_session *s, const char *p, size_t n, unsigned flags)
 	tx->size += n;
 	if (tx->size > s->base.d->cfg->max_message_size)
 		tx->too_big = true;
-	if (tx->too_big || tx->write_failed || flags != 0 || n == 0)
+	if (!tx->hdr_too_big)
+		header_count(tx, p, n, s->base.d->cfg->max_header_size);
+	if (tx->too_big || tx->hdr_too_big || tx->write_failed ||
+	    flags != 0 || n == 0)
 		return;
 	smtp_checks_data(s, p, n);
 	if (store_delivery_write(tx->d, p, n) != STORE_OK)
@@ -195,6 +233,10 @@ data_end(struct smtp_session *s)
 		code = 552;
 		ecode = "5.3.4";
 		why = "Message size exceeds fixed maximum message size";
+	} else if (tx->hdr_too_big) {
+		code = 552;
+		ecode = "5.3.4";
+		why = "Message header too large";
 	} else if (flags & SMTP_CONTENT_NUL) {
 		why = "Message contains NUL bytes";
 	} else if (flags & (SMTP_CONTENT_BARE_LF | SMTP_CONTENT_BARE_CR)) {
@@ -278,11 +320,14 @@ chunk_end(struct smtp_session *s)
 		data_end(s);
 		return;
 	}
-	if (tx->too_big) {
+	if (tx->too_big || tx->hdr_too_big) {
 		/* Refused now; the following chunks are dropped with 503. */
+		const char *why = tx->too_big ? "Message size exceeds fixed "
+		    "maximum message size" : "Message header too large";
+		log_info("%s message id=%s result=refused reason=\"%s\"",
+		    conn_id(s->base.c), tx->id, why);
 		smtp_tx_reset(s);
-		smtp_reply(s, 552, "5.3.4",
-		    "Message size exceeds fixed maximum message size");
+		smtp_reply(s, 552, "5.3.4", "%s", why);
 		return;
 	}
 	size = tx->size;

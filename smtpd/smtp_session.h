@@ -80,6 +80,12 @@ struct smtp_tx {
 	uint64_t size;                   /* content bytes received */
 	bool too_big;
 	bool write_failed;
+	/* The header section as it arrives (max_header_size). */
+	uint64_t hdr_len;                /* bytes of its complete lines */
+	uint64_t hdr_line;               /* bytes of the line being read */
+	char hdr_first;                  /* that line's first byte */
+	bool hdr_done;                   /* its empty line was seen */
+	bool hdr_too_big;
 	bool bdat;                       /* BDAT, not DATA */
 	struct smtp_dot dot;
 	struct smtp_content content;     /* for BDAT */

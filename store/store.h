@@ -465,6 +465,14 @@ struct store_queue_rcpt {
 enum store_err store_delivery_queue(struct store_delivery *d,
     const struct store_queue_msg *env, const struct store_queue_rcpt *rcpts,
     size_t n);
+/* With the commit of d, in its transaction, sets flags
+   (store_queue_rcpt_flag) on recipients idx[0..n) of the queued message
+   id: mtad makes a DSN and the mark that it went one commit, so a crash
+   can neither send it twice nor lose it. A message or recipient gone by
+   then is skipped. Once per delivery; with or without store_delivery_queue
+   (before or after it). */
+enum store_err store_delivery_queue_mark(struct store_delivery *d,
+    uint64_t id, const uint32_t *idx, size_t n, uint32_t flags);
 /* The queue ID given by a successful commit (0 before, or without queue). */
 uint64_t store_delivery_queue_id(const struct store_delivery *d);
 
@@ -535,6 +543,13 @@ struct store_queue_result_item {
 	enum store_err err;             /* out */
 };
 enum store_err store_queue_rcpt_results_many(struct store *st,
+    struct store_queue_result_item *items, size_t n);
+/* Puts the recipients of items[0..n) (consecutive items of one message
+   together) that are still INFLIGHT back to DEFERRED, due at their
+   res.next_attempt (0: now): mtad's way out when their results could not
+   be committed, rather than leaving them in flight until a restart. One
+   transaction; a message gone gets err STORE_ENOTFOUND and is skipped. */
+enum store_err store_queue_rcpt_retry(struct store *st,
     struct store_queue_result_item *items, size_t n);
 /* store_queue_begin_attempt for several messages in one transaction: a
    message gone or held gets err STORE_ENOTFOUND / STORE_EPERM and n 0;

@@ -27,8 +27,14 @@
 struct queue_part {
 	struct store_queue_msg env;
 	struct store_queue_rcpt *rcpts;
-	size_t n;
+	size_t n;               /* 0: only marks, nothing queued */
 	uint64_t id;            /* set by a successful commit */
+	/* store_delivery_queue_mark: flags set on recipients of another
+	   queued message in the same commit. */
+	uint64_t mark_id;
+	uint32_t *mark_idx;
+	size_t nmarks;
+	uint32_t mark_flags;
 };
 
 /* ---- keys and packing ---- */
@@ -687,6 +693,7 @@ queue_part_free(struct queue_part *q)
 	if (q == NULL)
 		return;
 	free(q->rcpts);
+	free(q->mark_idx);
 	free(q);
 }
 
@@ -695,11 +702,75 @@ store_delivery_queue(struct store_delivery *d,
     const struct store_queue_msg *env, const struct store_queue_rcpt *rcpts,
     size_t n)
 {
+	struct queue_part **slot = delivery_queue_part(d), *q;
+	enum store_err e;
+
+	if (*slot != NULL && (*slot)->n > 0)
+		return store_set_error(STORE_EPERM, "already queued");
+	if ((e = queue_part_new(env, rcpts, n, &q)) != STORE_OK)
+		return e;
+	if (*slot != NULL) {
+		/* Marks were asked for first: they go with the queued part. */
+		q->mark_id = (*slot)->mark_id;
+		q->mark_idx = (*slot)->mark_idx;
+		q->nmarks = (*slot)->nmarks;
+		q->mark_flags = (*slot)->mark_flags;
+		(*slot)->mark_idx = NULL;
+		queue_part_free(*slot);
+	}
+	*slot = q;
+	return STORE_OK;
+}
+
+enum store_err
+store_delivery_queue_mark(struct store_delivery *d, uint64_t id,
+    const uint32_t *idx, size_t n, uint32_t flags)
+{
 	struct queue_part **slot = delivery_queue_part(d);
 
-	if (*slot != NULL)
-		return store_set_error(STORE_EPERM, "already queued");
-	return queue_part_new(env, rcpts, n, slot);
+	if (n == 0 || n > STORE_QUEUE_MAX_RCPTS)
+		return store_set_error(STORE_ELIMIT, "bad number of marks");
+	if (*slot == NULL)
+		*slot = xcalloc(1, sizeof(**slot));
+	if ((*slot)->nmarks > 0)
+		return store_set_error(STORE_EPERM, "already marked");
+	(*slot)->mark_idx = xcalloc(n, sizeof(*idx));
+	memcpy((*slot)->mark_idx, idx, n * sizeof(*idx));
+	(*slot)->nmarks = n;
+	(*slot)->mark_id = id;
+	(*slot)->mark_flags = flags;
+	return STORE_OK;
+}
+
+/* The marks of q, in the commit's transaction. A message or recipient
+   gone meanwhile (deleted) needs no mark: skipped. */
+static enum store_err
+marks_txn(struct store *st, MDB_txn *txn, const struct queue_part *q)
+{
+	struct store_queue_msg m;
+	struct store_queue_rcpt r;
+	struct buf b;
+	enum store_err e;
+
+	if (q->nmarks == 0)
+		return STORE_OK;
+	e = msg_get_txn(st, txn, q->mark_id, &m);
+	if (e != STORE_OK)
+		return e == STORE_ENOTFOUND ? STORE_OK : e;
+	buf_init(&b);
+	for (size_t i = 0; i < q->nmarks && e == STORE_OK; i++) {
+		e = rcpt_get_txn(st, txn, q->mark_id, q->mark_idx[i], &r);
+		if (e == STORE_ENOTFOUND) {
+			e = STORE_OK;
+			continue;
+		}
+		if (e != STORE_OK)
+			break;
+		r.flags |= q->mark_flags;
+		e = rcpt_put_txn(st, txn, q->mark_id, &r, &b);
+	}
+	buf_free(&b);
+	return e;
 }
 
 uint64_t
@@ -775,6 +846,8 @@ queue_commit_txn(struct store *st, MDB_txn *txn, struct queue_part *q,
 
 	*path_r = NULL;
 	q->id = 0;
+	if ((e = marks_txn(st, txn, q)) != STORE_OK || q->n == 0)
+		return e;
 	if ((e = next_queue_id(st, txn, &m.id)) != STORE_OK)
 		return e;
 	store_queue_path(st, m.id, path, sizeof(path));
@@ -1210,6 +1283,67 @@ out:
 	free(idx);
 	free(res);
 	return e;
+}
+
+/* One message's run of items[0..n) (all of one id) in txn. */
+static enum store_err
+retry_txn(struct store *st, MDB_txn *txn,
+    const struct store_queue_result_item *items, size_t n, struct buf *b)
+{
+	struct store_queue_msg m;
+	struct store_queue_rcpt *r = NULL;
+	enum store_err e;
+	int64_t now = (int64_t)time(NULL);
+
+	if ((e = msg_get_txn(st, txn, items[0].id, &m)) != STORE_OK ||
+	    (e = rcpts_get_txn(st, txn, &m, &r)) != STORE_OK)
+		return e;
+	for (size_t i = 0; i < n; i++) {
+		struct store_queue_rcpt *q;
+
+		if (items[i].idx >= m.nrcpts)
+			continue;
+		q = &r[items[i].idx];
+		if (q->state != STORE_QS_INFLIGHT)
+			continue;
+		q->state = STORE_QS_DEFERRED;
+		q->next_attempt = items[i].res.next_attempt > 0 ?
+		    items[i].res.next_attempt : now;
+		if ((e = rcpt_put_txn(st, txn, m.id, q, b)) != STORE_OK)
+			goto out;
+	}
+	e = sched_update_txn(st, txn, &m, r, now, b);
+out:
+	free(r);
+	return e;
+}
+
+enum store_err
+store_queue_rcpt_retry(struct store *st,
+    struct store_queue_result_item *items, size_t n)
+{
+	struct buf b;
+	MDB_txn *txn;
+	enum store_err e;
+
+	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
+		return e;
+	buf_init(&b);
+	for (size_t i = 0, k; i < n && e == STORE_OK; i = k) {
+		for (k = i; k < n && items[k].id == items[i].id; k++)
+			;
+		e = retry_txn(st, txn, &items[i], k - i, &b);
+		for (size_t x = i; x < k; x++)
+			items[x].err = e;
+		if (e == STORE_ENOTFOUND)
+			e = STORE_OK;
+	}
+	buf_free(&b);
+	if (e != STORE_OK) {
+		mdb_txn_abort(txn);
+		return e;
+	}
+	return store_txn_commit(txn);
 }
 
 enum store_err

@@ -43,6 +43,7 @@ struct tsess {
 	unsigned raw_sum;
 	bool held;
 	bool one;               /* ONE: one command per input() call */
+	bool probe;             /* PROBE: input buffer size watched */
 };
 
 static struct {
@@ -60,6 +61,7 @@ static struct {
 	struct conn *stalled_conn;  /* STALL: paused until UNSTALL */
 	int stall_calls;            /* input_calls at the UNSTALL */
 	int reloads;
+	size_t probe_cap;           /* PROBE: largest input buffer seen */
 	ev_timer resume_timer, later_timer, async_timer;
 	ev_async client_done;
 	char certdir[64];
@@ -211,6 +213,14 @@ d_command(struct conn *c, struct tsess *s, char *line, size_t len)
 		conn_puts(c, "UNSTALLED\r\n");
 	} else if (strcmp(line, "CALLS") == 0) {
 		conn_printf(c, "CALLS %d\r\n", T.input_calls - T.stall_calls);
+	} else if (strncmp(line, "PROBE ", 6) == 0) {
+		conn_set_line_limit(c, (size_t)atol(line + 6));
+		s->probe = true;
+		T.probe_cap = 0;
+		conn_puts(c, "PROBING\r\n");
+	} else if (strcmp(line, "CAP") == 0) {
+		conn_printf(c, "CAP %zu\r\n", T.probe_cap);
+		T.probe_cap = 0;
 	} else if (strcmp(line, "COUNT") == 0) {
 		conn_printf(c, "COUNT %u\r\n", server_conn_count(T.srv));
 	} else {
@@ -228,6 +238,9 @@ d_input(struct conn *c, void *sess)
 	int r;
 
 	T.input_calls++;
+	/* What input holds when it is called: the unfinished line read. */
+	if (s->probe && conn_in_allocated(c) > T.probe_cap)
+		T.probe_cap = conn_in_allocated(c);
 	for (;;) {
 		if (s->raw_left > 0) {
 			n = conn_peek(c, &p);
@@ -1337,6 +1350,48 @@ test_evict(void **state)
 	assert_int_equal(T.timeouts, 2);
 }
 
+/* A full table (4): one idle connection from 127.0.0.1, the oldest, and
+   three from 127.0.0.2. A newcomer from 127.0.0.3 closes the oldest of
+   127.0.0.2's, the address holding the most, not 127.0.0.1's older one. */
+static const char *
+cl_evict_most(void)
+{
+	struct cli b, x[3], n;
+
+	if (cli_connect(&b, T.port) < 0)
+		return "connect b";
+	EXPECT(&b, "HELLO plain");
+	for (int i = 0; i < 3; i++) {
+		if (cli_connect_from(&x[i], T.port, "127.0.0.2") < 0)
+			return "connect 127.0.0.2";
+		EXPECT(&x[i], "HELLO plain");
+	}
+	if (cli_connect_from(&n, T.port, "127.0.0.3") < 0)
+		return "connect 127.0.0.3";
+	EXPECT(&n, "HELLO plain");
+	EXPECT(&x[0], "TIMEOUT");
+	if (!cli_eof(&x[0]))
+		return "evicted connection of 127.0.0.2 not closed";
+	cli_puts(&b, "hello\r\n");
+	EXPECT(&b, "ECHO 5 hello");
+	cli_puts(&x[1], "hello\r\n");
+	EXPECT(&x[1], "ECHO 5 hello");
+	cli_close(&b);
+	for (int i = 0; i < 3; i++)
+		cli_close(&x[i]);
+	cli_close(&n);
+	return NULL;
+}
+
+static void
+test_evict_most(void **state)
+{
+	T.cfg.max_connections = 4;
+	run_client(cl_evict_most);
+	assert_int_equal(T.accepted, 5);
+	assert_int_equal(T.timeouts, 1);
+}
+
 static const char *
 cl_unauth_limit(void)
 {
@@ -1432,6 +1487,55 @@ static void
 test_large_reads(void **state)
 {
 	run_client(cl_large_reads);
+}
+
+/* One unfinished 1025-byte line of a connection not logged in: the input
+   buffer stays within the line limit and a little (it was 64 KiB); once
+   logged in, the same line may use large reads again. */
+static const char *
+cl_preauth_buffer(void)
+{
+	static char part[1025];
+	struct cli k;
+	char line[64];
+	size_t cap;
+
+	if (cli_connect(&k, T.port) < 0)
+		return "connect";
+	EXPECT(&k, "HELLO plain");
+	cli_puts(&k, "PROBE 2048\r\n");
+	EXPECT(&k, "PROBING");
+	memset(part, 'p', sizeof(part));
+	for (int authed = 0; authed < 2; authed++) {
+		if (cli_send(&k, part, sizeof(part)) < 0)
+			return "send";
+		cli_puts(&k, "\r\n");
+		EXPECT_PREFIX(&k, "ECHO 1025 ppp");
+		cli_puts(&k, "CAP\r\n");
+		if (cli_line(&k, line, sizeof(line)) < 0)
+			return "EOF in CAP";
+		cap = (size_t)atol(line + 4);
+		if (!authed && (cap < sizeof(part) || cap > 2048 + 2 + 64)) {
+			snprintf(errbuf, sizeof(errbuf), "before login: input "
+			    "buffer of %zu bytes for a 1025-byte line", cap);
+			return errbuf;
+		}
+		if (authed && cap <= 2048 + 2 + 64) {
+			snprintf(errbuf, sizeof(errbuf), "logged in: input "
+			    "buffer of %zu bytes, no large reads", cap);
+			return errbuf;
+		}
+		cli_puts(&k, "AUTH\r\n");
+		EXPECT(&k, "AUTHED 1");
+	}
+	cli_close(&k);
+	return NULL;
+}
+
+static void
+test_preauth_buffer(void **state)
+{
+	run_client(cl_preauth_buffer);
 }
 
 static void
@@ -1721,9 +1825,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tls_handshake_deadline,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evict_most, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_unauth_limit, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_large_reads, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_preauth_buffer, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_compress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
