@@ -260,24 +260,26 @@ class Rspamd:
 
 # ---------------------------------------------------------------- peers
 class OpenDKIM:
-    """OpenDKIM in verify mode as a milter on loopback; its resolver
-    (libunbound) forwards to our DNS server."""
+    """OpenDKIM in verify mode as a milter. Its keys come from its
+    TestDNSData table, not from DNS: its resolver (libunbound) can only be
+    pointed at a loopback port through ResolverConfiguration, which it
+    re-parses for every message with a non-reentrant parser, and that
+    crashes it at 10 sessions. Postroom answers from its DNS cache after
+    the warm-up, so both look keys up locally."""
 
-    def __init__(self, tmp, dnsport):
+    def __init__(self, tmp, z):
         self.dir = d = f"{tmp}/opendkim"
         os.makedirs(d)
         self.sock = f"{d}/milter.sock"
-        with open(f"{d}/unbound.conf", "w") as f:
-            # unbound answers the special-use "test." itself (NXDOMAIN)
-            # unless told not to; everything else goes to our server too,
-            # so nothing leaves the machine.
-            f.write("server:\n  do-not-query-localhost: no\n  module-config: \"iterator\"\n"
-                    "  local-zone: \"test.\" nodefault\n"
-                    f"forward-zone:\n  name: \".\"\n  forward-addr: 127.0.0.1@{dnsport}\n")
+        with open(f"{d}/keys", "w") as f:
+            for (name, qtype), rrs in z.rr.items():
+                if qtype == "TXT" and "._domainkey." in name:
+                    data = b"".join(rrs[0].rdata.data).decode()
+                    f.write(f"{name} {data.replace(' ', '')}\n")
         with open(f"{d}/opendkim.conf", "w") as f:
             f.write(f"Mode v\nSocket local:{self.sock}\nUMask 000\nSyslog no\n"
-                    f"PidFile {d}/pid\nAuthservID mail.anchor.test\nQueryCache yes\n"
-                    f"ResolverConfiguration {d}/unbound.conf\nAlwaysAddARHeader yes\n")
+                    f"PidFile {d}/pid\nAuthservID mail.anchor.test\n"
+                    f"TestDNSData file:{d}/keys\nAlwaysAddARHeader yes\n")
         self.p = subprocess.Popen(["opendkim", "-f", "-x", f"{d}/opendkim.conf"],
                                   stdout=open(f"{d}/out", "w"), stderr=subprocess.STDOUT,
                                   start_new_session=True)
@@ -353,22 +355,56 @@ def pr_measure(cfg, pr, variant, sessions, n, rspamd):
         c0, r0 = tree_cpu(roots), (tree_cpu([rspamd.p.pid]) if rspamd else 0)
         t0 = time.monotonic()
         generate(cfg.load, pr.port, n, sessions, cfg.set_pr, RCPT)
-        got = wait_files(pr.dirs(), before + n, 600) - before
+        got = wait_landed(pr.dirs(), before + n) - before
         el = time.monotonic() - t0
         cpu = tree_cpu(roots) - c0
         rcpu = (tree_cpu([rspamd.p.pid]) - r0) if rspamd else None
     finally:
         pr.stop()
+    sample(pr.dirs(), {"off": [], "on": AR_PASS, "rspamd": AR_PASS}[variant],
+           [] if variant != "off" else ["Authentication-Results: mail.example.test"])
     return dict(land=got / el, cpu=(cpu + (rcpu or 0)) * 1000 / n,
                 smtpd=cpu * 1000 / n, milter=rcpu * 1000 / n if rcpu is not None else None,
                 got=got)
+
+
+def wait_landed(dirs, want):
+    """Waits until want files are there or none came for 30 s (the
+    shared kit's Dovecot may be down: someone else restarting it)."""
+    last, since = -1, time.monotonic()
+    while True:
+        n = wait_files(dirs, want, 1)
+        if n >= want:
+            return n
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since > 30:
+            return n
+
+
+AR_PASS = ["Authentication-Results: mail.example.test", "spf=pass", "dkim=pass",
+           "dmarc=pass"]
+
+
+def sample(dirs, want, unwanted):
+    """Checks one landed message: the variant did what it claims."""
+    for d in dirs:
+        for e in os.scandir(d) if os.path.isdir(d) else []:
+            text = open(e.path, errors="replace").read().split("\n\n", 1)[0]
+            text = text.split("\r\n\r\n", 1)[0]
+            bad = [w for w in want if w not in text] + [u for u in unwanted if u in text]
+            if bad:
+                log(f"  WARNING: a landed message is not as expected ({bad}): {e.path}")
+            return
 
 
 def pf_measure(cfg, pf, peers, od, variant, sessions, n):
     dmd = PEER_MAILDIR
     ddirs = [f"{dmd}/new", f"{dmd}/cur"]
     generate(cfg.load, pf.ports[variant], cfg.warm, sessions, cfg.set_pf, PEER_RCPT)
-    wait_files(ddirs, cfg.warm, 300)
+    wait_landed(ddirs, cfg.warm)
+    # Nothing left over from an earlier measurement lands in this one.
+    subprocess.run(["postsuper", "-c", f"{pf.d}/etc", "-d", "ALL"], capture_output=True)
     shutil.rmtree(dmd, ignore_errors=True)
     os.sync()
     roots = [pf.pid(), peers.dv_pid()]
@@ -376,13 +412,15 @@ def pf_measure(cfg, pf, peers, od, variant, sessions, n):
     cpu_ok = True
     t0 = time.monotonic()
     generate(cfg.load, pf.ports[variant], n, sessions, cfg.set_pf, PEER_RCPT)
-    got = wait_files(ddirs, n, 300)
+    got = wait_landed(ddirs, n)
     el = time.monotonic() - t0
     cpu, ocpu = tree_cpu(roots) - c0, tree_cpu([od.p.pid]) - o0
     if roots != [pf.pid(), peers.dv_pid()] or cpu < 0:
         log("  the kit's Dovecot was restarted meanwhile (someone else's run?): "
             "no CPU figure")
         cpu_ok = False
+    sample(ddirs, ["dkim=pass"] if variant == "on" else [],
+           ["Authentication-Results"] if variant == "off" else [])
     if variant == "off":
         ocpu = 0.0   # idle; not this variant's
     return dict(land=got / el, cpu=(cpu + ocpu) * 1000 / n if cpu_ok else None,
@@ -470,7 +508,7 @@ def run_all(cfg, tmp, rows):
         why = peers_ok(cfg)
         if why is None:
             peers = Peers()
-            od = OpenDKIM(tmp, dnsport)
+            od = OpenDKIM(tmp, z)
             pf = PostfixIn(tmp, od.sock)
         else:
             log(f"peers skipped: {why}")
@@ -567,8 +605,9 @@ def table(cfg, rows, dk, started):
         if r[4] != "-":
             cost = (1 - float(r[4].rstrip("x"))) * 100
             out.append("")
-            out.append(f"{r[0]}: the built-in checks cost {cost:.0f}% of inbound "
-                       f"throughput (goal: under 20%).")
+            what = (f"cost {cost:.0f}% of inbound throughput" if cost >= 0 else
+                    "cost nothing measurable (on ran faster than off: noise)")
+            out.append(f"{r[0]}: the built-in checks {what} (goal: under 20%).")
     return "\n".join(out) + "\n"
 
 
