@@ -46,7 +46,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
-from sbs import (A, HIGH_LOAD, Peers, free_port, loadavg, log, nfiles,  # noqa: E402
+from sbs import (A, HIGH_LOAD, Peers, free_port, loadavg, log,  # noqa: E402
                  tree_cpu, wait_files, wait_port)
 
 import dkim  # noqa: E402
@@ -350,7 +350,8 @@ def pr_measure(cfg, pr, variant, sessions, n, rspamd):
     pr.start(variant)
     try:
         generate(cfg.load, pr.port, cfg.warm, sessions, cfg.set_pr, RCPT)
-        before = nfiles(*pr.dirs())
+        old = names(pr.dirs())
+        before = len(old)
         roots = [pr.p.pid]
         c0, r0 = tree_cpu(roots), (tree_cpu([rspamd.p.pid]) if rspamd else 0)
         t0 = time.monotonic()
@@ -362,7 +363,7 @@ def pr_measure(cfg, pr, variant, sessions, n, rspamd):
     finally:
         pr.stop()
     sample(pr.dirs(), {"off": [], "on": AR_PASS, "rspamd": AR_PASS}[variant],
-           [] if variant != "off" else ["Authentication-Results: mail.example.test"])
+           [] if variant != "off" else ["Authentication-Results: mail.example.test"], old)
     return dict(land=got / el, cpu=(cpu + (rcpu or 0)) * 1000 / n,
                 smtpd=cpu * 1000 / n, milter=rcpu * 1000 / n if rcpu is not None else None,
                 got=got)
@@ -386,16 +387,22 @@ AR_PASS = ["Authentication-Results: mail.example.test", "spf=pass", "dkim=pass",
            "dmarc=pass"]
 
 
-def sample(dirs, want, unwanted):
-    """Checks one landed message: the variant did what it claims."""
-    for d in dirs:
-        for e in os.scandir(d) if os.path.isdir(d) else []:
-            text = open(e.path, errors="replace").read().split("\n\n", 1)[0]
-            text = text.split("\r\n\r\n", 1)[0]
-            bad = [w for w in want if w not in text] + [u for u in unwanted if u in text]
-            if bad:
-                log(f"  WARNING: a landed message is not as expected ({bad}): {e.path}")
-            return
+def names(dirs):
+    return {e.path for d in dirs if os.path.isdir(d) for e in os.scandir(d)}
+
+
+def sample(dirs, want, unwanted, old=frozenset()):
+    """Checks one message landed by this measurement (not in old): the
+    variant did what it claims."""
+    new = names(dirs) - old
+    if not new:
+        log("  WARNING: no message landed")
+        return
+    path = min(new)
+    text = open(path, errors="replace").read().split("\r\n\r\n", 1)[0]
+    bad = [w for w in want if w not in text] + [u for u in unwanted if u in text]
+    if bad:
+        log(f"  WARNING: a landed message is not as expected ({bad}): {path}")
 
 
 def pf_measure(cfg, pf, peers, od, variant, sessions, n):
