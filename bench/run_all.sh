@@ -16,6 +16,8 @@
 # or without root), BENCH_TIMEOUT (seconds per Postroom-only benchmark,
 # default 240). A benchmark that fails or times out is reported as such and
 # the others still run.
+# BENCH_INBOUND=1 adds the inbound checks benchmark (bench/inbound_checks.sh,
+# about 5 more minutes, its own table).
 #
 # The peers kit: as root, run setup-peers.sh from the project's shared
 # peers directory (it installs Debian's postfix, dovecot-imapd/-pop3d/-lmtpd
@@ -101,6 +103,13 @@ else
 		run pop3 '!/^== filling|^   filled|^results in/' \
 			env NBIG=5000 NPAR=50 NPER=100 bench/pop3/run.sh "$BIN"
 	fi
+fi
+
+# Optional: the inbound checks (issue 13), off / on / on + rspamd, beside
+# Postfix without / with OpenDKIM (about 5 minutes; its own table).
+if [ "${BENCH_INBOUND:-0}" = 1 ]; then
+	T=900 run inbound '!/^[0-9][0-9]:[0-9][0-9]:[0-9][0-9] /' \
+		bench/inbound_checks.sh "$BIN" $([ "$QUICK" = 1 ] && echo --quick)
 fi
 
 # Memory per idle connection (plain, TLS).

@@ -51,6 +51,7 @@ static const struct key_def config_keys[] = {
 	{ "max_header_size", K_SIZE, F(max_header_size) },
 	{ "allow_plaintext_auth", K_BOOL, F(allow_plaintext_auth) },
 	{ "dmarc_policy", K_BOOL, F(dmarc_policy) },
+	{ "inbound_checks", K_BOOL, F(inbound_checks) },
 	{ "log_level", K_LEVEL, F(log_debug) },
 	{ "max_connections", K_UINT, F(max_connections) },
 	{ "max_connections_per_ip", K_UINT, F(max_connections_per_ip) },
@@ -105,6 +106,7 @@ config_init(struct config *cfg)
 	cfg->max_header_size = 100 * 1024;
 	cfg->allow_plaintext_auth = false;
 	cfg->dmarc_policy = true;
+	cfg->inbound_checks = true;
 	cfg->log_debug = false;
 	cfg->max_connections = 1000;
 	cfg->max_connections_per_ip = 100;

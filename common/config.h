@@ -31,6 +31,8 @@ struct config {
 	bool log_debug;                 /* log_level = info|debug */
 	bool dmarc_policy;              /* inbound: honour DMARC p=reject and
 	                                   p=quarantine, default yes */
+	bool inbound_checks;            /* SPF, DKIM verification and DMARC
+	                                   on smtp_listen, default yes */
 
 	unsigned max_connections;       /* per daemon, default 1000 */
 	unsigned max_connections_per_ip;/* default 100 */

@@ -16,7 +16,12 @@
    the same time; on the worker a pass needs an aligned SPF pass or an
    aligned DKIM pass. With dmarc_policy = yes a failing message under
    p=reject is refused (550 5.7.1, nothing stored) and under
-   p=quarantine filed as Junk (pct= samples). */
+   p=quarantine filed as Junk (pct= samples). With inbound_checks = no
+   (an MX behind a gateway that already checked) none of SPF, DKIM or
+   DMARC is looked up or evaluated and no Authentication-Results is
+   added, but forged ones claiming our hostname are still removed (a
+   downstream reader trusts them) and the Received: name is still
+   confirmed; milters and DNS blocklists do not depend on this. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +84,7 @@ struct smtp_checks {
 	struct smtp_session *s;
 	unsigned pending;               /* lookups the commit waits for */
 	bool dmarc_on;                  /* dmarc_policy = yes */
+	bool auth_on;                   /* inbound_checks = yes */
 	char from_domain[DMARC_DOMAIN_MAX + 1];
 	char org_domain[DMARC_DOMAIN_MAX + 2];
 	struct {
@@ -336,6 +342,7 @@ smtp_checks_mail(struct smtp_session *s)
 	c = xcalloc(1, sizeof(*c));
 	c->s = s;
 	c->dmarc_on = s->base.d->cfg->dmarc_policy;
+	c->auth_on = s->base.d->cfg->inbound_checks;
 	str_copy(c->hostname, s->base.d->cfg->hostname, sizeof(c->hostname));
 	tx->checks = c;
 	memset(&req, 0, sizeof(req));
@@ -348,6 +355,8 @@ smtp_checks_mail(struct smtp_session *s)
 	c->family = req.family;
 	memcpy(c->ip, req.ip, sizeof(c->ip));
 	rdns_start(c);
+	if (!c->auth_on)
+		return;
 	if (spf_check_start(resolver, &req, spf_done, c, &c->spf,
 	    &c->spf_out) == 0)
 		c->spf_done = true;
@@ -519,7 +528,7 @@ smtp_checks_data(struct smtp_session *s, const char *p, size_t n)
 	struct smtp_checks *c = s->tx != NULL ? s->tx->checks : NULL;
 	size_t old;
 
-	if (c == NULL || c->hdr_done || n == 0)
+	if (c == NULL || c->hdr_done || !c->auth_on || n == 0)
 		return;
 	old = c->hdr.len;
 	if (n > CHECKS_HEADER_MAX - old)
@@ -607,7 +616,7 @@ smtp_checks_submit(struct smtp_session *s, void (*work)(void *arg),
 	struct smtp_checks *c = s->tx->checks;
 	struct wait_job *j;
 
-	if (c != NULL && !c->hdr_done)
+	if (c != NULL && !c->hdr_done && c->auth_on)
 		header_done(c);   /* a message without a body */
 	if (c == NULL || (c->pending == 0 && !session_is_busy(&s->base))) {
 		session_submit(&s->base, work, done, s->tx);
@@ -933,8 +942,10 @@ smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size)
 
 	if (tx->checks == NULL)
 		return 0;
-	dkim_all(tx->checks, c, clen);
-	dmarc_eval(tx);
+	if (tx->checks->auth_on) {
+		dkim_all(tx->checks, c, clen);
+		dmarc_eval(tx);
+	}
 	if (tx->checks->reject) {
 		tx->prep = SMTP_PREP_DMARC_REJECT;
 		return 0;
@@ -944,7 +955,8 @@ smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size)
 	   again. map is invalid once the delivery changed. */
 	trace_with_rdns(tx->checks, map, tx->trace_len, &head);
 	tlen = head.len;
-	ar_header(tx, &head);
+	if (tx->checks->auth_on)
+		ar_header(tx, &head);
 	hlen = header_filtered(c, clen, tx->checks->hostname, &head);
 	e = store_delivery_replace_head(tx->d, tx->trace_len + hlen, head.data,
 	    head.len);
@@ -960,7 +972,7 @@ smtp_checks_work(struct smtp_tx *tx, const char *map, size_t size)
 const char *
 smtp_checks_spf_str(const struct smtp_tx *tx)
 {
-	if (tx->checks == NULL)
+	if (tx->checks == NULL || !tx->checks->auth_on)
 		return NULL;
 	return tx->checks->spf_done ?
 	    spf_result_str(tx->checks->spf_out.result) : "temperror";
