@@ -1,5 +1,7 @@
 /* dkim_verify: DKIM verification (RFC 6376 6) over OpenSSL. */
 #include <ctype.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -433,6 +435,93 @@ key_from_record(const char *txt, size_t len, enum dkim_alg alg, char *err,
 	return pk;
 }
 
+/* Parsed public keys by the exact text of their record. Decoding an RSA key
+   through OpenSSL's decoders costs more CPU than checking the signature, and a
+   sender signs every message with the same few keys. An entry is found only
+   by the whole record text, so a rotated or revoked key (new text from DNS)
+   is never answered from here; old entries just age out. Failures are not
+   kept (they are cheap to find again). */
+#define KEY_CACHE_SLOTS 64
+#define KEY_CACHE_MAX_TXT 4096
+
+struct key_ent {
+	char *txt;
+	size_t len;
+	enum dkim_alg alg;
+	EVP_PKEY *pk;
+	uint64_t used;
+};
+
+static struct key_ent key_cache[KEY_CACHE_SLOTS];
+static uint64_t key_tick;
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A reference to the cached key of that record, or NULL. */
+static EVP_PKEY *
+key_cache_find(const char *txt, size_t len, enum dkim_alg alg)
+{
+	EVP_PKEY *pk = NULL;
+
+	pthread_mutex_lock(&key_lock);
+	for (size_t i = 0; i < KEY_CACHE_SLOTS; i++) {
+		struct key_ent *e = &key_cache[i];
+		if (e->pk != NULL && e->alg == alg && e->len == len &&
+		    memcmp(e->txt, txt, len) == 0) {
+			if (EVP_PKEY_up_ref(e->pk) == 1) {
+				pk = e->pk;
+				e->used = ++key_tick;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&key_lock);
+	return pk;
+}
+
+/* Keeps pk (the caller keeps its own reference) in the least recently used
+   slot. Two threads decoding the same record at once may both store it: the
+   second entry is never found and ages out. */
+static void
+key_cache_put(const char *txt, size_t len, enum dkim_alg alg, EVP_PKEY *pk)
+{
+	struct key_ent *victim = &key_cache[0];
+	char *copy;
+
+	if (len > KEY_CACHE_MAX_TXT || EVP_PKEY_up_ref(pk) != 1)
+		return;
+	copy = xmalloc(len);
+	memcpy(copy, txt, len);
+	pthread_mutex_lock(&key_lock);
+	for (size_t i = 0; i < KEY_CACHE_SLOTS; i++) {
+		if (key_cache[i].pk == NULL) {
+			victim = &key_cache[i];
+			break;
+		}
+		if (key_cache[i].used < victim->used)
+			victim = &key_cache[i];
+	}
+	EVP_PKEY_free(victim->pk);
+	free(victim->txt);
+	*victim = (struct key_ent){ .txt = copy, .len = len, .alg = alg,
+	    .pk = pk, .used = ++key_tick };
+	pthread_mutex_unlock(&key_lock);
+}
+
+/* The key of a record for verifying: from the cache, else decoded (and
+   kept). The caller frees its reference. */
+static EVP_PKEY *
+key_get(const char *txt, size_t len, enum dkim_alg alg, char *err,
+    size_t errlen)
+{
+	EVP_PKEY *pk = key_cache_find(txt, len, alg);
+
+	if (pk != NULL)
+		return pk;
+	if ((pk = key_from_record(txt, len, alg, err, errlen)) != NULL)
+		key_cache_put(txt, len, alg, pk);
+	return pk;
+}
+
 int
 dkim_key_record_check(const char *txt, size_t len, enum dkim_alg alg,
     char *err, size_t errlen)
@@ -754,7 +843,7 @@ dkim_verify(const char *field, size_t flen, const char *msg, size_t len,
 		snprintf(err, errlen, "signature expired");
 		return DKIM_R_NEUTRAL;
 	}
-	if ((pk = key_from_record(txt, tlen, sig->alg, err, errlen)) == NULL)
+	if ((pk = key_get(txt, tlen, sig->alg, err, errlen)) == NULL)
 		return DKIM_R_PERMERROR;
 	buf_init(&hdr);
 	buf_init(&tmp);

@@ -2,7 +2,8 @@
    parsing, and verification of signatures made by common/dkim.c with both
    algorithms (pass; a changed body, a changed signed field, an added From:
    fail; expired x=; key records that are revoked, of the wrong type, or RSA
-   under 1024 bits). Signatures made by dkimpy (simple canonicalisation,
+   under 1024 bits); the parsed-key cache answering only for the exact
+   record text, across rotation and eviction. Signatures made by dkimpy (simple canonicalisation,
    l=) are checked end to end in tests/proto/inbound/. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,6 +142,52 @@ test_roundtrip(void **state)
 	assert_non_null(mkdtemp(dir));
 	one_alg(dir, DKIM_RSA, "rsa");
 	one_alg(dir, DKIM_ED25519, "ed");
+	cmd = xasprintf("rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+}
+
+/* The key cache (keyed by record text) must never answer a record with a
+   key decoded from another: rotate a selector's key, then push the first
+   key's entry out with more records than the cache holds. */
+#define ROT_KEYS 70
+static void
+test_key_cache(void **state)
+{
+	char dir[] = "/tmp/pr-dkimc-XXXXXX", err[256], sel[16], *cmd;
+	struct dkim_key *key;
+	struct buf txt[ROT_KEYS];
+	char *sm[ROT_KEYS];
+	size_t flen[ROT_KEYS];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (int i = 0; i < ROT_KEYS; i++) {
+		snprintf(sel, sizeof(sel), "s%d", i);
+		assert_int_equal(dkim_generate(dir, "example.test", sel,
+		    DKIM_ED25519, &key, err, sizeof(err)), 0);
+		buf_init(&txt[i]);
+		dkim_dns_txt(key, &txt[i]);
+		buf_putc(&txt[i], '\0');
+		sm[i] = signed_msg(key, msg, 1000, &flen[i]);
+		dkim_key_free(&key);
+	}
+	/* Rotation: the same message checked against the next key's record
+	   (same length, other key) fails, against its own it passes. */
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < ROT_KEYS; i++) {
+			assert_int_equal(verify(sm[i], flen[i], txt[i].data,
+			    2000, err), DKIM_R_PASS);
+			assert_int_equal(verify(sm[i], flen[i],
+			    txt[(i + 1) % ROT_KEYS].data, 2000, err),
+			    DKIM_R_FAIL);
+			assert_string_equal(err, "signature mismatch");
+		}
+	}
+	for (int i = 0; i < ROT_KEYS; i++) {
+		free(sm[i]);
+		buf_free(&txt[i]);
+	}
 	cmd = xasprintf("rm -rf '%s'", dir);
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
@@ -350,6 +397,7 @@ main(void)
 		cmocka_unit_test(test_tags),
 		cmocka_unit_test(test_sig_tags),
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_key_cache),
 		cmocka_unit_test(test_expired_and_short_rsa),
 		cmocka_unit_test(test_body_hash_streaming),
 	};
