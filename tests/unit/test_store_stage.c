@@ -1,0 +1,109 @@
+/* The staging directories of a mailbox made before they existed: the
+   delivery that creates postroom-adding/ also makes its entry in the
+   mailbox directory durable (fsync of the mailbox directory), once.
+   fsync is interposed here to see which directories are synced. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "util.h"
+#include "store_test_util.h"
+
+#define MAX_SYNCED 256
+
+static char synced[MAX_SYNCED][PATH_MAX];
+static size_t nsynced;
+
+/* Takes the place of libc's fsync for the store linked into this test. */
+int
+fsync(int fd)
+{
+	char link[64], path[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n > 0 && nsynced < MAX_SYNCED) {
+		path[n] = '\0';
+		snprintf(synced[nsynced++], PATH_MAX, "%s", path);
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
+
+static size_t
+times_synced(const char *path)
+{
+	char real[PATH_MAX];
+	size_t c = 0;
+
+	assert_non_null(realpath(path, real));
+	for (size_t i = 0; i < nsynced; i++)
+		c += strcmp(synced[i], real) == 0;
+	return c;
+}
+
+static void
+deliver(struct store *st, uint32_t user)
+{
+	struct store_delivery *d;
+	struct store_delivery_result res;
+	const char *msg = "Subject: x\r\n\r\nbody\r\n";
+
+	assert_int_equal(store_delivery_new(st, &d), STORE_OK);
+	assert_int_equal(store_delivery_write(d, msg, strlen(msg)), STORE_OK);
+	assert_int_equal(store_delivery_add_target(d, user, 0, 0, NULL, 0, 0,
+	    0), STORE_OK);
+	assert_int_equal(store_delivery_commit(d, 0, &res), STORE_OK);
+	store_delivery_free(&d);
+}
+
+static void
+test_adding_dir_entry_synced(void **state)
+{
+	char dir[64], data[128], mdir[300], adding[340];
+	struct store *st;
+	struct store_user u;
+	struct store_mailbox mb;
+
+	(void)state;
+	store_test_open(dir, data, "/tmp/test_store_stage.XXXXXX",
+	    "example.test", &st);
+	assert_int_equal(store_user_add(st, "u@example.test", NULL, 0, &u),
+	    STORE_OK);
+	deliver(st, u.id);
+	assert_int_equal(store_mailbox_get(st, u.id, "INBOX", &mb), STORE_OK);
+	snprintf(mdir, sizeof(mdir), "%s/mail/example.test/u/%u", data, mb.id);
+	snprintf(adding, sizeof(adding), "%s/postroom-adding", mdir);
+	/* A mailbox from before the staging directories: none there. */
+	assert_int_equal(rmdir(adding), 0);
+	nsynced = 0;
+	deliver(st, u.id);
+	assert_int_equal(times_synced(mdir), 1);
+	/* The directory exists now: no more syncs of the mailbox. */
+	nsynced = 0;
+	deliver(st, u.id);
+	assert_int_equal(times_synced(mdir), 0);
+	store_close(&st);
+	rm_tree(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_adding_dir_entry_synced),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
