@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 static char synced[MAX_SYNCED][PATH_MAX];
 static size_t nsynced;
+static pthread_mutex_t synced_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Takes the place of libc's fsync for the store linked into this test. */
 int
@@ -34,10 +36,12 @@ fsync(int fd)
 
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	n = readlink(link, path, sizeof(path) - 1);
+	pthread_mutex_lock(&synced_mu);
 	if (n > 0 && nsynced < MAX_SYNCED) {
 		path[n] = '\0';
 		snprintf(synced[nsynced++], PATH_MAX, "%s", path);
 	}
+	pthread_mutex_unlock(&synced_mu);
 	return (int)syscall(SYS_fsync, fd);
 }
 
