@@ -11,10 +11,10 @@
    Commits from concurrent threads are batched: one leader runs a single
    LMDB write transaction for everyone waiting (group commit). In it, each
    message file is linked into its mailboxes' postroom-adding/ first and
-   only then synced: every file's writeback is started, then each file is
-   fdatasync'd (unless its thread did while it waited for an earlier
-   batch) and each directory fsync'd, then the transaction commits,
-   and the links are renamed into cur/ (store_pending.c: a crash before
+   only then synced: every file's writeback is started, then the files
+   are fdatasync'd (unless their threads did while they waited for an
+   earlier batch) and the directories fsync'd, all at once (sync_all),
+   then the transaction commits, and the links are renamed into cur/ (store_pending.c: a crash before
    the commit leaves nothing in cur/, and the next write transaction on
    that mailbox unlinks the staged files the index does not know).
 
@@ -27,9 +27,11 @@
    before the data sync costs nothing in safety (an uncommitted link is
    unlinked by the settle), and on a journalling file system such as ext4
    the fdatasync's journal commit carries the link's directory change too,
-   so the directory fsync that follows finds nothing left to write: one
+   so the directory fsync beside it finds nothing left to write: one
    journal commit per batch instead of one for the files and one for the
-   directories. */
+   directories. Without a journal (ext4 nojournal) each sync writes its
+   own blocks and flushes the device cache: done at once, their waits
+   overlap instead of adding up. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
