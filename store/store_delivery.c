@@ -750,11 +750,12 @@ sync_atfork_parent(void)
 	pthread_mutex_unlock(&sp.mu);
 }
 
-/* The child has none of the helpers, and no batch of its own yet. */
+/* The child has none of the helpers, and no batch of its own yet; the
+   forking thread holds sp.mu (sync_atfork_prepare). */
 static void
 sync_atfork_child(void)
 {
-	pthread_mutex_init(&sp.mu, NULL);
+	pthread_mutex_unlock(&sp.mu);
 	pthread_cond_init(&sp.work, NULL);
 	pthread_cond_init(&sp.done, NULL);
 	sp.helpers = 0;
