@@ -6,6 +6,7 @@ load average is read from /proc/loadavg before every measurement; a
 measurement taken with it above HIGH_LOAD (1.5 on 2 cores) is marked.
 
   bench/sbs.py [--bin build/bin] [--quick] [--only smtp,pop3,imap,login,out]
+              [--io-load] [--smtp-loads 1k10,100k10,1k1,1k1io]
 
 Called by bench/run_all.sh (`make bench`). Needs root (drop_caches, the
 kit's Postfix and Dovecot, smtp-sink on 127.0.0.2). Every process it starts
@@ -330,14 +331,94 @@ def gen_smtp(kind, host, port, n, sessions, size, rcpt, frm="sender@client.test"
     return el
 
 
+IO_WRITERS = 2
+IO_CHUNK = 1 << 20
+IO_FILE_MAX = 256 << 20
+
+
+def io_writer(path):
+    """Keeps the disk busy: 1 MiB written and fsync'd, again and again,
+    the file started over at IO_FILE_MAX so that it does not grow."""
+    buf = os.urandom(IO_CHUNK)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    off = 0
+    while True:
+        os.pwrite(fd, buf, off)
+        os.fsync(fd)
+        off = (off + IO_CHUNK) % IO_FILE_MAX
+
+
+class IOLoad:
+    """IO_WRITERS background writers (io_writer) in scratch files on the
+    file system of both sides' data (/tmp: Postroom's data_dir and the
+    kit's maildirs), from start() to stop(); stop() returns the MiB they
+    wrote and the 1-minute load average at the end."""
+
+    def __init__(self, scratch):
+        self.scratch, self.procs, self.t0 = scratch, [], 0.0
+
+    def start(self):
+        self.t0 = time.monotonic()
+        for i in range(IO_WRITERS):
+            path = f"{self.scratch}/ioload.{i}"
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                 "import sbs; sbs.io_writer(sys.argv[2])", os.path.dirname(__file__), path],
+                start_new_session=True))
+        # Let the writers reach their steady state before the run.
+        time.sleep(2)
+
+    def stop(self):
+        la, written = loadavg(), 0
+        for p in self.procs:
+            try:
+                io = dict(ln.split(": ") for ln in open(f"/proc/{p.pid}/io").read().splitlines())
+                written += int(io["wchar"])
+            except (OSError, KeyError, ValueError):
+                pass
+            p.kill()
+            p.wait()
+        self.procs = []
+        for i in range(IO_WRITERS):
+            try:
+                os.unlink(f"{self.scratch}/ioload.{i}")
+            except FileNotFoundError:
+                pass
+        return la, (written >> 20) / (time.monotonic() - self.t0)
+
+
 def smtp_in(cfg, pr, peers, tab):
     pin = pr.inbox("bench")
     pdirs = [f"{pin}/new", f"{pin}/cur"]
     dmd = f"{A}/mail/anchor.test/bench/Maildir"
     ddirs = [f"{dmd}/new", f"{dmd}/cur"]
-    loads = [(1024, 10, cfg.n1k), (102400, 10, cfg.n100k), (1024, 1, cfg.n1s)]
-    for size, sess, n in loads:
+    loads = [(1024, 10, cfg.n1k, False), (102400, 10, cfg.n100k, False),
+             (1024, 1, cfg.n1s, False)]
+    if cfg.io_load:
+        loads.append((1024, 1, cfg.n1s, True))
+    if cfg.smtp_loads:
+        want = cfg.smtp_loads.split(",")
+        loads = [ld for ld in loads if
+                 f"{ld[0] // 1024}k{ld[1]}{'io' if ld[3] else ''}" in want]
+    for size, sess, n, io in loads:
         for kind in ("source", "reuse"):
+            iol = IOLoad(pr.dir) if io else None
+
+            def loaded(run):
+                """run() under the I/O load if there is one; the load
+                average at its end and the writers' MiB/s go beside it."""
+                def f():
+                    if iol is None:
+                        return run()
+                    iol.start()
+                    try:
+                        r = run()
+                    finally:
+                        la, mibs = iol.stop()
+                    r.update(la_end=la, io_mibs=mibs)
+                    return r
+                return f
+
             def a():
                 before = nfiles(*pdirs)
                 c0 = tree_cpu(pr.pids("smtpd"))
@@ -363,8 +444,16 @@ def smtp_in(cfg, pr, peers, tab):
 
             gname = ("smtp-source, new connection per message" if kind == "source"
                      else "smtp_load, connections reused")
+            if io:
+                gname += f", under I/O load ({IO_WRITERS} writers fsyncing 1 MiB chunks)"
             log(f"smtp {size} B x{n}, {sess} sessions, {gname}")
-            ra, rb, la, lb = alternate(cfg.runs, a, b)
+            ra, rb, la, lb = alternate(cfg.runs, loaded(a), loaded(b))
+            if io:
+                # The load average at the end of each run (the writers'
+                # load included), and what the writers managed meanwhile.
+                la, lb = col(ra, "la_end"), col(rb, "la_end")
+                log(f"  I/O writers MiB/s: Postroom runs {col(ra, 'io_mibs')}, "
+                    f"peer runs {col(rb, 'io_mibs')}")
             what = f"SMTP in {size // 1024} KiB, {sess} session{'s' if sess > 1 else ''}, {gname}"
             for key, unit, better in (("land", "msgs/s landed", "higher"),
                                       ("acc", "msgs/s accepted", "higher"),
@@ -842,6 +931,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int)
     ap.add_argument("--only", default=",".join(SECTIONS))
+    ap.add_argument("--io-load", action="store_true",
+                    help="SMTP: also 1 KiB, one session, under background fsync'ing writers")
+    ap.add_argument("--smtp-loads", default="",
+                    help="SMTP: only these loads, e.g. 1k10,100k10,1k1,1k1io")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.runs = cfg.runs or (1 if q else 3)

@@ -11,10 +11,10 @@
    Commits from concurrent threads are batched: one leader runs a single
    LMDB write transaction for everyone waiting (group commit). In it, each
    message file is linked into its mailboxes' postroom-adding/ first and
-   only then synced: every file's writeback is started, then each file is
-   fdatasync'd (unless its thread did while it waited for an earlier
-   batch) and each directory fsync'd, then the transaction commits,
-   and the links are renamed into cur/ (store_pending.c: a crash before
+   only then synced: every file's writeback is started, then the files
+   are fdatasync'd (unless their threads did while they waited for an
+   earlier batch) and the directories fsync'd, all at once (sync_all),
+   then the transaction commits, and the links are renamed into cur/ (store_pending.c: a crash before
    the commit leaves nothing in cur/, and the next write transaction on
    that mailbox unlinks the staged files the index does not know).
 
@@ -27,11 +27,15 @@
    before the data sync costs nothing in safety (an uncommitted link is
    unlinked by the settle), and on a journalling file system such as ext4
    the fdatasync's journal commit carries the link's directory change too,
-   so the directory fsync that follows finds nothing left to write: one
+   so the directory fsync beside it finds nothing left to write: one
    journal commit per batch instead of one for the files and one for the
-   directories. */
+   directories. Without a journal (ext4 nojournal) each sync writes its
+   own blocks and flushes the device cache: done at once, their waits
+   overlap instead of adding up. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -670,26 +674,196 @@ req_fail(struct gc_req *r, enum store_err e)
 	req_unlink(r);
 }
 
+/* Parallel syncs. The files and directories of a batch are independent
+   of each other (only the commit must wait for all of them), so their
+   waits overlap: up to SYNC_HELPERS threads take jobs beside the thread
+   that runs the batch. On a file system without a journal (ext4
+   nojournal, where each fsync writes its own inode and directory blocks
+   and then flushes the device cache) the waits add up one after the
+   other otherwise: a file's fdatasync, then its directory's fsync, then
+   the next file. The helpers start with the first batch of two or more
+   syncs and live as long as the process; a child of fork() starts its
+   own. One batch at a time uses them: another one (a second store, or
+   commits without group commit) syncs in its own thread. */
+#define SYNC_HELPERS 3
+
+struct sync_job {
+	int fd;
+	bool data_only;         /* fdatasync, not fsync */
+	int err;                /* errno, 0 once synced */
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t work, done;
+	unsigned helpers;
+	struct sync_job *jobs;  /* the batch being synced, or NULL */
+	size_t n, next, left;
+	bool atfork;
+} sp = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+	PTHREAD_COND_INITIALIZER, 0, NULL, 0, 0, 0, false };
+
+static void
+sync_job_run(struct sync_job *j)
+{
+	int r = j->data_only ? fdatasync(j->fd) : fsync(j->fd);
+
+	j->err = r < 0 ? errno : 0;
+}
+
+/* Runs the next job of the batch; called with sp.mu held, returns with
+   it held. */
+static void
+sync_take_one(void)
+{
+	struct sync_job *j = &sp.jobs[sp.next++];
+
+	pthread_mutex_unlock(&sp.mu);
+	sync_job_run(j);
+	pthread_mutex_lock(&sp.mu);
+	if (--sp.left == 0)
+		pthread_cond_signal(&sp.done);
+}
+
+static void *
+sync_helper(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&sp.mu);
+	for (;;) {
+		while (sp.jobs == NULL || sp.next >= sp.n)
+			pthread_cond_wait(&sp.work, &sp.mu);
+		sync_take_one();
+	}
+	return NULL;
+}
+
+static void
+sync_atfork_prepare(void)
+{
+	pthread_mutex_lock(&sp.mu);
+}
+
+static void
+sync_atfork_parent(void)
+{
+	pthread_mutex_unlock(&sp.mu);
+}
+
+/* The child has none of the helpers, and no batch of its own yet; the
+   forking thread holds sp.mu (sync_atfork_prepare). */
+static void
+sync_atfork_child(void)
+{
+	pthread_mutex_unlock(&sp.mu);
+	pthread_cond_init(&sp.work, NULL);
+	pthread_cond_init(&sp.done, NULL);
+	sp.helpers = 0;
+	sp.jobs = NULL;
+	sp.n = sp.next = sp.left = 0;
+}
+
+/* With sp.mu held. A helper that cannot be created leaves the work to
+   the others and to the caller. */
+static void
+sync_start_helpers(void)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+
+	if (sp.helpers >= SYNC_HELPERS)
+		return;
+	if (!sp.atfork) {
+		pthread_atfork(sync_atfork_prepare, sync_atfork_parent,
+		    sync_atfork_child);
+		sp.atfork = true;
+	}
+	/* Signals go to the daemon's loop, never to a helper. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	while (sp.helpers < SYNC_HELPERS) {
+		pthread_t tid;
+		if (pthread_create(&tid, &attr, sync_helper, NULL) != 0)
+			break;
+		sp.helpers++;
+	}
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* All jobs synced when it returns, each with its err set. */
+static void
+sync_all(struct sync_job *jobs, size_t n)
+{
+	pthread_mutex_lock(&sp.mu);
+	if (n < 2 || sp.jobs != NULL) {
+		pthread_mutex_unlock(&sp.mu);
+		for (size_t i = 0; i < n; i++)
+			sync_job_run(&jobs[i]);
+		return;
+	}
+	sync_start_helpers();
+	sp.jobs = jobs;
+	sp.n = n;
+	sp.next = 0;
+	sp.left = n;
+	for (size_t i = 1; i < n && i <= sp.helpers; i++)
+		pthread_cond_signal(&sp.work);
+	while (sp.next < sp.n)
+		sync_take_one();
+	while (sp.left > 0)
+		pthread_cond_wait(&sp.done, &sp.mu);
+	sp.jobs = NULL;
+	pthread_mutex_unlock(&sp.mu);
+}
+
 /* Makes the linked files of the batch durable, data and names, before
-   its commit (the order and why: at the top of this file). fdatasync is
-   enough for a file: it is new, so its size and blocks are the metadata
-   it flushes. Every writeback is started before the first wait, so that
-   the files of a batch share their journal commits. */
+   its commit (the order and why: at the top of this file), all of them
+   at once (sync_all). fdatasync is enough for a file: it is new, so its
+   size and blocks are the metadata it flushes. Every writeback is
+   started before the first wait, so that the files of a batch share
+   their journal commits. */
 static enum store_err
 sync_batch(struct gc_req **reqs, size_t n, const struct dirset *ds)
 {
-	for (size_t i = 0; i < n; i++)
-		if (reqs[i]->err == STORE_OK && !reqs[i]->synced)
-			(void)sync_file_range(reqs[i]->d->fd, 0, 0,
-			    SYNC_FILE_RANGE_WRITE);
-	for (size_t i = 0; i < n; i++)
-		if (reqs[i]->err == STORE_OK && !reqs[i]->synced &&
-		    fdatasync(reqs[i]->d->fd) < 0)
-			return temp_err("fsync message");
-	for (size_t i = 0; i < ds->n; i++)
-		if (fsync_dir(ds->dirs[i]) < 0)
-			return store_errno_err("fsync dir");
-	return STORE_OK;
+	struct sync_job *jobs = xcalloc(n + ds->n, sizeof(*jobs));
+	size_t nj = 0, nfiles;
+	enum store_err e = STORE_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		if (reqs[i]->err != STORE_OK || reqs[i]->synced)
+			continue;
+		(void)sync_file_range(reqs[i]->d->fd, 0, 0,
+		    SYNC_FILE_RANGE_WRITE);
+		jobs[nj].fd = reqs[i]->d->fd;
+		jobs[nj++].data_only = true;
+	}
+	nfiles = nj;
+	for (size_t i = 0; i < ds->n; i++) {
+		jobs[nj].fd = open(ds->dirs[i], O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC);
+		if (jobs[nj].fd < 0) {
+			e = store_errno_err("fsync dir");
+			break;
+		}
+		nj++;
+	}
+	if (e == STORE_OK)
+		sync_all(jobs, nj);
+	for (size_t i = 0; i < nj; i++) {
+		if (e == STORE_OK && jobs[i].err != 0) {
+			errno = jobs[i].err;
+			e = i < nfiles ? temp_err("fsync message") :
+			    store_errno_err("fsync dir");
+		}
+		if (i >= nfiles)
+			close(jobs[i].fd);
+	}
+	free(jobs);
+	return e;
 }
 
 /* Commits reqs[0..n) in one write transaction; sets each req's err. */

@@ -66,8 +66,15 @@ stage(const char *from, const char *dir, const char *sub, const char *name,
 		if (errno == ENOENT) {
 			char d[4200];
 			snprintf(d, sizeof(d), "%s/%s", dir, sub);
-			if (mkdir(d, 0700) < 0 && errno != EEXIST)
+			if (mkdir(d, 0700) == 0) {
+				/* The new directory's own entry in dir: the
+				   fsyncs before the commit cover only its
+				   contents, so a power cut could lose it. */
+				if (fsync_dir(dir) < 0)
+					return -1;
+			} else if (errno != EEXIST) {
 				return -1;
+			}
 			/* from itself may be missing: then ENOENT again. */
 			struct stat sb;
 			if (stat(from, &sb) < 0)
