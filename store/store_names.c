@@ -7,7 +7,9 @@
    (modseq, uid), and every record write moves its entry past all others,
    so a mark "every entry up to (modseq, uid) has its name right", kept in
    the meta DB, bounds each catch-up by the changes since the previous one.
-   A catch-up never changes a modseq: a name is no change a client sees. */
+   A catch-up never changes a modseq: a name is no change a client sees.
+   The mark only moves in a catch-up that renames something: looking
+   without renaming is a read transaction. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -119,6 +121,41 @@ entries_after(struct store *st, MDB_txn *txn, uint32_t mbox, struct pos after,
 	return STORE_OK;
 }
 
+/* Whether a record of mbox after `after` has its name behind: read only,
+   from the value's length (the trailer), so that a mailbox with nothing
+   to rename costs no write transaction (and no fsync) at all. */
+static enum store_err
+any_behind(struct store *st, MDB_txn *txn, uint32_t mbox, struct pos after,
+    bool *any_r)
+{
+	unsigned char key[MODSEQ_KEY_LEN], mkey[8];
+	MDB_val k = { sizeof(key), key }, v, mk = { sizeof(mkey), mkey }, mv;
+	MDB_cursor *c;
+	int rc;
+
+	*any_r = false;
+	be32_put(key, mbox);
+	be64_write(key + 4, after.modseq);
+	be32_put(key + 12, after.uid);
+	if ((rc = mdb_cursor_open(txn, st->db_modseq, &c)) != 0)
+		return store_mdb_err(rc, "cursor");
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && !*any_r;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const unsigned char *p = k.mv_data;
+		struct msg_head h;
+		if (k.mv_size != MODSEQ_KEY_LEN || be32_get(p) != mbox)
+			break;
+		msg_key(mkey, mbox, be32_get(p + 12));
+		if (mdb_get(txn, st->db_msgs, &mk, &mv) != 0 ||
+		    mv.mv_size < sizeof(h))
+			continue;
+		memcpy(&h, mv.mv_data, sizeof(h));
+		*any_r = mv.mv_size > sizeof(h) + h.base_len;
+	}
+	mdb_cursor_close(c);
+	return STORE_OK;
+}
+
 /* Renames one record's file to its flags' name and records that. *done_r
    is set if there was a name to catch up. */
 static enum store_err
@@ -212,6 +249,13 @@ store_names_catch_up(struct store *st, uint32_t mbox_id, size_t max,
 	*more_r = false;
 	if (max == 0)
 		max = 1;
+	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
+		return e;
+	bool any;
+	e = any_behind(st, txn, mbox_id, mark_get(st, txn, mbox_id), &any);
+	mdb_txn_abort(txn);
+	if (e != STORE_OK || !any)
+		return e;
 	if ((e = store_txn_begin(st, true, &txn)) != STORE_OK)
 		return e;
 	e = catch_up_txn(st, txn, mbox_id, max, &l, more_r);
@@ -250,16 +294,14 @@ store_names_pending(struct store *st, uint32_t **ids_r, size_t *n_r)
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		uint32_t id;
-		struct pos one;
-		size_t got;
-		bool more;
+		bool any;
 		if (k.mv_size != sizeof(id))
 			continue;
 		memcpy(&id, k.mv_data, sizeof(id));
-		if ((e = entries_after(st, txn, id, mark_get(st, txn, id), &one,
-		    1, &got, &more)) != STORE_OK)
+		if ((e = any_behind(st, txn, id, mark_get(st, txn, id),
+		    &any)) != STORE_OK)
 			break;
-		if (got == 0)
+		if (!any)
 			continue;
 		ids = xrealloc(ids, (n + 1) * sizeof(*ids));
 		ids[n++] = id;

@@ -229,11 +229,19 @@ test_deferred_then_catch_up(void **state)
 		assert_int_not_equal(ids[i], f->inbox);
 	free(ids);
 	assert_int_equal(catch_up_all(f, f->inbox, 3), 1);
+	/* New mail has its names right: still nothing pending. */
+	deliver(f->st, f->alice.id, "Subject: late\r\n\r\nx\r\n", 0);
+	assert_int_equal(store_names_pending(f->st, &ids, &n), STORE_OK);
+	for (size_t i = 0; i < n; i++)
+		assert_int_not_equal(ids[i], f->inbox);
+	free(ids);
+	assert_int_equal(catch_up_all(f, f->inbox, 3), 1);
 	/* A change back to the letters the name has is no lag at all. */
 	set_all(f, STORE_FLAGS_REMOVE, STORE_F_FLAGGED, true);
 	set_all(f, STORE_FLAGS_ADD, STORE_F_FLAGGED, true);
 	for (int i = 0; i < NMSG; i++)
 		assert_true(name_has(f, f->inbox, f->uids[i], 'F'));
+	assert_int_equal(cur_count(f, f->inbox), NMSG + 1);
 }
 
 /* Copy, move, expunge and a plain flag change find a file behind. */
