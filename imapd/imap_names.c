@@ -70,11 +70,9 @@ batch_done(void *arg)
 		batch_submit(d);
 		return;
 	}
-	if (q.n == 0 || ev_depth(d->loop) == 0) {
-		free(q.ids);
-		q.ids = NULL;
-		q.n = 0;
-	}
+	free(q.ids);
+	q.ids = NULL;
+	q.n = 0;
 }
 
 void
