@@ -1,7 +1,9 @@
 /* cmd_store: STORE and UID STORE (FLAGS, +FLAGS, -FLAGS, .SILENT; system
    flags and keywords; UNCHANGEDSINCE, RFC 7162) through the store on a
    worker, then FETCH FLAGS replies from the result. The flag list parser
-   is imap_commands_util.c's; nothing here reads message files. */
+   is imap_commands_util.c's; nothing here reads message files. A bulk
+   STORE writes the index only; the file names catch up in the background
+   after the reply (imap_names.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -10,8 +12,14 @@
 #include "imap_commands_util.h"
 #include "imap_features.h"
 #include "imap_modseq.h"
+#include "imap_names.h"
 #include "imap_seqset.h"
 #include "imap_view.h"
+
+/* From this many messages on, a STORE leaves the file names behind its
+   flags (index only) and a catch-up renames them after the reply: below,
+   the renames cost less than the catch-up's own commit and dir fsync. */
+#define STORE_DEFER_MIN 64
 
 struct store_job {
 	struct store *st;
@@ -30,6 +38,7 @@ struct store_job {
 	uint64_t unchangedsince;
 	uint32_t *modified;         /* MSNs or UIDs that failed the test */
 	size_t nmodified;
+	bool deferred;              /* the names are left behind the flags */
 };
 
 static void
@@ -62,7 +71,9 @@ store_work(void *arg)
 		j->err = STORE_OK;
 		return;
 	}
-	j->err = store_msg_set_flags(j->st, j->mbox_id, j->op, j->flags,
+	j->deferred = j->n >= STORE_DEFER_MIN;
+	j->err = (j->deferred ? store_msg_set_flags_deferred :
+	    store_msg_set_flags)(j->st, j->mbox_id, j->op, j->flags,
 	    (const char *const *)j->kw, j->nkw, j->unchangedsince, j->ch, j->n);
 	if (j->err == STORE_OK && j->nkw > 0)
 		j->have_mb = store_mailbox_get_by_id(j->st, j->mbox_id, &j->mb) ==
@@ -176,6 +187,8 @@ store_done(struct imap_session *s, void *arg)
 	imap_send_buf(s, &b);
 	store_reply(s, j, &b);
 	buf_free(&b);
+	if (j->deferred)
+		imap_names_schedule(s->base.d, j->mbox_id);
 out:
 	job_free(j);
 	imap_cmd_finish(s);

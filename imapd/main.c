@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "util.h"
 
+#include "imap_names.h"
 #include "imap_session.h"
 
 static int
@@ -35,6 +36,8 @@ main(int argc, char **argv)
 		.refuse_msg = "* BYE Too many connections\r\n",
 		.store_open = open_store,
 		.store_close = store_close,
+		/* names a stop or crash left behind their flags */
+		.start = imap_names_start,
 	};
 
 	def.handlers = imap_session_handlers();

@@ -285,6 +285,25 @@ enum store_err store_msg_set_flags(struct store *st, uint32_t mbox_id,
     enum store_flag_op op, uint32_t flags, const char *const *keywords,
     size_t nkeywords, uint64_t unchangedsince, struct store_flag_change *ch,
     size_t n);
+/* The same, but only the index is written (committed, fsync'd, before the
+   return): the message files keep their names, which lag behind the flags
+   until store_names_catch_up renames them. Every store function finds a
+   file whatever letters its name has. For bulk changes (a rename each is
+   most of their cost). */
+enum store_err store_msg_set_flags_deferred(struct store *st,
+    uint32_t mbox_id, enum store_flag_op op, uint32_t flags,
+    const char *const *keywords, size_t nkeywords, uint64_t unchangedsince,
+    struct store_flag_change *ch, size_t n);
+/* Renames up to max files of mbox_id whose names are behind their flags,
+   in one write transaction (cur/ fsync'd before the commit). *more_r:
+   call again (more may be behind). A crash leaves at worst names behind,
+   which the next call finishes. A missing mailbox is not an error. */
+enum store_err store_names_catch_up(struct store *st, uint32_t mbox_id,
+    size_t max, bool *more_r);
+/* The mailboxes (owned array of ids) whose names may be behind: those
+   with message records written since their last complete catch-up. */
+enum store_err store_names_pending(struct store *st, uint32_t **ids_r,
+    size_t *n_r);
 
 /* Copies (hard links) uids[0..n) into dst with their flags and keywords,
    new UIDs in ascending order; move also expunges them from src in the same

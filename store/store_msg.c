@@ -1,6 +1,8 @@
 /* store_msg: message records (list, get, open, cache), flag changes,
    copy/move and expunge. Every change is one LMDB write transaction; file
-   renames and links happen inside it (serialized by the writer lock). New
+   renames and links happen inside it (serialized by the writer lock). A
+   deferred flag change renames nothing: the record remembers the letters
+   its file's name still has, and store_names.c catches the names up. New
    links and removed files are staged beside cur/ until the commit decides
    (store_pending.c), so a crash never loses mail, never leaves a file the
    index does not know in cur/, and never blocks a later operation. */
@@ -19,14 +21,29 @@
 int
 msg_rec_decode(const MDB_val *v, struct msg_rec *m)
 {
+	const unsigned char *p = v->mv_data;
+	size_t rest;
+
 	if (v->mv_size < sizeof(m->h))
 		return -1;
-	memcpy(&m->h, v->mv_data, sizeof(m->h));
+	memcpy(&m->h, p, sizeof(m->h));
 	if (m->h.base_len > MSG_BASE_MAX ||
-	    v->mv_size != sizeof(m->h) + m->h.base_len)
+	    v->mv_size < sizeof(m->h) + m->h.base_len)
 		return -1;
-	memcpy(m->base, (char *)v->mv_data + sizeof(m->h), m->h.base_len);
+	memcpy(m->base, p + sizeof(m->h), m->h.base_len);
 	m->base[m->h.base_len] = '\0';
+	rest = v->mv_size - sizeof(m->h) - m->h.base_len;
+	p += sizeof(m->h) + m->h.base_len;
+	m->behind = false;
+	m->disk_flags = m->h.flags;
+	m->disk_keywords = m->h.keywords;
+	if (rest == 0)
+		return 0;
+	if (rest != MSG_DISK_LEN || p[0] != MSG_DISK_V1)
+		return -1;
+	memcpy(&m->disk_flags, p + 1, 4);
+	memcpy(&m->disk_keywords, p + 5, 4);
+	m->behind = true;
 	return 0;
 }
 
@@ -34,10 +51,29 @@ void
 msg_rec_encode(const struct msg_rec *m, struct buf *out)
 {
 	struct msg_head h = m->h;
+	unsigned char t[MSG_DISK_LEN];
 
 	h.base_len = (uint32_t)strlen(m->base);
 	buf_append(out, &h, sizeof(h));
 	buf_append(out, m->base, h.base_len);
+	if (!m->behind || (m->disk_flags == h.flags &&
+	    m->disk_keywords == h.keywords))
+		return;
+	t[0] = MSG_DISK_V1;
+	memcpy(t + 1, &m->disk_flags, 4);
+	memcpy(t + 5, &m->disk_keywords, 4);
+	buf_append(out, t, sizeof(t));
+}
+
+void
+msg_set_behind(const struct msg_rec *m, struct msg_rec *nm)
+{
+	if (!m->behind) {
+		nm->disk_flags = m->h.flags;
+		nm->disk_keywords = m->h.keywords;
+	}
+	nm->behind = nm->disk_flags != nm->h.flags ||
+	    nm->disk_keywords != nm->h.keywords;
 }
 
 void
@@ -69,6 +105,18 @@ msg_file_name(const struct mbox_rec *mb, const struct msg_rec *m, char *buf,
 	char letters[40];
 
 	(void)mb;
+	if (m->behind)
+		msg_letters(m->disk_flags, m->disk_keywords, letters);
+	else
+		msg_letters(m->h.flags, m->h.keywords, letters);
+	snprintf(buf, size, "%s:2,%s", m->base, letters);
+}
+
+void
+msg_want_name(const struct msg_rec *m, char *buf, size_t size)
+{
+	char letters[40];
+
 	msg_letters(m->h.flags, m->h.keywords, letters);
 	snprintf(buf, size, "%s:2,%s", m->base, letters);
 }
@@ -114,6 +162,14 @@ msg_find_path(const char *dir, const struct mbox_rec *mb,
 	pending_path(dir, STORE_REMOVING_DIR, name, buf, size);
 	if (access(buf, F_OK) == 0)
 		return 0;
+	/* A name behind its flags: a catch-up may have renamed it since the
+	   record was read. */
+	if (m->behind) {
+		msg_want_name(m, name, sizeof(name));
+		snprintf(buf, size, "%s/cur/%s", dir, name);
+		if (access(buf, F_OK) == 0)
+			return 0;
+	}
 	/* A crash between a rename and its commit leaves other letters. */
 	static const char *const subs[] = { "cur", "new", STORE_ADDING_DIR,
 	    STORE_REMOVING_DIR };
@@ -386,6 +442,11 @@ store_msg_open(struct store *st, uint32_t mbox_id, uint32_t uid, int *fd_r)
 	if (de != NULL) {
 		msg_file_name(NULL, &m, name, sizeof(name));
 		fd = openat(dirfd_fd(de), name, O_RDONLY | O_CLOEXEC);
+		/* Behind its flags: renamed by a catch-up since the read? */
+		if (fd < 0 && errno == ENOENT && m.behind) {
+			msg_want_name(&m, name, sizeof(name));
+			fd = openat(dirfd_fd(de), name, O_RDONLY | O_CLOEXEC);
+		}
 		dirfd_unref(st, de);
 		if (fd >= 0) {
 			*fd_r = fd;
@@ -635,16 +696,7 @@ store_msg_cache_free(struct store_msg_cache *cache)
 
 /* ---- flags ---- */
 
-/* The renames store_msg_set_flags made, to undo if the txn fails. A name
-   without a '/' is relative to the cur/ fd of the change (renameat ignores
-   the fd for the absolute paths of the slow path). */
-struct rename_log {
-	char **from, **to;
-	size_t n, cap;
-	int dfd;
-};
-
-static void
+void
 rename_log_add(struct rename_log *l, const char *from, const char *to)
 {
 	if (l->n == l->cap) {
@@ -656,9 +708,8 @@ rename_log_add(struct rename_log *l, const char *from, const char *to)
 	l->to[l->n++] = xstrdup(to);
 }
 
-/* Frees the log; with undo, first renames every file back (newest first),
-   so a failed flag change leaves the names the index still has. */
-static void
+/* Undo: a failed change leaves the names the index still has. */
+void
 rename_log_free(struct rename_log *l, bool undo)
 {
 	for (size_t i = l->n; i-- > 0;) {
@@ -673,20 +724,19 @@ rename_log_free(struct rename_log *l, bool undo)
 	l->n = l->cap = 0;
 }
 
-/* Gives the message's file the letters of nm. The name the index holds is
-   renamed at once, relative to the cached cur/ fd: no path walk and no
-   existence check per message, which in a cur/ of 100,000 entries is most
-   of a bulk STORE's time. Only when that name is not there (staged, left
-   with other letters by a crash, or the cached fd is stale) is the file
-   searched for by path. A file found nowhere is left alone, as before. */
-static enum store_err
-flag_rename(const char *dir, const struct mbox_rec *mb, const struct msg_rec *m,
-    const struct msg_rec *nm, struct rename_log *l)
+/* Gives m's file (the name it has on disk) the name nname. The name the
+   index holds is renamed at once, relative to the cur/ fd: no path walk
+   and no existence check per message, which in a cur/ of 100,000 entries
+   is most of a bulk rename's time. Only when that name is not there
+   (staged, left with other letters by a crash, or the cached fd is stale)
+   is the file searched for by path. A file found nowhere is left alone. */
+enum store_err
+msg_rename_to(const char *dir, const struct mbox_rec *mb,
+    const struct msg_rec *m, const char *nname, struct rename_log *l)
 {
-	char from[4200], to[4200], oname[512], nname[512];
+	char from[4200], to[4200], oname[512];
 
 	msg_file_name(mb, m, oname, sizeof(oname));
-	msg_file_name(mb, nm, nname, sizeof(nname));
 	if (strcmp(oname, nname) == 0)
 		return STORE_OK;
 	if (l->dfd >= 0) {
@@ -737,8 +787,29 @@ struct flags_txn {
 	char dir[4096];
 	uint64_t modseq;        /* of this change, 0 until the first one */
 	bool any;
+	bool deferred;          /* index only: the names fall behind */
 	struct rename_log renamed;
 };
+
+/* The file name after a change from m to nm: renamed now, or (deferred)
+   left as it is and recorded in nm as behind. */
+static enum store_err
+flags_name(struct flags_txn *t, const struct msg_rec *m, struct msg_rec *nm)
+{
+	char nname[512];
+	enum store_err e;
+
+	if (t->deferred) {
+		msg_set_behind(m, nm);
+		return STORE_OK;
+	}
+	msg_want_name(nm, nname, sizeof(nname));
+	if ((e = msg_rename_to(t->dir, &t->mb, m, nname, &t->renamed)) !=
+	    STORE_OK)
+		return e;
+	nm->behind = false;
+	return STORE_OK;
+}
 
 static enum store_err
 flags_one(struct flags_txn *t, enum store_flag_op op, uint32_t flags,
@@ -766,8 +837,7 @@ flags_one(struct flags_txn *t, enum store_flag_op op, uint32_t flags,
 		    &t->mb, t->dir, &t->modseq)) != STORE_OK)
 			return e;
 		nm.h.modseq = t->modseq;
-		if ((e = flag_rename(t->dir, &t->mb, &m, &nm, &t->renamed)) !=
-		    STORE_OK)
+		if ((e = flags_name(t, &m, &nm)) != STORE_OK)
 			return e;
 		mbox_counters_add(&t->mb, &m, -1);
 		mbox_counters_add(&t->mb, &nm, 1);
@@ -801,12 +871,14 @@ flags_begin(struct flags_txn *t, struct dirfd_ent **de_r)
 	return STORE_OK;
 }
 
-enum store_err
-store_msg_set_flags(struct store *st, uint32_t mbox_id, enum store_flag_op op,
+static enum store_err
+set_flags(struct store *st, uint32_t mbox_id, enum store_flag_op op,
     uint32_t flags, const char *const *keywords, size_t nkeywords,
-    uint64_t unchangedsince, struct store_flag_change *ch, size_t n)
+    uint64_t unchangedsince, struct store_flag_change *ch, size_t n,
+    bool deferred)
 {
-	struct flags_txn t = { .st = st, .mbox_id = mbox_id };
+	struct flags_txn t = { .st = st, .mbox_id = mbox_id,
+	    .deferred = deferred };
 	struct dirfd_ent *de = NULL;
 	uint32_t kbits = 0;
 	bool added = false;
@@ -850,6 +922,25 @@ fail:
 	rename_log_free(&t.renamed, true);
 	dirfd_unref(st, de);
 	return e;
+}
+
+enum store_err
+store_msg_set_flags(struct store *st, uint32_t mbox_id, enum store_flag_op op,
+    uint32_t flags, const char *const *keywords, size_t nkeywords,
+    uint64_t unchangedsince, struct store_flag_change *ch, size_t n)
+{
+	return set_flags(st, mbox_id, op, flags, keywords, nkeywords,
+	    unchangedsince, ch, n, false);
+}
+
+enum store_err
+store_msg_set_flags_deferred(struct store *st, uint32_t mbox_id,
+    enum store_flag_op op, uint32_t flags, const char *const *keywords,
+    size_t nkeywords, uint64_t unchangedsince, struct store_flag_change *ch,
+    size_t n)
+{
+	return set_flags(st, mbox_id, op, flags, keywords, nkeywords,
+	    unchangedsince, ch, n, true);
 }
 
 /* ---- copy, move ---- */
@@ -985,6 +1076,7 @@ store_msg_copy(struct store *st, uint32_t src_mbox, const uint32_t *uids,
 		if (msg_find_path(sdir, &src, &m, from, sizeof(from)) < 0)
 			continue;   /* the file is gone: nothing to copy */
 		nm = m;
+		nm.behind = false;      /* the new link has nm's letters */
 		/* Keyword bits are per mailbox: map them by name. */
 		nm.h.keywords = 0;
 		for (uint32_t b = 0; b < src.nkeywords; b++) {

@@ -114,10 +114,21 @@ struct msg_head {
 };
 #define MSG_BASE_MAX 255
 
+/* A record whose file name lags behind its flags (a deferred flag change,
+   store_msg_set_flags_deferred) carries the letters the name has on disk
+   in a trailer after the base: one version byte (MSG_DISK_V1), then the
+   u32 flags and u32 keyword bits of the name. Records without it (all of
+   them before deferred changes existed) have the letters of h. */
+#define MSG_DISK_V1   1
+#define MSG_DISK_LEN  9
+
 struct msg_rec {
 	uint32_t uid;           /* from the key, not encoded in the value */
 	struct msg_head h;
 	char base[MSG_BASE_MAX + 1];
+	bool behind;            /* the name has disk_*, not h's letters */
+	uint32_t disk_flags;
+	uint32_t disk_keywords;
 };
 
 /* ---- store.c ---- */
@@ -215,9 +226,15 @@ enum store_err mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id);
 /* ---- messages (store_msg.c) ---- */
 int msg_rec_decode(const MDB_val *v, struct msg_rec *m);
 void msg_rec_encode(const struct msg_rec *m, struct buf *out);
-/* "<base>:2,<letters>" */
+/* "<base>:2,<letters>": the name the file has on disk (m->disk_* letters
+   while m->behind). */
 void msg_file_name(const struct mbox_rec *mb, const struct msg_rec *m,
     char *buf, size_t size);
+/* The name with the letters of m's flags (what a catch-up renames to). */
+void msg_want_name(const struct msg_rec *m, char *buf, size_t size);
+/* Marks nm (a copy of m with changed flags) as behind: its file keeps
+   m's name. Clears behind when the flags came back to the name's. */
+void msg_set_behind(const struct msg_rec *m, struct msg_rec *nm);
 void msg_letters(uint32_t flags, uint32_t keywords, char *buf);
 /* Finds the file of a message in dir/cur (derived name, else a scan for the
    base). 0 with the full path in buf, or -1. */
@@ -239,6 +256,25 @@ enum store_err msg_rec_get(struct store *st, MDB_txn *txn, uint32_t mbox,
     uint32_t uid, struct msg_rec *m);
 enum store_err msg_rec_put(struct store *st, MDB_txn *txn, uint32_t mbox,
     const struct msg_rec *m);
+
+/* Renames made inside a write transaction, to undo if it fails. A name
+   without a '/' is relative to dfd (renameat ignores it for absolute
+   paths). */
+struct rename_log {
+	char **from, **to;
+	size_t n, cap;
+	int dfd;
+};
+void rename_log_add(struct rename_log *l, const char *from, const char *to);
+/* Frees the log; with undo, first renames every file back (newest
+   first). */
+void rename_log_free(struct rename_log *l, bool undo);
+
+/* Renames m's file (whatever letters its name has) to dir/cur/nname
+   inside the caller's write transaction, logging it in l. A file found
+   nowhere is left alone (STORE_OK). */
+enum store_err msg_rename_to(const char *dir, const struct mbox_rec *mb,
+    const struct msg_rec *m, const char *nname, struct rename_log *l);
 
 /* ---- the MODSEQ index (store_modseq.c) ---- */
 #define MODSEQ_KEY_LEN 16

@@ -1,7 +1,9 @@
 /* store_reindex: rebuilds one user's index entries from the maildir files.
    The files are the truth here: each mailbox directory's postroom-mailbox
    gives name, UIDVALIDITY, keywords and the reserved uid/modseq marks, each
-   file name gives UID, flags and keywords. A user whose index record was
+   file name gives UID, flags and keywords (unless the index still has
+   the message with newer flags its name has not caught up with: those
+   win, and the file is renamed to them). A user whose index record was
    lost is brought back from postroom-user. UIDs are never reused. */
 #include <dirent.h>
 #include <errno.h>
@@ -34,6 +36,10 @@ struct old_msg {
 	int64_t internaldate;
 	int32_t tz;
 	bool gone;
+	/* A name behind the record's flags (a deferred flag change not yet
+	   caught up): the flags, and the letters the name still has. */
+	bool behind;
+	uint32_t flags, keywords, disk_flags, disk_keywords;
 };
 
 /* old[] is in uid order (the index's key order). */
@@ -244,6 +250,11 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 		old[nold].internaldate = m.h.internaldate;
 		old[nold].tz = m.h.internal_tz;
 		old[nold].gone = false;
+		old[nold].behind = m.behind;
+		old[nold].flags = m.h.flags;
+		old[nold].keywords = m.h.keywords;
+		old[nold].disk_flags = m.disk_flags;
+		old[nold].disk_keywords = m.disk_keywords;
 		memcpy(old[nold].base, m.base, sizeof(m.base));
 		nold++;
 	}
@@ -325,6 +336,13 @@ rebuild_mailbox(struct store *st, MDB_txn *txn, struct mbox_rec *mb,
 		if (o != NULL && !o->gone) {
 			m.h.internaldate = o->internaldate;
 			m.h.internal_tz = o->tz;
+			/* The name is as the index left it, just behind: the
+			   index's flags are the newer (the file takes them). */
+			if (o->behind && f->flags == o->disk_flags &&
+			    (f->keywords & kwmask) == o->disk_keywords) {
+				m.h.flags = o->flags;
+				m.h.keywords = o->keywords & kwmask;
+			}
 			o->gone = true;   /* present: no tombstone */
 			known = true;
 		}
