@@ -88,6 +88,7 @@ static const struct key_def config_keys[] = {
 	{ "milter_timeout", K_DURATION, F(milter_timeout) },
 	{ "milter_failure", K_MFAIL, F(milter_fail_accept) },
 	{ "dnsbl", K_DNSBL, F(dnsbl) },
+	{ "dnsbl_delay", K_DURATION0, F(dnsbl_delay) },
 };
 #undef F
 
@@ -134,6 +135,7 @@ config_init(struct config *cfg)
 	cfg->dkim_selector = xstrdup("postroom");
 	cfg->outbound_ip_family = xstrdup("any");
 	cfg->milter_timeout = 30;
+	cfg->dnsbl_delay = 6;
 }
 
 void

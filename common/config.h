@@ -80,6 +80,8 @@ struct config {
 	bool milter_fail_accept;    /* milter_failure = accept (default
 	                               tempfail) */
 	char *dnsbl;                /* "zone, zone"; NULL: none */
+	double dnsbl_delay;         /* a listed client's 554 this long after
+	                               it connected; default 6s */
 };
 
 /* Sets every field to its default (strings NULL except data_dir and

@@ -77,6 +77,9 @@ struct dnsbl_check {
 	struct smtp_session *s;
 	size_t pending;
 	char listed[256];       /* the first zone that lists the client */
+	ev_tstamp start;        /* when the client connected */
+	bool cut;               /* shutting down: no dnsbl_delay */
+	ev_timer delay;         /* a listed client's wait (dnsbl_delay) */
 };
 
 /* "4.3.2.1.zone" or the 32 nibbles of an IPv6 address. -1 if addr is not
@@ -107,6 +110,51 @@ dnsbl_name(const char *addr, const char *zone, char *out, size_t size)
 	return 0;
 }
 
+/* The 554 to a listed client, and the end of its session. */
+static void
+dnsbl_refuse(struct dnsbl_check *k)
+{
+	struct smtp_session *s = k->s;
+
+	log_info("%s dnsbl listed=%s ip=%s result=refused",
+	    conn_id(s->base.c), k->listed, conn_peer_addr(s->base.c));
+	conn_printf(s->base.c, "554 5.7.1 Service unavailable; client "
+	    "[%s] blocked using %s\r\n", conn_peer_addr(s->base.c),
+	    k->listed);
+	session_close(&s->base, "dnsbl");
+	s->dnsbl = NULL;
+	free(k);
+	session_resume(&s->base);
+}
+
+static void
+dnsbl_delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	dnsbl_refuse(w->data);
+}
+
+void
+smtp_dnsbl_cut(struct smtp_session *s)
+{
+	struct dnsbl_check *k = s->dnsbl;
+
+	if (k == NULL)
+		return;
+	if (!ev_is_active(&k->delay)) {
+		k->cut = true;  /* lookups pending */
+		return;
+	}
+	ev_timer_stop(s->base.d->loop, &k->delay);
+	dnsbl_refuse(k);
+}
+
+/* A listed client is answered dnsbl_delay after it connected, as an MX
+   that holds its greeting for a few seconds (postscreen's greet wait)
+   would: a bot then spends that long per attempt, and the 554 never comes
+   sooner than a greeting would. Clients that are not listed are greeted as
+   soon as the lookups are done. */
 static void
 dnsbl_done(struct dnsbl_check *k)
 {
@@ -114,16 +162,21 @@ dnsbl_done(struct dnsbl_check *k)
 	const struct config *cfg = s->base.d->cfg;
 
 	if (k->listed[0] != '\0') {
-		log_info("%s dnsbl listed=%s ip=%s result=refused",
-		    conn_id(s->base.c), k->listed, conn_peer_addr(s->base.c));
-		conn_printf(s->base.c, "554 5.7.1 Service unavailable; client "
-		    "[%s] blocked using %s\r\n", conn_peer_addr(s->base.c),
-		    k->listed);
-		session_close(&s->base, "dnsbl");
-		free(k);
-		session_resume(&s->base);
+		ev_tstamp left = cfg->dnsbl_delay -
+		    (ev_now(s->base.d->loop) - k->start);
+		if (left <= 0 || k->cut) {
+			dnsbl_refuse(k);
+			return;
+		}
+		log_info("%s dnsbl listed=%s ip=%s result=held secs=%.0f",
+		    conn_id(s->base.c), k->listed, conn_peer_addr(s->base.c),
+		    left);
+		ev_timer_init(&k->delay, dnsbl_delay_cb, left, 0.);
+		k->delay.data = k;
+		ev_timer_start(s->base.d->loop, &k->delay);
 		return;
 	}
+	s->dnsbl = NULL;
 	free(k);
 	if (s->milter != NULL) {
 		milters_connect(s);
@@ -219,6 +272,8 @@ smtp_milter_connect(struct smtp_session *s)
 	k = xcalloc(1, sizeof(*k));
 	k->s = s;
 	k->pending = 1;     /* held until every query went out */
+	k->start = ev_now(s->base.d->loop);
+	s->dnsbl = k;
 	session_suspend(&s->base);
 	p = cfg->dnsbl;
 	while (*(p += strspn(p, " \t,")) != '\0') {
@@ -418,6 +473,13 @@ smtp_milter_session_free(struct smtp_session *s)
 {
 	struct smtp_milter_sess *m = s->milter;
 
+	/* A session freed at exit while a listed client waits; while lookups
+	   are pending their answers still hold the check. */
+	if (s->dnsbl != NULL && s->dnsbl->pending == 0) {
+		ev_timer_stop(s->base.d->loop, &s->dnsbl->delay);
+		free(s->dnsbl);
+		s->dnsbl = NULL;
+	}
 	if (m == NULL)
 		return;
 	milter_session_free(&m->ms);

@@ -260,6 +260,7 @@ on_shutdown(struct conn *c, void *sess)
 		   the 421 (busy_changed); an AUTH delay is cut short. */
 		s->flags |= SMTP_F_SHUTDOWN;
 		login_delay_cut(&s->login);
+		smtp_dnsbl_cut(s);
 		return;
 	}
 	smtp_close_421(s, "4.3.2", "Service shutting down");

@@ -151,6 +151,8 @@ struct smtp_session {
 	struct smtp_tx *tx;
 	/* The milters' session (smtp_milter.c), NULL without milters. */
 	struct smtp_milter_sess *milter;
+	/* The blocklist check at connect (smtp_milter.c), until it is over. */
+	struct dnsbl_check *dnsbl;
 };
 
 static inline bool
@@ -216,6 +218,8 @@ enum cmd_result smtp_data_commit_done(struct session *base, void *tx);
 /* At accept on the MX listener: checks the dnsbl zones before the
    greeting. True: the greeting (or the 554) is sent later. */
 bool smtp_milter_connect(struct smtp_session *s);
+/* At shutdown: a listed client waiting out dnsbl_delay gets its 554 now. */
+void smtp_dnsbl_cut(struct smtp_session *s);
 /* A command handler that a milter stage may have to run again. */
 typedef enum cmd_result smtp_milter_cmd_fn(struct smtp_session *s,
     const char *args, size_t len);

@@ -424,3 +424,56 @@ def test_dnsbl(listed):
     finally:
         i.stop_all()
         dns.stop()
+
+
+def wait_log(inst, name, text):
+    """Waits for a line in a daemon's log (no time bound: an event)."""
+    while text not in inst.log(name):
+        time.sleep(0.05)
+
+
+def test_dnsbl_delay_and_shutdown():
+    """A listed client gets its 554 no sooner than dnsbl_delay after it
+    connected (a lower bound only: a slow machine just makes it later),
+    while a client that is not listed is greeted without that wait being
+    required; a shutdown during the wait answers the 554 at once instead of
+    dropping the connection, and the daemon exits cleanly."""
+    rig = load_rig()
+    dns = rig.DNS(harness.free_port())
+    dns.a("1.0.0.127.bl.test", "127.0.0.2")
+    i = start({"dnsbl": "bl.test", "dnsbl_delay": "2s",
+               "dns_servers": f"127.0.0.1:{dns.port}"})
+    try:
+        t0 = time.monotonic()
+        s = socket.create_connection(("127.0.0.1", i.port("smtp")), timeout=120)
+        f = s.makefile("rb")
+        line = f.readline()
+        waited = time.monotonic() - t0
+        assert line.startswith(b"554 5.7.1 ") and b"bl.test" in line, line
+        assert waited >= 1.9, waited
+        assert f.readline() == b""
+        s.close()
+        assert "result=held" in i.log("smtpd")
+    finally:
+        i.stop_all()
+    # A wait of an hour, cut short by SIGTERM: the 554 still goes out. The
+    # client comes from 127.0.0.3 (listed), apart from the harness's own
+    # probes of the port from 127.0.0.1, so that the log line is its own.
+    dns.a("3.0.0.127.bl.test", "127.0.0.2")
+    i = start({"dnsbl": "bl.test", "dnsbl_delay": "1h",
+               "dns_servers": f"127.0.0.1:{dns.port}"})
+    try:
+        s = socket.create_connection(("127.0.0.1", i.port("smtp")), timeout=120,
+                                     source_address=("127.0.0.3", 0))
+        f = s.makefile("rb")
+        wait_log(i, "smtpd", "ip=127.0.0.3 result=held")
+        logname = i.logs["smtpd"].name
+        i.stop("smtpd")
+        line = f.readline()
+        assert line.startswith(b"554 5.7.1 ") and b"bl.test" in line, \
+            (line, open(logname).read()[-3000:])
+        assert f.readline() == b""
+        s.close()
+    finally:
+        i.stop_all()
+        dns.stop()
