@@ -144,6 +144,28 @@ buf_putc(struct buf *b, char c)
 	buf_append(b, &c, 1);
 }
 
+char *
+u64_dec_at(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	memcpy(p, tmp + i, sizeof(tmp) - i);
+	return p + sizeof(tmp) - i;
+}
+
+void
+buf_put_u64(struct buf *b, uint64_t v)
+{
+	char tmp[20];
+
+	buf_append(b, tmp, (size_t)(u64_dec_at(tmp, v) - tmp));
+}
+
 void
 buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {

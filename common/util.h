@@ -33,6 +33,10 @@ void buf_reserve(struct buf *b, size_t extra);
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
+/* v in decimal: written at p (room for 20 bytes), returning the end; or
+   appended. For hot paths that avoid the printf family. */
+char *u64_dec_at(char *p, uint64_t v);
+void buf_put_u64(struct buf *b, uint64_t v);
 void buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);

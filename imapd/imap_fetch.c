@@ -353,21 +353,6 @@ clip(const struct imap_fetch_item *it, uint64_t *off, uint64_t *len)
 
 /* ---- item handlers ---- */
 
-/* Appends v in decimal: the FETCH hot path formats numbers without the
-   printf family. */
-static void
-put_num(struct buf *b, uint64_t v)
-{
-	char tmp[20];
-	size_t i = sizeof(tmp);
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	buf_append(b, tmp + i, sizeof(tmp) - i);
-}
-
 static void
 put_lit(struct buf *b, const char *s, size_t len)
 {
@@ -397,7 +382,7 @@ write_uid(struct imap_session *s, struct imap_fetch *f,
 	(void)s;
 	(void)it;
 	PUT_LIT(&f->out, "UID ");
-	put_num(&f->out, m->uid);
+	buf_put_u64(&f->out, m->uid);
 	return true;
 }
 
@@ -478,7 +463,7 @@ write_size(struct imap_session *s, struct imap_fetch *f,
 	(void)s;
 	(void)it;
 	PUT_LIT(&f->out, "RFC822.SIZE ");
-	put_num(&f->out, m->size);
+	buf_put_u64(&f->out, m->size);
 	return true;
 }
 
@@ -496,7 +481,7 @@ write_modseq(struct imap_session *s, struct imap_fetch *f,
 	(void)s;
 	(void)it;
 	PUT_LIT(&f->out, "MODSEQ (");
-	put_num(&f->out, m->modseq);
+	buf_put_u64(&f->out, m->modseq);
 	buf_putc(&f->out, ')');
 	return true;
 }
@@ -639,7 +624,7 @@ write_section(struct imap_session *s, struct imap_fetch *f,
 	clip(it, &off, &len);
 	buf_puts(&f->out, it->label);
 	PUT_LIT(&f->out, " {");
-	put_num(&f->out, len);
+	buf_put_u64(&f->out, len);
 	PUT_LIT(&f->out, "}\r\n");
 	if (use_mem)
 		buf_append(&f->out, mem->data ? mem->data + off : "",
@@ -831,7 +816,7 @@ msg_begin(struct imap_session *s, struct imap_fetch *f)
 	if (msg_open(s, f, m->uid) < 0)
 		return false;
 	PUT_LIT(bp, "* ");
-	put_num(bp, f->idx[f->pos] + 1);
+	buf_put_u64(bp, f->idx[f->pos] + 1);
 	PUT_LIT(bp, " FETCH (");
 	if (f->seen_changed != NULL && f->seen_changed[f->pos] &&
 	    !f->has_flags) {
@@ -847,20 +832,6 @@ msg_begin(struct imap_session *s, struct imap_fetch *f)
 	return true;
 }
 
-/* Appends v in decimal at p; returns the end. */
-static char *
-put_num_at(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t i = sizeof(tmp);
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	memcpy(p, tmp + i, sizeof(tmp) - i);
-	return p + sizeof(tmp) - i;
-}
 #define PUT_AT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
 
 /* The reply of the message at f->pos when every item is a number or the
@@ -882,14 +853,14 @@ write_simple(struct imap_session *s, struct imap_fetch *f)
 	buf_reserve(&f->out, 48 + f->it.n * (40 + fllen));
 	p = f->out.data + f->out.len;
 	p = PUT_AT(p, "* ");
-	p = put_num_at(p, f->idx[f->pos] + 1);
+	p = u64_dec_at(p, f->idx[f->pos] + 1);
 	p = PUT_AT(p, " FETCH (");
 	for (k = 0; k < f->it.n; k++) {
 		if (k > 0)
 			*p++ = ' ';
 		switch (f->it.v[k].type) {
 		case IMAP_FI_UID:
-			p = put_num_at(PUT_AT(p, "UID "), m->uid);
+			p = u64_dec_at(PUT_AT(p, "UID "), m->uid);
 			break;
 		case IMAP_FI_FLAGS:
 			p = PUT_AT(p, "FLAGS ");
@@ -897,10 +868,10 @@ write_simple(struct imap_session *s, struct imap_fetch *f)
 			p += fllen;
 			break;
 		case IMAP_FI_SIZE:
-			p = put_num_at(PUT_AT(p, "RFC822.SIZE "), m->size);
+			p = u64_dec_at(PUT_AT(p, "RFC822.SIZE "), m->size);
 			break;
 		default:        /* IMAP_FI_MODSEQ */
-			p = put_num_at(PUT_AT(p, "MODSEQ ("), m->modseq);
+			p = u64_dec_at(PUT_AT(p, "MODSEQ ("), m->modseq);
 			*p++ = ')';
 			break;
 		}

@@ -768,19 +768,6 @@ put_counts(struct imap_view *v, struct buf *b)
 	v->reported_recent = (uint32_t)recent;
 }
 
-static void
-put_u64(struct buf *b, uint64_t v)
-{
-	char tmp[20];
-	size_t i = sizeof(tmp);
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	buf_append(b, tmp + i, sizeof(tmp) - i);
-}
-
 /* FETCH (FLAGS) of the messages other sessions changed: one line per
    message, as many as a bulk STORE elsewhere changed, so without the
    printf family. */
@@ -800,18 +787,18 @@ put_changed(struct imap_session *s, const struct sync_changes *c,
 			continue;
 		m = &v->msgs[msn - 1];
 		buf_append(b, "* ", 2);
-		put_u64(b, msn);
+		buf_put_u64(b, msn);
 		buf_append(b, " FETCH (", 8);
 		if (uid_fetch || condstore) {   /* RFC 7162 §3.1 */
 			buf_append(b, "UID ", 4);
-			put_u64(b, m->uid);
+			buf_put_u64(b, m->uid);
 			buf_putc(b, ' ');
 		}
 		buf_append(b, "FLAGS ", 6);
 		imap_buf_flags(b, v, m);
 		if (condstore) {
 			buf_append(b, " MODSEQ (", 9);
-			put_u64(b, m->modseq);
+			buf_put_u64(b, m->modseq);
 			buf_putc(b, ')');
 		}
 		buf_append(b, ")\r\n", 3);

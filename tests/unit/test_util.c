@@ -502,11 +502,34 @@ test_throttle(void **state)
 	auth_throttle_free(&t);
 }
 
+/* The decimal formatter the IMAP FETCH paths use instead of printf. */
+static void
+test_u64_dec(void **state)
+{
+	static const uint64_t v[] = { 0, 7, 10, 4294967295u, UINT64_MAX };
+	char want[32], at[32];
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+		*u64_dec_at(at, v[i]) = '\0';
+		assert_string_equal(at, want);
+		buf_reset(&b);
+		buf_put_u64(&b, v[i]);
+		assert_int_equal(b.len, strlen(want));
+		assert_memory_equal(b.data, want, b.len);
+	}
+	buf_free(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_u64_dec),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_duration),
