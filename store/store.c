@@ -120,6 +120,19 @@ be32_get(const unsigned char *p)
 }
 
 void
+be64_put(unsigned char *p, uint64_t v)
+{
+	be32_put(p, (uint32_t)(v >> 32));
+	be32_put(p + 4, (uint32_t)v);
+}
+
+uint64_t
+be64_get(const unsigned char *p)
+{
+	return (uint64_t)be32_get(p) << 32 | be32_get(p + 4);
+}
+
+void
 msg_key(unsigned char key[8], uint32_t mbox, uint32_t uid)
 {
 	be32_put(key, mbox);

@@ -600,7 +600,8 @@ mbox_purge_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id)
 		}
 		mdb_cursor_close(c);
 	}
-	return modseq_idx_purge(st, txn, mbox_id);
+	enum store_err e = names_forget(st, txn, mbox_id);
+	return e != STORE_OK ? e : modseq_idx_purge(st, txn, mbox_id);
 }
 
 enum store_err

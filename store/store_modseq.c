@@ -9,15 +9,8 @@
 
 #include "store_private.h"
 
-static void
-be64_put(unsigned char *p, uint64_t v)
-{
-	be32_put(p, (uint32_t)(v >> 32));
-	be32_put(p + 4, (uint32_t)v);
-}
-
-static void
-idx_key(unsigned char key[MODSEQ_KEY_LEN], uint32_t mbox, uint64_t modseq,
+void
+modseq_idx_key(unsigned char key[MODSEQ_KEY_LEN], uint32_t mbox, uint64_t modseq,
     uint32_t uid)
 {
 	be32_put(key, mbox);
@@ -33,7 +26,7 @@ modseq_idx_put(struct store *st, MDB_txn *txn, uint32_t mbox, uint64_t modseq,
 	MDB_val k = { sizeof(key), key }, v = { 0, key };
 	int rc;
 
-	idx_key(key, mbox, modseq, uid);
+	modseq_idx_key(key, mbox, modseq, uid);
 	rc = mdb_put(txn, st->db_modseq, &k, &v, 0);
 	return rc ? store_mdb_err(rc, "modseq index put") : STORE_OK;
 }
@@ -46,7 +39,7 @@ modseq_idx_del(struct store *st, MDB_txn *txn, uint32_t mbox, uint64_t modseq,
 	MDB_val k = { sizeof(key), key };
 	int rc;
 
-	idx_key(key, mbox, modseq, uid);
+	modseq_idx_key(key, mbox, modseq, uid);
 	rc = mdb_del(txn, st->db_modseq, &k, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return store_mdb_err(rc, "modseq index del");
@@ -130,7 +123,7 @@ modseq_idx_changed(struct store *st, MDB_txn *txn, uint32_t mbox,
 		return 0;
 	if (mdb_cursor_open(txn, st->db_modseq, &c) != 0)
 		return -1;
-	idx_key(key, mbox, min_modseq + 1, 0);
+	modseq_idx_key(key, mbox, min_modseq + 1, 0);
 	k.mv_size = sizeof(key);
 	k.mv_data = key;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;

@@ -906,7 +906,9 @@ set_flags(struct store *st, uint32_t mbox_id, enum store_flag_op op,
 		e = store_errno_err("mailbox file");
 		goto fail;
 	}
-	if ((e = mbox_rec_put(st, t.txn, &t.mb)) != STORE_OK)
+	if ((e = mbox_rec_put(st, t.txn, &t.mb)) != STORE_OK ||
+	    (t.deferred && t.any &&
+	    (e = names_expect(st, t.txn, mbox_id)) != STORE_OK))
 		goto fail;
 	if ((e = store_txn_commit(t.txn)) != STORE_OK) {
 		rename_log_free(&t.renamed, true);

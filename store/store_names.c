@@ -9,7 +9,10 @@
    the meta DB, bounds each catch-up by the changes since the previous one.
    A catch-up never changes a modseq: a name is no change a client sees.
    The mark only moves in a catch-up that renames something: looking
-   without renaming is a read transaction. */
+   without renaming is a read transaction. A mailbox without a mark has
+   never had a name behind (names_expect puts one, at the start of the
+   index, in the transaction that first leaves one behind), so it costs no
+   scan at all, at a catch-up or at the daemon's start. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,32 +40,22 @@ mark_key(unsigned char key[MARK_KEY_LEN], uint32_t mbox)
 	be32_put(key + MARK_PREFIX_LEN, mbox);
 }
 
-static uint64_t
-be64_read(const unsigned char *p)
-{
-	return (uint64_t)be32_get(p) << 32 | be32_get(p + 4);
-}
-
-static void
-be64_write(unsigned char *p, uint64_t v)
-{
-	be32_put(p, (uint32_t)(v >> 32));
-	be32_put(p + 4, (uint32_t)v);
-}
-
-/* The mark of mbox; {0, 0} (before every entry) if there is none. */
+/* The mark of mbox; {0, 0} (before every entry) if there is none, and
+   then *found_r false. */
 static struct pos
-mark_get(struct store *st, MDB_txn *txn, uint32_t mbox)
+mark_get(struct store *st, MDB_txn *txn, uint32_t mbox, bool *found_r)
 {
 	unsigned char key[MARK_KEY_LEN];
 	MDB_val k = { sizeof(key), key }, v;
 	struct pos p = { 0, 0 };
 
 	mark_key(key, mbox);
+	*found_r = false;
 	if (mdb_get(txn, st->db_meta, &k, &v) == 0 &&
 	    v.mv_size == MARK_VAL_LEN) {
-		p.modseq = be64_read(v.mv_data);
+		p.modseq = be64_get(v.mv_data);
 		p.uid = be32_get((unsigned char *)v.mv_data + 8);
+		*found_r = true;
 	}
 	return p;
 }
@@ -75,11 +68,33 @@ mark_put(struct store *st, MDB_txn *txn, uint32_t mbox, struct pos p)
 	int rc;
 
 	mark_key(key, mbox);
-	be64_write(val, p.modseq);
+	be64_put(val, p.modseq);
 	be32_put(val + 8, p.uid);
 	if ((rc = mdb_put(txn, st->db_meta, &k, &v, 0)) != 0)
 		return store_mdb_err(rc, "names mark put");
 	return STORE_OK;
+}
+
+enum store_err
+names_expect(struct store *st, MDB_txn *txn, uint32_t mbox)
+{
+	bool found;
+
+	(void)mark_get(st, txn, mbox, &found);
+	return found ? STORE_OK : mark_put(st, txn, mbox, (struct pos){ 0, 0 });
+}
+
+enum store_err
+names_forget(struct store *st, MDB_txn *txn, uint32_t mbox)
+{
+	unsigned char key[MARK_KEY_LEN];
+	MDB_val k = { sizeof(key), key };
+	int rc;
+
+	mark_key(key, mbox);
+	rc = mdb_del(txn, st->db_meta, &k, NULL);
+	return rc != 0 && rc != MDB_NOTFOUND ?
+	    store_mdb_err(rc, "names mark del") : STORE_OK;
 }
 
 /* Up to max positions of mbox's MODSEQ index entries after `after`, in
@@ -95,9 +110,7 @@ entries_after(struct store *st, MDB_txn *txn, uint32_t mbox, struct pos after,
 	int rc;
 
 	*more_r = false;
-	be32_put(key, mbox);
-	be64_write(key + 4, after.modseq);
-	be32_put(key + 12, after.uid);
+	modseq_idx_key(key, mbox, after.modseq, after.uid);
 	if ((rc = mdb_cursor_open(txn, st->db_modseq, &c)) != 0)
 		return store_mdb_err(rc, "cursor");
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
@@ -106,7 +119,7 @@ entries_after(struct store *st, MDB_txn *txn, uint32_t mbox, struct pos after,
 		struct pos e;
 		if (k.mv_size != MODSEQ_KEY_LEN || be32_get(p) != mbox)
 			break;
-		e.modseq = be64_read(p + 4);
+		e.modseq = be64_get(p + 4);
 		e.uid = be32_get(p + 12);
 		if (e.modseq == after.modseq && e.uid == after.uid)
 			continue;   /* SET_RANGE lands on the mark itself */
@@ -134,9 +147,7 @@ any_behind(struct store *st, MDB_txn *txn, uint32_t mbox, struct pos after,
 	int rc;
 
 	*any_r = false;
-	be32_put(key, mbox);
-	be64_write(key + 4, after.modseq);
-	be32_put(key + 12, after.uid);
+	modseq_idx_key(key, mbox, after.modseq, after.uid);
 	if ((rc = mdb_cursor_open(txn, st->db_modseq, &c)) != 0)
 		return store_mdb_err(rc, "cursor");
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && !*any_r;
@@ -208,7 +219,7 @@ catch_up_txn(struct store *st, MDB_txn *txn, uint32_t mbox_id, size_t max,
 	    (e = mbox_dir(st, txn, &mb, dir, sizeof(dir))) != STORE_OK ||
 	    (e = pending_settle(st, txn, &mb, dir)) != STORE_OK)
 		return e;
-	mark = mark_get(st, txn, mbox_id);
+	mark = mark_get(st, txn, mbox_id, &(bool){ false });
 	/* Records already right cost a lookup each: look at a few times as
 	   many as may be renamed. */
 	ents = xmalloc(4 * max * sizeof(*ents));
@@ -251,8 +262,9 @@ store_names_catch_up(struct store *st, uint32_t mbox_id, size_t max,
 		max = 1;
 	if ((e = store_txn_begin(st, false, &txn)) != STORE_OK)
 		return e;
-	bool any;
-	e = any_behind(st, txn, mbox_id, mark_get(st, txn, mbox_id), &any);
+	bool any = false, found;
+	struct pos mark = mark_get(st, txn, mbox_id, &found);
+	e = found ? any_behind(st, txn, mbox_id, mark, &any) : STORE_OK;
 	mdb_txn_abort(txn);
 	if (e != STORE_OK || !any)
 		return e;
@@ -294,12 +306,15 @@ store_names_pending(struct store *st, uint32_t **ids_r, size_t *n_r)
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		uint32_t id;
-		bool any;
+		bool any, found;
+		struct pos mark;
 		if (k.mv_size != sizeof(id))
 			continue;
 		memcpy(&id, k.mv_data, sizeof(id));
-		if ((e = any_behind(st, txn, id, mark_get(st, txn, id),
-		    &any)) != STORE_OK)
+		mark = mark_get(st, txn, id, &found);
+		if (!found)
+			continue;
+		if ((e = any_behind(st, txn, id, mark, &any)) != STORE_OK)
 			break;
 		if (!any)
 			continue;

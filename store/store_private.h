@@ -142,6 +142,8 @@ enum store_err store_txn_commit(MDB_txn *txn);
 
 void be32_put(unsigned char *p, uint32_t v);
 uint32_t be32_get(const unsigned char *p);
+void be64_put(unsigned char *p, uint64_t v);
+uint64_t be64_get(const unsigned char *p);
 void msg_key(unsigned char key[8], uint32_t mbox, uint32_t uid);
 
 enum store_err meta_next_id(struct store *st, MDB_txn *txn, const char *name,
@@ -278,6 +280,14 @@ enum store_err msg_rename_to(const char *dir, const struct mbox_rec *mb,
 
 /* ---- the MODSEQ index (store_modseq.c) ---- */
 #define MODSEQ_KEY_LEN 16
+void modseq_idx_key(unsigned char key[MODSEQ_KEY_LEN], uint32_t mbox,
+    uint64_t modseq, uint32_t uid);
+/* store_names.c: a write that leaves names behind in mbox (a deferred
+   flag change, records carried by a rename) calls names_expect in its
+   transaction, so that catch-ups and the start look at that mailbox (and
+   at no other); names_forget when the mailbox goes. */
+enum store_err names_expect(struct store *st, MDB_txn *txn, uint32_t mbox);
+enum store_err names_forget(struct store *st, MDB_txn *txn, uint32_t mbox);
 enum store_err modseq_idx_put(struct store *st, MDB_txn *txn, uint32_t mbox,
     uint64_t modseq, uint32_t uid);
 /* A missing entry is not an error. */

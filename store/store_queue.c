@@ -39,18 +39,6 @@ struct queue_part {
 
 /* ---- keys and packing ---- */
 
-static void
-be64_put(unsigned char *p, uint64_t v)
-{
-	be32_put(p, (uint32_t)(v >> 32));
-	be32_put(p + 4, (uint32_t)v);
-}
-
-static uint64_t
-be64_get(const unsigned char *p)
-{
-	return (uint64_t)be32_get(p) << 32 | be32_get(p + 4);
-}
 
 static void
 put_u8(struct buf *b, unsigned v)

@@ -60,6 +60,9 @@ move_all_messages(struct store *st, MDB_txn *txn, struct mbox_rec *src,
 		    msg_rec_decode(&v, &m) < 0)
 			continue;
 		m.uid = uid;	/* the uid lives in the key, not the value */
+		if (m.behind && (e = names_expect(st, txn, dst->id)) !=
+		    STORE_OK)
+			break;
 		if ((e = modseq_idx_del(st, txn, src->id, m.h.modseq,
 		    uid)) != STORE_OK)
 			break;

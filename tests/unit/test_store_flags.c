@@ -391,6 +391,41 @@ test_reindex_while_behind(void **state)
 	assert_int_equal(cur_count(f, f->inbox), NMSG);
 }
 
+/* Renaming INBOX moves its records, names behind included, into a new
+   mailbox: that mailbox is then pending (a catch-up finds it), and the
+   emptied INBOX is not. A mailbox that never had a deferred change is
+   never pending. */
+static void
+test_rename_carries_pending(void **state)
+{
+	struct fx *f = *state;
+	struct store_mailbox mb;
+	uint32_t *ids;
+	size_t n;
+	bool found = false;
+
+	assert_int_equal(store_names_pending(f->st, &ids, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	free(ids);
+	set_all(f, STORE_FLAGS_ADD, STORE_F_FLAGGED, true);
+	assert_int_equal(store_mailbox_rename(f->st, f->alice.id, "INBOX",
+	    "Old"), STORE_OK);
+	assert_int_equal(store_mailbox_get(f->st, f->alice.id, "Old", &mb),
+	    STORE_OK);
+	assert_int_equal(store_names_pending(f->st, &ids, &n), STORE_OK);
+	for (size_t i = 0; i < n; i++)
+		found |= ids[i] == mb.id;
+	free(ids);
+	assert_true(found);
+	assert_true(catch_up_all(f, mb.id, 3) >= 1);
+	for (int i = 0; i < NMSG; i++)
+		assert_true(name_has(f, mb.id, f->uids[i], 'F'));
+	assert_int_equal(store_names_pending(f->st, &ids, &n), STORE_OK);
+	for (size_t i = 0; i < n; i++)
+		assert_int_not_equal(ids[i], mb.id);
+	free(ids);
+}
+
 int
 main(void)
 {
@@ -404,6 +439,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reindex_after_catch_up,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_while_behind,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_carries_pending,
 		    setup, teardown),
 	};
 
