@@ -326,9 +326,11 @@ conn_evictable(const struct conn *c)
 		return false;
 	if (c->phase == PH_HANDSHAKE)
 		return true;
+	/* Buffered input does not count: a line not finished yet is no
+	   work in flight, and a peer could otherwise keep a slot out of
+	   reach by sending one byte. */
 	return c->phase == PH_OPEN && c->accepted && c->pauses == 0 &&
-	    c->send == NULL && c->out_end == c->out_start &&
-	    c->in_end == c->in_start;
+	    c->send == NULL && c->out_end == c->out_start;
 }
 
 static void

@@ -166,3 +166,39 @@ def test_unauth_limit_per_address(pr, proto):
     for r in held:
         r.close()
     assert_alive(pr, proto)
+
+
+@pytest.mark.parametrize("proto", ["pop3", "imap"])
+def test_unfinished_line_is_still_idle(pr, proto):
+    """A connection that sent half a command (no line end) and then went
+    quiet is as idle as one that sent nothing: one byte must not keep a
+    slot out of eviction's reach. Each filler sends a whole command and
+    half of the next in one write; its reply shows the server read both."""
+    d = PROTOS[proto]
+    daemon = d["daemon"]
+    start(pr, proto, max_connections=str(TABLE),
+          max_unauth_connections_per_ip=str(TABLE),
+          preauth_timeout="10m", tls_handshake_timeout="10m")
+    assert wait_for(lambda: _settled(pr, daemon), 60)
+    users = _users(pr, 1)
+    cmd = d["noop"] if proto == "imap" else b"NOOP\r\n"
+    fillers = []
+    while True:
+        r = Raw(pr, d["key"])
+        g = r.line()
+        if not g.startswith(d["greet"]):
+            r.close()
+            break
+        r.send(cmd + b"x NOO")
+        assert r.line(), "no reply to the whole command"
+        fillers.append(r)
+    assert fillers
+    r = Raw(pr, d["key"], source="127.0.0.2")
+    g = r.line()
+    assert g.startswith(d["greet"]), g
+    _login(pr, proto, r, users[0])
+    assert wait_for(lambda: " evict peer=127.0.0.1 " in pr.log(daemon), 60)
+    r.close()
+    for f in fillers:
+        f.close()
+    assert_alive(pr, proto)
