@@ -198,6 +198,13 @@ dnsbl_query_answer(void *arg, const struct dns_answer *ans)
 	struct dnsbl_query *q = arg;
 	struct dnsbl_check *k = q->k;
 
+	if (k->s == NULL) {
+		/* The session went (the daemon stops) before the answers. */
+		free(q);
+		if (--k->pending == 0)
+			free(k);
+		return;
+	}
 	/* Listed: any A record (127.0.0.x by convention). Our own DNS
 	   trouble never refuses anyone. */
 	if (ans->status == DNS_OK && k->listed[0] == '\0')
@@ -474,10 +481,15 @@ smtp_milter_session_free(struct smtp_session *s)
 	struct smtp_milter_sess *m = s->milter;
 
 	/* A session freed at exit while a listed client waits; while lookups
-	   are pending their answers still hold the check. */
-	if (s->dnsbl != NULL && s->dnsbl->pending == 0) {
-		ev_timer_stop(s->base.d->loop, &s->dnsbl->delay);
-		free(s->dnsbl);
+	   are pending their answers (run when the resolver is freed) still
+	   hold the check: it is left to them, without its session. */
+	if (s->dnsbl != NULL) {
+		if (s->dnsbl->pending == 0) {
+			ev_timer_stop(s->base.d->loop, &s->dnsbl->delay);
+			free(s->dnsbl);
+		} else {
+			s->dnsbl->s = NULL;
+		}
 		s->dnsbl = NULL;
 	}
 	if (m == NULL)
