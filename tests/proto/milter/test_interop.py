@@ -555,23 +555,15 @@ class MacroMilters:
     """Two macromilter.py milters in a row on one smtpd."""
 
     def __init__(self):
-        self.procs, ports = [], []
+        self.dir = tempfile.mkdtemp(prefix="pr-macromilter-")
+        self.daemons, ports = [], []
         try:
-            for _ in range(2):
+            for i in range(2):
                 port = harness.free_port()
-                p = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "macromilter.py"),
-                                      str(port)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-                self.procs.append(p)
-                assert p.stdout.readline().strip() == "ready"
-                deadline = time.monotonic() + START_LIMIT
-                while True:
-                    try:
-                        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-                        break
-                    except OSError:
-                        assert time.monotonic() < deadline, "macromilter did not listen"
-                        time.sleep(0.1)
+                self.daemons.append(Daemon(
+                    self.dir, f"macromilter{i}",
+                    ["/usr/bin/python3", os.path.join(HERE, "macromilter.py"), str(port)],
+                    ("127.0.0.1", port)))
                 ports.append(port)
             self.inst = start({"milter": ", ".join(f"inet:127.0.0.1:{p}" for p in ports)})
         except BaseException:
@@ -581,10 +573,9 @@ class MacroMilters:
     def stop(self):
         if hasattr(self, "inst"):
             self.inst.stop_all()
-        for p in self.procs:
-            p.kill()
-            p.wait()
-            p.stdout.close()
+        for d in self.daemons:
+            d.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
